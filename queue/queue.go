@@ -1,0 +1,133 @@
+// Package queue is switchyard's durable log: an append-only, partitioned record of
+// messages that the gateway writes and the router reads. Two implementations sit
+// behind the Log interface: Kafka (queue/kafka) and an embedded on-disk log
+// (queue/embedded). Both pass the same conformance suite (queue/queuetest).
+package queue
+
+import (
+	"context"
+	"errors"
+	"hash/fnv"
+	"time"
+)
+
+// Message is one record of a topic.
+type Message struct {
+	// Topic names the log the message belongs to. Required by Publish.
+	Topic string
+	// Key decides the partition: messages with equal keys land in one partition,
+	// in the order they were published. The gateway uses userId, else anonymousId.
+	Key []byte
+	// Value is the message body, kept byte for byte.
+	Value []byte
+
+	// Partition, Offset and Time are set by the log; Publish ignores them.
+	Partition int
+	Offset    int64
+	// Time is when the log appended the message. Within a partition it never
+	// decreases, so reading from a time is a search over offsets.
+	Time time.Time
+}
+
+// Log is a durable, partitioned, append-only log of topics.
+type Log interface {
+	// Publish appends msgs and returns nil only once every one of them is
+	// durable (fsynced, or acknowledged by all in-sync replicas). On error, none,
+	// some or all may have been stored: the caller must treat them as not stored
+	// and may publish them again.
+	Publish(ctx context.Context, msgs ...Message) error
+
+	// Subscribe joins a consumer group on one topic. A group resumes from its
+	// committed offsets; a partition the group has never committed starts at
+	// cfg.Start.
+	Subscribe(ctx context.Context, cfg SubscribeConfig) (Subscription, error)
+
+	// Read reads every partition of a topic without a consumer group, starting
+	// at from, and commits nothing.
+	Read(ctx context.Context, topic string, from Position) (Reader, error)
+
+	// Partitions returns how many partitions the topic has, creating the topic
+	// with the configured count when it does not exist.
+	Partitions(ctx context.Context, topic string) (int, error)
+
+	// Check returns nil when the log can take writes now. /readyz uses it.
+	Check(ctx context.Context) error
+
+	// Close releases the log. Publish and Subscribe fail after it.
+	Close() error
+}
+
+// SubscribeConfig selects a group and a topic.
+type SubscribeConfig struct {
+	Group string
+	Topic string
+	// Start is where partitions with no committed offset begin. The zero value
+	// is the first retained message.
+	Start Position
+}
+
+// Subscription delivers a group's share of a topic's messages.
+type Subscription interface {
+	// Fetch blocks until the next message of a partition this member owns
+	// is available or ctx ends. Messages of one partition come in offset order.
+	Fetch(ctx context.Context) (Message, error)
+	// Commit marks, for the partition of each message given, that message and
+	// every earlier one as done: the group resumes after the highest offset
+	// committed. Callers commit only a fully acknowledged prefix.
+	Commit(ctx context.Context, msgs ...Message) error
+	// Close leaves the group. Uncommitted messages are delivered again later.
+	Close() error
+}
+
+// Reader delivers the messages of every partition of a topic.
+type Reader interface {
+	// Fetch blocks until the next message is available or ctx ends. Messages
+	// of one partition come in offset order; partitions are interleaved.
+	Fetch(ctx context.Context) (Message, error)
+	// Lag returns how many messages are available but not yet fetched, summed
+	// over partitions, as of now. Zero means the reader has caught up.
+	Lag(ctx context.Context) (int64, error)
+	Close() error
+}
+
+// PositionKind says how a Position is read.
+type PositionKind int
+
+const (
+	// First is the oldest retained message of each partition.
+	First PositionKind = iota
+	// Last is the end of each partition: only messages published later.
+	Last
+	// AtOffset is the same offset in every partition (clamped to what is retained).
+	AtOffset
+	// AtTime is, in each partition, the first message appended at or after Time.
+	AtTime
+)
+
+// Position is where a read begins in each partition.
+type Position struct {
+	Kind   PositionKind
+	Offset int64
+	Time   time.Time
+}
+
+// ErrClosed is returned by calls on a closed Log, Subscription or Reader.
+var ErrClosed = errors.New("queue: closed")
+
+// ErrUnavailable wraps errors that mean the log cannot take writes right now;
+// the gateway answers 503 for them.
+var ErrUnavailable = errors.New("queue: unavailable")
+
+// PartitionFor maps a key to a partition the way the hash balancer of
+// segmentio/kafka-go (and Sarama) does: FNV-1a 32-bit read as a signed
+// integer, modulo the count, sign dropped. A key lands in the same partition
+// on both backends.
+func PartitionFor(key []byte, partitions int) int {
+	h := fnv.New32a()
+	h.Write(key)
+	p := int32(h.Sum32()) % int32(partitions)
+	if p < 0 {
+		p = -p
+	}
+	return int(p)
+}
