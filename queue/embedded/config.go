@@ -1,0 +1,97 @@
+package embedded
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// Config configures the embedded log. The zero value of every field but Dir
+// means its default.
+type Config struct {
+	// Dir is the data directory. It is created when missing and locked while
+	// the log is open, so one process at a time owns it. Required.
+	Dir string
+
+	// Partitions is how many partitions a topic gets when it is created. A
+	// topic keeps the count it was created with. Default 8.
+	Partitions int
+
+	// RetentionAge is how long a message is kept after it was appended.
+	// Default 168h (7 days).
+	RetentionAge time.Duration
+
+	// RetentionBytes caps each partition's size, counted as the bytes of its
+	// messages' keys and values plus 32 bytes of overhead per message, before
+	// compression; the oldest messages beyond it are deleted. 0 means no size
+	// limit. Default 0.
+	RetentionBytes int64
+
+	// RetentionCheckInterval is how often retention runs. Default 1m.
+	RetentionCheckInterval time.Duration
+
+	// MaxBatchMessages caps how many messages one group commit (one batch and
+	// one fsync) carries. Publish calls waiting together are committed
+	// together up to this many messages; a single call larger than it is
+	// still committed whole. Default 4096.
+	MaxBatchMessages int
+
+	// Now is the clock used for append times and retention. Default time.Now.
+	Now func() time.Time
+
+	// fs is the file system under pebble; tests inject failures through it.
+	// Default vfs.Default.
+	fs vfs.FS
+}
+
+// Defaults of Config.
+const (
+	DefaultPartitions             = 8
+	DefaultRetentionAge           = 168 * time.Hour
+	DefaultRetentionCheckInterval = time.Minute
+	DefaultMaxBatchMessages       = 4096
+)
+
+// withDefaults returns cfg with defaults filled in, or an error naming the
+// first field that is wrong.
+func (cfg Config) withDefaults() (Config, error) {
+	if cfg.Dir == "" {
+		return cfg, errors.New("embedded: Dir is required")
+	}
+	if cfg.Partitions < 0 {
+		return cfg, fmt.Errorf("embedded: Partitions is %d, want at least 1 (or 0 for the default %d)", cfg.Partitions, DefaultPartitions)
+	}
+	if cfg.Partitions == 0 {
+		cfg.Partitions = DefaultPartitions
+	}
+	if cfg.RetentionAge < 0 {
+		return cfg, fmt.Errorf("embedded: RetentionAge is %s, want a positive duration (or 0 for the default %s)", cfg.RetentionAge, DefaultRetentionAge)
+	}
+	if cfg.RetentionAge == 0 {
+		cfg.RetentionAge = DefaultRetentionAge
+	}
+	if cfg.RetentionBytes < 0 {
+		return cfg, fmt.Errorf("embedded: RetentionBytes is %d, want 0 (no limit) or more", cfg.RetentionBytes)
+	}
+	if cfg.RetentionCheckInterval < 0 {
+		return cfg, fmt.Errorf("embedded: RetentionCheckInterval is %s, want a positive duration (or 0 for the default %s)", cfg.RetentionCheckInterval, DefaultRetentionCheckInterval)
+	}
+	if cfg.RetentionCheckInterval == 0 {
+		cfg.RetentionCheckInterval = DefaultRetentionCheckInterval
+	}
+	if cfg.MaxBatchMessages < 0 {
+		return cfg, fmt.Errorf("embedded: MaxBatchMessages is %d, want at least 1 (or 0 for the default %d)", cfg.MaxBatchMessages, DefaultMaxBatchMessages)
+	}
+	if cfg.MaxBatchMessages == 0 {
+		cfg.MaxBatchMessages = DefaultMaxBatchMessages
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.fs == nil {
+		cfg.fs = vfs.Default
+	}
+	return cfg, nil
+}

@@ -1,0 +1,153 @@
+package embedded
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// The key space of the pebble database:
+//
+//	t/<topic>                                   partition count, u32 big endian
+//	m/<topic>/<partition u32><offset u64>       a message (see encodeValue)
+//	l/<topic>/<partition u32>                   low watermark, u64: first retained offset
+//	g/<len u16><group><len u16><topic><partition u32>  a group's next offset, u64
+//
+// Integers are big endian so keys sort by partition and offset. Topic names
+// never contain '/' (see validTopic), so one topic's keys never interleave
+// with another's.
+const (
+	prefixTopic   = 't'
+	prefixMessage = 'm'
+	prefixLow     = 'l'
+	prefixGroup   = 'g'
+)
+
+// maxTopicLen is Kafka's limit, so a topic name works on both backends.
+const maxTopicLen = 249
+
+// validTopic reports why a topic name is not accepted, or nil. Names follow
+// Kafka's rules: 1 to 249 characters of ASCII letters, digits, '.', '_' and '-'.
+func validTopic(name string) error {
+	if name == "" {
+		return errors.New("topic name is empty")
+	}
+	if len(name) > maxTopicLen {
+		return fmt.Errorf("topic name is %d characters, want at most %d", len(name), maxTopicLen)
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return fmt.Errorf("topic name %q has character %q; use letters, digits, '.', '_' and '-'", name, c)
+		}
+	}
+	return nil
+}
+
+func topicKey(topic string) []byte {
+	k := make([]byte, 0, 2+len(topic))
+	k = append(k, prefixTopic, '/')
+	return append(k, topic...)
+}
+
+// topicKeyBounds bounds the keys of all topics' metadata.
+func topicKeyBounds() (lower, upper []byte) {
+	return []byte{prefixTopic, '/'}, []byte{prefixTopic, '/' + 1}
+}
+
+func partitionPrefix(prefix byte, topic string, partition int) []byte {
+	k := make([]byte, 0, 2+len(topic)+1+4+8)
+	k = append(k, prefix, '/')
+	k = append(k, topic...)
+	k = append(k, '/')
+	return binary.BigEndian.AppendUint32(k, uint32(partition))
+}
+
+func messageKey(topic string, partition int, offset int64) []byte {
+	return binary.BigEndian.AppendUint64(partitionPrefix(prefixMessage, topic, partition), uint64(offset))
+}
+
+// offsetOfKey returns the offset at the end of a message key.
+func offsetOfKey(key []byte) int64 {
+	return int64(binary.BigEndian.Uint64(key[len(key)-8:]))
+}
+
+func lowKey(topic string, partition int) []byte {
+	return partitionPrefix(prefixLow, topic, partition)
+}
+
+func groupKey(group, topic string, partition int) []byte {
+	k := make([]byte, 0, 1+2+len(group)+2+len(topic)+4)
+	k = append(k, prefixGroup)
+	k = binary.BigEndian.AppendUint16(k, uint16(len(group)))
+	k = append(k, group...)
+	k = binary.BigEndian.AppendUint16(k, uint16(len(topic)))
+	k = append(k, topic...)
+	return binary.BigEndian.AppendUint32(k, uint32(partition))
+}
+
+// maxGroupLen keeps a group name within its u16 length prefix.
+const maxGroupLen = 1<<16 - 1
+
+// A message value is:
+//
+//	append time, unix nanoseconds   u64
+//	bytes                           u64: the partition's stored bytes up to and including this message
+//	key length                      uvarint
+//	key
+//	value
+//
+// bytes grows with every message, so the size of any range of offsets is a
+// subtraction and size retention is a binary search, like time.
+const valueHeaderLen = 16
+
+func encodeValue(dst []byte, appendTime, bytes int64, key, value []byte) []byte {
+	dst = binary.BigEndian.AppendUint64(dst, uint64(appendTime))
+	dst = binary.BigEndian.AppendUint64(dst, uint64(bytes))
+	dst = binary.AppendUvarint(dst, uint64(len(key)))
+	dst = append(dst, key...)
+	return append(dst, value...)
+}
+
+// putHeader sets the append time and size of an encoded value.
+func putHeader(v []byte, appendTime, bytes int64) {
+	binary.BigEndian.PutUint64(v, uint64(appendTime))
+	binary.BigEndian.PutUint64(v[8:], uint64(bytes))
+}
+
+// messageOverhead approximates the bytes a message stores besides its key
+// and value: the pebble key's prefix, partition and offset, and the value's
+// header.
+const messageOverhead = 32
+
+// storedSize is what a message counts toward RetentionBytes.
+func storedSize(keyLen, valueLen int) int64 {
+	return int64(messageOverhead + keyLen + valueLen)
+}
+
+// storedValue is a decoded message value.
+type storedValue struct {
+	time  int64
+	bytes int64
+	key   []byte
+	value []byte
+}
+
+// decodeValue decodes v. key and value alias v.
+func decodeValue(v []byte) (storedValue, error) {
+	if len(v) < valueHeaderLen+1 {
+		return storedValue{}, fmt.Errorf("message value of %d bytes is shorter than its header", len(v))
+	}
+	s := storedValue{
+		time:  int64(binary.BigEndian.Uint64(v)),
+		bytes: int64(binary.BigEndian.Uint64(v[8:])),
+	}
+	rest := v[valueHeaderLen:]
+	n, w := binary.Uvarint(rest)
+	if w <= 0 || n > uint64(len(rest)-w) {
+		return storedValue{}, errors.New("message value has a bad key length")
+	}
+	rest = rest[w:]
+	s.key, s.value = rest[:n], rest[n:]
+	return s, nil
+}

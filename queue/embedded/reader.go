@@ -1,0 +1,323 @@
+package embedded
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"go.uber.org/zap"
+
+	"github.com/switchyard/switchyard/queue"
+)
+
+const (
+	// readAheadMessages and readAheadBytes bound how much of one partition a
+	// cursor reads from pebble at a time.
+	readAheadMessages = 128
+	readAheadBytes    = 1 << 20
+)
+
+// cursor reads every partition of a topic from a position per partition. It
+// is the common part of Reader and Subscription.
+type cursor struct {
+	l *Log
+	t *topic
+
+	closed    chan struct{}
+	closeOnce sync.Once
+
+	// mu guards parts and rr. Fetch holds it while reading, never while waiting.
+	mu    sync.Mutex
+	parts []partCursor
+	// rr is the partition Fetch looks at first, so partitions take turns.
+	rr int
+}
+
+type partCursor struct {
+	// next is the offset of the next message Fetch returns from this partition.
+	next int64
+	// buf holds messages read ahead, from next on.
+	buf []queue.Message
+}
+
+// newCursor returns a cursor on t whose partition i starts at start(i).
+func (l *Log) newCursor(t *topic, start func(i int) (int64, error)) (*cursor, error) {
+	c := &cursor{l: l, t: t, closed: make(chan struct{}), parts: make([]partCursor, len(t.parts))}
+	for i := range c.parts {
+		next, err := start(i)
+		if err != nil {
+			return nil, fmt.Errorf("positioning partition %d: %w", i, err)
+		}
+		c.parts[i].next = next
+	}
+	return c, nil
+}
+
+// fetch returns the next message, waiting for one when every partition has
+// been read to its end.
+func (c *cursor) fetch(ctx context.Context) (queue.Message, error) {
+	for {
+		select {
+		case <-c.closed:
+			return queue.Message{}, queue.ErrClosed
+		case <-c.l.quit:
+			return queue.Message{}, queue.ErrClosed
+		default:
+		}
+		// Take the signal before looking, so a message committed after the
+		// look still wakes us.
+		changed := c.t.changes()
+		c.mu.Lock()
+		m, ok, err := c.take()
+		c.mu.Unlock()
+		if err != nil || ok {
+			return m, err
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return queue.Message{}, ctx.Err()
+		case <-c.closed:
+			return queue.Message{}, queue.ErrClosed
+		case <-c.l.quit:
+			return queue.Message{}, queue.ErrClosed
+		}
+	}
+}
+
+// take returns the next message of the first partition, from rr on, that
+// has one.
+func (c *cursor) take() (queue.Message, bool, error) {
+	n := len(c.parts)
+	for k := range n {
+		i := (c.rr + k) % n
+		pc := &c.parts[i]
+		if len(pc.buf) == 0 {
+			if err := c.fill(i); err != nil {
+				return queue.Message{}, false, err
+			}
+		}
+		if len(pc.buf) == 0 {
+			continue
+		}
+		m := pc.buf[0]
+		pc.buf[0] = queue.Message{}
+		pc.buf = pc.buf[1:]
+		pc.next = m.Offset + 1
+		c.rr = (i + 1) % n
+		return m, true, nil
+	}
+	return queue.Message{}, false, nil
+}
+
+// fill reads ahead in partition i from its next offset.
+func (c *cursor) fill(i int) error {
+	pc := &c.parts[i]
+	c.t.mu.Lock()
+	p := c.t.parts[i]
+	c.t.mu.Unlock()
+	if pc.next < p.low {
+		c.l.log.Info("reader skipped messages removed by retention",
+			zap.String("topic", c.t.name), zap.Int("partition", i),
+			zap.Int64("from", pc.next), zap.Int64("to", p.low))
+		pc.next = p.low
+	}
+	if pc.next >= p.high {
+		return nil
+	}
+	end := min(p.high, pc.next+readAheadMessages)
+
+	if err := c.l.acquire(); err != nil {
+		return err
+	}
+	defer c.l.release()
+	it, err := c.l.db.NewIter(&pebble.IterOptions{
+		LowerBound: messageKey(c.t.name, i, pc.next),
+		UpperBound: messageKey(c.t.name, i, end),
+	})
+	if err != nil {
+		return fmt.Errorf("reading topic %s partition %d: %w", c.t.name, i, err)
+	}
+	defer it.Close()
+	size := 0
+	pc.buf = pc.buf[:0]
+	for ok := it.First(); ok && size < readAheadBytes; ok = it.Next() {
+		offset := offsetOfKey(it.Key())
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return fmt.Errorf("reading topic %s partition %d offset %d: %w", c.t.name, i, offset, err)
+		}
+		m, err := c.l.message(c.t.name, i, offset, v)
+		if err != nil {
+			return err
+		}
+		pc.buf = append(pc.buf, m)
+		size += len(v)
+	}
+	return it.Error()
+}
+
+// message decodes a stored value into a message that owns its bytes.
+func (l *Log) message(topic string, partition int, offset int64, v []byte) (queue.Message, error) {
+	s, err := decodeValue(v)
+	if err != nil {
+		return queue.Message{}, fmt.Errorf("decoding topic %s partition %d offset %d: %w", topic, partition, offset, err)
+	}
+	// One allocation holds key and value.
+	buf := make([]byte, len(s.key)+len(s.value))
+	copy(buf, s.key)
+	copy(buf[len(s.key):], s.value)
+	m := queue.Message{
+		Topic:     topic,
+		Partition: partition,
+		Offset:    offset,
+		Time:      unixTime(s.time),
+	}
+	if len(s.key) > 0 {
+		m.Key = buf[:len(s.key):len(s.key)]
+	}
+	if len(s.value) > 0 {
+		m.Value = buf[len(s.key):]
+	}
+	return m, nil
+}
+
+func unixTime(nanos int64) time.Time { return time.Unix(0, nanos) }
+
+// lag sums, over partitions, the messages retained after the cursor.
+func (c *cursor) lag() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t.mu.Lock()
+	defer c.t.mu.Unlock()
+	var lag int64
+	for i, pc := range c.parts {
+		p := c.t.parts[i]
+		if from := max(pc.next, p.low); p.high > from {
+			lag += p.high - from
+		}
+	}
+	return lag
+}
+
+func (c *cursor) close() {
+	c.closeOnce.Do(func() { close(c.closed) })
+}
+
+// startOffset resolves pos in partition i of t.
+func (l *Log) startOffset(t *topic, i int, pos queue.Position) (int64, error) {
+	t.mu.Lock()
+	p := t.parts[i]
+	t.mu.Unlock()
+	switch pos.Kind {
+	case queue.First:
+		return p.low, nil
+	case queue.Last:
+		return p.high, nil
+	case queue.AtOffset:
+		return min(max(pos.Offset, p.low), p.high), nil
+	case queue.AtTime:
+		return l.searchOffsets(t.name, i, p.low, p.high, func(s storedValue) bool {
+			return s.time >= pos.Time.UnixNano()
+		})
+	default:
+		return 0, fmt.Errorf("unknown position kind %d", pos.Kind)
+	}
+}
+
+// searchOffsets returns the first offset in [low, high) whose message
+// satisfies f, or high if none does. f must be false and then true along the
+// offsets, as it is for append times and sizes. A message missing because
+// retention removed it counts as not satisfying f.
+func (l *Log) searchOffsets(topic string, partition int, low, high int64, f func(storedValue) bool) (int64, error) {
+	if err := l.acquire(); err != nil {
+		return 0, err
+	}
+	defer l.release()
+	var searchErr error
+	n := sort.Search(int(high-low), func(k int) bool {
+		if searchErr != nil {
+			return true
+		}
+		offset := low + int64(k)
+		v, closer, err := l.db.Get(messageKey(topic, partition, offset))
+		if errors.Is(err, pebble.ErrNotFound) {
+			return false
+		}
+		if err != nil {
+			searchErr = fmt.Errorf("reading topic %s partition %d offset %d: %w", topic, partition, offset, err)
+			return true
+		}
+		defer closer.Close()
+		s, err := decodeValue(v)
+		if err != nil {
+			searchErr = fmt.Errorf("decoding topic %s partition %d offset %d: %w", topic, partition, offset, err)
+			return true
+		}
+		return f(s)
+	})
+	return low + int64(n), searchErr
+}
+
+// Read returns a reader of every partition of topic from the position from,
+// creating the topic when it does not exist. It commits nothing.
+func (l *Log) Read(ctx context.Context, topic string, from queue.Position) (queue.Reader, error) {
+	if l.isClosing() {
+		return nil, queue.ErrClosed
+	}
+	t, err := l.topic(topic)
+	if err != nil {
+		return nil, fmt.Errorf("reading topic %q: %w", topic, err)
+	}
+	c, err := l.newCursor(t, func(i int) (int64, error) { return l.startOffset(t, i, from) })
+	if err != nil {
+		return nil, fmt.Errorf("reading topic %q: %w", topic, err)
+	}
+	return &Reader{c: c}, nil
+}
+
+// Reader reads every partition of a topic without a group. Fetch and Lag may
+// be called from different goroutines.
+type Reader struct {
+	c *cursor
+}
+
+// Fetch returns the next message, waiting until one is published or ctx
+// ends. Partitions take turns; each comes in offset order. A reader behind
+// what retention removed skips ahead to the oldest retained message.
+func (r *Reader) Fetch(ctx context.Context) (queue.Message, error) {
+	return r.c.fetch(ctx)
+}
+
+// Lag returns how many retained messages the reader has not yet fetched.
+func (r *Reader) Lag(ctx context.Context) (int64, error) {
+	if err := r.c.err(); err != nil {
+		return 0, err
+	}
+	return r.c.lag(), nil
+}
+
+// Close ends the reader; a Fetch waiting in another goroutine returns
+// queue.ErrClosed.
+func (r *Reader) Close() error {
+	r.c.close()
+	return nil
+}
+
+// err is queue.ErrClosed once the cursor or its log is closed.
+func (c *cursor) err() error {
+	select {
+	case <-c.closed:
+		return queue.ErrClosed
+	case <-c.l.quit:
+		return queue.ErrClosed
+	default:
+		return nil
+	}
+}
+
+var _ queue.Reader = (*Reader)(nil)

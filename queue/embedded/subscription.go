@@ -1,0 +1,168 @@
+package embedded
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/switchyard/switchyard/queue"
+)
+
+// Subscribe joins cfg.Group on cfg.Topic, creating the topic when it does
+// not exist. The member gets every partition: each resumes at the group's
+// committed offset, or at cfg.Start when the group never committed in it.
+// While the subscription is open, a second Subscribe with the same group and
+// topic fails with ErrGroupBusy.
+func (l *Log) Subscribe(ctx context.Context, cfg queue.SubscribeConfig) (queue.Subscription, error) {
+	if l.isClosing() {
+		return nil, queue.ErrClosed
+	}
+	if cfg.Group == "" {
+		return nil, errors.New("subscribing: Group is required")
+	}
+	if len(cfg.Group) > maxGroupLen {
+		return nil, fmt.Errorf("subscribing: Group is %d bytes, want at most %d", len(cfg.Group), maxGroupLen)
+	}
+	t, err := l.topic(cfg.Topic)
+	if err != nil {
+		return nil, fmt.Errorf("subscribing to topic %q: %w", cfg.Topic, err)
+	}
+
+	key := member{cfg.Group, cfg.Topic}
+	l.membersMu.Lock()
+	busy := l.members[key]
+	l.members[key] = true
+	l.membersMu.Unlock()
+	if busy {
+		return nil, fmt.Errorf("subscribing group %q to topic %q: %w", cfg.Group, cfg.Topic, ErrGroupBusy)
+	}
+
+	s := &Subscription{group: cfg.Group, committed: make([]int64, len(t.parts))}
+	s.c, err = l.newCursor(t, func(i int) (int64, error) {
+		committed, ok, err := l.committed(cfg.Group, cfg.Topic, i)
+		if err != nil {
+			return 0, err
+		}
+		if !ok {
+			s.committed[i] = -1
+			return l.startOffset(t, i, cfg.Start)
+		}
+		s.committed[i] = committed
+		t.mu.Lock()
+		p := t.parts[i]
+		t.mu.Unlock()
+		return min(max(committed, p.low), p.high), nil
+	})
+	if err != nil {
+		l.leave(key)
+		return nil, fmt.Errorf("subscribing group %q to topic %q: %w", cfg.Group, cfg.Topic, err)
+	}
+	return s, nil
+}
+
+// committed returns the group's next offset in a partition, and whether the
+// group ever committed there.
+func (l *Log) committed(group, topic string, partition int) (int64, bool, error) {
+	if err := l.acquire(); err != nil {
+		return 0, false, err
+	}
+	defer l.release()
+	v, err := l.get(groupKey(group, topic, partition))
+	if err != nil {
+		return 0, false, fmt.Errorf("reading committed offset: %w", err)
+	}
+	if v == nil {
+		return 0, false, nil
+	}
+	if len(v) != 8 {
+		return 0, false, fmt.Errorf("committed offset has %d bytes, want 8", len(v))
+	}
+	return int64(binary.BigEndian.Uint64(v)), true, nil
+}
+
+func (l *Log) leave(m member) {
+	l.membersMu.Lock()
+	delete(l.members, m)
+	l.membersMu.Unlock()
+}
+
+// Subscription is a group's member on one topic, owning every partition.
+type Subscription struct {
+	c     *cursor
+	group string
+
+	// commitMu guards committed: per partition, the group's stored next
+	// offset, or -1 when it has none.
+	commitMu  sync.Mutex
+	committed []int64
+}
+
+// Fetch returns the next message, waiting until one is published or ctx
+// ends. Partitions take turns; each comes in offset order.
+func (s *Subscription) Fetch(ctx context.Context) (queue.Message, error) {
+	return s.c.fetch(ctx)
+}
+
+// Commit stores, for the partition of each message, that the group resumes
+// after it: committing an offset commits every earlier one in the partition.
+// A commit never moves a partition back. Commits are fsynced.
+func (s *Subscription) Commit(ctx context.Context, msgs ...queue.Message) error {
+	if err := s.c.err(); err != nil {
+		return err
+	}
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+
+	next := map[int]int64{}
+	for _, m := range msgs {
+		if m.Topic != s.c.t.name {
+			return fmt.Errorf("committing a message of topic %q on a subscription to %q", m.Topic, s.c.t.name)
+		}
+		if m.Partition < 0 || m.Partition >= len(s.committed) {
+			return fmt.Errorf("committing partition %d of topic %q, which has %d", m.Partition, m.Topic, len(s.committed))
+		}
+		if o := m.Offset + 1; o > s.committed[m.Partition] && o > next[m.Partition] {
+			next[m.Partition] = o
+		}
+	}
+	if len(next) == 0 {
+		return nil
+	}
+
+	l := s.c.l
+	if err := l.acquire(); err != nil {
+		return err
+	}
+	defer l.release()
+	b := l.db.NewBatch()
+	defer b.Close()
+	for p, o := range next {
+		if err := b.Set(groupKey(s.group, s.c.t.name, p), binary.BigEndian.AppendUint64(nil, uint64(o)), nil); err != nil {
+			return fmt.Errorf("building commit: %w", err)
+		}
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("committing offsets of group %q: %w", s.group, err)
+	}
+	for p, o := range next {
+		s.committed[p] = o
+	}
+	return nil
+}
+
+// Close leaves the group; a Fetch waiting in another goroutine returns
+// queue.ErrClosed. Uncommitted messages are fetched again by the group's next
+// subscription.
+func (s *Subscription) Close() error {
+	s.c.closeOnce.Do(func() {
+		close(s.c.closed)
+		s.c.l.leave(member{s.group, s.c.t.name})
+	})
+	return nil
+}
+
+var _ queue.Subscription = (*Subscription)(nil)
