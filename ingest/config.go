@@ -1,0 +1,154 @@
+// Package ingest is the gateway: a Fiber app that speaks Segment's HTTP
+// Tracking API, authenticates write keys, enforces size limits, merges batch
+// envelopes, validates and enriches each message, and answers 200 only once
+// every accepted message is durably in the log.
+package ingest
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Source is one sender of events: an app, a service or a website.
+type Source struct {
+	// Name appears on every message the source sends, as _switchyard.source.
+	Name string
+	// WriteKeys authenticate the source. A key belongs to one source only.
+	WriteKeys []string
+}
+
+// Config is the gateway's configuration. Zero fields take the defaults given.
+type Config struct {
+	// Sources and their write keys. At least one is required.
+	Sources []Source
+
+	// MaxMessageBytes caps one message, and the whole body of a single-call
+	// route, after decompression. Default 32 KiB (32768), as Segment documents.
+	MaxMessageBytes int
+	// MaxRequestBytes caps the decompressed body of a batch. Default 500 KiB
+	// (512000).
+	MaxRequestBytes int
+	// MaxBatchMessages caps the messages in one batch. Default 2500.
+	MaxBatchMessages int
+
+	// DedupeWindow is how long a messageId is remembered per source: a message
+	// seen again within it is acknowledged and not stored twice. Default 24h.
+	DedupeWindow time.Duration
+	// DedupeEntries caps how many messageIds are remembered. Default 1,000,000
+	// (about 150 MB at most).
+	DedupeEntries int
+
+	// CORSOrigins lists the origins browsers may send from. Default ["*"].
+	CORSOrigins []string
+	// ProxyHeader, when set (for example X-Forwarded-For), names the header
+	// that carries the client IP behind a load balancer. Default: the peer
+	// address.
+	ProxyHeader string
+
+	// EventsTopic receives accepted messages. Default "events".
+	EventsTopic string
+	// DLQTopic receives messages refused inside an accepted batch. Default "dlq".
+	DLQTopic string
+
+	// MaxInFlight caps requests waiting for the log at once; beyond it the
+	// gateway sheds load with 429 and Retry-After. Default 2048.
+	MaxInFlight int
+	// PublishTimeout bounds the wait for the log; past it the request gets
+	// 503 and Retry-After. Default 10s.
+	PublishTimeout time.Duration
+
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+func (c Config) withDefaults() Config {
+	if c.MaxMessageBytes == 0 {
+		c.MaxMessageBytes = 32 << 10
+	}
+	if c.MaxRequestBytes == 0 {
+		c.MaxRequestBytes = 500 << 10
+	}
+	if c.MaxBatchMessages == 0 {
+		c.MaxBatchMessages = 2500
+	}
+	if c.DedupeWindow == 0 {
+		c.DedupeWindow = 24 * time.Hour
+	}
+	if c.DedupeEntries == 0 {
+		c.DedupeEntries = 1_000_000
+	}
+	if len(c.CORSOrigins) == 0 {
+		c.CORSOrigins = []string{"*"}
+	}
+	if c.EventsTopic == "" {
+		c.EventsTopic = "events"
+	}
+	if c.DLQTopic == "" {
+		c.DLQTopic = "dlq"
+	}
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = 2048
+	}
+	if c.PublishTimeout == 0 {
+		c.PublishTimeout = 10 * time.Second
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+// Validate reports the first problem with the configuration, naming its key
+// in the config file.
+func (c Config) Validate() error {
+	return c.withDefaults().validate()
+}
+
+func (c Config) validate() error {
+	if len(c.Sources) == 0 {
+		return errors.New("sources: at least one source with a write key is required")
+	}
+	names := make(map[string]bool)
+	keys := make(map[string]string)
+	for i, s := range c.Sources {
+		if s.Name == "" {
+			return fmt.Errorf("sources[%d].name: must not be empty", i)
+		}
+		if names[s.Name] {
+			return fmt.Errorf("sources[%d].name: %q is used twice", i, s.Name)
+		}
+		names[s.Name] = true
+		if len(s.WriteKeys) == 0 {
+			return fmt.Errorf("sources[%d].write_keys: source %q needs at least one write key", i, s.Name)
+		}
+		for j, k := range s.WriteKeys {
+			if k == "" {
+				return fmt.Errorf("sources[%d].write_keys[%d]: must not be empty", i, j)
+			}
+			if other, ok := keys[k]; ok {
+				return fmt.Errorf("sources[%d].write_keys[%d]: the key is already used by source %q", i, j, other)
+			}
+			keys[k] = s.Name
+		}
+	}
+	switch {
+	case c.MaxMessageBytes < 0:
+		return errors.New("gateway.max_message_bytes: must be positive")
+	case c.MaxRequestBytes < c.MaxMessageBytes:
+		return errors.New("gateway.max_request_bytes: must be at least max_message_bytes")
+	case c.MaxBatchMessages < 0:
+		return errors.New("gateway.max_batch_messages: must be positive")
+	case c.DedupeWindow < 0:
+		return errors.New("gateway.dedupe_window: must be positive")
+	case c.DedupeEntries < 0:
+		return errors.New("gateway.dedupe_entries: must be positive")
+	case c.MaxInFlight < 0:
+		return errors.New("gateway.max_in_flight: must be positive")
+	case c.PublishTimeout < 0:
+		return errors.New("gateway.publish_timeout: must be positive")
+	case c.EventsTopic == c.DLQTopic:
+		return errors.New("log.dlq_topic: must differ from log.events_topic")
+	}
+	return nil
+}

@@ -1,0 +1,321 @@
+package ingest
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/gofiber/fiber/v2/middleware/cors"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/tidwall/gjson"
+	"go.uber.org/zap"
+
+	"github.com/switchyard/switchyard/queue"
+	"github.com/switchyard/switchyard/schemas"
+)
+
+// Gateway serves the Tracking API. Build it with New; mount it with App.
+type Gateway struct {
+	cfg       Config
+	log       queue.Log
+	logger    *zap.Logger
+	validator *schemas.Validator
+	keys      []writeKey
+	dedupe    *dedupe
+	inFlight  chan struct{}
+	metrics   *metrics
+	app       *fiber.App
+}
+
+type writeKey struct {
+	hash   [sha256.Size]byte
+	source string
+}
+
+// New validates cfg and builds a gateway that writes to log. Its metrics are
+// registered on reg, which /metrics serves.
+func New(cfg Config, log queue.Log, logger *zap.Logger, reg *prometheus.Registry) (*Gateway, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	v, err := schemas.NewValidator()
+	if err != nil {
+		return nil, fmt.Errorf("loading schemas: %w", err)
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("registering metrics: %w", err)
+	}
+	g := &Gateway{
+		cfg:       cfg,
+		log:       log,
+		logger:    logger.With(zap.String("component", "gateway")),
+		validator: v,
+		dedupe:    newDedupe(cfg.DedupeEntries, cfg.DedupeWindow),
+		inFlight:  make(chan struct{}, cfg.MaxInFlight),
+		metrics:   m,
+	}
+	for _, s := range cfg.Sources {
+		for _, k := range s.WriteKeys {
+			g.keys = append(g.keys, writeKey{hash: sha256.Sum256([]byte(k)), source: s.Name})
+		}
+	}
+	g.app = g.newApp(reg)
+	return g, nil
+}
+
+// App returns the Fiber app with every route mounted. Callers may add routes
+// (metrics, health) before listening.
+func (g *Gateway) App() *fiber.App { return g.app }
+
+// route describes one Tracking API path.
+type route struct {
+	path string
+	// typ is the call type a single-call route implies; "" for batch routes.
+	typ string
+}
+
+var routes = []route{
+	{"/v1/identify", "identify"}, {"/v1/track", "track"}, {"/v1/page", "page"},
+	{"/v1/screen", "screen"}, {"/v1/group", "group"}, {"/v1/alias", "alias"},
+	// analytics.js sends one call per request to the first letter of its type.
+	{"/v1/i", "identify"}, {"/v1/t", "track"}, {"/v1/p", "page"},
+	{"/v1/s", "screen"}, {"/v1/g", "group"}, {"/v1/a", "alias"},
+	// Batches: the documented route, the Ruby and Java SDKs' import, and mobile.
+	{"/v1/batch", ""}, {"/v1/import", ""}, {"/v1/b", ""},
+}
+
+func (g *Gateway) newApp(reg *prometheus.Registry) *fiber.App {
+	app := fiber.New(fiber.Config{
+		// The raw body may be compressed; the exact decompressed limits are
+		// checked in the handler. This only stops bodies no limit could pass.
+		BodyLimit:             g.cfg.MaxRequestBytes + 64<<10,
+		DisableStartupMessage: true,
+		ProxyHeader:           g.cfg.ProxyHeader,
+		ErrorHandler:          g.errorHandler,
+		ReadTimeout:           30 * time.Second,
+		WriteTimeout:          30 * time.Second,
+		IdleTimeout:           120 * time.Second,
+	})
+	app.Use(cors.New(cors.Config{
+		AllowOrigins: strings.Join(g.cfg.CORSOrigins, ","),
+		AllowMethods: "POST,OPTIONS",
+		AllowHeaders: "Authorization,Content-Type,Content-Encoding,X-Retry-Count",
+		MaxAge:       86400,
+	}))
+	for _, r := range routes {
+		app.Post(r.path, g.handler(r))
+	}
+	app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
+	app.Get("/healthz", func(c *fiber.Ctx) error {
+		return c.JSON(fiber.Map{"status": "ok"})
+	})
+	app.Get("/readyz", g.ready)
+	return app
+}
+
+// ready answers 200 while the log takes writes, 503 with the reason otherwise.
+func (g *Gateway) ready(c *fiber.Ctx) error {
+	ctx, cancel := context.WithTimeout(c.UserContext(), 5*time.Second)
+	defer cancel()
+	if err := g.log.Check(ctx); err != nil {
+		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "unavailable", "reason": err.Error()})
+	}
+	return c.JSON(fiber.Map{"status": "ready"})
+}
+
+// errorHandler renders errors raised outside the handlers (an oversized body,
+// an unknown route) in the gateway's JSON error form.
+func (g *Gateway) errorHandler(c *fiber.Ctx, err error) error {
+	var fe *fiber.Error
+	if errors.As(err, &fe) {
+		switch fe.Code {
+		case fiber.StatusRequestEntityTooLarge:
+			return g.fail(c, fiber.StatusBadRequest, "request_too_large",
+				fmt.Sprintf("the request body is over the limit of %d bytes", g.cfg.MaxRequestBytes))
+		case fiber.StatusNotFound:
+			return g.fail(c, fiber.StatusNotFound, "not_found", "no such route: "+c.Method()+" "+c.Path())
+		case fiber.StatusMethodNotAllowed:
+			return g.fail(c, fiber.StatusMethodNotAllowed, "method_not_allowed", "use POST")
+		}
+		return g.fail(c, fe.Code, "error", fe.Message)
+	}
+	g.logger.Error("serving request", zap.String("path", c.Path()), zap.Error(err))
+	return g.fail(c, fiber.StatusInternalServerError, "internal", "internal error")
+}
+
+// fail writes {"success":false,"code":...,"message":...}; "error" repeats the
+// message for clients that read that key.
+func (g *Gateway) fail(c *fiber.Ctx, status int, code, message string) error {
+	g.metrics.responses.WithLabelValues(strconv.Itoa(status)).Inc()
+	return c.Status(status).JSON(fiber.Map{"success": false, "code": code, "message": message, "error": message})
+}
+
+var okBody = []byte(`{"success":true}`)
+
+func (g *Gateway) handler(r route) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		receivedAt := g.cfg.Now().UTC()
+		limit := g.cfg.MaxRequestBytes
+		if r.typ != "" {
+			limit = g.cfg.MaxMessageBytes
+		}
+		body, err := decodeBody(c.Request().Header.Peek(fiber.HeaderContentEncoding), c.Request().Body(), limit)
+		if err != nil {
+			var tooLarge *tooLargeError
+			if errors.As(err, &tooLarge) {
+				if r.typ != "" {
+					return g.fail(c, fiber.StatusBadRequest, "message_too_large", tooLarge.Error())
+				}
+				return g.fail(c, fiber.StatusBadRequest, "request_too_large", tooLarge.Error())
+			}
+			return g.fail(c, fiber.StatusBadRequest, "invalid_body", err.Error())
+		}
+		if !gjson.ValidBytes(body) {
+			return g.fail(c, fiber.StatusBadRequest, "invalid_json", "the request body is not valid JSON")
+		}
+		root := gjson.ParseBytes(body)
+		if !root.IsObject() {
+			return g.fail(c, fiber.StatusBadRequest, "invalid_json", "the request body must be a JSON object")
+		}
+		source, ok := g.authenticate(c.Request().Header.Peek(fiber.HeaderAuthorization), root)
+		if !ok {
+			return g.fail(c, fiber.StatusUnauthorized, "unauthorized", "a valid write key is required: send it as the Basic auth username or as writeKey in the body")
+		}
+
+		req := request{source: source, receivedAt: receivedAt, ip: c.IP(), typ: r.typ}
+		var items []gjson.Result
+		if r.typ != "" {
+			items = []gjson.Result{root}
+		} else {
+			batch := root.Get("batch")
+			if !batch.IsArray() {
+				return g.fail(c, fiber.StatusBadRequest, "invalid_batch", "the body must have a batch array")
+			}
+			items = batch.Array()
+			if len(items) > g.cfg.MaxBatchMessages {
+				return g.fail(c, fiber.StatusBadRequest, "batch_too_large",
+					fmt.Sprintf("the batch has %d messages; the limit is %d per batch", len(items), g.cfg.MaxBatchMessages))
+			}
+			req.context = root.Get("context")
+			req.integrations = root.Get("integrations")
+			req.sentAt = root.Get("sentAt")
+		}
+		for i, item := range items {
+			if len(item.Raw) > g.cfg.MaxMessageBytes {
+				return g.fail(c, fiber.StatusBadRequest, "message_too_large",
+					fmt.Sprintf("message %d is %d bytes; the limit is %d bytes per message", i, len(item.Raw), g.cfg.MaxMessageBytes))
+			}
+		}
+
+		out := make([]queue.Message, 0, len(items))
+		var accepted []string // dedupe keys of the messages being stored
+		inRequest := make(map[string]bool, len(items))
+		var invalid, duplicates int
+		for i, item := range items {
+			msg, err := g.prepare(item, &req)
+			if err != nil {
+				if r.typ != "" {
+					g.metrics.messages.WithLabelValues("invalid").Inc()
+					return g.fail(c, fiber.StatusBadRequest, "invalid_message", err.Error())
+				}
+				invalid++
+				dl, err := g.deadLetter(item, &req, fmt.Sprintf("message %d of the batch: %v", i, err))
+				if err != nil {
+					return err
+				}
+				out = append(out, dl)
+				continue
+			}
+			key := dedupeKey(source, msg.messageID)
+			if inRequest[key] || g.dedupe.seen(key, receivedAt) {
+				duplicates++
+				continue
+			}
+			inRequest[key] = true
+			accepted = append(accepted, key)
+			out = append(out, queue.Message{Topic: g.cfg.EventsTopic, Key: []byte(msg.key), Value: msg.value})
+		}
+
+		if len(out) > 0 {
+			select {
+			case g.inFlight <- struct{}{}:
+			default:
+				c.Set(fiber.HeaderRetryAfter, "1")
+				c.Set("X-RateLimit-Reset", "1")
+				return g.fail(c, fiber.StatusTooManyRequests, "overloaded", "the gateway is busy; retry after 1 second")
+			}
+			ctx, cancel := context.WithTimeout(c.UserContext(), g.cfg.PublishTimeout)
+			start := time.Now()
+			err := g.log.Publish(ctx, out...)
+			cancel()
+			<-g.inFlight
+			g.metrics.publishSeconds.Observe(time.Since(start).Seconds())
+			if err != nil {
+				g.logger.Warn("writing to the log", zap.String("source", source), zap.Int("messages", len(out)), zap.Error(err))
+				c.Set(fiber.HeaderRetryAfter, "5")
+				return g.fail(c, fiber.StatusServiceUnavailable, "unavailable", "the log cannot take writes now; retry later")
+			}
+		}
+		for _, key := range accepted {
+			g.dedupe.add(key, receivedAt)
+		}
+		g.metrics.messages.WithLabelValues("accepted").Add(float64(len(accepted)))
+		g.metrics.messages.WithLabelValues("invalid").Add(float64(invalid))
+		g.metrics.messages.WithLabelValues("duplicate").Add(float64(duplicates))
+		g.metrics.responses.WithLabelValues("200").Inc()
+		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+		return c.Status(fiber.StatusOK).Send(okBody)
+	}
+}
+
+// authenticate finds the source of the request's write key: the Basic auth
+// username (with or without the trailing colon), else writeKey in the body.
+// Every configured key is compared, in constant time, so timing tells nothing.
+func (g *Gateway) authenticate(authorization []byte, body gjson.Result) (string, bool) {
+	key, ok := basicUser(string(authorization))
+	if !ok {
+		wk := body.Get("writeKey")
+		if wk.Type != gjson.String || wk.Str == "" {
+			return "", false
+		}
+		key = wk.Str
+	}
+	sum := sha256.Sum256([]byte(key))
+	source := ""
+	for _, k := range g.keys {
+		if subtle.ConstantTimeCompare(sum[:], k.hash[:]) == 1 {
+			source = k.source
+		}
+	}
+	return source, source != ""
+}
+
+// deadLetter wraps a refused batch message for the dead-letter topic.
+func (g *Gateway) deadLetter(item gjson.Result, req *request, reason string) (queue.Message, error) {
+	value, err := encodeDeadLetter(queue.DeadLetter{
+		Reason:   reason,
+		Stage:    "gateway",
+		Source:   req.source,
+		FailedAt: req.receivedAt,
+		Message:  []byte(item.Raw),
+	})
+	if err != nil {
+		return queue.Message{}, fmt.Errorf("encoding dead letter: %w", err)
+	}
+	key := schemas.NewEvent([]byte(item.Raw)).Key()
+	return queue.Message{Topic: g.cfg.DLQTopic, Key: []byte(key), Value: value}, nil
+}
+
+func dedupeKey(source, messageID string) string {
+	return source + "\x00" + messageID
+}
