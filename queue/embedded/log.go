@@ -125,9 +125,10 @@ func Open(cfg Config, log *zap.Logger) (*Log, error) {
 		quit:     make(chan struct{}),
 	}
 	opts := &pebble.Options{
-		FS:     cfg.fs,
-		Lock:   lock,
-		Logger: pebbleLogger{log.Named("pebble")},
+		FS:                 cfg.fs,
+		FormatMajorVersion: pebble.FormatNewest,
+		Lock:               lock,
+		Logger:             pebbleLogger{log.Named("pebble")},
 		EventListener: &pebble.EventListener{
 			BackgroundError: func(err error) {
 				log.Error("pebble background error", zap.Error(err))
@@ -381,10 +382,15 @@ func (p pebbleLogger) Errorf(format string, args ...any) {
 	p.log.Warn(fmt.Sprintf(format, args...))
 }
 
-// Fatalf is called by pebble when it cannot go on safely; like pebble's
-// default logger, it ends the process.
+// Fatalf is called by pebble when it cannot go on safely, for example when
+// writing or syncing the write-ahead log failed: what is in memory is no
+// longer known to be on disk. Like pebble's default logger it ends the
+// process, even if the zap logger was built not to; on restart, Open
+// recovers what was durable.
 func (p pebbleLogger) Fatalf(format string, args ...any) {
-	p.log.Fatal(fmt.Sprintf(format, args...))
+	p.log.Error(fmt.Sprintf(format, args...))
+	_ = p.log.Sync()
+	os.Exit(1)
 }
 
 var _ queue.Log = (*Log)(nil)
