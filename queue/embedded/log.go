@@ -9,6 +9,10 @@
 //
 // One process owns the data directory; within it a consumer group has one
 // member per topic, which gets every partition.
+//
+// A failed write or sync of pebble's write-ahead log ends the process, as
+// pebble cannot go on safely after one; nothing unsynced was acknowledged,
+// and on restart Open recovers what was.
 package embedded
 
 import (
@@ -325,9 +329,9 @@ func (l *Log) Partitions(ctx context.Context, topic string) (int, error) {
 	return len(t.parts), nil
 }
 
-// Check returns nil when the log takes writes. After Close, after a failed
-// write, or while pebble stalls writes, it returns an error wrapping
-// queue.ErrUnavailable.
+// Check returns nil when the log takes writes. After Close, after a write
+// that pebble refused, or while pebble stalls writes to let compactions catch
+// up, it returns an error wrapping queue.ErrUnavailable.
 func (l *Log) Check(ctx context.Context) error {
 	if l.isClosing() {
 		return fmt.Errorf("%w: %w", queue.ErrUnavailable, queue.ErrClosed)
