@@ -1,0 +1,118 @@
+package main
+
+import (
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(vars map[string]string) func(string) (string, bool) {
+	return func(name string) (string, bool) {
+		v, ok := vars[name]
+		return v, ok
+	}
+}
+
+func TestParseConfig(t *testing.T) {
+	raw := `
+addr: "127.0.0.1:9000"
+data_dir: /var/lib/switchyard
+sources:
+  - name: web
+    write_keys: ["${WEB_KEY}", "${OLD_KEY:-legacy}"]
+gateway:
+  dedupe_window: 2h
+  cors_origins: [https://shop.example]
+log:
+  partitions: 12
+  retention_age: 72h
+kafka:
+  brokers: [k1:9092, k2:9092]
+`
+	cfg, err := parseConfig([]byte(raw), env(map[string]string{"WEB_KEY": "wk_live"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Addr != "127.0.0.1:9000" || cfg.DataDir != "/var/lib/switchyard" || cfg.LogLevel != "info" {
+		t.Errorf("top level: %+v", cfg)
+	}
+	if got := cfg.Sources[0].WriteKeys; len(got) != 2 || got[0] != "wk_live" || got[1] != "legacy" {
+		t.Errorf("write keys %v: ${VAR} and ${VAR:-default} not expanded", got)
+	}
+	if time.Duration(cfg.Gateway.DedupeWindow) != 2*time.Hour || cfg.Gateway.CORSOrigins[0] != "https://shop.example" {
+		t.Errorf("gateway: %+v", cfg.Gateway)
+	}
+	if cfg.Log.Partitions != 12 || time.Duration(cfg.Log.RetentionAge) != 72*time.Hour || len(cfg.Kafka.Brokers) != 2 {
+		t.Errorf("log/kafka: %+v %+v", cfg.Log, cfg.Kafka)
+	}
+}
+
+func TestConfigErrorsNameTheKey(t *testing.T) {
+	tests := []struct {
+		name, yaml, want string
+	}{
+		{"an unknown key is named with its path", "gateway:\n  dedupe_windw: 1h\n", "gateway.dedupe_windw (line 2): unknown key"},
+		{"a bad duration is named", "gateway:\n  dedupe_window: soon\n", `gateway.dedupe_window (line 2): "soon" is not a duration`},
+		{"a wrong type is named", "log:\n  partitions: many\n", "log.partitions (line 2)"},
+		{"a key inside a list is named with its index", "sources:\n  - name: a\n    keys: [x]\n", "sources[0].keys (line 3): unknown key"},
+		{"an unset variable is named", "sources:\n  - name: a\n    write_keys: [${NOPE}]\n", "NOPE is not set"},
+		{"a section that is not a mapping is named", "gateway: 5\n", "gateway (line 1): must be a mapping"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := parseConfig([]byte(tt.yaml), env(nil))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %v, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestFlagsOverrideEnvironmentOverrideFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "switchyard.yaml")
+	os.WriteFile(path, []byte("addr: ':7000'\ndata_dir: /from/file\nsources:\n  - name: default\n    write_keys: [file-key]\n"), 0o600)
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	var o options
+	o.register(fs)
+	if err := fs.Parse([]string{"--config", path, "--addr", ":9999"}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := o.load(fs, env(map[string]string{
+		"SWITCHYARD_ADDR": ":8888", "SWITCHYARD_DATA_DIR": "/from/env",
+		"SWITCHYARD_WRITE_KEY": "env-key", "SWITCHYARD_KAFKA_BROKERS": "b1:9092, b2:9092",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Addr != ":9999" {
+		t.Errorf("addr %q: the flag must win", cfg.Addr)
+	}
+	if cfg.DataDir != "/from/env" {
+		t.Errorf("data_dir %q: the environment must beat the file", cfg.DataDir)
+	}
+	if len(cfg.Sources) != 1 || cfg.Sources[0].WriteKeys[0] != "env-key" {
+		t.Errorf("sources %+v: SWITCHYARD_WRITE_KEY must set the default source's key", cfg.Sources)
+	}
+	if strings.Join(cfg.Kafka.Brokers, ",") != "b1:9092,b2:9092" {
+		t.Errorf("brokers %v", cfg.Kafka.Brokers)
+	}
+}
+
+func TestNoFileNeeded(t *testing.T) {
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	var o options
+	o.register(fs)
+	fs.Parse([]string{"--write-key", "k"})
+	cfg, err := o.load(fs, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Addr != ":8080" || cfg.DataDir != "./data" || cfg.Sources[0].Name != "default" {
+		t.Fatalf("defaults: %+v", cfg)
+	}
+}

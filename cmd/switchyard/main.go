@@ -1,0 +1,60 @@
+// Command switchyard is a Segment-compatible event router: a gateway for the
+// Segment Tracking API that writes every call durably to a log (Kafka or an
+// embedded on-disk log), read by destinations.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `switchyard: a Segment-compatible event router
+
+Usage:
+  switchyard serve   [flags]   gateway on the embedded log, or on Kafka when brokers are set
+  switchyard gateway [flags]   the gateway alone, for Kafka deployments with many gateways
+  switchyard tail    [flags]   print the messages of a topic as JSON lines
+
+Run "switchyard COMMAND -h" for a command's flags.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "serve", "gateway":
+		err = serve(ctx, args[0], args[1:], stderr)
+	case "tail":
+		err = tail(ctx, args[1:], stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "switchyard: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "switchyard %s: %v\n", args[0], err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/switchyard/switchyard/queue"
+)
+
+// tail prints the messages of a topic, one JSON document per line, like kcat.
+func tail(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("tail", stderr)
+	var opts options
+	opts.register(fs)
+	topic := fs.String("topic", "events", "`topic` to read: events or dlq (or the names set in the config)")
+	fromBeginning := fs.Bool("from-beginning", false, "start at the oldest retained message instead of the end")
+	exit := fs.Bool("exit", false, "stop once every partition is read to its end instead of waiting for more")
+	meta := fs.Bool("meta", false, `wrap each message as {"topic","partition","offset","time","key","value"}`)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	cfg, err := opts.load(fs, lookupEnv)
+	if err != nil {
+		return err
+	}
+	switch *topic {
+	case "events":
+		*topic = cfg.eventsTopic()
+	case "dlq":
+		*topic = cfg.dlqTopic()
+	}
+	logger, err := newLogger(cfg.LogLevel, stderr)
+	if err != nil {
+		return err
+	}
+	log, _, err := openLog(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer log.Close()
+
+	from := queue.Position{Kind: queue.Last}
+	if *fromBeginning {
+		from = queue.Position{Kind: queue.First}
+	}
+	reader, err := log.Read(ctx, *topic, from)
+	if err != nil {
+		return fmt.Errorf("reading topic %s: %w", *topic, err)
+	}
+	defer reader.Close()
+
+	out := bufio.NewWriter(stdout)
+	defer out.Flush()
+	for {
+		if *exit {
+			lag, err := reader.Lag(ctx)
+			if err != nil {
+				return fmt.Errorf("reading topic %s: %w", *topic, err)
+			}
+			if lag == 0 {
+				return nil
+			}
+		} else if err := out.Flush(); err != nil {
+			return err
+		}
+		fetchCtx := ctx
+		cancel := func() {}
+		if *exit {
+			// Lag said more is there; bound the wait in case retention
+			// removed it meanwhile.
+			fetchCtx, cancel = context.WithTimeout(ctx, 10*time.Second)
+		}
+		msg, err := reader.Fetch(fetchCtx)
+		cancel()
+		if err != nil {
+			if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("reading topic %s: %w", *topic, err)
+		}
+		if err := writeMessage(out, msg, *meta); err != nil {
+			logger.Warn("printing message", zap.Int("partition", msg.Partition), zap.Int64("offset", msg.Offset), zap.Error(err))
+		}
+	}
+}
+
+func writeMessage(w *bufio.Writer, msg queue.Message, meta bool) error {
+	if !meta {
+		if _, err := w.Write(msg.Value); err != nil {
+			return err
+		}
+		return w.WriteByte('\n')
+	}
+	value := json.RawMessage(msg.Value)
+	if !json.Valid(msg.Value) {
+		quoted, _ := json.Marshal(string(msg.Value)) // a string always marshals
+		value = quoted
+	}
+	line, err := json.Marshal(struct {
+		Topic     string          `json:"topic"`
+		Partition int             `json:"partition"`
+		Offset    int64           `json:"offset"`
+		Time      time.Time       `json:"time"`
+		Key       string          `json:"key"`
+		Value     json.RawMessage `json:"value"`
+	}{msg.Topic, msg.Partition, msg.Offset, msg.Time.UTC(), string(msg.Key), value})
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(line); err != nil {
+		return err
+	}
+	return w.WriteByte('\n')
+}
