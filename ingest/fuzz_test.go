@@ -81,7 +81,7 @@ func FuzzPrepare(f *testing.F) {
 		in := gjson.Parse(msg)
 		for _, obj := range []string{"context", "integrations"} {
 			in.Get(obj).ForEach(func(k, v gjson.Result) bool {
-				if got.Get(obj + "." + gjson.Escape(k.Str)).Raw != v.Raw {
+				if got.Get(obj+"."+gjson.Escape(k.Str)).Raw != v.Raw {
 					t.Fatalf("%s.%s changed from %s to %s", obj, k.Str, v.Raw, got.Get(obj+"."+gjson.Escape(k.Str)).Raw)
 				}
 				return true

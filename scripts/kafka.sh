@@ -80,7 +80,7 @@ fetch() {
 	mkdir -p "$KAFKA_HOME"
 	local tmp
 	tmp=$(mktemp -d "$KAFKA_HOME/jars.XXXXXX")
-	if ! mvn -q -B -f "$TEMPLATES/pom.xml" \
+	if ! mvn -q -B -Dstyle.color=never -f "$TEMPLATES/pom.xml" \
 		-Dkafka.version="$KAFKA_VERSION" \
 		-DoutputDirectory="$tmp" \
 		dependency:copy-dependencies >&2; then
@@ -119,9 +119,12 @@ write_config() {
 # format writes the KRaft metadata with a fresh cluster id, once per data dir.
 format() {
 	[[ -f $KAFKA_DATA/data/meta.properties ]] && return 0
-	local id
-	id=$(java -cp "$JARS/*" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)
-	[[ -n $id ]] || die "generating a cluster id failed"
+	# A cluster id is 16 random bytes in unpadded URL-safe base64, as
+	# `kafka-storage random-uuid` prints them; like Kafka, avoid a leading '-'.
+	local id=-
+	while [[ $id == -* ]]; do
+		id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
+	done
 	say "formatting $KAFKA_DATA/data with cluster id $id"
 	if ! java -cp "$JARS/*" -Dlog4j2.configurationFile="$TEMPLATES/log4j2.properties" \
 		kafka.tools.StorageTool format -t "$id" -c "$CONFIG" >"$KAFKA_DATA/format.log" 2>&1; then
