@@ -166,8 +166,10 @@ start() {
 	format
 
 	say "starting Apache Kafka $KAFKA_VERSION on $ADDRESS (log: $LOG_FILE)"
+	# setsid puts the broker in a session of its own, so it outlives the
+	# shell (and the process group) that started it.
 	# shellcheck disable=SC2086 # KAFKA_HEAP_OPTS holds several flags.
-	nohup java $KAFKA_HEAP_OPTS -XX:+UseG1GC -Djava.awt.headless=true \
+	setsid nohup java $KAFKA_HEAP_OPTS -XX:+UseG1GC -Djava.awt.headless=true \
 		-Dlog4j2.configurationFile="$TEMPLATES/log4j2.properties" \
 		-cp "$JARS/*" kafka.Kafka "$CONFIG" >"$LOG_FILE" 2>&1 </dev/null &
 	echo $! >"$PID_FILE"

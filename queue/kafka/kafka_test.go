@@ -473,3 +473,42 @@ func waitStable(t *testing.T, ctx context.Context, group string, members int) {
 		}
 	}
 }
+
+func TestOnePublishWritesToSeveralTopics(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	l := open(t, kafka.Config{Partitions: 2})
+	topics := []string{queuetest.Topic(t), queuetest.Topic(t)}
+	var msgs []queue.Message
+	for i := range 10 {
+		topic := topics[i%2]
+		msgs = append(msgs, queue.Message{Topic: topic, Key: []byte("user-1"), Value: fmt.Appendf(nil, "%s/%d", topic, i)})
+	}
+	if err := l.Publish(ctx, msgs...); err != nil {
+		t.Fatalf("publishing: %v", err)
+	}
+	for _, topic := range topics {
+		r, err := l.Read(ctx, topic, queue.Position{Kind: queue.First})
+		if err != nil {
+			t.Fatalf("reading %s: %v", topic, err)
+		}
+		var got []string
+		for range 5 {
+			m, err := r.Fetch(ctx)
+			if err != nil {
+				t.Fatalf("fetching from %s: %v", topic, err)
+			}
+			got = append(got, string(m.Value))
+		}
+		r.Close()
+		var want []string
+		for _, m := range msgs {
+			if m.Topic == topic {
+				want = append(want, string(m.Value))
+			}
+		}
+		if strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Errorf("%s: got %q, want %q", topic, got, want)
+		}
+	}
+}
