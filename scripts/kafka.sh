@@ -139,9 +139,8 @@ fail_start() {
 		say "last lines of $LOG_FILE:"
 		tail -n 40 "$LOG_FILE" >&2
 	fi
-	local p
-	if p=$(pid); then
-		kill "$p" 2>/dev/null || true
+	if [[ -n ${STARTED_PID:-} ]]; then
+		kill "$STARTED_PID" 2>/dev/null || true
 	fi
 	exit 1
 }
@@ -172,20 +171,21 @@ start() {
 	setsid nohup java $KAFKA_HEAP_OPTS -XX:+UseG1GC -Djava.awt.headless=true \
 		-Dlog4j2.configurationFile="$TEMPLATES/log4j2.properties" \
 		-cp "$JARS/*" kafka.Kafka "$CONFIG" >"$LOG_FILE" 2>&1 </dev/null &
-	echo $! >"$PID_FILE"
+	STARTED_PID=$!
+	echo "$STARTED_PID" >"$PID_FILE"
 
 	local deadline=$((SECONDS + KAFKA_START_TIMEOUT))
 	while ! port_open "$KAFKA_PORT"; do
-		pid >/dev/null || fail_start "the broker exited while starting"
+		kill -0 "$STARTED_PID" 2>/dev/null || fail_start "the broker exited while starting"
 		((SECONDS < deadline)) || fail_start "port $KAFKA_PORT not open after ${KAFKA_START_TIMEOUT}s"
 		sleep 0.2
 	done
 	until java -cp "$KAFKA_HOME/ready:$JARS/*" Ready "$ADDRESS" >&2; do
-		pid >/dev/null || fail_start "the broker exited while starting"
+		kill -0 "$STARTED_PID" 2>/dev/null || fail_start "the broker exited while starting"
 		((SECONDS < deadline)) || fail_start "the broker takes no writes after ${KAFKA_START_TIMEOUT}s"
 		sleep 1
 	done
-	say "ready in $((SECONDS - t0))s (pid $(pid))"
+	say "ready in $((SECONDS - t0))s (pid $STARTED_PID)"
 	echo "$ADDRESS"
 }
 
