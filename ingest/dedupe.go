@@ -5,39 +5,48 @@ import (
 	"sync"
 	"time"
 
-	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 )
 
 // dedupe remembers recently stored messageIds per source, so a message an SDK
 // sends again (every SDK retries whole batches) is stored once. It remembers
-// at most a fixed number of ids and forgets each after the window.
+// at most a fixed number of ids and forgets each after the window. Calls take
+// a whole request's ids at once, so a batch costs one lock, not one per
+// message.
 type dedupe struct {
 	window time.Duration
 	mu     sync.Mutex
-	seenAt *lru.Cache[string, time.Time]
+	seenAt *simplelru.LRU[string, time.Time]
 }
 
 func newDedupe(entries int, window time.Duration) *dedupe {
-	cache, err := lru.New[string, time.Time](entries)
+	cache, err := simplelru.NewLRU[string, time.Time](entries, nil)
 	if err != nil {
-		// lru.New fails only for a non-positive size, which validation rules out.
+		// NewLRU fails only for a non-positive size, which validation rules out.
 		panic(err)
 	}
 	return &dedupe{window: window, seenAt: cache}
 }
 
-// seen reports whether key was stored within the window before now.
-func (d *dedupe) seen(key string, now time.Time) bool {
+// seen reports, for each key, whether it was stored within the window
+// before now.
+func (d *dedupe) seen(keys []string, now time.Time) []bool {
+	out := make([]bool, len(keys))
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	at, ok := d.seenAt.Peek(key)
-	return ok && now.Sub(at) < d.window
+	for i, k := range keys {
+		at, ok := d.seenAt.Peek(k)
+		out[i] = ok && now.Sub(at) < d.window
+	}
+	return out
 }
 
-// add records that key was stored at now. The key is copied so it does not
+// add records that keys were stored at now. Keys are copied so they do not
 // pin the request body in memory.
-func (d *dedupe) add(key string, now time.Time) {
+func (d *dedupe) add(keys []string, now time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.seenAt.Add(strings.Clone(key), now)
+	for _, k := range keys {
+		d.seenAt.Add(strings.Clone(k), now)
+	}
 }

@@ -218,8 +218,8 @@ func (g *Gateway) handler(r route) fiber.Handler {
 		}
 
 		out := make([]queue.Message, 0, len(items))
-		var accepted []string // dedupe keys of the messages being stored
-		inRequest := make(map[string]bool, len(items))
+		valid := make([]prepared, 0, len(items))
+		keys := make([]string, 0, len(items))
 		var invalid, duplicates int
 		for i, item := range items {
 			msg, err := g.prepare(item, &req)
@@ -236,14 +236,19 @@ func (g *Gateway) handler(r route) fiber.Handler {
 				out = append(out, dl)
 				continue
 			}
-			key := dedupeKey(source, msg.messageID)
-			if inRequest[key] || g.dedupe.seen(key, receivedAt) {
+			valid = append(valid, msg)
+			keys = append(keys, dedupeKey(source, msg.messageID))
+		}
+		var accepted []string // dedupe keys of the messages being stored
+		inRequest := make(map[string]bool, len(keys))
+		for i, seen := range g.dedupe.seen(keys, receivedAt) {
+			if seen || inRequest[keys[i]] {
 				duplicates++
 				continue
 			}
-			inRequest[key] = true
-			accepted = append(accepted, key)
-			out = append(out, queue.Message{Topic: g.cfg.EventsTopic, Key: []byte(msg.key), Value: msg.value})
+			inRequest[keys[i]] = true
+			accepted = append(accepted, keys[i])
+			out = append(out, queue.Message{Topic: g.cfg.EventsTopic, Key: []byte(valid[i].key), Value: valid[i].value})
 		}
 
 		if len(out) > 0 {
@@ -266,9 +271,7 @@ func (g *Gateway) handler(r route) fiber.Handler {
 				return g.fail(c, fiber.StatusServiceUnavailable, "unavailable", "the log cannot take writes now; retry later")
 			}
 		}
-		for _, key := range accepted {
-			g.dedupe.add(key, receivedAt)
-		}
+		g.dedupe.add(accepted, receivedAt)
 		g.metrics.messages.WithLabelValues("accepted").Add(float64(len(accepted)))
 		g.metrics.messages.WithLabelValues("invalid").Add(float64(invalid))
 		g.metrics.messages.WithLabelValues("duplicate").Add(float64(duplicates))

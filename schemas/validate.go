@@ -75,13 +75,26 @@ func (e *InvalidError) Error() string { return e.Reason }
 // Validate checks one message, which must be valid JSON. It returns an
 // *InvalidError naming every problem found, or nil.
 //
-// The schemas constrain a message's top-level fields and the JSON type of its
-// nested objects, never what is inside them (traits and properties are free
-// form), so Validate decodes only the top level: nested objects and arrays
-// reach the schema as empty ones. That keeps validation off the hot path's
-// profile.
+// The schemas are the rule. Most messages are checked by conforms, a direct
+// transcription of the schemas' rules for the common shapes, which never
+// accepts what the schemas refuse (a fuzz test holds the two together);
+// anything it does not accept goes through the full schema validation, which
+// gives the verdict and the reason.
 func (v *Validator) Validate(raw []byte) error {
 	msg := gjson.ParseBytes(raw)
+	if conforms(msg) {
+		return nil
+	}
+	return v.validateWithSchema(msg)
+}
+
+// validateWithSchema runs the JSON Schema of the message's type.
+//
+// The schemas constrain a message's top-level fields and the JSON type of its
+// nested objects, never what is inside them (traits and properties are free
+// form), so only the top level is decoded: nested objects and arrays reach
+// the schema as empty ones.
+func (v *Validator) validateWithSchema(msg gjson.Result) error {
 	if !msg.IsObject() {
 		return &InvalidError{Reason: "message is not a JSON object"}
 	}

@@ -50,7 +50,7 @@ type server struct {
 	done   chan error
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -61,7 +61,7 @@ func freeAddr(t *testing.T) string {
 }
 
 // start runs switchyard with args plus --addr and waits until /healthz answers.
-func start(t *testing.T, addr string, args ...string) *server {
+func start(t testing.TB, addr string, args ...string) *server {
 	t.Helper()
 	s := &server{addr: addr, stderr: &bytes.Buffer{}, done: make(chan error, 1)}
 	s.cmd = exec.Command(binary, append(args, "--addr", addr)...)
@@ -90,7 +90,7 @@ func start(t *testing.T, addr string, args ...string) *server {
 	return nil
 }
 
-func (s *server) stop(t *testing.T, sig syscall.Signal) {
+func (s *server) stop(t testing.TB, sig syscall.Signal) {
 	t.Helper()
 	s.cmd.Process.Signal(sig)
 	select {

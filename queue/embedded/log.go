@@ -132,6 +132,10 @@ func Open(cfg Config, log *zap.Logger) (*Log, error) {
 		FS:                 cfg.fs,
 		FormatMajorVersion: pebble.FormatNewest,
 		Lock:               lock,
+		// The log is written in offset order and read mostly once: large
+		// memtables mean fewer, larger flushes and less compaction work.
+		MemTableSize:                64 << 20,
+		MemTableStopWritesThreshold: 4,
 		Logger:             pebbleLogger{log.Named("pebble")},
 		EventListener: &pebble.EventListener{
 			BackgroundError: func(err error) {
