@@ -136,7 +136,7 @@ func Open(cfg Config, log *zap.Logger) (*Log, error) {
 		// memtables mean fewer, larger flushes and less compaction work.
 		MemTableSize:                64 << 20,
 		MemTableStopWritesThreshold: 4,
-		Logger:             pebbleLogger{log.Named("pebble")},
+		Logger:                      pebbleLogger{log.Named("pebble")},
 		EventListener: &pebble.EventListener{
 			BackgroundError: func(err error) {
 				log.Error("pebble background error", zap.Error(err))
