@@ -1,0 +1,21 @@
+# The two commands: `make run` serves on the embedded log; `make test` runs
+# every test (it starts a real Kafka broker itself).
+.PHONY: run test bench-ingest kafka-start kafka-stop build
+
+run:
+	scripts/run.sh
+
+test:
+	scripts/test.sh
+
+bench-ingest:
+	scripts/bench-ingest.sh
+
+build:
+	CGO_ENABLED=0 go build -o bin/switchyard ./cmd/switchyard
+
+kafka-start:
+	scripts/kafka.sh start
+
+kafka-stop:
+	scripts/kafka.sh stop

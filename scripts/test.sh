@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# test.sh runs every test of the project on a fresh machine: it fetches the Go
+# modules, starts a real single-node Kafka (scripts/kafka.sh) unless
+# KAFKA_BROKERS already names one, runs go vet, every test with the race
+# detector, and each fuzz target briefly (FUZZTIME, default 10s each).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+FUZZTIME=${FUZZTIME:-10s}
+
+go mod download
+
+if [ -z "${KAFKA_BROKERS:-}" ]; then
+	KAFKA_BROKERS=$(scripts/kafka.sh start)
+	trap 'scripts/kafka.sh stop || true' EXIT
+fi
+export KAFKA_BROKERS
+echo "test.sh: Kafka at $KAFKA_BROKERS" >&2
+
+go vet ./...
+go test -race -count=1 -timeout 20m ./...
+
+# Each fuzz target runs on its own: go test -fuzz takes one target per run.
+grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u | while read -r pkg; do
+	for target in $(grep -h -o '^func Fuzz[A-Za-z0-9_]*' "$pkg"/*_test.go | sed 's/^func //'); do
+		echo "test.sh: fuzzing $target in $pkg for $FUZZTIME" >&2
+		go test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" "$pkg"
+	done
+done
