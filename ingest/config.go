@@ -35,8 +35,9 @@ type Config struct {
 	// DedupeWindow is how long a messageId is remembered per source: a message
 	// seen again within it is acknowledged and not stored twice. Default 24h.
 	DedupeWindow time.Duration
-	// DedupeEntries caps how many messageIds are remembered. Default 1,000,000
-	// (about 150 MB at most).
+	// DedupeEntries caps how many messageIds are remembered, about 100 bytes
+	// each; past it the oldest are forgotten before the window ends. Default
+	// 1,000,000 (about 100 MB).
 	DedupeEntries int
 
 	// CORSOrigins lists the origins browsers may send from. Default ["*"].

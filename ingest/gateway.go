@@ -219,7 +219,7 @@ func (g *Gateway) handler(r route) fiber.Handler {
 
 		out := make([]queue.Message, 0, len(items))
 		valid := make([]prepared, 0, len(items))
-		keys := make([]string, 0, len(items))
+		keys := make([]digest, 0, len(items))
 		var invalid, duplicates int
 		for i, item := range items {
 			msg, err := g.prepare(item, &req)
@@ -239,8 +239,8 @@ func (g *Gateway) handler(r route) fiber.Handler {
 			valid = append(valid, msg)
 			keys = append(keys, dedupeKey(source, msg.messageID))
 		}
-		var accepted []string // dedupe keys of the messages being stored
-		inRequest := make(map[string]bool, len(keys))
+		var accepted []digest // dedupe keys of the messages being stored
+		inRequest := make(map[digest]bool, len(keys))
 		for i, seen := range g.dedupe.seen(keys, receivedAt) {
 			if seen || inRequest[keys[i]] {
 				duplicates++
@@ -317,8 +317,4 @@ func (g *Gateway) deadLetter(item gjson.Result, req *request, reason string) (qu
 	}
 	key := schemas.NewEvent([]byte(item.Raw)).Key()
 	return queue.Message{Topic: g.cfg.DLQTopic, Key: []byte(key), Value: value}, nil
-}
-
-func dedupeKey(source, messageID string) string {
-	return source + "\x00" + messageID
 }

@@ -24,7 +24,8 @@ import (
 // per scenario and prints events/s, requests/s, latency percentiles and the
 // server's peak RSS. It runs on the embedded log, and on Kafka when
 // KAFKA_BROKERS is set. BENCH_DURATION (default 20s) sets the time per
-// scenario. Run it with `make bench-ingest`.
+// scenario; BENCH_BACKENDS (embedded,kafka) picks the backends. Run it with
+// `make bench-ingest`.
 func BenchmarkIngest(b *testing.B) {
 	duration := 20 * time.Second
 	if v := os.Getenv("BENCH_DURATION"); v != "" {
@@ -37,6 +38,9 @@ func BenchmarkIngest(b *testing.B) {
 	backends := []string{"embedded"}
 	if os.Getenv("KAFKA_BROKERS") != "" {
 		backends = append(backends, "kafka")
+	}
+	if v := os.Getenv("BENCH_BACKENDS"); v != "" {
+		backends = strings.Split(v, ",")
 	}
 	scenarios := []loadScenario{
 		{name: "/v1/batch, 100 events per request", path: "/v1/batch", perRequest: 100, connections: 50},

@@ -53,7 +53,7 @@ type Config struct {
 
 	// BatchTimeout is how long a partially filled batch waits for more
 	// messages before it is sent. A single synchronous Publish waits at most
-	// this long before its request goes out. Default 5ms.
+	// this long before its request goes out. Default 1ms.
 	BatchTimeout time.Duration
 
 	// BatchSize is how many messages make a full batch, sent at once without
@@ -86,7 +86,7 @@ const (
 	defaultPartitions        = 8
 	defaultReplicationFactor = 1
 	defaultCompression       = "snappy"
-	defaultBatchTimeout      = 5 * time.Millisecond
+	defaultBatchTimeout      = 1 * time.Millisecond
 	defaultBatchSize         = 100
 	defaultWriteTimeout      = 10 * time.Second
 	defaultClientID          = "switchyard"
