@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/switchyard/switchyard/queue"
+	"github.com/switchyard/switchyard/queue/dedupe"
 	"github.com/switchyard/switchyard/schemas"
 )
 
@@ -29,7 +30,7 @@ type Gateway struct {
 	logger    *zap.Logger
 	validator *schemas.Validator
 	keys      []writeKey
-	dedupe    *dedupe
+	dedupe    *dedupe.Set
 	inFlight  chan struct{}
 	metrics   *metrics
 	app       *fiber.App
@@ -55,12 +56,16 @@ func New(cfg Config, log queue.Log, logger *zap.Logger, reg *prometheus.Registry
 	if err != nil {
 		return nil, fmt.Errorf("registering metrics: %w", err)
 	}
+	seen, err := dedupe.New(cfg.DedupeEntries, cfg.DedupeWindow)
+	if err != nil {
+		return nil, err
+	}
 	g := &Gateway{
 		cfg:       cfg,
 		log:       log,
 		logger:    logger.With(zap.String("component", "gateway")),
 		validator: v,
-		dedupe:    newDedupe(cfg.DedupeEntries, cfg.DedupeWindow),
+		dedupe:    seen,
 		inFlight:  make(chan struct{}, cfg.MaxInFlight),
 		metrics:   m,
 	}
@@ -219,7 +224,7 @@ func (g *Gateway) handler(r route) fiber.Handler {
 
 		out := make([]queue.Message, 0, len(items))
 		valid := make([]prepared, 0, len(items))
-		keys := make([]digest, 0, len(items))
+		keys := make([]dedupe.Key, 0, len(items))
 		var invalid, duplicates int
 		for i, item := range items {
 			msg, err := g.prepare(item, &req)
@@ -237,11 +242,11 @@ func (g *Gateway) handler(r route) fiber.Handler {
 				continue
 			}
 			valid = append(valid, msg)
-			keys = append(keys, dedupeKey(source, msg.messageID))
+			keys = append(keys, dedupe.KeyOf(source, msg.messageID))
 		}
-		var accepted []digest // dedupe keys of the messages being stored
-		inRequest := make(map[digest]bool, len(keys))
-		for i, seen := range g.dedupe.seen(keys, receivedAt) {
+		var accepted []dedupe.Key // dedupe keys of the messages being stored
+		inRequest := make(map[dedupe.Key]bool, len(keys))
+		for i, seen := range g.dedupe.Seen(keys, receivedAt) {
 			if seen || inRequest[keys[i]] {
 				duplicates++
 				continue
@@ -271,7 +276,7 @@ func (g *Gateway) handler(r route) fiber.Handler {
 				return g.fail(c, fiber.StatusServiceUnavailable, "unavailable", "the log cannot take writes now; retry later")
 			}
 		}
-		g.dedupe.add(accepted, receivedAt)
+		g.dedupe.Add(accepted, receivedAt)
 		g.metrics.messages.WithLabelValues("accepted").Add(float64(len(accepted)))
 		g.metrics.messages.WithLabelValues("invalid").Add(float64(invalid))
 		g.metrics.messages.WithLabelValues("duplicate").Add(float64(duplicates))
