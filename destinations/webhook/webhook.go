@@ -268,3 +268,5 @@ func notSent(ctx context.Context) destinations.Outcome {
 func heldBack(retried destinations.Outcome) destinations.Outcome {
 	return destinations.RetryLater("held_back", "held back: an earlier event of this user is being retried", retried.RetryAfter)
 }
+
+var _ destinations.Destination = (*Webhook)(nil)

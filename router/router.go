@@ -1,0 +1,618 @@
+package router
+
+import (
+	"container/heap"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/tidwall/gjson"
+	"go.uber.org/zap"
+
+	"github.com/switchyard/switchyard/destinations"
+	"github.com/switchyard/switchyard/queue"
+	"github.com/switchyard/switchyard/queue/dedupe"
+	"github.com/switchyard/switchyard/schemas"
+)
+
+// Source is what a router reads: a consumer group's subscription for live
+// delivery, or a bounded range for replay. Fetch returns io.EOF when a
+// bounded source is exhausted.
+type Source interface {
+	Fetch(ctx context.Context) (queue.Message, error)
+	Commit(ctx context.Context, msgs ...queue.Message) error
+}
+
+// Router delivers one source's events to one destination.
+type Router struct {
+	cfg    Config
+	dest   destinations.Destination
+	policy destinations.Policy
+	log    queue.Log
+	logger *zap.Logger
+	seen   *dedupe.Set
+
+	delivered, retried, deadLettered, skipped prometheus.Counter
+	dead                                      *prometheus.CounterVec
+	batchSize, latency                        prometheus.Observer
+	inFlightGauge, pendingGauge               prometheus.Gauge
+}
+
+// New builds a router for dest. Dead letters are written to log.
+func New(cfg Config, dest destinations.Destination, log queue.Log, logger *zap.Logger, m *Metrics) (*Router, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	policy := dest.Policy()
+	if err := policy.Validate(); err != nil {
+		return nil, fmt.Errorf("destinations.%s: %w", cfg.Destination, err)
+	}
+	seen, err := dedupe.New(cfg.DedupeEntries, cfg.DedupeWindow)
+	if err != nil {
+		return nil, err
+	}
+	name := cfg.Destination
+	return &Router{
+		cfg: cfg, dest: dest, policy: policy, log: log, seen: seen,
+		logger:        logger.With(zap.String("destination", name)),
+		delivered:     m.events.WithLabelValues(name, "delivered"),
+		retried:       m.events.WithLabelValues(name, "retried"),
+		deadLettered:  m.events.WithLabelValues(name, "dead_lettered"),
+		skipped:       m.events.WithLabelValues(name, "skipped"),
+		dead:          m.dead.MustCurryWith(prometheus.Labels{"destination": name}),
+		batchSize:     m.batchSize.WithLabelValues(name),
+		latency:       m.latency.WithLabelValues(name),
+		inFlightGauge: m.inFlight.WithLabelValues(name),
+		pendingGauge:  m.pending.WithLabelValues(name),
+	}, nil
+}
+
+// Group is the consumer group live delivery uses.
+func (r *Router) Group() string { return r.cfg.Group }
+
+// delivery is one event on its way, owned by the run loop.
+type delivery struct {
+	msg          queue.Message
+	event        schemas.Event
+	key          string
+	attempt      int
+	firstAttempt time.Time
+	retryAt      time.Time
+	lastOutcome  destinations.Outcome
+	// batch is the batch the event is in while it is collected or sent.
+	batch *batch
+}
+
+// keyState holds one user's events in log order. While any is in a batch or
+// waiting to be retried, the rest wait behind it.
+type keyState struct {
+	key    string
+	events []*delivery
+	busy   bool // events of this key are in a batch being collected or sent
+	queued bool // the key is in the ready queue
+}
+
+// batch is a group of events being collected or sent.
+type batch struct {
+	items  []*delivery
+	keys   []*keyState
+	bytes  int
+	opened time.Time
+}
+
+type batchResult struct {
+	b        *batch
+	outcomes []destinations.Outcome
+}
+
+// Run delivers until ctx ends or a bounded source is exhausted and every
+// event is finished. On ctx's end it stops fetching, waits up to
+// ShutdownTimeout for batches in flight, commits what is finished and
+// returns nil. Events not finished are delivered again by the next run.
+func (r *Router) Run(ctx context.Context, src Source) error {
+	s := &runState{
+		r:       r,
+		src:     src,
+		keys:    make(map[string]*keyState),
+		tracker: newTracker(),
+		results: make(chan batchResult),
+		fetched: make(chan fetchResult),
+		tokens:  make(chan struct{}, r.cfg.MaxPending),
+		retryAt: &retryHeap{},
+	}
+	return s.run(ctx)
+}
+
+type fetchResult struct {
+	msg queue.Message
+	err error
+}
+
+type runState struct {
+	r   *Router
+	src Source
+
+	keys       map[string]*keyState
+	ready      []*keyState
+	collecting *batch
+	inFlight   int
+	tracker    *tracker
+	pending    int
+	retryAt    *retryHeap
+
+	results chan batchResult
+	fetched chan fetchResult
+	tokens  chan struct{}
+	sendCtx context.Context
+
+	sourceDone bool
+	// topic is the topic of the fetched messages, for commits.
+	topic string
+}
+
+func (s *runState) run(ctx context.Context) error {
+	r := s.r
+	fetchCtx, stopFetching := context.WithCancel(ctx)
+	defer stopFetching()
+	// Batches get their own context: on shutdown they may finish within
+	// ShutdownTimeout after ctx has ended.
+	sendCtx, abandonSends := context.WithCancel(context.WithoutCancel(ctx))
+	defer abandonSends()
+	s.sendCtx = sendCtx
+	fetcherDone := make(chan struct{})
+	go func() {
+		defer close(fetcherDone)
+		s.fetch(fetchCtx)
+	}()
+
+	commitTicker := time.NewTicker(r.cfg.CommitInterval)
+	defer commitTicker.Stop()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+
+	var runErr error
+	for ctx.Err() == nil && runErr == nil {
+		s.dispatch()
+		if s.sourceDone && s.pending == 0 && s.inFlight == 0 {
+			break
+		}
+		resetTimer(timer, s.nextWake(r.cfg.Now()))
+		select {
+		case <-ctx.Done():
+		case f := <-s.fetched:
+			if f.err != nil {
+				if errors.Is(f.err, io.EOF) {
+					s.sourceDone = true
+					continue
+				}
+				runErr = fmt.Errorf("fetching: %w", f.err)
+				continue
+			}
+			s.accept(f.msg)
+		case res := <-s.results:
+			s.finish(res)
+		case <-timer.C:
+		case <-commitTicker.C:
+			if err := s.commit(ctx); err != nil {
+				r.logger.Warn("committing offsets", zap.Error(err))
+			}
+		}
+	}
+
+	// Stop fetching; drain batches in flight within the shutdown timeout.
+	stopFetching()
+	deadline := time.NewTimer(r.cfg.ShutdownTimeout)
+	defer deadline.Stop()
+	for s.inFlight > 0 {
+		select {
+		case res := <-s.results:
+			s.finish(res)
+		case <-s.fetched:
+			// Fetched after the stop: left for the next run.
+		case <-deadline.C:
+			r.logger.Warn("abandoning batches in flight", zap.Int("batches", s.inFlight))
+			abandonSends()
+			deadline.Reset(time.Hour)
+		}
+	}
+	// Unblock the fetcher if it is handing over a message, then wait for it.
+	for stopped := false; !stopped; {
+		select {
+		case <-s.fetched:
+		case <-fetcherDone:
+			stopped = true
+		}
+	}
+	commitCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := s.commit(commitCtx); err != nil {
+		r.logger.Warn("committing offsets at shutdown", zap.Error(err))
+	}
+	r.pendingGauge.Set(0)
+	return runErr
+}
+
+// fetch reads the source while there is room for more pending events.
+func (s *runState) fetch(ctx context.Context) {
+	for {
+		select {
+		case s.tokens <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		msg, err := s.src.Fetch(ctx)
+		if err != nil && ctx.Err() != nil {
+			return
+		}
+		select {
+		case s.fetched <- fetchResult{msg: msg, err: err}:
+		case <-ctx.Done():
+			return
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// accept takes a fetched message: it is skipped, or queued behind its key.
+func (s *runState) accept(msg queue.Message) {
+	r := s.r
+	s.topic = msg.Topic
+	s.tracker.fetched(msg.Partition, msg.Offset)
+	s.pending++
+	r.pendingGauge.Set(float64(s.pending))
+	ev := schemas.NewEvent(msg.Value)
+	if !wanted(ev, r.cfg.DisplayName) {
+		s.skip(msg)
+		return
+	}
+	if r.seen.Seen([]dedupe.Key{dedupe.KeyOf(ev.Source(), ev.MessageID())}, r.cfg.Now())[0] {
+		s.skip(msg)
+		return
+	}
+	key := ev.Key()
+	d := &delivery{msg: msg, event: ev, key: key}
+	ks := s.keys[key]
+	if ks == nil {
+		ks = &keyState{key: key}
+		s.keys[key] = ks
+	}
+	ks.events = append(ks.events, d)
+	if c := s.collecting; c != nil && len(ks.events) > 1 && ks.events[len(ks.events)-2].batch == c && s.fits(c, d) {
+		// The key's earlier events are all in the batch being collected:
+		// this one can follow them in it.
+		s.addToBatch(c, d)
+		return
+	}
+	if !ks.busy && len(ks.events) == 1 {
+		s.markReady(ks)
+	}
+}
+
+func (s *runState) skip(msg queue.Message) {
+	s.r.skipped.Inc()
+	s.done(msg)
+}
+
+// done finishes an offset and frees its pending slot.
+func (s *runState) done(msg queue.Message) {
+	s.tracker.done(msg.Partition, msg.Offset)
+	s.pending--
+	s.r.pendingGauge.Set(float64(s.pending))
+	<-s.tokens
+}
+
+func (s *runState) markReady(ks *keyState) {
+	if !ks.queued {
+		ks.queued = true
+		s.ready = append(s.ready, ks)
+	}
+}
+
+// dispatch moves ready events into the batch being collected and sends
+// batches that are full or have waited MaxWait, while the in-flight cap
+// allows.
+func (s *runState) dispatch() {
+	r := s.r
+	now := r.cfg.Now()
+	s.promoteRetries(now)
+	if p, ok := r.dest.(interface{ PausedUntil() time.Time }); ok && p.PausedUntil().After(now) {
+		return
+	}
+	for s.inFlight < r.policy.MaxInFlight {
+		if s.collecting == nil {
+			if len(s.ready) == 0 {
+				return
+			}
+			s.collecting = &batch{opened: now}
+		}
+		c := s.collecting
+		for len(s.ready) > 0 && !s.full(c) {
+			ks := s.ready[0]
+			s.ready = s.ready[1:]
+			ks.queued = false
+			ks.busy = true
+			c.keys = append(c.keys, ks)
+			for _, d := range ks.events {
+				if len(c.items) > 0 && !s.fits(c, d) {
+					break
+				}
+				s.addToBatch(c, d)
+			}
+		}
+		if !s.full(c) && now.Sub(c.opened) < r.policy.MaxWait {
+			return
+		}
+		s.send(c)
+		s.collecting = nil
+	}
+}
+
+func (s *runState) full(c *batch) bool {
+	p := s.r.policy
+	return len(c.items) >= p.MaxItems || (p.MaxBytes > 0 && c.bytes >= p.MaxBytes)
+}
+
+func (s *runState) fits(c *batch, d *delivery) bool {
+	p := s.r.policy
+	return len(c.items) < p.MaxItems && (p.MaxBytes == 0 || c.bytes+len(d.msg.Value) <= p.MaxBytes)
+}
+
+func (s *runState) addToBatch(c *batch, d *delivery) {
+	d.batch = c
+	c.items = append(c.items, d)
+	c.bytes += len(d.msg.Value)
+}
+
+// send hands a batch to the destination on its own goroutine.
+func (s *runState) send(b *batch) {
+	r := s.r
+	now := r.cfg.Now()
+	events := make([]destinations.Event, len(b.items))
+	firsts := make([]time.Time, len(b.items))
+	for i, d := range b.items {
+		d.attempt++
+		if d.firstAttempt.IsZero() {
+			d.firstAttempt = now
+		}
+		events[i] = destinations.Event{Event: d.event, Attempt: d.attempt}
+		firsts[i] = d.firstAttempt
+	}
+	s.inFlight++
+	r.inFlightGauge.Set(float64(s.inFlight))
+	r.batchSize.Observe(float64(len(events)))
+	go func() {
+		outcomes := r.dest.Send(s.sendCtx, events)
+		if len(outcomes) != len(events) {
+			r.logger.Error("destination returned the wrong number of outcomes; retrying the batch",
+				zap.Int("events", len(events)), zap.Int("outcomes", len(outcomes)))
+			outcomes = make([]destinations.Outcome, len(events))
+			for i := range outcomes {
+				outcomes[i] = destinations.RetryLater("internal", "the destination returned no outcome for this event", 0)
+			}
+		}
+		r.expireRetries(events, firsts, outcomes)
+		r.writeDeadLetters(s.sendCtx, events, outcomes)
+		s.results <- batchResult{b: b, outcomes: outcomes}
+	}()
+}
+
+// expireRetries turns a Retry into a DeadLetter once the event has been
+// failing for the whole retry window.
+func (r *Router) expireRetries(events []destinations.Event, firsts []time.Time, outcomes []destinations.Outcome) {
+	now := r.cfg.Now()
+	for i := range outcomes {
+		if outcomes[i].Result == destinations.Retry && now.Sub(firsts[i]) >= r.cfg.RetryWindow {
+			o := outcomes[i]
+			o.Result = destinations.DeadLetter
+			o.Reason = fmt.Sprintf("still failing after the %s retry window, %d attempts: %s", r.cfg.RetryWindow, events[i].Attempt, o.Reason)
+			o.Class = "retry_window"
+			outcomes[i] = o
+		}
+	}
+}
+
+// writeDeadLetters publishes the batch's dead letters. If the log cannot
+// take them, those events are retried instead: nothing is dropped without
+// a dead letter.
+func (r *Router) writeDeadLetters(ctx context.Context, events []destinations.Event, outcomes []destinations.Outcome) {
+	var msgs []queue.Message
+	var idx []int
+	for i, o := range outcomes {
+		if o.Result != destinations.DeadLetter {
+			continue
+		}
+		value, err := json.Marshal(queue.DeadLetter{
+			Reason:       o.Reason,
+			Stage:        r.cfg.Destination,
+			Source:       events[i].Source(),
+			Attempts:     events[i].Attempt,
+			LastStatus:   o.Status,
+			LastResponse: o.Response,
+			FailedAt:     r.cfg.Now().UTC(),
+			Message:      events[i].Raw(),
+		})
+		if err != nil {
+			// The message is valid JSON from the log; this cannot fail.
+			r.logger.Error("encoding a dead letter", zap.Error(err))
+			outcomes[i] = destinations.RetryLater("internal", "encoding the dead letter failed: "+err.Error(), 0)
+			continue
+		}
+		msgs = append(msgs, queue.Message{Topic: r.cfg.DLQTopic, Key: []byte(events[i].Key()), Value: value})
+		idx = append(idx, i)
+	}
+	if len(msgs) == 0 {
+		return
+	}
+	if err := r.log.Publish(ctx, msgs...); err != nil {
+		r.logger.Warn("writing dead letters; retrying those events", zap.Int("events", len(msgs)), zap.Error(err))
+		for _, i := range idx {
+			outcomes[i] = destinations.RetryLater("dead_letter_write", "writing the dead letter failed: "+err.Error(), 0)
+		}
+	}
+}
+
+// finish applies a batch's outcomes.
+func (s *runState) finish(res batchResult) {
+	r := s.r
+	s.inFlight--
+	r.inFlightGauge.Set(float64(s.inFlight))
+	now := r.cfg.Now()
+	var deliveredKeys []dedupe.Key
+	for i, d := range res.b.items {
+		o := res.outcomes[i]
+		d.lastOutcome = o
+		switch o.Result {
+		case destinations.Delivered:
+			r.delivered.Inc()
+			if at := d.event.ReceivedAt(); !at.IsZero() {
+				r.latency.Observe(now.Sub(at).Seconds())
+			}
+			deliveredKeys = append(deliveredKeys, dedupe.KeyOf(d.event.Source(), d.event.MessageID()))
+		case destinations.DeadLetter:
+			r.deadLettered.Inc()
+			r.dead.WithLabelValues(o.Class).Inc()
+			if ce := r.logger.Check(zap.InfoLevel, "dead-lettered"); ce != nil {
+				ce.Write(zap.String("messageId", d.event.MessageID()), zap.Int("attempts", d.attempt), zap.String("reason", o.Reason))
+			}
+		case destinations.Retry:
+			r.retried.Inc()
+			d.retryAt = now.Add(r.backoff(d.attempt, o.RetryAfter))
+			if ce := r.logger.Check(zap.DebugLevel, "retrying"); ce != nil {
+				ce.Write(zap.String("messageId", d.event.MessageID()), zap.Int("attempt", d.attempt),
+					zap.Time("retryAt", d.retryAt), zap.String("reason", o.Reason))
+			}
+		}
+	}
+	r.seen.Add(deliveredKeys, now)
+	for _, ks := range res.b.keys {
+		ks.busy = false
+		kept := ks.events[:0]
+		for _, d := range ks.events {
+			if d.batch == res.b {
+				d.batch = nil
+				if d.lastOutcome.Result != destinations.Retry {
+					s.done(d.msg)
+					continue
+				}
+			}
+			kept = append(kept, d)
+		}
+		ks.events = kept
+		switch {
+		case len(ks.events) == 0:
+			delete(s.keys, ks.key)
+		case !ks.events[0].retryAt.IsZero() && ks.events[0].retryAt.After(now):
+			heap.Push(s.retryAt, retryEntry{at: ks.events[0].retryAt, ks: ks})
+		default:
+			s.markReady(ks)
+		}
+	}
+}
+
+// promoteRetries makes keys whose retry time has come ready again.
+func (s *runState) promoteRetries(now time.Time) {
+	for s.retryAt.Len() > 0 && !(*s.retryAt)[0].at.After(now) {
+		e := heap.Pop(s.retryAt).(retryEntry)
+		if len(e.ks.events) > 0 && !e.ks.busy {
+			s.markReady(e.ks)
+		}
+	}
+}
+
+// nextWake is when the loop must look again without any input: the next
+// retry, or the collecting batch's MaxWait.
+func (s *runState) nextWake(now time.Time) time.Duration {
+	wake := time.Hour
+	if s.retryAt.Len() > 0 {
+		wake = min(wake, (*s.retryAt)[0].at.Sub(now))
+	}
+	if s.collecting != nil {
+		wake = min(wake, s.collecting.opened.Add(s.r.policy.MaxWait).Sub(now))
+	}
+	if p, ok := s.r.dest.(interface{ PausedUntil() time.Time }); ok {
+		if until := p.PausedUntil(); until.After(now) {
+			wake = min(wake, until.Sub(now))
+		}
+	}
+	return max(wake, time.Millisecond)
+}
+
+func (s *runState) commit(ctx context.Context) error {
+	offsets := s.tracker.toCommit()
+	if len(offsets) == 0 {
+		return nil
+	}
+	msgs := make([]queue.Message, 0, len(offsets))
+	for p, off := range offsets {
+		msgs = append(msgs, queue.Message{Topic: s.topic, Partition: p, Offset: off})
+	}
+	if err := s.src.Commit(ctx, msgs...); err != nil {
+		return err
+	}
+	s.tracker.markCommitted(offsets)
+	return nil
+}
+
+// backoff is the wait before attempt+1: exponential from BackoffMin, capped
+// at BackoffMax, with ±50% jitter; a Retry-After from the service wins.
+func (r *Router) backoff(attempt int, retryAfter time.Duration) time.Duration {
+	if retryAfter > 0 {
+		return retryAfter
+	}
+	d := r.cfg.BackoffMin
+	for i := 1; i < attempt && d < r.cfg.BackoffMax; i++ {
+		d *= 2
+	}
+	d = min(d, r.cfg.BackoffMax)
+	return time.Duration(float64(d) * (0.5 + rand.Float64()))
+}
+
+// wanted applies the message's integrations object: the destination's own
+// key if present, else "All", else true; any value but false enables.
+func wanted(ev schemas.Event, displayName string) bool {
+	integrations := ev.Get("integrations")
+	if !integrations.IsObject() {
+		return true
+	}
+	v := integrations.Get(gjson.Escape(displayName))
+	if !v.Exists() {
+		v = integrations.Get("All")
+	}
+	return v.Type != gjson.False
+}
+
+func resetTimer(t *time.Timer, d time.Duration) {
+	if !t.Stop() {
+		select {
+		case <-t.C:
+		default:
+		}
+	}
+	t.Reset(d)
+}
+
+type retryEntry struct {
+	at time.Time
+	ks *keyState
+}
+
+type retryHeap []retryEntry
+
+func (h retryHeap) Len() int           { return len(h) }
+func (h retryHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
+func (h retryHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *retryHeap) Push(x any)        { *h = append(*h, x.(retryEntry)) }
+func (h *retryHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return e
+}
