@@ -49,6 +49,11 @@ type Config struct {
 	// Default 30s.
 	ShutdownTimeout time.Duration
 
+	// OnFinish, when set, is called each time an event is finished
+	// (delivered, dead-lettered or skipped), on the router's own goroutine;
+	// replay uses it for its progress bar.
+	OnFinish func()
+
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 }

@@ -269,7 +269,7 @@ func (s *runState) accept(msg queue.Message) {
 	s.pending++
 	r.pendingGauge.Set(float64(s.pending))
 	ev := schemas.NewEvent(msg.Value)
-	if !wanted(ev, r.cfg.DisplayName) {
+	if !Wanted(ev, r.cfg.DisplayName) {
 		s.skip(msg)
 		return
 	}
@@ -307,6 +307,9 @@ func (s *runState) done(msg queue.Message) {
 	s.pending--
 	s.r.pendingGauge.Set(float64(s.pending))
 	<-s.tokens
+	if s.r.cfg.OnFinish != nil {
+		s.r.cfg.OnFinish()
+	}
 }
 
 func (s *runState) markReady(ks *keyState) {
@@ -575,9 +578,10 @@ func (r *Router) backoff(attempt int, retryAfter time.Duration) time.Duration {
 	return time.Duration(float64(d) * (0.5 + rand.Float64()))
 }
 
-// wanted applies the message's integrations object: the destination's own
-// key if present, else "All", else true; any value but false enables.
-func wanted(ev schemas.Event, displayName string) bool {
+// Wanted applies the message's integrations object for the destination
+// whose display name is given: its own key if present, else "All", else
+// true; any value but false enables.
+func Wanted(ev schemas.Event, displayName string) bool {
 	integrations := ev.Get("integrations")
 	if !integrations.IsObject() {
 		return true

@@ -27,6 +27,41 @@ type config struct {
 	Gateway gatewayConfig  `yaml:"gateway"`
 	Log     logConfig      `yaml:"log"`
 	Kafka   kafkaConfig    `yaml:"kafka"`
+	// Destinations are the named destination instances the router serves.
+	Destinations []destinationConfig `yaml:"destinations"`
+}
+
+// destinationConfig is one destination instance: the router's settings and
+// the settings of its type.
+type destinationConfig struct {
+	// Name names the instance: its consumer group, metrics and dead letters.
+	Name string `yaml:"name"`
+	// Type is webhook or drop.
+	Type string `yaml:"type"`
+	// DisplayName is the instance's key in a message's integrations object.
+	// Default: Name.
+	DisplayName string `yaml:"display_name"`
+	// Router settings; defaults as in router.Config.
+	RetryWindow  duration `yaml:"retry_window"`
+	BackoffMin   duration `yaml:"backoff_min"`
+	BackoffMax   duration `yaml:"backoff_max"`
+	MaxPending   int      `yaml:"max_pending"`
+	DedupeWindow duration `yaml:"dedupe_window"`
+
+	Webhook webhookConfig `yaml:"webhook"`
+}
+
+// webhookConfig mirrors webhook.Config; zero values take its defaults.
+type webhookConfig struct {
+	URL         string            `yaml:"url"`
+	Headers     map[string]string `yaml:"headers"`
+	Batch       bool              `yaml:"batch"`
+	MaxItems    int               `yaml:"max_items"`
+	MaxBytes    int               `yaml:"max_bytes"`
+	MaxWait     duration          `yaml:"max_wait"`
+	MaxInFlight int               `yaml:"max_in_flight"`
+	Timeout     duration          `yaml:"timeout"`
+	Concurrency int               `yaml:"concurrency"`
 }
 
 type sourceConfig struct {

@@ -17,8 +17,10 @@ import (
 const usage = `switchyard: a Segment-compatible event router
 
 Usage:
-  switchyard serve   [flags]   gateway on the embedded log, or on Kafka when brokers are set
+  switchyard serve   [flags]   gateway and router in one process, on the embedded log or on Kafka
   switchyard gateway [flags]   the gateway alone, for Kafka deployments with many gateways
+  switchyard router  [flags]   the routers alone, for Kafka deployments with many routers
+  switchyard replay  [flags]   deliver a range of the log, or the dead letters, to one destination again
   switchyard tail    [flags]   print the messages of a topic as JSON lines
 
 Run "switchyard COMMAND -h" for a command's flags.
@@ -38,8 +40,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	var err error
 	switch args[0] {
-	case "serve", "gateway":
+	case "serve", "gateway", "router":
 		err = serve(ctx, args[0], args[1:], stderr)
+	case "replay":
+		err = replay(ctx, args[1:], stdout, stderr)
 	case "tail":
 		err = tail(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"fmt"
+	"regexp"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/switchyard/switchyard/destinations"
+	"github.com/switchyard/switchyard/destinations/drop"
+	"github.com/switchyard/switchyard/destinations/webhook"
+	"github.com/switchyard/switchyard/queue"
+	"github.com/switchyard/switchyard/router"
+)
+
+// destinationTypes returns the destination types this binary can build.
+func destinationTypes() map[string]func(dc destinationConfig, logger *zap.Logger) (destinations.Destination, error) {
+	return map[string]func(dc destinationConfig, logger *zap.Logger) (destinations.Destination, error){
+		"webhook": func(dc destinationConfig, logger *zap.Logger) (destinations.Destination, error) {
+			w := dc.Webhook
+			return webhook.New(dc.Name, webhook.Config{
+				URL: w.URL, Headers: w.Headers, Batch: w.Batch,
+				MaxItems: w.MaxItems, MaxBytes: w.MaxBytes, MaxWait: time.Duration(w.MaxWait),
+				MaxInFlight: w.MaxInFlight, Timeout: time.Duration(w.Timeout), Concurrency: w.Concurrency,
+			}, logger, nil)
+		},
+		"drop": func(destinationConfig, *zap.Logger) (destinations.Destination, error) {
+			return drop.New(), nil
+		},
+	}
+}
+
+var destinationName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,99}$`)
+
+// buildRouters builds one router per configured destination.
+func buildRouters(cfg config, log queue.Log, logger *zap.Logger, m *router.Metrics) ([]*router.Router, error) {
+	seen := make(map[string]bool)
+	var routers []*router.Router
+	for i, dc := range cfg.Destinations {
+		if seen[dc.Name] {
+			return nil, fmt.Errorf("destinations[%d].name: %q is used twice", i, dc.Name)
+		}
+		seen[dc.Name] = true
+		dest, err := buildDestination(i, dc, logger)
+		if err != nil {
+			return nil, err
+		}
+		r, err := router.New(routerConfig(cfg, dc), dest, log, logger, m)
+		if err != nil {
+			return nil, err
+		}
+		routers = append(routers, r)
+	}
+	return routers, nil
+}
+
+// buildDestination builds the i-th configured destination.
+func buildDestination(i int, dc destinationConfig, logger *zap.Logger) (destinations.Destination, error) {
+	key := fmt.Sprintf("destinations[%d]", i)
+	if !destinationName.MatchString(dc.Name) {
+		return nil, fmt.Errorf("%s.name: %q must be 1-100 letters, digits, '.', '_' or '-'", key, dc.Name)
+	}
+	build, ok := destinationTypes()[dc.Type]
+	if !ok {
+		return nil, fmt.Errorf("%s.type: %q is not one of webhook, drop", key, dc.Type)
+	}
+	return build(dc, logger)
+}
+
+func routerConfig(cfg config, dc destinationConfig) router.Config {
+	return router.Config{
+		Destination:  dc.Name,
+		DisplayName:  dc.DisplayName,
+		DLQTopic:     cfg.dlqTopic(),
+		RetryWindow:  time.Duration(dc.RetryWindow),
+		BackoffMin:   time.Duration(dc.BackoffMin),
+		BackoffMax:   time.Duration(dc.BackoffMax),
+		MaxPending:   dc.MaxPending,
+		DedupeWindow: time.Duration(dc.DedupeWindow),
+	}
+}
+
+// findDestination returns the named destination's config and index.
+func findDestination(cfg config, name string) (int, destinationConfig, error) {
+	for i, dc := range cfg.Destinations {
+		if dc.Name == name {
+			return i, dc, nil
+		}
+	}
+	return 0, destinationConfig{}, fmt.Errorf("--destination: no destination named %q in the config", name)
+}

@@ -1,0 +1,291 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/schollz/progressbar/v3"
+	"github.com/tidwall/gjson"
+	"golang.org/x/term"
+	"go.uber.org/zap"
+
+	"github.com/switchyard/switchyard/queue"
+	"github.com/switchyard/switchyard/router"
+	"github.com/switchyard/switchyard/schemas"
+)
+
+// replay delivers a range of the events topic, or the dead letters, to one
+// destination again, through a router of its own that commits nothing, so
+// the live routers are undisturbed.
+func replay(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("replay", stderr)
+	var opts options
+	opts.register(fs)
+	destName := fs.String("destination", "", "`name` of the destination to deliver to (required)")
+	from := fs.String("from", "", "start: an RFC 3339 `time` or an offset (the same in every partition)")
+	to := fs.String("to", "", "end, inclusive: an RFC 3339 `time` or an offset; default: the end of the log")
+	dlq := fs.Bool("dlq", false, "deliver the destination's dead letters again instead of a range of events")
+	dryRun := fs.Bool("dry-run", false, "print the events that would be delivered, one JSON per line, and send nothing")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if *destName == "" {
+		return errors.New("--destination is required")
+	}
+	if !*dlq && *from == "" {
+		return errors.New("--from is required (or --dlq)")
+	}
+	start := queue.Position{Kind: queue.First}
+	if *from != "" {
+		p, err := parsePosition("--from", *from)
+		if err != nil {
+			return err
+		}
+		start = p
+	}
+	var end *queue.Position
+	if *to != "" {
+		p, err := parsePosition("--to", *to)
+		if err != nil {
+			return err
+		}
+		end = &p
+	}
+	cfg, err := opts.load(fs, lookupEnv)
+	if err != nil {
+		return err
+	}
+	logger, err := newLogger(cfg.LogLevel, stderr)
+	if err != nil {
+		return err
+	}
+	index, dc, err := findDestination(cfg, *destName)
+	if err != nil {
+		return err
+	}
+	dest, err := buildDestination(index, dc, logger)
+	if err != nil {
+		return err
+	}
+	log, _, err := openLog(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer log.Close()
+
+	topic := cfg.eventsTopic()
+	if *dlq {
+		topic = cfg.dlqTopic()
+	}
+	reader, err := log.Read(ctx, topic, start)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", topic, err)
+	}
+	defer reader.Close()
+	total, err := reader.Lag(ctx)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", topic, err)
+	}
+	src := &rangeSource{reader: reader, end: end}
+	if *dlq {
+		src.deadLettersOf = dc.Name
+	}
+
+	displayName := dc.DisplayName
+	if displayName == "" {
+		displayName = dc.Name
+	}
+	if *dryRun {
+		return printReplay(ctx, src, dc.Name, displayName, stdout)
+	}
+
+	progress := newProgress(total, stderr)
+	defer progress.finish()
+	rcfg := routerConfig(cfg, dc)
+	rcfg.Group = "switchyard-replay-" + dc.Name
+	rcfg.OnFinish = progress.add
+	r, err := router.New(rcfg, dest, log, logger, mustMetrics())
+	if err != nil {
+		return err
+	}
+	if err := r.Run(ctx, src); err != nil {
+		return err
+	}
+	progress.finish()
+	if ctx.Err() != nil {
+		return fmt.Errorf("interrupted after %d of %d events", progress.done.Load(), total)
+	}
+	logger.Info("replay finished", zap.String("destination", dc.Name), zap.Int64("events", progress.done.Load()),
+		zap.Int64("read", src.read.Load()))
+	return nil
+}
+
+func mustMetrics() *router.Metrics {
+	m, err := router.NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		panic(err) // a fresh registry has no conflicts
+	}
+	return m
+}
+
+// parsePosition reads an RFC 3339 time or an offset.
+func parsePosition(flag, v string) (queue.Position, error) {
+	if off, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if off < 0 {
+			return queue.Position{}, fmt.Errorf("%s: offset %d must not be negative", flag, off)
+		}
+		return queue.Position{Kind: queue.AtOffset, Offset: off}, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return queue.Position{}, fmt.Errorf("%s: %q is neither an RFC 3339 time (2026-11-22T10:00:00Z) nor an offset", flag, v)
+	}
+	return queue.Position{Kind: queue.AtTime, Time: t}, nil
+}
+
+// rangeSource reads a topic up to an end position in every partition and
+// then reports io.EOF. With deadLettersOf set it reads dead letters and
+// hands on the original messages of those that destination gave up on.
+// Commits are dropped: a replay keeps no position.
+type rangeSource struct {
+	reader queue.Reader
+	// end, when set, is the last position to read in each partition.
+	end           *queue.Position
+	deadLettersOf string
+	read          atomic.Int64
+}
+
+func (s *rangeSource) Fetch(ctx context.Context) (queue.Message, error) {
+	for {
+		lag, err := s.reader.Lag(ctx)
+		if err != nil {
+			return queue.Message{}, err
+		}
+		if lag == 0 {
+			return queue.Message{}, io.EOF
+		}
+		msg, err := s.reader.Fetch(ctx)
+		if err != nil {
+			return queue.Message{}, err
+		}
+		s.read.Add(1)
+		if s.end != nil && pastEnd(msg, *s.end) {
+			continue
+		}
+		if s.deadLettersOf != "" {
+			dl := gjson.ParseBytes(msg.Value)
+			if dl.Get("stage").String() != s.deadLettersOf || !dl.Get("message").IsObject() {
+				continue
+			}
+			msg.Value = []byte(dl.Get("message").Raw)
+		}
+		return msg, nil
+	}
+}
+
+func pastEnd(msg queue.Message, end queue.Position) bool {
+	if end.Kind == queue.AtOffset {
+		return msg.Offset > end.Offset
+	}
+	return msg.Time.After(end.Time)
+}
+
+func (s *rangeSource) Commit(context.Context, ...queue.Message) error { return nil }
+
+// printReplay prints what a replay would deliver.
+func printReplay(ctx context.Context, src *rangeSource, name, displayName string, stdout io.Writer) error {
+	out := bufio.NewWriter(stdout)
+	defer out.Flush()
+	for {
+		msg, err := src.Fetch(ctx)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if !router.Wanted(schemas.NewEvent(msg.Value), displayName) {
+			continue
+		}
+		line, err := json.Marshal(struct {
+			Destination string          `json:"destination"`
+			Partition   int             `json:"partition"`
+			Offset      int64           `json:"offset"`
+			Event       json.RawMessage `json:"event"`
+		}{name, msg.Partition, msg.Offset, msg.Value})
+		if err != nil {
+			return err
+		}
+		out.Write(line)
+		out.WriteByte('\n')
+	}
+}
+
+// progress shows events done, rate and time left: a bar on a terminal,
+// plain lines every few seconds otherwise.
+type progress struct {
+	total   int64
+	done    atomic.Int64
+	bar     *progressbar.ProgressBar
+	w       io.Writer
+	started time.Time
+	last    time.Time
+	closed  bool
+}
+
+func newProgress(total int64, w io.Writer) *progress {
+	p := &progress{total: total, w: w, started: time.Now(), last: time.Now()}
+	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		p.bar = progressbar.NewOptions64(total, progressbar.OptionSetWriter(w), progressbar.OptionSetDescription("replay"),
+			progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString("events"),
+			progressbar.OptionSetPredictTime(true), progressbar.OptionThrottle(100*time.Millisecond))
+	}
+	return p
+}
+
+func (p *progress) add() {
+	n := p.done.Add(1)
+	if p.bar != nil {
+		p.bar.Add64(1)
+		return
+	}
+	if time.Since(p.last) >= 2*time.Second {
+		p.last = time.Now()
+		p.line(n)
+	}
+}
+
+func (p *progress) line(n int64) {
+	elapsed := time.Since(p.started).Seconds()
+	rate := float64(n) / max(elapsed, 0.001)
+	left := "unknown"
+	if rate > 0 && p.total >= n {
+		left = (time.Duration(float64(p.total-n)/rate) * time.Second).Round(time.Second).String()
+	}
+	fmt.Fprintf(p.w, "replay: %d of at most %d events, %.0f/s, about %s left\n", n, p.total, rate, left)
+}
+
+func (p *progress) finish() {
+	if p.closed {
+		return
+	}
+	p.closed = true
+	if p.bar != nil {
+		p.bar.Finish()
+		fmt.Fprintln(p.w)
+		return
+	}
+	p.line(p.done.Load())
+}

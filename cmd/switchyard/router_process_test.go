@@ -1,0 +1,246 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/switchyard/switchyard/destinations/webhook/webhooktest"
+	"github.com/switchyard/switchyard/queue/kafka/kafkatest"
+)
+
+// routerConfigFile writes a config with one webhook destination named hook.
+func routerConfigFile(t *testing.T, url string, extra string) string {
+	t.Helper()
+	suffix := strconv.FormatUint(rand.Uint64(), 36)
+	cfg := fmt.Sprintf(`sources:
+  - name: app
+    write_keys: [k]
+log:
+  events_topic: rt-events-%s
+  dlq_topic: rt-dlq-%s
+  partitions: 4
+destinations:
+  - name: hook
+    type: webhook
+    display_name: Webhook
+    backoff_min: 10ms
+    backoff_max: 100ms
+    webhook:
+      url: %s
+      max_in_flight: 2
+      concurrency: 2
+%s`, suffix, suffix, url, extra)
+	path := filepath.Join(t.TempDir(), "switchyard.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// postAll posts n events in batches of 50 with ids prefix-0..n-1 and returns
+// the ids.
+func postAll(t *testing.T, addr, prefix string, n int) []string {
+	t.Helper()
+	var ids []string
+	for i := 0; i < n; i += 50 {
+		batch := make([]string, 0, 50)
+		for j := i; j < min(n, i+50); j++ {
+			batch = append(batch, fmt.Sprintf("%s-%d", prefix, j))
+		}
+		status, err := postBatch(http.DefaultClient, addr, "k", batch)
+		if err != nil || status != 200 {
+			t.Fatalf("posting: status %d, %v", status, err)
+		}
+		ids = append(ids, batch...)
+	}
+	return ids
+}
+
+func waitDelivered(t *testing.T, srv *webhooktest.Server, ids []string, timeout time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	err := srv.WaitFor(ctx, func(s *webhooktest.Server) bool {
+		for _, id := range ids {
+			if s.Delivered(id) == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	if err != nil {
+		missing := 0
+		for _, id := range ids {
+			if srv.Delivered(id) == 0 {
+				missing++
+			}
+		}
+		t.Fatalf("%d of %d events never delivered: %v", missing, len(ids), err)
+	}
+}
+
+func deliveredCount(srv *webhooktest.Server) int {
+	seen := map[string]bool{}
+	for _, d := range srv.Received() {
+		if d.Status/100 == 2 {
+			seen[d.MessageID] = true
+		}
+	}
+	return len(seen)
+}
+
+// killMidDelivery SIGKILLs srv once the receiver has between low and high
+// distinct events.
+func killMidDelivery(t *testing.T, srv *server, receiver *webhooktest.Server, low int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := receiver.WaitFor(ctx, func(*webhooktest.Server) bool { return deliveredCount(receiver) >= low }); err != nil {
+		t.Fatalf("waiting for %d deliveries: %v", low, err)
+	}
+	srv.cmd.Process.Signal(syscall.SIGKILL)
+	<-srv.done
+	srv.done <- nil
+}
+
+// TestRouterSurvivesSIGKILLTwice loads events, kills the process twice in
+// the middle of delivery, and checks the receiver ends with every event.
+func TestRouterSurvivesSIGKILLTwice(t *testing.T) {
+	crashTest(t, nil)
+}
+
+func crashTest(t *testing.T, extraArgs []string) {
+	receiver := webhooktest.NewServer(t)
+	cfgPath := routerConfigFile(t, receiver.URL, "")
+	dataDir := t.TempDir()
+	addr := freeAddr(t)
+	args := append([]string{"serve", "--config", cfgPath, "--data-dir", dataDir}, extraArgs...)
+	srv := start(t, addr, args...)
+	const n = 6000
+	ids := postAll(t, addr, "crash", n)
+	if deliveredCount(receiver) == n {
+		t.Fatal("everything was delivered before the first kill; the test needs more events")
+	}
+	killMidDelivery(t, srv, receiver, n/4)
+	srv = start(t, addr, args...)
+	killMidDelivery(t, srv, receiver, n/2)
+	first := deliveredCount(receiver)
+	srv = start(t, addr, args...)
+	waitDelivered(t, receiver, ids, 90*time.Second)
+	srv.stop(t, syscall.SIGTERM)
+	t.Logf("%d events, %d distinct delivered before the second restart, %d requests in all", n, first, len(receiver.Received()))
+}
+
+func TestReplayTimeRangeAndDeadLetters(t *testing.T) {
+	receiver := webhooktest.NewServer(t)
+	cfgPath := routerConfigFile(t, receiver.URL, "")
+	dataDir := t.TempDir()
+	addr := freeAddr(t)
+	args := []string{"serve", "--config", cfgPath, "--data-dir", dataDir}
+	srv := start(t, addr, args...)
+
+	receiver.Script("broken-0", 400) // dead-lettered once
+	before := postAll(t, addr, "before", 30)
+	time.Sleep(30 * time.Millisecond)
+	from := time.Now().UTC()
+	inRange := postAll(t, addr, "range", 40)
+	to := time.Now().UTC()
+	time.Sleep(30 * time.Millisecond)
+	after := postAll(t, addr, "after", 30)
+	broken := postAll(t, addr, "broken", 1)
+	waitDelivered(t, receiver, append(append(append([]string{}, before...), inRange...), after...), 30*time.Second)
+	if receiver.Delivered("broken-0") != 0 {
+		t.Fatal("the 400 was not answered")
+	}
+	srv.stop(t, syscall.SIGTERM)
+
+	run := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(binary, append([]string{"replay", "--config", cfgPath, "--data-dir", dataDir, "--destination", "hook"}, args...)...)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("replay %v: %v\n%s", args, err, stderr.String())
+		}
+		if !strings.Contains(strings.Join(args, " "), "--dry-run") && !strings.Contains(stderr.String(), "replay: ") {
+			t.Fatalf("no progress lines:\n%s", stderr.String())
+		}
+		return stdout.String()
+	}
+
+	// A dry run prints exactly the range and sends nothing.
+	requests := len(receiver.Received())
+	printed := run("--from", from.Format(time.RFC3339Nano), "--to", to.Format(time.RFC3339Nano), "--dry-run")
+	if got := strings.Count(printed, "\n"); got != len(inRange) {
+		t.Fatalf("dry run printed %d lines, want %d:\n%s", got, len(inRange), printed)
+	}
+	if len(receiver.Received()) != requests {
+		t.Fatal("a dry run sent requests")
+	}
+
+	run("--from", from.Format(time.RFC3339Nano), "--to", to.Format(time.RFC3339Nano))
+	for _, id := range inRange {
+		if n := receiver.Delivered(id); n != 2 {
+			t.Fatalf("%s delivered %d times, want 2 (live and replay)", id, n)
+		}
+	}
+	for _, id := range append(before, after...) {
+		if n := receiver.Delivered(id); n != 1 {
+			t.Fatalf("%s outside the range was delivered %d times, want 1", id, n)
+		}
+	}
+
+	// The receiver now accepts the broken event: --dlq delivers it.
+	run("--dlq")
+	if n := receiver.Delivered(broken[0]); n != 1 {
+		t.Fatalf("the dead letter was delivered %d times by --dlq, want 1", n)
+	}
+	if n := receiver.Delivered(inRange[0]); n != 2 {
+		t.Fatal("--dlq delivered events that were never dead-lettered")
+	}
+}
+
+// TestTwoRoutersOnKafkaShareTheWork runs a gateway and two router processes
+// in one consumer group on the real broker.
+func TestTwoRoutersOnKafkaShareTheWork(t *testing.T) {
+	brokers := strings.Join(kafkatest.Brokers(t), ",")
+	receiver := webhooktest.NewServer(t)
+	cfgPath := routerConfigFile(t, receiver.URL, "")
+	gw := start(t, freeAddr(t), "gateway", "--config", cfgPath, "--kafka-brokers", brokers)
+	r1 := start(t, freeAddr(t), "router", "--config", cfgPath, "--kafka-brokers", brokers)
+	r2 := start(t, freeAddr(t), "router", "--config", cfgPath, "--kafka-brokers", brokers)
+	ids := postAll(t, gw.addr, "kafka", 2000)
+	waitDelivered(t, receiver, ids, 90*time.Second)
+	metrics := func(s *server) string {
+		resp, err := http.Get("http://" + s.addr + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var b bytes.Buffer
+		b.ReadFrom(resp.Body)
+		return b.String()
+	}
+	m1, m2 := metrics(r1), metrics(r2)
+	for i, m := range []string{m1, m2} {
+		if !strings.Contains(m, `switchyard_router_events_total{destination="hook",outcome="delivered"}`) {
+			t.Errorf("router %d delivered nothing: the group did not share the partitions", i+1)
+		}
+	}
+}
+
+// TestRouterOnKafkaSurvivesSIGKILLTwice is the crash test on the real broker.
+func TestRouterOnKafkaSurvivesSIGKILLTwice(t *testing.T) {
+	crashTest(t, []string{"--kafka-brokers", strings.Join(kafkatest.Brokers(t), ",")})
+}
