@@ -220,8 +220,6 @@ func TestTwoRoutersOnKafkaShareTheWork(t *testing.T) {
 	gw := start(t, freeAddr(t), "gateway", "--config", cfgPath, "--kafka-brokers", brokers)
 	r1 := start(t, freeAddr(t), "router", "--config", cfgPath, "--kafka-brokers", brokers)
 	r2 := start(t, freeAddr(t), "router", "--config", cfgPath, "--kafka-brokers", brokers)
-	ids := postAll(t, gw.addr, "kafka", 2000)
-	waitDelivered(t, receiver, ids, 90*time.Second)
 	metrics := func(s *server) string {
 		resp, err := http.Get("http://" + s.addr + "/metrics")
 		if err != nil {
@@ -232,12 +230,29 @@ func TestTwoRoutersOnKafkaShareTheWork(t *testing.T) {
 		b.ReadFrom(resp.Body)
 		return b.String()
 	}
-	m1, m2 := metrics(r1), metrics(r2)
-	for i, m := range []string{m1, m2} {
-		if !strings.Contains(m, `switchyard_router_events_total{destination="hook",outcome="delivered"}`) {
-			t.Errorf("router %d delivered nothing: the group did not share the partitions", i+1)
+	delivered := func(s *server) float64 {
+		for _, line := range strings.Split(metrics(s), "\n") {
+			if v, ok := strings.CutPrefix(line, `switchyard_router_events_total{destination="hook",outcome="delivered"} `); ok {
+				n, _ := strconv.ParseFloat(v, 64)
+				return n
+			}
 		}
+		return 0
 	}
+	// The group needs a moment to settle after the second member joins:
+	// keep posting until both members have delivered some.
+	var ids []string
+	deadline := time.Now().Add(60 * time.Second)
+	for round := 0; delivered(r1) == 0 || delivered(r2) == 0; round++ {
+		if time.Now().After(deadline) {
+			t.Fatalf("after 60s one router still delivered nothing (%v and %v): the group did not share the partitions", delivered(r1), delivered(r2))
+		}
+		ids = append(ids, postAll(t, gw.addr, fmt.Sprintf("kafka-r%d", round), 200)...)
+		time.Sleep(200 * time.Millisecond)
+	}
+	ids = append(ids, postAll(t, gw.addr, "kafka-last", 1000)...)
+	waitDelivered(t, receiver, ids, 90*time.Second)
+	t.Logf("%d events; router 1 delivered %v, router 2 %v", len(ids), delivered(r1), delivered(r2))
 }
 
 // TestRouterOnKafkaSurvivesSIGKILLTwice is the crash test on the real broker.
