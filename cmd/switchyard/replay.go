@@ -15,8 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/schollz/progressbar/v3"
 	"github.com/tidwall/gjson"
-	"golang.org/x/term"
 	"go.uber.org/zap"
+	"golang.org/x/term"
 
 	"github.com/switchyard/switchyard/queue"
 	"github.com/switchyard/switchyard/router"
