@@ -1,6 +1,6 @@
 # The two commands: `make run` serves on the embedded log; `make test` runs
 # every test (it starts a real Kafka broker itself).
-.PHONY: run test bench-ingest kafka-start kafka-stop build
+.PHONY: run test bench-ingest bench-pipeline kafka-start kafka-stop build
 
 run:
 	scripts/run.sh
@@ -10,6 +10,9 @@ test:
 
 bench-ingest:
 	scripts/bench-ingest.sh
+
+bench-pipeline:
+	scripts/bench-pipeline.sh
 
 build:
 	CGO_ENABLED=0 go build -o bin/switchyard ./cmd/switchyard
