@@ -516,3 +516,48 @@ func TestShutdownFinishesInFlightBatchesAndCommits(t *testing.T) {
 		t.Fatalf("after a graceful stop the next run delivered %v: the stop did not commit", d)
 	}
 }
+
+// paused is a destination out of quota until a given time.
+type paused struct {
+	*scripted
+	mu        sync.Mutex
+	until     time.Time
+	firstSend time.Time
+}
+
+func (p *paused) Send(ctx context.Context, batch []destinations.Event) []destinations.Outcome {
+	p.mu.Lock()
+	if p.firstSend.IsZero() {
+		p.firstSend = time.Now()
+	}
+	p.mu.Unlock()
+	return p.scripted.Send(ctx, batch)
+}
+
+func (p *paused) PausedUntil() time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.until
+}
+
+func TestAPausedDestinationGetsNothingAndStopsFetching(t *testing.T) {
+	h := newHarness(t, 1)
+	for i := 0; i < 100; i++ {
+		h.publish(t, event(fmt.Sprintf("u%d", i), fmt.Sprintf("m%d", i)))
+	}
+	dest := &paused{scripted: newScripted(smallBatches), until: time.Now().Add(300 * time.Millisecond)}
+	h.start(t, Config{Destination: "quota", MaxPending: 20}, dest)
+	deadline := time.Now().Add(5 * time.Second)
+	for testutil.ToFloat64(h.metrics.pending.WithLabelValues("quota")) < 20 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := testutil.ToFloat64(h.metrics.pending.WithLabelValues("quota")); got != 20 {
+		t.Fatalf("pending %v while paused, want MaxPending (20)", got)
+	}
+	dest.waitUntil(t, "everything is delivered after the pause", func() bool { return len(dest.delivered()) == 100 })
+	dest.mu.Lock()
+	defer dest.mu.Unlock()
+	if dest.firstSend.Before(dest.until) {
+		t.Fatalf("the first batch went out %s before the pause ended", dest.until.Sub(dest.firstSend))
+	}
+}

@@ -25,11 +25,13 @@ import (
 
 // BenchmarkPipeline drives events through the gateway, the log and the
 // router into the drop destination and into the webhook destination (a
-// local receiver), and prints delivered events/s, p50/p99 receivedAt-to-
-// delivery latency and the server's peak RSS. It runs on the embedded log,
-// and on Kafka when KAFKA_BROKERS is set (BENCH_BACKENDS picks).
-// BENCH_DURATION (default 20s) is how long load is offered per scenario.
-// Run it with `make bench-pipeline`.
+// local receiver). Per scenario it first offers as much load as the process
+// takes and reports delivered events/s, then offers a steady BENCH_RATE
+// (default 20,000 events/s) and reports the p50/p99 receivedAt-to-delivery
+// latency at that rate; and the server's peak RSS. It runs on the embedded
+// log, and on Kafka when KAFKA_BROKERS is set (BENCH_BACKENDS picks).
+// BENCH_DURATION (default 20s) is the length of each phase. Run it with
+// `make bench-pipeline`.
 func BenchmarkPipeline(b *testing.B) {
 	duration := 20 * time.Second
 	if v := os.Getenv("BENCH_DURATION"); v != "" {
@@ -38,6 +40,14 @@ func BenchmarkPipeline(b *testing.B) {
 			b.Fatalf("BENCH_DURATION: %v", err)
 		}
 		duration = d
+	}
+	rate := 20_000
+	if v := os.Getenv("BENCH_RATE"); v != "" {
+		r, err := strconv.Atoi(v)
+		if err != nil || r < 100 {
+			b.Fatalf("BENCH_RATE: want events per second, at least 100")
+		}
+		rate = r
 	}
 	backends := []string{"embedded"}
 	if os.Getenv("KAFKA_BROKERS") != "" {
@@ -51,22 +61,21 @@ func BenchmarkPipeline(b *testing.B) {
 		results = results[:0]
 		for _, backend := range backends {
 			for _, dest := range []string{"drop", "webhook"} {
-				results = append(results, runPipeline(b, backend, dest, duration))
+				results = append(results, runPipeline(b, backend, dest, duration, rate))
 			}
 		}
 	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(w, "log\tdestination\tevents\tdelivered events/s\tp50 ms\tp99 ms\tpeak RSS MB\t\n")
+	fmt.Fprintf(w, "log\tdestination\tmax delivered events/s\tp50 ms at %d/s\tp99 ms at %d/s\tpeak RSS MB\t\n", rate, rate)
 	for _, r := range results {
-		fmt.Fprintf(w, "%s\t%s\t%d\t%.0f\t%.1f\t%.1f\t%.0f\t\n", r.backend, r.dest, r.events, r.perSec, ms(r.p50), ms(r.p99), float64(r.peakRSS)/(1<<20))
+		fmt.Fprintf(w, "%s\t%s\t%.0f\t%.1f\t%.1f\t%.0f\t\n", r.backend, r.dest, r.perSec, ms(r.p50), ms(r.p99), float64(r.peakRSS)/(1<<20))
 	}
 	w.Flush()
-	fmt.Printf("load offered for %s per scenario by 20 connections posting 100-event batches; %d CPUs\n", duration, numCPU())
+	fmt.Printf("each phase %s; 20 connections posting 100-event batches; %d CPUs\n", duration, numCPU())
 }
 
 type pipelineResult struct {
 	backend, dest string
-	events        int64
 	perSec        float64
 	p50, p99      time.Duration
 	peakRSS       int64
@@ -98,7 +107,7 @@ func (l *latencyRecorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func runPipeline(b *testing.B, backend, dest string, duration time.Duration) pipelineResult {
+func runPipeline(b *testing.B, backend, dest string, duration time.Duration, rate int) pipelineResult {
 	b.Helper()
 	rec := &latencyRecorder{}
 	receiver := httptest.NewServer(rec)
@@ -131,14 +140,74 @@ func runPipeline(b *testing.B, backend, dest string, duration time.Duration) pip
 		return int64(n)
 	}
 
-	client := &fasthttp.HostClient{Addr: addr, MaxConns: 20, ReadTimeout: 30 * time.Second}
-	auth := "Basic " + basicKey("bench-key")
-	sc := loadScenario{path: "/v1/batch", perRequest: 100}
-	var posted atomic.Int64
-	var stop atomic.Bool
-	var wg sync.WaitGroup
+	drain := func(posted int64) time.Time {
+		deadline := time.Now().Add(5 * time.Minute)
+		for delivered() < posted && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if dest == "webhook" {
+			return time.Unix(0, rec.last.Load())
+		}
+		return time.Now()
+	}
+	load := newPipelineLoad(addr)
+
+	// Phase 1: as much as the process takes.
 	begin := time.Now()
-	for c := 0; c < 20; c++ {
+	load.run(duration, 0)
+	end := drain(load.posted.Load())
+	res := pipelineResult{backend: backend, dest: dest}
+	res.perSec = float64(delivered()) / end.Sub(begin).Seconds()
+
+	// Phase 2: a steady rate, for latency.
+	rec.mu.Lock()
+	rec.latencies = rec.latencies[:0]
+	rec.mu.Unlock()
+	before := histogramBuckets(addr, "switchyard_router_delivery_latency_seconds")
+	load.run(duration, rate)
+	drain(load.posted.Load())
+	if dest == "webhook" {
+		rec.mu.Lock()
+		slices.Sort(rec.latencies)
+		if n := len(rec.latencies); n > 0 {
+			res.p50, res.p99 = rec.latencies[n/2], rec.latencies[min(n-1, n*99/100)]
+		}
+		rec.mu.Unlock()
+	} else {
+		after := histogramBuckets(addr, "switchyard_router_delivery_latency_seconds")
+		res.p50, res.p99 = quantile(after, before, 0.5), quantile(after, before, 0.99)
+	}
+	res.peakRSS = peakRSS(srv.cmd.Process.Pid)
+	return res
+}
+
+// pipelineLoad posts 100-event batches over 20 connections.
+type pipelineLoad struct {
+	addr   string
+	client *fasthttp.HostClient
+	auth   string
+	posted atomic.Int64
+	round  atomic.Int64
+}
+
+func newPipelineLoad(addr string) *pipelineLoad {
+	return &pipelineLoad{addr: addr, auth: "Basic " + basicKey("bench-key"),
+		client: &fasthttp.HostClient{Addr: addr, MaxConns: 20, ReadTimeout: 30 * time.Second}}
+}
+
+// run posts for d; with rate > 0 it paces the batches to rate events/s.
+func (l *pipelineLoad) run(d time.Duration, rate int) {
+	const conns, perRequest = 20, 100
+	round := int(l.round.Add(1))
+	var tick <-chan time.Time
+	if rate > 0 {
+		ticker := time.NewTicker(time.Second * perRequest / time.Duration(rate))
+		defer ticker.Stop()
+		tick = ticker.C
+	}
+	stopAt := time.Now().Add(d)
+	var wg sync.WaitGroup
+	for c := 0; c < conns; c++ {
 		wg.Add(1)
 		go func(c int) {
 			defer wg.Done()
@@ -146,41 +215,28 @@ func runPipeline(b *testing.B, backend, dest string, duration time.Duration) pip
 			defer fasthttp.ReleaseRequest(req)
 			defer fasthttp.ReleaseResponse(resp)
 			var body []byte
-			for n := 0; !stop.Load(); n++ {
-				body = loadBody(body[:0], sc, c, n)
+			sc := loadScenario{perRequest: perRequest}
+			for n := 0; time.Now().Before(stopAt); n++ {
+				if tick != nil {
+					select {
+					case <-tick:
+					case <-time.After(time.Until(stopAt)):
+						return
+					}
+				}
+				body = loadBody(body[:0], sc, round*1000+c, n)
 				req.Reset()
-				req.SetRequestURI("http://" + addr + "/v1/batch")
+				req.SetRequestURI("http://" + l.addr + "/v1/batch")
 				req.Header.SetMethod("POST")
-				req.Header.Set("Authorization", auth)
+				req.Header.Set("Authorization", l.auth)
 				req.SetBody(body)
-				if err := client.Do(req, resp); err == nil && resp.StatusCode() == 200 {
-					posted.Add(100)
+				if err := l.client.Do(req, resp); err == nil && resp.StatusCode() == 200 {
+					l.posted.Add(perRequest)
 				}
 			}
 		}(c)
 	}
-	time.Sleep(duration)
-	stop.Store(true)
 	wg.Wait()
-	deadline := time.Now().Add(5 * time.Minute)
-	for delivered() < posted.Load() && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
-	end := time.Now()
-	if dest == "webhook" {
-		end = time.Unix(0, rec.last.Load())
-	}
-	res := pipelineResult{backend: backend, dest: dest, events: delivered(), peakRSS: peakRSS(srv.cmd.Process.Pid)}
-	res.perSec = float64(res.events) / end.Sub(begin).Seconds()
-	if dest == "webhook" {
-		slices.Sort(rec.latencies)
-		if n := len(rec.latencies); n > 0 {
-			res.p50, res.p99 = rec.latencies[n/2], rec.latencies[min(n-1, n*99/100)]
-		}
-	} else {
-		res.p50, res.p99 = histogramQuantile(addr, "switchyard_router_delivery_latency_seconds", 0.5), histogramQuantile(addr, "switchyard_router_delivery_latency_seconds", 0.99)
-	}
-	return res
 }
 
 // scrapeCounter reads one sample from the server's /metrics.
@@ -200,16 +256,16 @@ func scrapeCounter(addr, series string) (float64, bool) {
 	return 0, false
 }
 
-// histogramQuantile estimates a quantile from a Prometheus histogram's
-// buckets, interpolating within the bucket as Prometheus does.
-func histogramQuantile(addr, name string, q float64) time.Duration {
+type bucket struct{ le, count float64 }
+
+// histogramBuckets reads a Prometheus histogram's cumulative buckets.
+func histogramBuckets(addr, name string) []bucket {
 	resp, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {
-		return 0
+		return nil
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
-	type bucket struct{ le, count float64 }
 	var buckets []bucket
 	for _, line := range strings.Split(string(raw), "\n") {
 		if !strings.HasPrefix(line, name+"_bucket{") {
@@ -225,12 +281,29 @@ func histogramQuantile(addr, name string, q float64) time.Duration {
 		count, _ := strconv.ParseFloat(fields[len(fields)-1], 64)
 		buckets = append(buckets, bucket{le, count})
 	}
-	if len(buckets) == 0 || buckets[len(buckets)-1].count == 0 {
+	return buckets
+}
+
+// quantile estimates a quantile of the observations made between two
+// readings of a histogram, interpolating within a bucket as Prometheus does.
+func quantile(after, before []bucket, q float64) time.Duration {
+	if len(after) == 0 {
 		return 0
 	}
-	rank := q * buckets[len(buckets)-1].count
+	diff := make([]bucket, len(after))
+	for i := range after {
+		diff[i] = after[i]
+		if i < len(before) {
+			diff[i].count -= before[i].count
+		}
+	}
+	total := diff[len(diff)-1].count
+	if total == 0 {
+		return 0
+	}
+	rank := q * total
 	prevLe, prevCount := 0.0, 0.0
-	for _, bk := range buckets {
+	for _, bk := range diff {
 		if bk.count >= rank {
 			if math.IsInf(bk.le, 1) {
 				return time.Duration(prevLe * float64(time.Second))
