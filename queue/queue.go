@@ -75,6 +75,11 @@ type Subscription interface {
 	// every earlier one as done: the group resumes after the highest offset
 	// committed. Callers commit only a fully acknowledged prefix.
 	Commit(ctx context.Context, msgs ...Message) error
+	// Lag returns how many messages of the topic lie past the group's committed
+	// offsets, summed over every partition of the topic (a partition the group
+	// never committed counts from its first retained message). It is what
+	// kafka-consumer-groups.sh reports as the group's lag.
+	Lag(ctx context.Context) (int64, error)
 	// Close leaves the group. Uncommitted messages are delivered again later.
 	Close() error
 }

@@ -154,6 +154,44 @@ func (s *Subscription) Commit(ctx context.Context, msgs ...queue.Message) error 
 	return nil
 }
 
+// Lag returns how many retained messages lie past the group's committed
+// offsets, summed over the topic's partitions: in each, the high watermark
+// less the committed offset, or less the low watermark when the group never
+// committed there or retention removed messages it had not committed. What
+// this member fetched but did not commit counts. It costs one point read of
+// the group's stored offset per partition.
+func (s *Subscription) Lag(ctx context.Context) (int64, error) {
+	if err := s.c.err(); err != nil {
+		return 0, err
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	l, t := s.c.l, s.c.t
+	// A commit in flight is counted whole or not at all.
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	committed := make([]int64, len(t.parts))
+	for i := range committed {
+		c, ok, err := l.committed(s.group, t.name, i)
+		if err != nil {
+			return 0, fmt.Errorf("getting lag of group %q on topic %q: %w", s.group, t.name, err)
+		}
+		if !ok {
+			c = -1
+		}
+		committed[i] = c
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var lag int64
+	for i, p := range t.parts {
+		from := max(committed[i], p.low)
+		lag += max(0, p.high-from)
+	}
+	return lag, nil
+}
+
 // Close leaves the group; a Fetch waiting in another goroutine returns
 // queue.ErrClosed. Uncommitted messages are fetched again by the group's next
 // subscription.

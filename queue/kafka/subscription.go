@@ -67,35 +67,26 @@ func (l *Log) Subscribe(ctx context.Context, cfg queue.SubscribeConfig) (queue.S
 		ErrorLogger:       l.kafkaLogger(true),
 	})
 	return &subscription{
-		topic:     cfg.Topic,
-		r:         r,
-		committed: make(map[int]int64),
+		l:          l,
+		group:      cfg.Group,
+		topic:      cfg.Topic,
+		partitions: n,
+		r:          r,
+		committed:  make(map[int]int64),
 	}, nil
 }
 
 // initGroupOffsets commits, for every partition of cfg.Topic that cfg.Group
 // has no offset for, the offset cfg.Start resolves to.
 func (l *Log) initGroupOffsets(ctx context.Context, cfg queue.SubscribeConfig, n int) error {
-	res, err := l.client.OffsetFetch(ctx, &kafkago.OffsetFetchRequest{
-		GroupID: cfg.Group,
-		Topics:  map[string][]int{cfg.Topic: partitionIDs(n)},
-	})
+	committed, err := l.committedOffsets(ctx, cfg.Group, cfg.Topic, n)
 	if err != nil {
-		return fmt.Errorf("fetching committed offsets: %w", classify(err))
-	}
-	if res.Error != nil {
-		return fmt.Errorf("fetching committed offsets: %w", classify(res.Error))
+		return err
 	}
 	missing := make(map[int]bool)
-	for p := range n {
-		missing[p] = true
-	}
-	for _, po := range res.Topics[cfg.Topic] {
-		if po.Error != nil {
-			return fmt.Errorf("fetching committed offset of partition %d: %w", po.Partition, classify(po.Error))
-		}
-		if po.CommittedOffset >= 0 {
-			delete(missing, po.Partition)
+	for p, off := range committed {
+		if off < 0 {
+			missing[p] = true
 		}
 	}
 	if len(missing) == 0 {
@@ -136,10 +127,42 @@ func (l *Log) initGroupOffsets(ctx context.Context, cfg queue.SubscribeConfig, n
 	return nil
 }
 
+// committedOffsets asks the coordinator of group for its committed offsets
+// in the n partitions of topic: per partition, the offset of the next
+// message the group consumes, or -1 when it never committed there.
+func (l *Log) committedOffsets(ctx context.Context, group, topic string, n int) ([]int64, error) {
+	res, err := l.client.OffsetFetch(ctx, &kafkago.OffsetFetchRequest{
+		GroupID: group,
+		Topics:  map[string][]int{topic: partitionIDs(n)},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("fetching committed offsets: %w", classify(err))
+	}
+	if res.Error != nil {
+		return nil, fmt.Errorf("fetching committed offsets: %w", classify(res.Error))
+	}
+	committed := make([]int64, n)
+	for p := range committed {
+		committed[p] = -1
+	}
+	for _, po := range res.Topics[topic] {
+		if po.Error != nil {
+			return nil, fmt.Errorf("fetching committed offset of partition %d: %w", po.Partition, classify(po.Error))
+		}
+		if po.Partition >= 0 && po.Partition < n && po.CommittedOffset >= 0 {
+			committed[po.Partition] = po.CommittedOffset
+		}
+	}
+	return committed, nil
+}
+
 // subscription is a queue.Subscription over a kafka-go consumer group Reader.
 type subscription struct {
-	topic string
-	r     *kafkago.Reader
+	l          *Log
+	group      string
+	topic      string
+	partitions int // of the topic when Subscribe was called
+	r          *kafkago.Reader
 
 	closeMu sync.Mutex
 	closed  bool
@@ -214,6 +237,44 @@ func (s *subscription) Commit(ctx context.Context, msgs ...queue.Message) error 
 		s.committed[m.Partition] = m.Offset
 	}
 	return nil
+}
+
+// Lag implements queue.Subscription the way kafka-consumer-groups.sh
+// computes lag: per partition, the log end offset less the group's committed
+// offset, read from the group coordinator (OffsetFetch) and the partition
+// leaders (ListOffsets). A partition the group never committed counts from
+// its log start offset. Like kafka-consumer-groups.sh, a committed offset
+// that retention has since passed is not clamped to the log start, so Lag
+// then also counts the removed messages the group never consumed. Commits of
+// every member of the group count, not only this one's.
+func (s *subscription) Lag(ctx context.Context) (int64, error) {
+	if s.isClosed() {
+		return 0, queue.ErrClosed
+	}
+	n := s.partitions
+	committed, err := s.l.committedOffsets(ctx, s.group, s.topic, n)
+	if err != nil {
+		return 0, fmt.Errorf("getting lag of group %s on %s: %w", s.group, s.topic, err)
+	}
+	last, err := s.l.listOffsets(ctx, s.topic, n, kafkago.LastOffset)
+	if err != nil {
+		return 0, fmt.Errorf("getting lag of group %s on %s: %w", s.group, s.topic, err)
+	}
+	var first []int64
+	var lag int64
+	for p := range n {
+		from := committed[p]
+		if from < 0 {
+			if first == nil {
+				if first, err = s.l.listOffsets(ctx, s.topic, n, kafkago.FirstOffset); err != nil {
+					return 0, fmt.Errorf("getting lag of group %s on %s: %w", s.group, s.topic, err)
+				}
+			}
+			from = first[p]
+		}
+		lag += max(0, last[p]-from)
+	}
+	return lag, nil
 }
 
 // Close implements queue.Subscription. It leaves the group, so the other

@@ -60,6 +60,7 @@ func Run(t *testing.T, open func(t *testing.T) queue.Log) {
 		{"many concurrent publishers lose nothing and keep per-key order", testConcurrentPublishers},
 		{"values are kept byte for byte including large 32 KB values", testValuesExact},
 		{"Lag counts what is not yet fetched", testLag},
+		{"a group's lag counts what it has not committed", testGroupLag},
 		{"check reports a writable log", testCheck},
 		{"a closed log refuses publish and fails check", testClosedLog},
 		{"a closed reader and a closed subscription refuse fetch", testClosedReaders},
@@ -579,6 +580,100 @@ func testLag(t *testing.T, ctx context.Context, l queue.Log) {
 	lagIs(0)
 	publish(t, ctx, l, msgs[:4]...)
 	lagIs(4)
+}
+
+func testGroupLag(t *testing.T, ctx context.Context, l queue.Log) {
+	topic := Topic(t)
+	group := topic + "-group"
+	n, err := l.Partitions(ctx, topic)
+	if err != nil {
+		t.Fatalf("getting partitions: %v", err)
+	}
+	// Keys spread over up to three partitions.
+	var keys []string
+	used := map[int]bool{}
+	for i := 0; len(used) < min(n, 3); i++ {
+		key := fmt.Sprintf("user-%d", i)
+		if p := queue.PartitionFor([]byte(key), n); !used[p] {
+			used[p] = true
+			keys = append(keys, key)
+		}
+	}
+	var msgs []queue.Message
+	for i := range 7 * len(keys) {
+		key := keys[i%len(keys)]
+		msgs = append(msgs, queue.Message{Topic: topic, Key: []byte(key), Value: fmt.Appendf(nil, "%s-%d", key, i/len(keys))})
+	}
+	publish(t, ctx, l, msgs...)
+
+	s := subscribe(t, ctx, l, queue.SubscribeConfig{Group: group, Topic: topic})
+	lagIs := func(s queue.Subscription, want int, when string) {
+		t.Helper()
+		got, err := s.Lag(ctx)
+		if err != nil {
+			t.Fatalf("getting lag %s: %v", when, err)
+		}
+		if got != int64(want) {
+			t.Fatalf("Lag %s = %d, want %d", when, got, want)
+		}
+	}
+	want := len(msgs)
+	lagIs(s, want, "before fetching")
+
+	// Fetching commits nothing.
+	got := fetchN(t, ctx, s, len(msgs))
+	lagIs(s, want, "after fetching everything")
+
+	byPart := map[int][]queue.Message{}
+	var parts []int
+	for _, m := range got {
+		if byPart[m.Partition] == nil {
+			parts = append(parts, m.Partition)
+		}
+		byPart[m.Partition] = append(byPart[m.Partition], m)
+	}
+	if len(parts) != len(keys) {
+		t.Fatalf("messages came from %d partitions, want %d", len(parts), len(keys))
+	}
+
+	// Committing the third message of a partition commits the two before it.
+	first := byPart[parts[0]]
+	if err := s.Commit(ctx, first[2]); err != nil {
+		t.Fatalf("committing a message of partition %d: %v", parts[0], err)
+	}
+	want -= 3
+	lagIs(s, want, "after committing three messages of one partition")
+
+	// Committing a whole other partition.
+	if len(parts) > 1 {
+		if err := s.Commit(ctx, byPart[parts[1]]...); err != nil {
+			t.Fatalf("committing partition %d: %v", parts[1], err)
+		}
+		want -= len(byPart[parts[1]])
+		lagIs(s, want, "after committing a whole partition")
+	}
+
+	if err := s.Commit(ctx, got...); err != nil {
+		t.Fatalf("committing everything: %v", err)
+	}
+	lagIs(s, 0, "after committing everything")
+
+	// Messages published later count before anyone fetches them, and the lag
+	// belongs to the group: a new subscription of it sees the same.
+	publish(t, ctx, l, numbered(topic, keys[0], "later", 4)...)
+	lagIs(s, 4, "after publishing more")
+	if err := s.Close(); err != nil {
+		t.Fatalf("closing subscription: %v", err)
+	}
+	if _, err := s.Lag(ctx); !errors.Is(err, queue.ErrClosed) {
+		t.Errorf("Lag after Close = %v, want queue.ErrClosed", err)
+	}
+	again := subscribe(t, ctx, l, queue.SubscribeConfig{Group: group, Topic: topic})
+	lagIs(again, 4, "of a new subscription of the group")
+
+	// Another group has committed nothing.
+	other := subscribe(t, ctx, l, queue.SubscribeConfig{Group: topic + "-other", Topic: topic})
+	lagIs(other, len(msgs)+4, "of a group that never committed")
 }
 
 func testCheck(t *testing.T, ctx context.Context, l queue.Log) {
