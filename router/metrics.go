@@ -11,6 +11,7 @@ type Metrics struct {
 	inFlight  *prometheus.GaugeVec
 	pending   *prometheus.GaugeVec
 	latency   *prometheus.HistogramVec
+	lag       *prometheus.GaugeVec
 }
 
 // NewMetrics registers the router metrics on reg.
@@ -37,13 +38,17 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "switchyard_router_pending_events",
 			Help: "Events fetched and not yet finished: the consumer's lag inside the process.",
 		}, []string{"destination"}),
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "switchyard_router_consumer_lag",
+			Help: "Messages past the destination's consumer group's committed offsets, read every 5s.",
+		}, []string{"destination"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "switchyard_router_delivery_latency_seconds",
 			Help:    "Time from the gateway's receivedAt to delivery.",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 18),
 		}, []string{"destination"}),
 	}
-	for _, c := range []prometheus.Collector{m.events, m.dead, m.batchSize, m.inFlight, m.pending, m.latency} {
+	for _, c := range []prometheus.Collector{m.events, m.dead, m.batchSize, m.inFlight, m.pending, m.latency, m.lag} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

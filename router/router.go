@@ -40,7 +40,7 @@ type Router struct {
 	delivered, retried, deadLettered, skipped prometheus.Counter
 	dead                                      *prometheus.CounterVec
 	batchSize, latency                        prometheus.Observer
-	inFlightGauge, pendingGauge               prometheus.Gauge
+	inFlightGauge, pendingGauge, lagGauge     prometheus.Gauge
 }
 
 // New builds a router for dest. Dead letters are written to log.
@@ -70,6 +70,7 @@ func New(cfg Config, dest destinations.Destination, log queue.Log, logger *zap.L
 		latency:       m.latency.WithLabelValues(name),
 		inFlightGauge: m.inFlight.WithLabelValues(name),
 		pendingGauge:  m.pending.WithLabelValues(name),
+		lagGauge:      m.lag.WithLabelValues(name),
 	}, nil
 }
 
@@ -170,6 +171,11 @@ func (s *runState) run(ctx context.Context) error {
 		defer close(fetcherDone)
 		s.fetch(fetchCtx)
 	}()
+	if lagger, ok := s.src.(interface {
+		Lag(context.Context) (int64, error)
+	}); ok {
+		go r.watchLag(fetchCtx, lagger)
+	}
 
 	commitTicker := time.NewTicker(r.cfg.CommitInterval)
 	defer commitTicker.Stop()
@@ -236,6 +242,27 @@ func (s *runState) run(ctx context.Context) error {
 	}
 	r.pendingGauge.Set(0)
 	return runErr
+}
+
+// watchLag reads the consumer group's lag every 5 seconds for the metric.
+func (r *Router) watchLag(ctx context.Context, src interface {
+	Lag(context.Context) (int64, error)
+}) {
+	ticker := time.NewTicker(5 * time.Second)
+	defer ticker.Stop()
+	for {
+		lagCtx, cancel := context.WithTimeout(ctx, 4*time.Second)
+		lag, err := src.Lag(lagCtx)
+		cancel()
+		if err == nil {
+			r.lagGauge.Set(float64(lag))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+	}
 }
 
 // fetch reads the source while there is room for more pending events.
