@@ -264,6 +264,7 @@ func TestNetworkFailuresAreRetried(t *testing.T) {
 	t.Run("a server slower than the timeout is a network retry", func(t *testing.T) {
 		release := make(chan struct{})
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.Copy(io.Discard, r.Body) // lets the server see the client leave
 			select {
 			case <-r.Context().Done():
 			case <-release:
@@ -469,6 +470,7 @@ func TestUsersAreSentConcurrently(t *testing.T) {
 		full     = make(chan struct{}) // closed once concurrency requests are in flight
 	)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
 		mu.Lock()
 		inFlight++
 		maxSeen = max(maxSeen, inFlight)
@@ -520,14 +522,20 @@ func TestCancellation(t *testing.T) {
 			mu       sync.Mutex
 			requests int
 		)
+		release := make(chan struct{})
 		blocking := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.Copy(io.Discard, r.Body) // lets the server see the client leave
 			mu.Lock()
 			requests++
 			mu.Unlock()
 			cancel()
-			<-r.Context().Done() // the client gives up
+			select {
+			case <-r.Context().Done(): // the client gives up
+			case <-release:
+			}
 		}))
 		defer blocking.Close()
+		defer close(release)
 		batch := []destinations.Event{track("m1", "u1"), track("m2", "u2"), track("m3", "u1")}
 		w := newWebhook(t, Config{URL: blocking.URL, Concurrency: 1})
 		out := w.Send(ctx, batch)
