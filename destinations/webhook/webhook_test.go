@@ -462,24 +462,28 @@ func indexOf(batch []destinations.Event, messageID string) int {
 }
 
 func TestUsersAreSentConcurrently(t *testing.T) {
+	// The server holds every request until concurrency of them are in
+	// flight, then holds those a little longer, in which a request beyond
+	// the bound would arrive, and answers. A Send that never reaches the
+	// bound gets 503s once giveUp ends.
 	const concurrency = 3
+	giveUp, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+	defer cancel()
 	var (
 		mu       sync.Mutex
 		inFlight int
 		maxSeen  int
-		full     = make(chan struct{}) // closed once concurrency requests are in flight
+		full     = make(chan struct{})
+		filled   bool
 	)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		mu.Lock()
 		inFlight++
 		maxSeen = max(maxSeen, inFlight)
-		if inFlight == concurrency {
-			select {
-			case <-full:
-			default:
-				close(full)
-			}
+		if inFlight == concurrency && !filled {
+			filled = true
+			time.AfterFunc(50*time.Millisecond, func() { close(full) })
 		}
 		mu.Unlock()
 		defer func() {
@@ -490,8 +494,8 @@ func TestUsersAreSentConcurrently(t *testing.T) {
 		select {
 		case <-full:
 			w.WriteHeader(http.StatusOK)
-		case <-time.After(5 * time.Second):
-			w.WriteHeader(http.StatusServiceUnavailable) // never reached concurrency
+		case <-giveUp.Done():
+			w.WriteHeader(http.StatusServiceUnavailable)
 		case <-r.Context().Done():
 		}
 	}))
