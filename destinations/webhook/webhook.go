@@ -178,7 +178,8 @@ func (w *Webhook) sendUser(ctx context.Context, batch []destinations.Event, inde
 }
 
 // groupByKey returns the batch's indexes grouped by ordering key, each group
-// in batch order, the groups in the order of their first event.
+// in batch order, the groups in the order of their first event. Events
+// without a key share the empty key, so they too are sent in order.
 func groupByKey(batch []destinations.Event) [][]int {
 	var groups [][]int
 	byKey := make(map[string]int)
