@@ -2,6 +2,7 @@ package main
 
 import (
 	"flag"
+	"go.uber.org/zap"
 	"io"
 	"os"
 	"path/filepath"
@@ -114,5 +115,25 @@ func TestNoFileNeeded(t *testing.T) {
 	}
 	if cfg.Addr != ":8080" || cfg.DataDir != "./data" || cfg.Sources[0].Name != "default" {
 		t.Fatalf("defaults: %+v", cfg)
+	}
+}
+
+func TestDestinationErrorsNameTheirKey(t *testing.T) {
+	tests := []struct {
+		name string
+		dc   destinationConfig
+		want string
+	}{
+		{"an unknown type", destinationConfig{Name: "x", Type: "carrier-pigeon"}, `destinations[0].type: "carrier-pigeon" is not one of webhook, drop`},
+		{"a bad name", destinationConfig{Name: "no spaces", Type: "drop"}, `destinations[0].name: "no spaces"`},
+		{"a webhook without a url", destinationConfig{Name: "hook", Type: "webhook"}, "destinations[0].webhook.url: must not be empty"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := buildDestination(0, tt.dc, zap.NewNop())
+			if err == nil || !strings.HasPrefix(err.Error(), tt.want) {
+				t.Fatalf("error %v, want it to start with %s", err, tt.want)
+			}
+		})
 	}
 }

@@ -65,7 +65,11 @@ func buildDestination(i int, dc destinationConfig, logger *zap.Logger) (destinat
 	if !ok {
 		return nil, fmt.Errorf("%s.type: %q is not one of webhook, drop", key, dc.Type)
 	}
-	return build(dc, logger)
+	dest, err := build(dc, logger)
+	if err != nil {
+		return nil, fmt.Errorf("%s.%s.%w", key, dc.Type, err)
+	}
+	return dest, nil
 }
 
 func routerConfig(cfg config, dc destinationConfig) router.Config {

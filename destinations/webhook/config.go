@@ -65,9 +65,10 @@ const (
 )
 
 // withDefaults validates the config and fills in the defaults. Errors name
-// the config key, for example "destinations.hooks.url: must not be empty".
+// the key within the webhook settings, for example "url: must not be
+// empty"; the caller adds where those settings sit in its config file.
 func (c Config) withDefaults(name string) (Config, *url.URL, error) {
-	key := func(k string) string { return "destinations." + name + "." + k }
+	key := func(k string) string { return k }
 	if name == "" {
 		return c, nil, fmt.Errorf("destinations: a webhook destination needs a name")
 	}
