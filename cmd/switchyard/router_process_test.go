@@ -143,11 +143,21 @@ func crashTest(t *testing.T, extraArgs []string) {
 }
 
 func TestReplayTimeRangeAndDeadLetters(t *testing.T) {
+	replayTest(t, nil)
+}
+
+func TestReplayOnKafka(t *testing.T) {
+	replayTest(t, []string{"--kafka-brokers", strings.Join(kafkatest.Brokers(t), ",")})
+}
+
+// replayTest checks that a time range replays exactly the events in it and
+// that --dlq replays dead letters; backendArgs select the log.
+func replayTest(t *testing.T, backendArgs []string) {
 	receiver := webhooktest.NewServer(t)
 	cfgPath := routerConfigFile(t, receiver.URL, "")
 	dataDir := t.TempDir()
 	addr := freeAddr(t)
-	args := []string{"serve", "--config", cfgPath, "--data-dir", dataDir}
+	args := append([]string{"serve", "--config", cfgPath, "--data-dir", dataDir}, backendArgs...)
 	srv := start(t, addr, args...)
 
 	receiver.Script("broken-0", 400) // dead-lettered once
@@ -167,7 +177,7 @@ func TestReplayTimeRangeAndDeadLetters(t *testing.T) {
 
 	run := func(args ...string) string {
 		t.Helper()
-		cmd := exec.Command(binary, append([]string{"replay", "--config", cfgPath, "--data-dir", dataDir, "--destination", "hook"}, args...)...)
+		cmd := exec.Command(binary, append(append([]string{"replay", "--config", cfgPath, "--data-dir", dataDir, "--destination", "hook"}, backendArgs...), args...)...)
 		var stdout, stderr bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		if err := cmd.Run(); err != nil {
