@@ -15,6 +15,7 @@ require (
 	github.com/tidwall/gjson v1.20.1
 	github.com/valyala/fasthttp v1.51.0
 	go.uber.org/zap v1.28.0
+	golang.org/x/net v0.59.0
 	golang.org/x/text v0.43.0
 	gopkg.in/yaml.v3 v3.0.1
 )
