@@ -1,0 +1,206 @@
+package ratelimit
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Tier names an account's API allowance.
+type Tier string
+
+// Tiers, as HubSpot's usage guidelines list them.
+const (
+	Free         Tier = "free"
+	Starter      Tier = "starter"
+	Professional Tier = "professional"
+	Enterprise   Tier = "enterprise"
+	// APIAddOn is any tier with the API Limit Increase.
+	APIAddOn Tier = "api-add-on"
+	// OAuth is a public app's access token: 110 per 10 s, no daily limit.
+	OAuth Tier = "oauth"
+)
+
+// Limits of a tier.
+type Limits struct {
+	// Burst requests per 10-second rolling window, per app.
+	Burst int
+	// Daily requests per account; 0 means none (OAuth).
+	Daily int
+}
+
+// TierLimits returns a tier's limits: free and starter 100 per 10 s and
+// 250,000 a day; professional 190 and 625,000; enterprise 190 and
+// 1,000,000; with the API add-on 250 and 1,000,000 more (taken on top of
+// enterprise's); OAuth apps 110 and no daily limit.
+func TierLimits(t Tier) (Limits, error) {
+	switch t {
+	case Free, Starter:
+		return Limits{Burst: 100, Daily: 250_000}, nil
+	case Professional:
+		return Limits{Burst: 190, Daily: 625_000}, nil
+	case Enterprise:
+		return Limits{Burst: 190, Daily: 1_000_000}, nil
+	case APIAddOn:
+		return Limits{Burst: 250, Daily: 2_000_000}, nil
+	case OAuth:
+		return Limits{Burst: 110}, nil
+	}
+	return Limits{}, fmt.Errorf("tier %q is not one of free, starter, professional, enterprise, api-add-on, oauth", t)
+}
+
+// Window lengths and the budgets HubSpot gives endpoints outside the burst
+// window.
+const (
+	BurstWindow = 10 * time.Second
+	// SearchPerSecond is the search endpoints' own limit.
+	SearchPerSecond = 5
+	// EventsPerSecond is the custom events endpoints' own limit.
+	EventsPerSecond = 1250
+)
+
+// Budget is everything one token may spend: the burst window (this
+// process's share of it), the search and events windows, and the daily
+// allowance. It learns from HubSpot's rate-limit headers and 429 answers.
+// It is safe for concurrent use.
+type Budget struct {
+	// Burst paces ordinary API calls; Search the search endpoints; Events
+	// the custom behavioral events endpoints.
+	Burst, Search, Events *Window
+
+	clock Clock
+	loc   *time.Location
+
+	mu          sync.Mutex
+	tierBurst   int
+	share       float64
+	pausedUntil time.Time
+	pauseReason string
+}
+
+// NewBudget returns the budget of a token of the tier. The daily allowance
+// resets at midnight in loc (the account's time zone; nil means UTC).
+func NewBudget(tier Tier, clock Clock, loc *time.Location) (*Budget, error) {
+	limits, err := TierLimits(tier)
+	if err != nil {
+		return nil, err
+	}
+	if clock == nil {
+		clock = RealClock
+	}
+	if loc == nil {
+		loc = time.UTC
+	}
+	return &Budget{
+		Burst:     NewWindow(limits.Burst, BurstWindow, clock),
+		Search:    NewWindow(SearchPerSecond, time.Second, clock),
+		Events:    NewWindow(EventsPerSecond, time.Second, clock),
+		clock:     clock,
+		loc:       loc,
+		tierBurst: limits.Burst,
+		share:     1,
+	}, nil
+}
+
+// SetShare gives this process owned of total parts of the token's burst
+// allowance, for several processes serving one token (for example the
+// partitions of the topic it owns).
+func (b *Budget) SetShare(owned, total int) {
+	if total <= 0 || owned < 0 {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.share = float64(owned) / float64(total)
+	b.applyLocked()
+}
+
+func (b *Budget) applyLocked() {
+	b.Burst.SetMax(int(float64(b.tierBurst) * b.share))
+}
+
+// Observe learns from a response's rate-limit headers: the burst allowance
+// (X-HubSpot-RateLimit-Max, when it differs from the configured tier), what
+// is left of it (X-HubSpot-RateLimit-Remaining) and what is left of the day
+// (X-HubSpot-RateLimit-Daily-Remaining; at 0 the budget pauses until the
+// daily reset). Search responses carry no such headers.
+func (b *Budget) Observe(h http.Header) {
+	if max, ok := headerInt(h, "X-Hubspot-Ratelimit-Max"); ok && max > 0 {
+		b.mu.Lock()
+		if max != b.tierBurst {
+			b.tierBurst = max
+			b.applyLocked()
+		}
+		share := b.share
+		b.mu.Unlock()
+		if remaining, ok := headerInt(h, "X-Hubspot-Ratelimit-Remaining"); ok {
+			// This process may use its share of what is left.
+			b.Burst.Observe(int(float64(remaining) * share))
+		}
+	}
+	if remaining, ok := headerInt(h, "X-Hubspot-Ratelimit-Daily-Remaining"); ok && remaining <= 0 {
+		b.pause(b.nextReset(), "the daily limit is used up")
+	}
+}
+
+// RateLimited learns from a 429 answer's policyName: TEN_SECONDLY_ROLLING
+// fills the burst window, SECONDLY (search) the search window, DAILY pauses
+// everything until the daily reset. A Retry-After, when given, sets the
+// least wait. It returns how long the refused request should wait.
+func (b *Budget) RateLimited(policy string, retryAfter time.Duration) time.Duration {
+	now := b.clock.Now()
+	wait := retryAfter
+	switch policy {
+	case "DAILY":
+		until := b.nextReset()
+		b.pause(until, "HubSpot answered 429 DAILY: the daily limit is used up")
+		wait = max(wait, until.Sub(now))
+	case "SECONDLY":
+		b.Search.Observe(0)
+		wait = max(wait, b.Search.Next().Sub(now))
+	default: // TEN_SECONDLY_ROLLING and anything unknown
+		b.Burst.Observe(0)
+		wait = max(wait, b.Burst.Next().Sub(now))
+	}
+	if retryAfter > 0 && policy != "DAILY" {
+		b.pause(now.Add(retryAfter), "HubSpot asked to retry after "+retryAfter.String())
+	}
+	return wait
+}
+
+func (b *Budget) pause(until time.Time, reason string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if until.After(b.pausedUntil) {
+		b.pausedUntil, b.pauseReason = until, reason
+	}
+}
+
+// PausedUntil returns when the budget allows requests again, and why it
+// does not now; the zero time when it is not paused.
+func (b *Budget) PausedUntil() (time.Time, string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.pausedUntil.After(b.clock.Now()) {
+		return time.Time{}, ""
+	}
+	return b.pausedUntil, b.pauseReason
+}
+
+// nextReset is the next midnight in the account's time zone.
+func (b *Budget) nextReset() time.Time {
+	now := b.clock.Now().In(b.loc)
+	y, m, d := now.Date()
+	return time.Date(y, m, d+1, 0, 0, 0, 0, b.loc)
+}
+
+func headerInt(h http.Header, name string) (int, bool) {
+	v := h.Get(name)
+	if v == "" {
+		return 0, false
+	}
+	n, err := strconv.Atoi(v)
+	return n, err == nil
+}
