@@ -1,0 +1,388 @@
+package hubspot
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// SandboxConfig configures a Sandbox. The zero value is a new free-tier
+// portal that accepts any bearer token.
+type SandboxConfig struct {
+	// Tier is the account's product tier; it sizes the rate limits as
+	// HubSpot's usage guidelines document them ([O-usage]):
+	//
+	//	free, starter   100 requests per 10 s per token, 250,000 a day per account
+	//	professional    190 per 10 s, 625,000 a day
+	//	enterprise      190 per 10 s, 1,000,000 a day
+	//	api-add-on      250 per 10 s, 1,625,000 a day (professional's 625,000
+	//	                plus one 1,000,000 increase)
+	//	oauth           every token is an OAuth access token: 110 per 10 s,
+	//	                no daily limit and no Daily headers
+	//
+	// Default "free".
+	Tier string
+
+	// HubID is the portal id, used in event names (pe{HubID}_...), error
+	// messages and 429 bodies. Default 12345678.
+	HubID int64
+
+	// Tokens lists the accepted bearer tokens. Empty means any non-empty
+	// token is accepted. Each distinct token is one app with its own
+	// 10-second budget; the daily budget is the account's, shared by all
+	// non-OAuth tokens ([O-usage]).
+	Tokens []string
+
+	// OAuthTokenPrefix marks OAuth access tokens: a token that starts with it
+	// gets OAuth limits (110 per 10 s, no daily limit, no Daily headers)
+	// whatever the Tier. Default "oauth-".
+	OAuthTokenPrefix string
+
+	// TenSecondlyLimit overrides the tier's requests per 10-second rolling
+	// window. 0 means the tier's figure.
+	TenSecondlyLimit int
+
+	// DailyLimit overrides the tier's daily requests per account. 0 means the
+	// tier's figure.
+	DailyLimit int
+
+	// SearchPerSecond is the search endpoints' own limit per account
+	// ([O-search]). Default 5.
+	SearchPerSecond int
+
+	// EventsPerSecond is the custom-event send endpoints' own limit per
+	// account ([O-events]). Default 1250.
+	EventsPerSecond int
+
+	// Now is the clock used for rate windows, the daily reset and record
+	// timestamps. Default time.Now.
+	Now func() time.Time
+
+	// SendRetryAfter adds a Retry-After header (seconds) to 429 responses.
+	// HubSpot does not document one on 429s, so it is off by default.
+	SendRetryAfter bool
+
+	// TimeZone is the account's time-zone setting; the daily limit resets at
+	// its midnight ([O24-usage]). Default UTC.
+	TimeZone *time.Location
+
+	// SearchLag hides records from search until they are this old, like
+	// HubSpot's search index lag ([O-search]). Default 0: no lag.
+	SearchLag time.Duration
+
+	// EmailUpsertAllOrNothing refuses per-input (207) results on contact
+	// upserts by email: one bad input fails the whole batch even with
+	// objectWriteTraceIds. HubSpot's contacts guide says "Partial upserts are
+	// not supported when using email as the idProperty"; whether that means
+	// this is not documented, so it is off by default.
+	EmailUpsertAllOrNothing bool
+}
+
+// Sandbox is an in-memory HubSpot portal that answers the parts of HubSpot's
+// API that switchyard uses, with HubSpot's limits, errors and rate-limit
+// headers. It is an http.Handler; its methods are safe for concurrent use.
+//
+// Control endpoints under /_sandbox/ need no token and are not counted:
+//
+//	POST /_sandbox/fail             {"count":N,"status":503}  next N requests fail with status
+//	POST /_sandbox/ratelimit-burst  {"count":N}               next N requests get 429 TEN_SECONDLY_ROLLING
+//	POST /_sandbox/exhaust-daily                               DAILY 429s until the account's midnight
+//	POST /_sandbox/lock             {"count":N}               next N requests get 423 Locked
+//	POST /_sandbox/latency          {"ms":N}                  delay every request
+//	POST /_sandbox/faults/clear                                clear the four switches above
+//	POST /_sandbox/reset                                       a fresh portal: data, limits, switches, stats
+//	GET  /_sandbox/stats                                       request counts by endpoint and status
+//	GET  /_sandbox/events                                      custom events received
+//	GET  /_sandbox/objects/{objectType}                        every record of a type
+//	GET  /_sandbox/associations                                every default association
+//	GET  /_sandbox/lists                                       every list with its members
+type Sandbox struct {
+	cfg    SandboxConfig
+	mux    *http.ServeMux
+	routes map[string]sbLimitClass // pattern -> which limiter applies
+
+	mu sync.Mutex
+	sbState
+}
+
+// sbState is everything a reset clears. Guarded by Sandbox.mu.
+type sbState struct {
+	nextID     int64
+	nextListID int64
+	objects    map[string]*sbObjects    // "contacts", "companies"
+	props      map[string]*sbProperties // "contacts", "companies"
+	assocs     map[sbAssocKey]map[int]bool
+	events     []SandboxEvent
+	lists      map[int64]*sbList
+
+	windows   map[string]*sbWindow // token -> 10-second window
+	daily     sbDaily
+	searchWin sbWindow
+	eventsWin sbWindow
+
+	faults sbFaults
+	stats  map[string]map[int]int
+}
+
+type sbLimitClass int
+
+const (
+	sbLimitGeneral sbLimitClass = iota // the 10-second window and the daily budget
+	sbLimitSearch                      // 5/s, counts against the day, no headers
+	sbLimitEvents                      // 1250/s, exempt from both general limits
+)
+
+// NewSandbox returns a sandbox portal with the default property catalogue
+// and no records.
+func NewSandbox(cfg SandboxConfig) *Sandbox {
+	if cfg.Tier == "" {
+		cfg.Tier = "free"
+	}
+	if cfg.HubID == 0 {
+		cfg.HubID = 12345678
+	}
+	if cfg.OAuthTokenPrefix == "" {
+		cfg.OAuthTokenPrefix = "oauth-"
+	}
+	if cfg.SearchPerSecond == 0 {
+		cfg.SearchPerSecond = 5
+	}
+	if cfg.EventsPerSecond == 0 {
+		cfg.EventsPerSecond = 1250
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.TimeZone == nil {
+		cfg.TimeZone = time.UTC
+	}
+	s := &Sandbox{cfg: cfg, mux: http.NewServeMux(), routes: map[string]sbLimitClass{}}
+	s.sbState = s.freshState()
+	s.registerRoutes()
+	return s
+}
+
+func (s *Sandbox) freshState() sbState {
+	return sbState{
+		nextID:     1001,
+		nextListID: 1,
+		objects: map[string]*sbObjects{
+			"contacts":  newSBObjects("contacts"),
+			"companies": newSBObjects("companies"),
+		},
+		props: map[string]*sbProperties{
+			"contacts":  sbDefaultProperties("contacts"),
+			"companies": sbDefaultProperties("companies"),
+		},
+		assocs:  map[sbAssocKey]map[int]bool{},
+		lists:   map[int64]*sbList{},
+		windows: map[string]*sbWindow{},
+		stats:   map[string]map[int]int{},
+	}
+}
+
+// Reset makes the sandbox a fresh portal again: no records, associations,
+// events or lists, the default catalogue, full rate budgets, no switches and
+// no stats.
+func (s *Sandbox) Reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sbState = s.freshState()
+}
+
+func (s *Sandbox) registerRoutes() {
+	g, se, ev := sbLimitGeneral, sbLimitSearch, sbLimitEvents
+	api := func(class sbLimitClass, pattern string, h http.HandlerFunc, versioned ...string) {
+		for _, p := range append([]string{pattern}, versioned...) {
+			s.routes[p] = class
+			s.mux.HandleFunc(p, h)
+		}
+	}
+
+	// Objects.
+	api(g, "POST /crm/v3/objects/{objectType}/batch/upsert", s.handleBatchUpsert, "POST /crm/objects/2026-03/{objectType}/batch/upsert")
+	api(g, "POST /crm/v3/objects/{objectType}/batch/create", s.handleBatchCreate, "POST /crm/objects/2026-03/{objectType}/batch/create")
+	api(g, "POST /crm/v3/objects/{objectType}/batch/update", s.handleBatchUpdate, "POST /crm/objects/2026-03/{objectType}/batch/update")
+	api(g, "POST /crm/v3/objects/{objectType}/batch/read", s.handleBatchRead, "POST /crm/objects/2026-03/{objectType}/batch/read")
+	api(g, "GET /crm/v3/objects/{objectType}/{objectId}", s.handleGetObject, "GET /crm/objects/2026-03/{objectType}/{objectId}")
+	api(g, "GET /crm/v3/objects/{objectType}", s.handleListObjects, "GET /crm/objects/2026-03/{objectType}")
+	api(se, "POST /crm/v3/objects/{objectType}/search", s.handleSearch, "POST /crm/objects/2026-03/{objectType}/search")
+
+	// Properties.
+	api(g, "GET /crm/v3/properties/{objectType}", s.handleListProperties, "GET /crm/properties/2026-03/{objectType}")
+	api(g, "GET /crm/v3/properties/{objectType}/{propertyName}", s.handleGetProperty, "GET /crm/properties/2026-03/{objectType}/{propertyName}")
+	api(g, "POST /crm/v3/properties/{objectType}", s.handleCreateProperty, "POST /crm/properties/2026-03/{objectType}")
+	api(g, "GET /crm/v3/properties/{objectType}/groups", s.handleListGroups, "GET /crm/properties/2026-03/{objectType}/groups")
+	api(g, "POST /crm/v3/properties/{objectType}/groups", s.handleCreateGroup, "POST /crm/properties/2026-03/{objectType}/groups")
+
+	// Associations v4.
+	api(g, "POST /crm/v4/associations/{fromType}/{toType}/batch/associate/default", s.handleAssociateDefault, "POST /crm/associations/2026-03/{fromType}/{toType}/batch/associate/default")
+	api(g, "POST /crm/v4/associations/{fromType}/{toType}/batch/create", s.handleAssociateCreate, "POST /crm/associations/2026-03/{fromType}/{toType}/batch/create")
+	api(g, "POST /crm/v4/associations/{fromType}/{toType}/batch/read", s.handleAssociationsBatchRead, "POST /crm/associations/2026-03/{fromType}/{toType}/batch/read")
+	api(g, "PUT /crm/v4/objects/{fromType}/{fromId}/associations/default/{toType}/{toId}", s.handleAssociateOneDefault)
+	api(g, "GET /crm/v4/objects/{fromType}/{fromId}/associations/{toType}", s.handleAssociationsList)
+
+	// Custom behavioral events.
+	api(ev, "POST /events/v3/send", s.handleEventSend, "POST /events/custom/2026-03/send")
+	api(ev, "POST /events/v3/send/batch", s.handleEventSendBatch, "POST /events/custom/2026-03/send/batch")
+
+	// Lists v3.
+	api(g, "POST /crm/v3/lists", s.handleCreateList, "POST /crm/lists/2026-03")
+	api(g, "GET /crm/v3/lists/{listId}", s.handleGetList, "GET /crm/lists/2026-03/{listId}")
+	api(g, "GET /crm/v3/lists/object-type-id/{objectTypeId}/name/{listName}", s.handleGetListByName, "GET /crm/lists/2026-03/object-type-id/{objectTypeId}/name/{listName}")
+	api(g, "PUT /crm/v3/lists/{listId}/memberships/add-and-remove", s.handleMembershipsAddAndRemove, "PUT /crm/lists/2026-03/{listId}/memberships/add-and-remove")
+	api(g, "PUT /crm/v3/lists/{listId}/memberships/add", s.handleMembershipsAdd, "PUT /crm/lists/2026-03/{listId}/memberships/add")
+	api(g, "PUT /crm/v3/lists/{listId}/memberships/remove", s.handleMembershipsRemove, "PUT /crm/lists/2026-03/{listId}/memberships/remove")
+	api(g, "GET /crm/v3/lists/{listId}/memberships", s.handleMembershipsGet, "GET /crm/lists/2026-03/{listId}/memberships")
+
+	// Anything else: HubSpot-shaped 404.
+	api(g, "/", s.handleNotFound)
+
+	// Control endpoints.
+	s.mux.HandleFunc("POST /_sandbox/fail", s.handleCtlFail)
+	s.mux.HandleFunc("POST /_sandbox/ratelimit-burst", s.handleCtlBurst)
+	s.mux.HandleFunc("POST /_sandbox/exhaust-daily", s.handleCtlExhaustDaily)
+	s.mux.HandleFunc("POST /_sandbox/lock", s.handleCtlLock)
+	s.mux.HandleFunc("POST /_sandbox/latency", s.handleCtlLatency)
+	s.mux.HandleFunc("POST /_sandbox/faults/clear", s.handleCtlClear)
+	s.mux.HandleFunc("POST /_sandbox/reset", s.handleCtlReset)
+	s.mux.HandleFunc("GET /_sandbox/stats", s.handleCtlStats)
+	s.mux.HandleFunc("GET /_sandbox/events", s.handleCtlEvents)
+	s.mux.HandleFunc("GET /_sandbox/objects/{objectType}", s.handleCtlObjects)
+	s.mux.HandleFunc("GET /_sandbox/associations", s.handleCtlAssociations)
+	s.mux.HandleFunc("GET /_sandbox/lists", s.handleCtlLists)
+}
+
+// ServeHTTP answers one request: latency, authentication, injected faults
+// and rate limits, then the endpoint. Every API request is counted in the
+// stats under its route pattern and final status.
+func (s *Sandbox) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, "/_sandbox/") {
+		s.mux.ServeHTTP(w, r)
+		return
+	}
+	_, pattern := s.mux.Handler(r)
+	class := s.routes[pattern]
+	if pattern == "/" || pattern == "" {
+		pattern = "unmatched"
+	}
+	rec := &sbRecorder{ResponseWriter: w}
+	s.serveAPI(rec, r, class)
+	if rec.status == 0 {
+		rec.status = http.StatusOK
+	}
+	key := r.Method + " " + strings.TrimPrefix(pattern, r.Method+" ")
+	if pattern == "unmatched" {
+		key = r.Method + " (unmatched)"
+	}
+	s.mu.Lock()
+	if s.stats[key] == nil {
+		s.stats[key] = map[int]int{}
+	}
+	s.stats[key][rec.status]++
+	s.mu.Unlock()
+}
+
+func (s *Sandbox) serveAPI(w http.ResponseWriter, r *http.Request, class sbLimitClass) {
+	s.mu.Lock()
+	latency := s.faults.latency
+	s.mu.Unlock()
+	if latency > 0 && !sbSleep(r.Context(), latency) {
+		return
+	}
+
+	token, ok := sbBearer(r)
+	if !ok {
+		sbWriteError(w, http.StatusUnauthorized, "INVALID_AUTHENTICATION",
+			"Authentication credentials not found. Send a private app or OAuth access token as 'Authorization: Bearer <token>'.", nil)
+		return
+	}
+	if !s.tokenAccepted(token) {
+		sbWriteError(w, http.StatusUnauthorized, "INVALID_AUTHENTICATION",
+			"The access token provided is not valid for this portal.", nil)
+		return
+	}
+
+	s.mu.Lock()
+	fault := s.faults.take()
+	var verdict sbVerdict
+	if fault.kind == sbFaultNone || fault.kind == sbFaultBurst {
+		verdict = s.admit(token, class, fault.kind == sbFaultBurst)
+	}
+	s.mu.Unlock()
+
+	switch fault.kind {
+	case sbFaultStatus:
+		sbWriteError(w, fault.status, "INTERNAL_ERROR",
+			"The sandbox was told to fail this request ("+http.StatusText(fault.status)+").", nil)
+		return
+	case sbFaultLock:
+		sbWriteError(w, http.StatusLocked, "LOCKED",
+			"The record is locked while a large volume of data is synced. Wait at least 2 seconds and retry.", nil)
+		return
+	}
+	verdict.writeHeaders(w)
+	if verdict.rejected != nil {
+		s.writeRateLimited(w, verdict)
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+func (s *Sandbox) tokenAccepted(token string) bool {
+	if len(s.cfg.Tokens) == 0 {
+		return true
+	}
+	for _, t := range s.cfg.Tokens {
+		if t == token {
+			return true
+		}
+	}
+	return false
+}
+
+func sbBearer(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	scheme, token, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimSpace(token)
+	return token, token != ""
+}
+
+// sbSleep waits d or until ctx ends; it reports whether d passed.
+func sbSleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// sbRecorder remembers the status written through it.
+type sbRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *sbRecorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *sbRecorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+var _ http.Handler = (*Sandbox)(nil)

@@ -1,0 +1,152 @@
+package hubspot
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"sort"
+	"strconv"
+
+	"github.com/google/uuid"
+)
+
+// sbError is HubSpot's error body ([O-err], [S] Error and StandardError).
+// CorrelationID is set on top-level errors; errors inside a 207 response
+// carry Status, Category, Message, Errors and Context.
+type sbError struct {
+	Status        string              `json:"status"`
+	Message       string              `json:"message"`
+	CorrelationID string              `json:"correlationId,omitempty"`
+	Errors        []sbErrorDetail     `json:"errors,omitempty"`
+	Category      string              `json:"category"`
+	SubCategory   string              `json:"subCategory,omitempty"`
+	Context       map[string][]string `json:"context,omitempty"`
+	Links         map[string]string   `json:"links,omitempty"`
+}
+
+type sbErrorDetail struct {
+	Message string              `json:"message"`
+	Code    string              `json:"code,omitempty"`
+	Context map[string][]string `json:"context,omitempty"`
+}
+
+// sbStatusOf maps an error category to the HTTP status the sandbox answers
+// it with when it fails a whole request.
+func sbStatusOf(category string) int {
+	switch category {
+	case "CONFLICT":
+		return http.StatusConflict
+	case "OBJECT_NOT_FOUND":
+		return http.StatusNotFound
+	default:
+		return http.StatusBadRequest
+	}
+}
+
+func sbNewError(category, message string) *sbError {
+	return &sbError{Status: "error", Category: category, Message: message}
+}
+
+func sbWriteError(w http.ResponseWriter, status int, category, message string, e *sbError) {
+	if e == nil {
+		e = sbNewError(category, message)
+	}
+	out := *e
+	out.Status = "error"
+	out.CorrelationID = uuid.NewString()
+	sbWriteJSON(w, status, out)
+}
+
+// sbFail writes e as the whole request's error.
+func sbFail(w http.ResponseWriter, e *sbError) {
+	sbWriteError(w, sbStatusOf(e.Category), e.Category, e.Message, e)
+}
+
+func sbWriteJSON(w http.ResponseWriter, status int, v any) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json;charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+func sbMarshal(v any) string {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+	return string(bytes.TrimRight(buf.Bytes(), "\n"))
+}
+
+// sbPropIssue is one invalid property value of one input.
+type sbPropIssue struct {
+	name, code, message string
+}
+
+// sbPropertyError builds the "Property values were not valid" error: a
+// message embedding a JSON array of the invalid values, one errors[] entry
+// per property with context.propertyName, category VALIDATION_ERROR
+// ([O-objapis] PROPERTY_DOESNT_EXIST, [C-date] INVALID_DATE).
+func sbPropertyError(hubID int64, issues []sbPropIssue) *sbError {
+	sort.Slice(issues, func(i, j int) bool { return issues[i].name < issues[j].name })
+	type entry struct {
+		IsValid               bool   `json:"isValid"`
+		Message               string `json:"message"`
+		Error                 string `json:"error"`
+		Name                  string `json:"name"`
+		LocalizedErrorMessage string `json:"localizedErrorMessage"`
+		PortalID              int64  `json:"portalId"`
+	}
+	entries := make([]entry, len(issues))
+	e := sbNewError("VALIDATION_ERROR", "")
+	for i, is := range issues {
+		entries[i] = entry{Message: is.message, Error: is.code, Name: is.name, LocalizedErrorMessage: is.message, PortalID: hubID}
+		e.Errors = append(e.Errors, sbErrorDetail{
+			Message: is.message,
+			Code:    is.code,
+			Context: map[string][]string{"propertyName": {is.name}},
+		})
+	}
+	e.Message = "Property values were not valid: " + sbMarshal(entries)
+	return e
+}
+
+// sbRateLimitBody is the 429 body ([O24-usage] DAILY, [C-429] TEN_SECONDLY_ROLLING).
+type sbRateLimitBody struct {
+	Status        string `json:"status"`
+	Message       string `json:"message"`
+	ErrorType     string `json:"errorType"`
+	CorrelationID string `json:"correlationId"`
+	PolicyName    string `json:"policyName"`
+	GroupName     string `json:"groupName,omitempty"`
+	RequestID     string `json:"requestId"`
+}
+
+func (s *Sandbox) writeRateLimited(w http.ResponseWriter, v sbVerdict) {
+	p := v.rejected
+	body := sbRateLimitBody{
+		Status:        "error",
+		Message:       p.message,
+		ErrorType:     "RATE_LIMIT",
+		CorrelationID: uuid.NewString(),
+		PolicyName:    p.policy,
+		RequestID:     uuid.NewString(),
+	}
+	if p.policy == "TEN_SECONDLY_ROLLING" {
+		body.GroupName = "publicapi:private-app-api-calls-ten-secondly:" + strconv.FormatInt(s.cfg.HubID, 10)
+	}
+	if s.cfg.SendRetryAfter {
+		w.Header().Set("Retry-After", strconv.Itoa(p.retryAfterSeconds))
+	}
+	sbWriteJSON(w, http.StatusTooManyRequests, body)
+}
+
+func (s *Sandbox) handleNotFound(w http.ResponseWriter, r *http.Request) {
+	sbWriteError(w, http.StatusNotFound, "OBJECT_NOT_FOUND",
+		"No endpoint "+r.Method+" "+r.URL.Path+" in the HubSpot sandbox.", nil)
+}

@@ -1,0 +1,253 @@
+package hubspot
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"sort"
+	"strconv"
+	"time"
+)
+
+// sbFaults are the switches that make the sandbox misbehave on purpose.
+type sbFaults struct {
+	failCount  int
+	failStatus int
+	burstCount int
+	lockCount  int
+	latency    time.Duration
+}
+
+type sbFaultKind int
+
+const (
+	sbFaultNone sbFaultKind = iota
+	sbFaultStatus
+	sbFaultLock
+	sbFaultBurst
+)
+
+type sbFault struct {
+	kind   sbFaultKind
+	status int
+}
+
+// take consumes one pending fault, in the order: injected status, 423, 429
+// burst.
+func (f *sbFaults) take() sbFault {
+	switch {
+	case f.failCount > 0:
+		f.failCount--
+		return sbFault{kind: sbFaultStatus, status: f.failStatus}
+	case f.lockCount > 0:
+		f.lockCount--
+		return sbFault{kind: sbFaultLock}
+	case f.burstCount > 0:
+		f.burstCount--
+		return sbFault{kind: sbFaultBurst}
+	}
+	return sbFault{}
+}
+
+// FailNext makes the next n API requests fail with status (a 5xx such as
+// 500, 502, 503 or 504; other values become 500) and a HubSpot error body.
+func (s *Sandbox) FailNext(n, status int) {
+	if status < 500 || status > 599 {
+		status = http.StatusInternalServerError
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults.failCount, s.faults.failStatus = n, status
+}
+
+// RateLimitBurst makes the next n API requests, search and events
+// included, get a 429 TEN_SECONDLY_ROLLING.
+func (s *Sandbox) RateLimitBurst(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults.burstCount = n
+}
+
+// LockNext makes the next n API requests get 423 Locked ([O-err]).
+func (s *Sandbox) LockNext(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults.lockCount = n
+}
+
+// SetLatency delays every API request by d before it is answered.
+func (s *Sandbox) SetLatency(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults.latency = d
+}
+
+// ExhaustDaily spends the account's daily budget: every non-OAuth request
+// gets a 429 DAILY until the account's next midnight.
+func (s *Sandbox) ExhaustDaily() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rollDay(s.cfg.Now())
+	s.daily.used = s.dailyLimit()
+}
+
+// ClearFaults turns off every switch: injected statuses, bursts, locks and
+// latency. Rate budgets and data stay as they are.
+func (s *Sandbox) ClearFaults() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = sbFaults{}
+}
+
+// Stats returns the API requests answered so far, by endpoint ("POST
+// /crm/v3/objects/{objectType}/batch/upsert") and status.
+func (s *Sandbox) Stats() map[string]map[int]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]map[int]int, len(s.stats))
+	for k, m := range s.stats {
+		c := make(map[int]int, len(m))
+		for st, n := range m {
+			c[st] = n
+		}
+		out[k] = c
+	}
+	return out
+}
+
+type sbCountBody struct {
+	Count  int `json:"count"`
+	Status int `json:"status"`
+	MS     int `json:"ms"`
+}
+
+func sbReadControl(w http.ResponseWriter, r *http.Request) (sbCountBody, bool) {
+	var b sbCountBody
+	data, err := io.ReadAll(r.Body)
+	if err != nil {
+		sbWriteError(w, http.StatusBadRequest, "VALIDATION_ERROR", "reading body: "+err.Error(), nil)
+		return b, false
+	}
+	if len(data) > 0 {
+		if err := json.Unmarshal(data, &b); err != nil {
+			sbWriteError(w, http.StatusBadRequest, "VALIDATION_ERROR", "parsing body: "+err.Error(), nil)
+			return b, false
+		}
+	}
+	if b.Count < 0 || b.MS < 0 {
+		sbWriteError(w, http.StatusBadRequest, "VALIDATION_ERROR", "count and ms must not be negative", nil)
+		return b, false
+	}
+	return b, true
+}
+
+func (s *Sandbox) handleCtlFail(w http.ResponseWriter, r *http.Request) {
+	b, ok := sbReadControl(w, r)
+	if !ok {
+		return
+	}
+	if b.Status == 0 {
+		b.Status = http.StatusInternalServerError
+	}
+	if b.Status < 500 || b.Status > 599 {
+		sbWriteError(w, http.StatusBadRequest, "VALIDATION_ERROR", "status must be a 5xx, got "+strconv.Itoa(b.Status), nil)
+		return
+	}
+	s.FailNext(b.Count, b.Status)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Sandbox) handleCtlBurst(w http.ResponseWriter, r *http.Request) {
+	b, ok := sbReadControl(w, r)
+	if !ok {
+		return
+	}
+	s.RateLimitBurst(b.Count)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Sandbox) handleCtlLock(w http.ResponseWriter, r *http.Request) {
+	b, ok := sbReadControl(w, r)
+	if !ok {
+		return
+	}
+	s.LockNext(b.Count)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Sandbox) handleCtlLatency(w http.ResponseWriter, r *http.Request) {
+	b, ok := sbReadControl(w, r)
+	if !ok {
+		return
+	}
+	s.SetLatency(time.Duration(b.MS) * time.Millisecond)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Sandbox) handleCtlExhaustDaily(w http.ResponseWriter, r *http.Request) {
+	s.ExhaustDaily()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Sandbox) handleCtlClear(w http.ResponseWriter, r *http.Request) {
+	s.ClearFaults()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Sandbox) handleCtlReset(w http.ResponseWriter, r *http.Request) {
+	s.Reset()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// handleCtlStats answers {"total":N,"endpoints":{"POST /crm/...":{"200":3,"429":1}}}.
+func (s *Sandbox) handleCtlStats(w http.ResponseWriter, r *http.Request) {
+	stats := s.Stats()
+	out := struct {
+		Total     int                       `json:"total"`
+		Endpoints map[string]map[string]int `json:"endpoints"`
+	}{Endpoints: map[string]map[string]int{}}
+	for k, m := range stats {
+		c := map[string]int{}
+		for st, n := range m {
+			c[strconv.Itoa(st)] = n
+			out.Total += n
+		}
+		out.Endpoints[k] = c
+	}
+	sbWriteJSON(w, http.StatusOK, out)
+}
+
+func (s *Sandbox) handleCtlEvents(w http.ResponseWriter, r *http.Request) {
+	sbWriteJSON(w, http.StatusOK, map[string]any{"results": s.Events()})
+}
+
+func (s *Sandbox) handleCtlObjects(w http.ResponseWriter, r *http.Request) {
+	typ, ok := sbObjectType(r.PathValue("objectType"))
+	if !ok {
+		sbWriteError(w, http.StatusNotFound, "OBJECT_NOT_FOUND", "unknown object type "+r.PathValue("objectType"), nil)
+		return
+	}
+	sbWriteJSON(w, http.StatusOK, map[string]any{"results": s.Objects(typ)})
+}
+
+func (s *Sandbox) handleCtlAssociations(w http.ResponseWriter, r *http.Request) {
+	sbWriteJSON(w, http.StatusOK, map[string]any{"results": s.Associations()})
+}
+
+func (s *Sandbox) handleCtlLists(w http.ResponseWriter, r *http.Request) {
+	ids := s.ListIDs()
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	type listOut struct {
+		ListID  string   `json:"listId"`
+		Name    string   `json:"name"`
+		Members []string `json:"members"`
+	}
+	out := []listOut{}
+	s.mu.Lock()
+	for _, id := range ids {
+		l := s.lists[id]
+		out = append(out, listOut{ListID: strconv.FormatInt(id, 10), Name: l.name, Members: sbIDStrings(l.sortedMembers())})
+	}
+	s.mu.Unlock()
+	sbWriteJSON(w, http.StatusOK, map[string]any{"results": out})
+}
