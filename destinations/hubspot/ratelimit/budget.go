@@ -34,7 +34,8 @@ type Limits struct {
 // TierLimits returns a tier's limits: free and starter 100 per 10 s and
 // 250,000 a day; professional 190 and 625,000; enterprise 190 and
 // 1,000,000; with the API add-on 250 and 1,000,000 more (taken on top of
-// enterprise's); OAuth apps 110 and no daily limit.
+// professional's: 1,625,000); OAuth apps 110 and no daily limit. The daily
+// figure only seeds the budget: the Daily-Remaining header rules.
 func TierLimits(t Tier) (Limits, error) {
 	switch t {
 	case Free, Starter:
@@ -44,7 +45,7 @@ func TierLimits(t Tier) (Limits, error) {
 	case Enterprise:
 		return Limits{Burst: 190, Daily: 1_000_000}, nil
 	case APIAddOn:
-		return Limits{Burst: 250, Daily: 2_000_000}, nil
+		return Limits{Burst: 250, Daily: 1_625_000}, nil
 	case OAuth:
 		return Limits{Burst: 110}, nil
 	}

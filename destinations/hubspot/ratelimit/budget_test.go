@@ -15,7 +15,7 @@ func TestTierLimits(t *testing.T) {
 	}{
 		{Free, 100, 250_000}, {Starter, 100, 250_000},
 		{Professional, 190, 625_000}, {Enterprise, 190, 1_000_000},
-		{APIAddOn, 250, 2_000_000}, {OAuth, 110, 0},
+		{APIAddOn, 250, 1_625_000}, {OAuth, 110, 0},
 	}
 	for _, tt := range tests {
 		l, err := TierLimits(tt.tier)
