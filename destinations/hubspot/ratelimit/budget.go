@@ -35,7 +35,8 @@ type Limits struct {
 // 250,000 a day; professional 190 and 625,000; enterprise 190 and
 // 1,000,000; with the API add-on 250 and 1,000,000 more (taken on top of
 // professional's: 1,625,000); OAuth apps 110 and no daily limit. The daily
-// figure only seeds the budget: the Daily-Remaining header rules.
+// figure is for reporting: the budget pauses on HubSpot's Daily-Remaining
+// header and DAILY 429s, which count every app of the account.
 func TierLimits(t Tier) (Limits, error) {
 	switch t {
 	case Free, Starter:
