@@ -22,6 +22,7 @@ Usage:
   switchyard router  [flags]   the routers alone, for Kafka deployments with many routers
   switchyard replay  [flags]   deliver a range of the log, or the dead letters, to one destination again
   switchyard tail    [flags]   print the messages of a topic as JSON lines
+  switchyard hubspot-sandbox [flags]   serve the in-memory HubSpot simulator
 
 Run "switchyard COMMAND -h" for a command's flags.
 `
@@ -46,6 +47,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = replay(ctx, args[1:], stdout, stderr)
 	case "tail":
 		err = tail(ctx, args[1:], stdout, stderr)
+	case "hubspot-sandbox":
+		err = hubspotSandbox(ctx, args[1:], stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -317,3 +317,42 @@ func TestBadConfigurationStopsTheStart(t *testing.T) {
 		})
 	}
 }
+
+func TestHubSpotSandboxCommand(t *testing.T) {
+	addr := freeAddr(t)
+	cmd := exec.Command(binary, "hubspot-sandbox", "--addr", addr, "--tier", "professional", "--tokens", "tok")
+	var stderr bytes.Buffer
+	cmd.Stderr = &lockedWriter{w: &stderr}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	var resp *http.Response
+	var err error
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/crm/v3/properties/contacts", nil)
+		req.Header.Set("Authorization", "Bearer tok")
+		if resp, err = http.DefaultClient.Do(req); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("the sandbox did not answer: %v\n%s", err, stderr.String())
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !gjson.GetBytes(body, `results.#(name=="email")`).Exists() {
+		t.Fatalf("GET properties: %d %s", resp.StatusCode, body)
+	}
+	// [O-usage] professional: 190 per 10 s.
+	if got := resp.Header.Get("X-HubSpot-RateLimit-Max"); got != "190" {
+		t.Fatalf("X-HubSpot-RateLimit-Max %q at the professional tier", got)
+	}
+	if !strings.Contains(stderr.String(), "not HubSpot") {
+		t.Fatalf("the sandbox does not say loudly what it is:\n%s", stderr.String())
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit after SIGTERM: %v", err)
+	}
+}
