@@ -136,7 +136,8 @@ func (r Result) Count(kind ProblemKind) int {
 // datetime, enumeration) counts as null, while for string and phone_number
 // properties "" is sent as written. Keys missing from the catalogue go to
 // Result.Unknown (or, with [Options.AcceptUnknown], to Result.Properties);
-// unknown nulls are dropped, as there is nothing to create or send.
+// unknown nulls are dropped, as there is nothing to create or send (with
+// AcceptUnknown and ClearNulls they are sent as "", like known ones).
 func ContactProperties(traits gjson.Result, cat Catalog, opts Options) Result {
 	m := newMapper(contactRules(), cat, opts)
 	return m.run(traits)
@@ -372,11 +373,11 @@ func (m *mapper) add(e *entry) {
 	p, known := m.cat[e.name]
 	if !known {
 		inferred, ok := InferProperty(e.value)
-		if !ok {
+		if !ok && !m.opts.AcceptUnknown {
 			return // an unknown null: nothing to create or send
 		}
 		inferred.Name = e.name
-		p = inferred
+		p = inferred // for a null: no type, so cleared with ClearNulls
 	}
 	if p.ReadOnly {
 		m.problem(e.key, e.name, ProblemReadOnly, fmt.Sprintf("property %s is read-only in HubSpot", e.name))

@@ -291,7 +291,12 @@ func formatOptions(v gjson.Result) (string, error) {
 	i := 0
 	v.ForEach(func(_, e gjson.Result) bool {
 		var s string
-		s, err = formatOption(e)
+		switch e.Type {
+		case gjson.String, gjson.Number, gjson.True, gjson.False:
+			s = formatText(e)
+		default:
+			err = fmt.Errorf("value is %s, not an option", describe(e))
+		}
 		if err == nil && strings.Contains(s, ";") {
 			err = fmt.Errorf("option %s holds ';', which separates options", quote(s))
 		}
