@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"unicode/utf8"
 
 	"golang.org/x/net/idna"
 	"golang.org/x/net/publicsuffix"
@@ -18,8 +19,9 @@ import (
 //   - the host is mapped for lookup (IDNA 2008 / UTS 46, non-transitional,
 //     as browsers do): lowercased, and international names become punycode,
 //     so "https://www.bücher.de/x" gives "xn--bcher-kva.de";
-//   - leading "www." labels are stripped, unless what is left is a public
-//     suffix ("www.co.uk" stays as it is);
+//   - leading "www." labels are stripped, unless what is left has no dot
+//     or is a public suffix ("www.co.uk" and "www.github.io" stay as they
+//     are);
 //   - with registrable set, the host is reduced to its registrable domain,
 //     the public suffix plus one label ("shop.example.co.uk" gives
 //     "example.co.uk"); private suffixes count, so "acme.github.io" stays
@@ -42,7 +44,17 @@ func Domain(website string, registrable bool) (string, error) {
 	if strings.HasPrefix(host, "[") {
 		return "", fmt.Errorf("website %s is an IP address, not a domain", quote(website))
 	}
+	if !utf8.ValidString(host) {
+		return "", fmt.Errorf("website %s is not valid UTF-8", quote(website))
+	}
 	ascii, err := idna.Lookup.ToASCII(host)
+	if err == nil && strings.Contains(ascii, "xn--") {
+		// Punycode must read back to the same name.
+		var again string
+		if again, err = idna.Lookup.ToASCII(ascii); err == nil && again != ascii {
+			err = fmt.Errorf("punycode %q does not read back", ascii)
+		}
+	}
 	if err != nil {
 		return "", fmt.Errorf("website %s does not hold a valid domain name: %v", quote(website), err)
 	}
@@ -52,7 +64,7 @@ func Domain(website string, registrable bool) (string, error) {
 	if err := checkDNS(ascii); err != nil {
 		return "", fmt.Errorf("website %s: %v", quote(website), err)
 	}
-	for strings.HasPrefix(ascii, "www.") && !isPublicSuffix(ascii[len("www."):]) {
+	for strings.HasPrefix(ascii, "www.") && isSite(ascii[len("www."):]) {
 		ascii = ascii[len("www."):]
 	}
 	if err := checkPublic(ascii); err != nil {
@@ -156,6 +168,13 @@ func checkPublic(host string) error {
 		return fmt.Errorf("%s is a public suffix, not a domain", quote(host))
 	}
 	return nil
+}
+
+// isSite reports whether host can stand without a "www." before it: it has
+// a dot and is not a public suffix, ICANN or private.
+func isSite(host string) bool {
+	suffix, _ := publicsuffix.PublicSuffix(host)
+	return strings.Contains(host, ".") && suffix != host
 }
 
 // isPublicSuffix reports whether host is an ICANN public suffix such as

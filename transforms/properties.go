@@ -16,7 +16,9 @@ type Options struct {
 	// into one property per leaf joined with '_' ("plan.tier" becomes
 	// plan_tier). The contact objects "address" and "company" and the
 	// company object "address" are always flattened, since their fields
-	// have HubSpot properties of their own. Default false.
+	// have HubSpot properties of their own. Default false. Either way,
+	// objects nested more than 8 levels deep are sent as JSON text, and an
+	// empty object flattens to nothing.
 	NestedJSON bool
 	// ClearNulls sends null (and, for non-text properties, a blank string)
 	// as "", which clears the property in HubSpot. Default false: such
@@ -285,7 +287,7 @@ func (m *mapper) run(obj gjson.Result) Result {
 	switch {
 	case !obj.Exists() || obj.Type == gjson.Null:
 	case obj.IsObject():
-		m.collect(obj, "")
+		m.collect(obj, "", 1)
 	default:
 		m.problem("", "", ProblemValue, fmt.Sprintf("expected an object of properties, got %s", describe(obj)))
 	}
@@ -307,15 +309,21 @@ func (m *mapper) run(obj gjson.Result) Result {
 	return m.result
 }
 
-// collect appends the entries of an object, flattening nested objects.
-func (m *mapper) collect(obj gjson.Result, prefix string) {
+// maxFlattenDepth is how deep nested objects are flattened: an object
+// nested deeper is sent as JSON text. Names are capped anyway, and the cap
+// keeps a pathologically deep object from costing quadratic time.
+const maxFlattenDepth = 8
+
+// collect appends the entries of an object at depth (1 for the top level),
+// flattening nested objects.
+func (m *mapper) collect(obj gjson.Result, prefix string, depth int) {
 	obj.ForEach(func(k, v gjson.Result) bool {
 		key := k.Str
 		if prefix != "" {
 			key = prefix + "." + key
 		}
-		if v.IsObject() && m.flatten(prefix, k.Str) {
-			m.collect(v, key)
+		if v.IsObject() && depth < maxFlattenDepth && m.flatten(prefix, k.Str) {
+			m.collect(v, key, depth+1)
 			return true
 		}
 		name, ok := NormalizeKeyMax(key, m.rules.nameLimit)

@@ -72,8 +72,8 @@ func TestContactPropertiesRenames(t *testing.T) {
 				"company": "Acme", "lifecyclestage": "lead", "address": "1 Main St", "city": "Paris", "state": "IDF", "zip": "75001", "country": "FR"},
 		},
 		{
-			name: "Every spelling of a renamed trait is renamed.",
-			json: `{"First Name":"Jane","lastName":"Doe","lifecycleStage":"lead"}`,
+			name:  "Every spelling of a renamed trait is renamed.",
+			json:  `{"First Name":"Jane","lastName":"Doe","lifecycleStage":"lead"}`,
 			props: map[string]string{"firstname": "Jane", "lastname": "Doe", "lifecyclestage": "lead"},
 		},
 		{
@@ -216,8 +216,8 @@ func TestContactPropertiesValues(t *testing.T) {
 			problems: []wantProblem{{"hs_object_id", "hs_object_id", ProblemReadOnly, "read-only"}, {"hs_lead_score", "hs_lead_score", ProblemReadOnly, "read-only"}},
 		},
 		{
-			name: "Keys that cannot be names are problems.",
-			json: `{"123":"x","!!!":"y","email":"a@b.co"}`,
+			name:  "Keys that cannot be names are problems.",
+			json:  `{"123":"x","!!!":"y","email":"a@b.co"}`,
 			props: map[string]string{"email": "a@b.co"},
 			problems: []wantProblem{
 				{"123", "", ProblemName, `normalizes to "123", which does not start with a letter`},
@@ -239,9 +239,9 @@ func TestContactPropertiesValues(t *testing.T) {
 func TestContactPropertiesNestedObjects(t *testing.T) {
 	runContacts(t, []mapCase{
 		{
-			name:  "Nested objects are flattened with underscores.",
-			json:  `{"plan":{"tier":"pro","limits":{"seats":5}}}`,
-			props: map[string]string{"plan_tier": "pro"},
+			name:    "Nested objects are flattened with underscores.",
+			json:    `{"plan":{"tier":"pro","limits":{"seats":5}}}`,
+			props:   map[string]string{"plan_tier": "pro"},
 			unknown: []Unknown{{Key: "plan.limits.seats", Property: Property{Name: "plan_limits_seats", Type: TypeNumber, FieldType: FieldNumber}, Value: "5"}},
 		},
 		{
@@ -385,4 +385,55 @@ func TestResultCount(t *testing.T) {
 	if got := r.Count(ProblemValue); got != 1 {
 		t.Errorf("Count(invalid_value) = %d; want 1", got)
 	}
+}
+
+func TestContactPropertiesDeepObjects(t *testing.T) {
+	runContacts(t, []mapCase{
+		{
+			name:    "Objects nested deeper than eight levels are sent as JSON text.",
+			json:    `{"a":{"b":{"c":{"d":{"e":{"f":{"g":{"h":{"i":1}}}}}}}}}`,
+			unknown: []Unknown{{Key: "a.b.c.d.e.f.g.h", Property: Property{Name: "a_b_c_d_e_f_g_h", Type: TypeString, FieldType: FieldText}, Value: `{"i":1}`}},
+		},
+		{
+			name:    "Objects nested eight levels deep are flattened.",
+			json:    `{"a":{"b":{"c":{"d":{"e":{"f":{"g":{"h":1}}}}}}}}`,
+			unknown: []Unknown{{Key: "a.b.c.d.e.f.g.h", Property: Property{Name: "a_b_c_d_e_f_g_h", Type: TypeNumber, FieldType: FieldNumber}, Value: "1"}},
+		},
+	})
+}
+
+// FuzzMapping feeds arbitrary JSON to the three mappers: none may panic,
+// every name sent is a valid property name within its limit, every value
+// within its limit, and events never carry more than 50 properties.
+func FuzzMapping(f *testing.F) {
+	f.Add(identifyTraits, false)
+	f.Add(`{"Plan Type":"a","plan_type":"b","plan":{"tier":1},"website":"https://www.bücher.de/x","employees":"1e3"}`, true)
+	f.Add(`{"a":null,"b":[],"c":{},"d":[{"e":1}],"123":"x"}`, false)
+	cat := mustCatalog(f, contactCatalog)
+	f.Fuzz(func(t *testing.T, text string, nested bool) {
+		v := gjson.Parse(text)
+		opts := Options{NestedJSON: nested, ClearNulls: nested}
+		check := func(what string, r Result, nameLimit, valueLimit int) {
+			for name, value := range r.Properties {
+				if !validName.MatchString(name) || len(name) > nameLimit {
+					t.Fatalf("%s(%s) sent property name %q", what, text, name)
+				}
+				if n := len(utf16Units(value)); n > valueLimit {
+					t.Fatalf("%s(%s) sent %d characters for %s", what, text, n, name)
+				}
+			}
+			for _, u := range r.Unknown {
+				if !validName.MatchString(u.Property.Name) || u.Property.Type == "" {
+					t.Fatalf("%s(%s) returned unknown property %+v", what, text, u.Property)
+				}
+			}
+		}
+		check("ContactProperties", ContactProperties(v, cat, opts), MaxPropertyNameLen, MaxStringLen)
+		check("CompanyProperties", CompanyProperties(v, nil, opts), MaxPropertyNameLen, MaxStringLen)
+		ev := EventProperties(v, opts)
+		check("EventProperties", ev, MaxEventNameLen, MaxEventValueLen)
+		if len(ev.Properties) > MaxEventProperties {
+			t.Fatalf("EventProperties(%s) sent %d properties", text, len(ev.Properties))
+		}
+	})
 }
