@@ -183,12 +183,12 @@ func (s *Sandbox) associateBatch(w http.ResponseWriter, r *http.Request, labelle
 	if !sbDecode(w, r, &body) {
 		return
 	}
-	max := sbMaxAssocDefault
+	limit := sbMaxAssocDefault
 	if labelled {
-		max = sbMaxAssocCreate
+		limit = sbMaxAssocCreate
 	}
-	if len(body.Inputs) > max {
-		sbFail(w, sbBatchTooLarge(len(body.Inputs), max))
+	if len(body.Inputs) > limit {
+		sbFail(w, sbBatchTooLarge(len(body.Inputs), limit))
 		return
 	}
 	if labelled {

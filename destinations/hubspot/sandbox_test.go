@@ -1259,3 +1259,73 @@ func TestSandboxReads(t *testing.T) {
 		t.Errorf("batch read body %s", r.body)
 	}
 }
+
+// [O-props] a value starting with ";" appends to a multi-checkbox; "" clears a value.
+func TestSandboxMultiCheckboxAppendAndClear(t *testing.T) {
+	s, _ := newSandbox(t, hubspot.SandboxConfig{})
+	id := createCompanies(t, s, 1)[0]
+	update := func(props string) {
+		t.Helper()
+		mustStatus(t, call(t, s, "POST", "/crm/v3/objects/companies/batch/update", fmt.Sprintf(`{"inputs":[{"id":%q,"properties":{%s}}]}`, id, props)), 200)
+	}
+	update(`"hs_additional_domains":"a.example"`)
+	update(`"hs_additional_domains":";b.example;c.example"`)
+	if got := s.Companies()[0].Properties["hs_additional_domains"]; got != "a.example;b.example;c.example" {
+		t.Errorf("hs_additional_domains %q", got)
+	}
+	update(`"domain":""`)
+	if _, ok := s.Companies()[0].Properties["domain"]; ok {
+		t.Error("an empty value did not clear domain")
+	}
+	r := call(t, s, "POST", "/crm/v3/objects/companies/search", `{"filterGroups":[{"filters":[{"propertyName":"domain","operator":"NOT_HAS_PROPERTY"}]}]}`)
+	if r.get("total").Int() != 1 {
+		t.Errorf("a cleared value still counts as present: %s", r.body)
+	}
+}
+
+// [O-search] newly written records may take a moment to appear in search.
+func TestSandboxSearchLag(t *testing.T) {
+	s, clock := newSandbox(t, hubspot.SandboxConfig{SearchLag: 3 * time.Second})
+	createContacts(t, s, 2)
+	r := call(t, s, "POST", "/crm/v3/objects/contacts/search", `{}`)
+	if r.get("total").Int() != 0 {
+		t.Errorf("fresh records are visible at once: %s", r.body)
+	}
+	clock.Advance(3 * time.Second)
+	r = call(t, s, "POST", "/crm/v3/objects/contacts/search", `{}`)
+	if r.get("total").Int() != 2 {
+		t.Errorf("records still hidden after the lag: %s", r.body)
+	}
+}
+
+// The sandbox serves real HTTP: a client sees HubSpot's statuses, headers and bodies.
+func TestSandboxOverHTTP(t *testing.T) {
+	s, _ := newSandbox(t, hubspot.SandboxConfig{Tokens: []string{"pat-na1-x"}})
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	req, err := http.NewRequest("POST", srv.URL+"/events/v3/send", strings.NewReader(`{"eventName":"pe12345678_x","email":"a@example.com","properties":{}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer pat-na1-x")
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Errorf("status %d, want 204", resp.StatusCode)
+	}
+	resp, err = srv.Client().Get(srv.URL + "/crm/v3/properties/contacts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("status %d without a token, want 401", resp.StatusCode)
+	}
+	if len(s.Events()) != 1 {
+		t.Errorf("%d events, want 1", len(s.Events()))
+	}
+}
