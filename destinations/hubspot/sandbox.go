@@ -2,6 +2,7 @@ package hubspot
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -134,8 +135,23 @@ const (
 	sbLimitEvents                      // 1250/s, exempt from both general limits
 )
 
+// Validate reports a configuration NewSandbox would not honour: an unknown
+// Tier or a negative limit.
+func (c SandboxConfig) Validate() error {
+	switch c.Tier {
+	case "", "free", "starter", "professional", "enterprise", "api-add-on", "oauth":
+	default:
+		return fmt.Errorf("tier %q: want free, starter, professional, enterprise, api-add-on or oauth", c.Tier)
+	}
+	if c.TenSecondlyLimit < 0 || c.DailyLimit < 0 || c.SearchPerSecond < 0 || c.EventsPerSecond < 0 || c.SearchLag < 0 {
+		return fmt.Errorf("limits and SearchLag must not be negative")
+	}
+	return nil
+}
+
 // NewSandbox returns a sandbox portal with the default property catalogue
-// and no records.
+// and no records. An unknown Tier gets the free tier's limits; call
+// Validate first to refuse one.
 func NewSandbox(cfg SandboxConfig) *Sandbox {
 	if cfg.Tier == "" {
 		cfg.Tier = "free"

@@ -1329,3 +1329,23 @@ func TestSandboxOverHTTP(t *testing.T) {
 		t.Errorf("%d events, want 1", len(s.Events()))
 	}
 }
+
+func TestSandboxConfigValidate(t *testing.T) {
+	cases := []struct {
+		name string
+		cfg  hubspot.SandboxConfig
+		ok   bool
+	}{
+		{"the zero config is valid", hubspot.SandboxConfig{}, true},
+		{"every documented tier is valid", hubspot.SandboxConfig{Tier: "api-add-on"}, true},
+		{"an unknown tier is refused", hubspot.SandboxConfig{Tier: "gold"}, false},
+		{"a negative limit is refused", hubspot.SandboxConfig{DailyLimit: -1}, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.cfg.Validate(); (err == nil) != tc.ok {
+				t.Errorf("Validate() = %v, want ok=%v", err, tc.ok)
+			}
+		})
+	}
+}
