@@ -1,0 +1,164 @@
+package hubspot
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/switchyard/switchyard/destinations"
+	"github.com/switchyard/switchyard/destinations/hubspot/api"
+)
+
+// companies writes the companies of the batch's group calls and associates
+// each group's user with its company.
+func (s *sending) companies(ctx context.Context) {
+	h := s.h
+	byKey := map[string]*input{}
+	var order []*input
+	for i, ev := range s.batch {
+		if s.set[i] || ev.Type() != "group" {
+			continue
+		}
+		props, err := s.mapProperties(ctx, "companies", ev.Get("traits"), []int{i})
+		if err != nil {
+			s.finish(i, outcomeOf(err))
+			continue
+		}
+		var key string
+		var in *input
+		switch domain := props["domain"]; {
+		case domain != "":
+			key = "d:" + domain
+		case h.cfg.CompanyIDProperty != "":
+			key = "g:" + ev.Get("groupId").String()
+		default:
+			s.finish(i, destinations.Dead("no_identifier", "group has no website or domain trait to find the company by, and no company_id_property is configured to match companies by groupId"))
+			continue
+		}
+		if in = byKey[key]; in == nil {
+			in = &input{props: map[string]string{}, newest: map[string]time.Time{}}
+			if key[0] == 'g' {
+				in.idProperty, in.id = h.cfg.CompanyIDProperty, key[2:]
+			}
+			byKey[key] = in
+			order = append(order, in)
+		}
+		in.merge(props, ev.Timestamp())
+		in.events = append(in.events, i)
+	}
+
+	// Companies found by domain: the cache, else one search each.
+	var creates, updates, upserts []*input
+	for _, in := range order {
+		if in.idProperty != "" {
+			upserts = append(upserts, in)
+			continue
+		}
+		domain := in.props["domain"]
+		id, ok := h.companyIDs.Get("d:" + domain)
+		if !ok {
+			found, err := h.findCompany(ctx, domain)
+			if err != nil {
+				for _, i := range in.events {
+					s.finish(i, outcomeOf(err))
+				}
+				continue
+			}
+			id = found
+		}
+		if id == "" {
+			creates = append(creates, in)
+			continue
+		}
+		h.companyIDs.Add("d:"+domain, id)
+		in.id = id
+		updates = append(updates, in)
+	}
+	done := func(in *input, companyID string) {
+		if d := in.props["domain"]; d != "" {
+			h.companyIDs.Add("d:"+d, companyID)
+		}
+		for _, i := range in.events {
+			s.associate(ctx, s.batch[i].UserID(), s.batch[i].AnonymousID(), companyID, i)
+		}
+	}
+	s.write(ctx, "companies", "create", creates, done)
+	s.write(ctx, "companies", "update", updates, done)
+	s.write(ctx, "companies", "upsert", upserts, done)
+}
+
+// findCompany searches a company by its domain; "" when there is none.
+func (h *HubSpot) findCompany(ctx context.Context, domain string) (string, error) {
+	body := map[string]any{
+		"filterGroups": []any{map[string]any{"filters": []any{map[string]any{"propertyName": "domain", "operator": "EQ", "value": domain}}}},
+		"sorts":        []any{map[string]any{"propertyName": "createdate", "direction": "ASCENDING"}},
+		"properties":   []string{"domain"},
+		"limit":        1,
+	}
+	resp, err := h.client.Do(ctx, api.Search, http.MethodPost, "/crm/v3/objects/companies/search", body)
+	if err != nil {
+		return "", err
+	}
+	var res struct {
+		Results []struct {
+			ID string `json:"id"`
+		} `json:"results"`
+	}
+	if err := json.Unmarshal(resp.Body, &res); err != nil {
+		return "", err
+	}
+	if len(res.Results) == 0 {
+		return "", nil
+	}
+	return res.Results[0].ID, nil
+}
+
+// associate links a group's user with the company now, when the user's
+// contact is known, or as soon as it is.
+func (s *sending) associate(ctx context.Context, userID, anonymousID, companyID string, event int) {
+	h := s.h
+	contactID, ok := h.knownContact(userID, anonymousID)
+	if !ok {
+		if userID != "" {
+			h.mu.Lock()
+			h.pending[userID] = append(h.pending[userID], companyID)
+			h.mu.Unlock()
+			s.note(event, "the company will be associated with user %s's contact once HubSpot knows it", userID)
+		}
+		return
+	}
+	if err := h.associateDefault(ctx, contactID, companyID); err != nil {
+		s.finish(event, outcomeOf(err))
+	}
+}
+
+// associatePending makes the associations that waited for this user's
+// contact.
+func (s *sending) associatePending(ctx context.Context, userID, contactID string, event int) {
+	h := s.h
+	if userID == "" {
+		return
+	}
+	h.mu.Lock()
+	companies := h.pending[userID]
+	delete(h.pending, userID)
+	h.mu.Unlock()
+	for k, companyID := range companies {
+		if err := h.associateDefault(ctx, contactID, companyID); err != nil {
+			h.mu.Lock()
+			h.pending[userID] = append(h.pending[userID], companies[k:]...)
+			h.mu.Unlock()
+			s.finish(event, outcomeOf(err))
+			return
+		}
+	}
+}
+
+// associateDefault makes the default contact-to-company association
+// ([O-assoc]).
+func (h *HubSpot) associateDefault(ctx context.Context, contactID, companyID string) error {
+	body := map[string]any{"inputs": []any{map[string]any{"from": map[string]string{"id": contactID}, "to": map[string]string{"id": companyID}}}}
+	_, err := h.client.Do(ctx, api.Standard, http.MethodPost, "/crm/v4/associations/contacts/companies/batch/associate/default", body)
+	return err
+}

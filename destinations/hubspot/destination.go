@@ -1,0 +1,396 @@
+package hubspot
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/tidwall/gjson"
+	"go.uber.org/zap"
+
+	"github.com/switchyard/switchyard/destinations"
+	"github.com/switchyard/switchyard/destinations/hubspot/api"
+	"github.com/switchyard/switchyard/destinations/hubspot/ratelimit"
+	"github.com/switchyard/switchyard/transforms"
+)
+
+// maxInputs is the object batch endpoints' limit ([O-objapis]).
+const maxInputs = 100
+
+// HubSpot delivers events to one HubSpot portal:
+//
+//   - identify upserts a contact (by email or Config.IDProperty); a
+//     track's context.traits and properties.email update the contact too.
+//     Events of one contact in a batch become one input, each property
+//     taking its newest value by event timestamp.
+//   - group writes the company found by the website's domain (searched once,
+//     then cached) or by Config.CompanyIDProperty, and associates the
+//     user's contact with it as soon as both ids are known.
+//   - track, page and screen send custom behavioral events.
+//   - alias sends nothing: HubSpot has no alias merge by id.
+//
+// Within a batch contacts are written first, then companies, then events,
+// so an event finds the contact an identify earlier in the batch made.
+// HubSpot keeps each property's newest value and each event's occurredAt,
+// so a user's calls need no stricter order than that.
+type HubSpot struct {
+	cfg    Config
+	name   string
+	client *api.Client
+	log    *zap.Logger
+
+	mu       sync.Mutex
+	catalogs map[string]transforms.Catalog
+	// contactIDs maps "u:"+userId, "a:"+anonymousId and "e:"+email to
+	// HubSpot contact ids; companyIDs maps "d:"+domain and "g:"+groupId to
+	// company ids.
+	contactIDs *lru.Cache[string, string]
+	companyIDs *lru.Cache[string, string]
+	// pending holds company ids waiting for a user's contact id.
+	pending      map[string][]string
+	groupCreated map[string]bool
+}
+
+// New returns a HubSpot destination named name.
+func New(name string, cfg Config, log *zap.Logger, httpClient *http.Client) (*HubSpot, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	budget, err := ratelimit.NewBudget(ratelimit.Tier(cfg.Tier), nil, cfg.TimeZone)
+	if err != nil {
+		return nil, fmt.Errorf("tier: %w", err)
+	}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	log = log.With(zap.String("destination", name))
+	client, err := api.New(api.Config{BaseURL: cfg.BaseURL, Token: cfg.Token, Timeout: cfg.Timeout}, budget, httpClient, log)
+	if err != nil {
+		return nil, err
+	}
+	contacts, _ := lru.New[string, string](200_000)
+	companies, _ := lru.New[string, string](100_000)
+	return &HubSpot{cfg: cfg, name: name, client: client, log: log, catalogs: map[string]transforms.Catalog{},
+		contactIDs: contacts, companyIDs: companies, pending: map[string][]string{}, groupCreated: map[string]bool{}}, nil
+}
+
+// Policy implements destinations.Destination: batches of up to 100 events,
+// so no object call exceeds HubSpot's 100 inputs.
+func (h *HubSpot) Policy() destinations.Policy {
+	return destinations.Policy{MaxItems: maxInputs, MaxWait: h.cfg.MaxWait, MaxInFlight: h.cfg.MaxInFlight}
+}
+
+// PausedUntil tells the router when the token's budget allows calls again,
+// for example after HubSpot's daily limit.
+func (h *HubSpot) PausedUntil() time.Time {
+	until, _ := h.client.Budget().PausedUntil()
+	return until
+}
+
+// Send implements destinations.Destination.
+func (h *HubSpot) Send(ctx context.Context, batch []destinations.Event) []destinations.Outcome {
+	s := &sending{h: h, batch: batch, out: make([]destinations.Outcome, len(batch)), set: make([]bool, len(batch)), notes: make([][]string, len(batch))}
+	for i, ev := range batch {
+		switch ev.Type() {
+		case "identify", "track", "page", "screen", "group":
+		case "alias":
+			s.finish(i, destinations.Outcome{Result: destinations.Delivered, Reason: "alias: nothing sent; HubSpot merges contacts by email, not by alias", Class: "alias"})
+		default:
+			s.finish(i, destinations.Dead("unsupported", fmt.Sprintf("%q calls are not sent to HubSpot", ev.Type())))
+		}
+	}
+	for _, object := range []string{"contacts", "companies"} {
+		if err := h.loadCatalog(ctx, object); err != nil {
+			o := outcomeOf(err)
+			for i := range batch {
+				if !s.set[i] {
+					s.finish(i, o)
+				}
+			}
+			return s.out
+		}
+	}
+	s.contacts(ctx)
+	s.companies(ctx)
+	s.events(ctx)
+	for i := range batch {
+		if !s.set[i] {
+			s.out[i] = destinations.Ok()
+		}
+		if len(s.notes[i]) > 0 && s.out[i].Result == destinations.Delivered && s.out[i].Reason == "" {
+			s.out[i].Reason = strings.Join(s.notes[i], "; ")
+			s.out[i].Class = "partial"
+		}
+	}
+	return s.out
+}
+
+// sending is one Send call's state.
+type sending struct {
+	h     *HubSpot
+	batch []destinations.Event
+	out   []destinations.Outcome
+	set   []bool
+	notes [][]string
+}
+
+// finish gives event i its final outcome unless it has one.
+func (s *sending) finish(i int, o destinations.Outcome) {
+	if !s.set[i] {
+		s.out[i], s.set[i] = o, true
+	}
+}
+
+func (s *sending) note(i int, format string, args ...any) {
+	s.notes[i] = append(s.notes[i], fmt.Sprintf(format, args...))
+}
+
+func (h *HubSpot) options() transforms.Options {
+	return transforms.Options{NestedJSON: h.cfg.NestedJSON, ClearNulls: h.cfg.ClearNulls, RegistrableDomain: h.cfg.RegistrableDomain}
+}
+
+// outcomeOf classifies a failed call for every event it carried.
+func outcomeOf(err error) destinations.Outcome {
+	var rl *api.RateLimitError
+	var te *api.TransientError
+	var ae *api.AuthError
+	var re *api.RequestError
+	switch {
+	case errors.As(err, &rl):
+		return destinations.Outcome{Result: destinations.Retry, RetryAfter: rl.RetryAfter, Class: "http_429", Reason: rl.Reason, Status: 429, Response: rl.Body}
+	case errors.As(err, &te):
+		class := "transient"
+		if te.Paused {
+			class = "paused"
+		}
+		return destinations.Outcome{Result: destinations.Retry, RetryAfter: te.RetryAfter, Class: class, Reason: te.Reason, Status: te.Status, Response: te.Body}
+	case errors.As(err, &ae):
+		return destinations.Outcome{Result: destinations.Retry, Class: "auth", Reason: ae.Reason + " (check the token and its scopes)", Status: ae.Status, Response: ae.Body}
+	case errors.As(err, &re):
+		if len(re.Detail.PropertiesMissing()) > 0 {
+			return destinations.Outcome{Result: destinations.Retry, Class: "property_missing", Reason: re.Reason, Status: re.Status, Response: re.Body}
+		}
+		return destinations.Outcome{Result: destinations.DeadLetter, Class: "http_4xx", Reason: re.Reason, Status: re.Status, Response: re.Body}
+	}
+	return destinations.RetryLater("internal", err.Error(), 0)
+}
+
+// loadCatalog reads an object's property list once; it is read again after
+// HubSpot says a property does not exist.
+func (h *HubSpot) loadCatalog(ctx context.Context, object string) error {
+	h.mu.Lock()
+	_, ok := h.catalogs[object]
+	h.mu.Unlock()
+	if ok {
+		return nil
+	}
+	resp, err := h.client.Do(ctx, api.Standard, http.MethodGet, "/crm/v3/properties/"+object, nil)
+	if err != nil {
+		return err
+	}
+	cat, err := transforms.ParseCatalog(resp.Body)
+	if err != nil {
+		return fmt.Errorf("reading the %s property list: %w", object, err)
+	}
+	h.mu.Lock()
+	h.catalogs[object] = cat
+	h.mu.Unlock()
+	return nil
+}
+
+func (h *HubSpot) catalog(object string) transforms.Catalog {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.catalogs[object]
+}
+
+// forgetCatalog makes the next batch read the property list again.
+func (h *HubSpot) forgetCatalog(object string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.catalogs, object)
+}
+
+// createProperty creates a property the portal lacks in the switchyard
+// group, creating the group first.
+func (h *HubSpot) createProperty(ctx context.Context, object string, p transforms.Property, value string) error {
+	h.mu.Lock()
+	haveGroup := h.groupCreated[object]
+	h.mu.Unlock()
+	if !haveGroup {
+		_, err := h.client.Do(ctx, api.Standard, http.MethodPost, "/crm/v3/properties/"+object+"/groups",
+			map[string]any{"name": "switchyard", "label": "switchyard"})
+		if err != nil && !isConflict(err) {
+			return fmt.Errorf("creating the switchyard property group: %w", err)
+		}
+		h.mu.Lock()
+		h.groupCreated[object] = true
+		h.mu.Unlock()
+	}
+	body := map[string]any{"name": p.Name, "label": p.Name, "type": p.Type, "fieldType": p.FieldType, "groupName": "switchyard"}
+	switch {
+	case p.FieldType == transforms.FieldBooleanCheckbox:
+		body["options"] = []map[string]any{{"label": "Yes", "value": "true", "displayOrder": 0}, {"label": "No", "value": "false", "displayOrder": 1}}
+	case p.Type == transforms.TypeEnumeration:
+		var opts []map[string]any
+		for i, v := range strings.Split(value, ";") {
+			if v != "" {
+				opts = append(opts, map[string]any{"label": v, "value": v, "displayOrder": i})
+			}
+		}
+		body["options"] = opts
+	}
+	if _, err := h.client.Do(ctx, api.Standard, http.MethodPost, "/crm/v3/properties/"+object, body); err != nil && !isConflict(err) {
+		return fmt.Errorf("creating property %s: %w", p.Name, err)
+	}
+	h.mu.Lock()
+	if cat := h.catalogs[object]; cat != nil {
+		cat[p.Name] = p
+	}
+	h.mu.Unlock()
+	return nil
+}
+
+func isConflict(err error) bool {
+	var re *api.RequestError
+	return errors.As(err, &re) && re.Status == http.StatusConflict
+}
+
+// mapProperties maps traits to an object's properties, creating unknown
+// properties or noting them as skipped on each contributing event.
+func (s *sending) mapProperties(ctx context.Context, object string, traits gjson.Result, idx []int) (map[string]string, error) {
+	h := s.h
+	var res transforms.Result
+	if object == "contacts" {
+		res = transforms.ContactProperties(traits, h.catalog(object), h.options())
+	} else {
+		res = transforms.CompanyProperties(traits, h.catalog(object), h.options())
+	}
+	for _, u := range res.Unknown {
+		if h.cfg.AutoCreateProperties {
+			if err := h.createProperty(ctx, object, u.Property, u.Value); err != nil {
+				return nil, err
+			}
+			res.Properties[u.Property.Name] = u.Value
+			continue
+		}
+		for _, i := range idx {
+			s.note(i, "skipped unknown %s property %s (trait %q); enable auto_create_properties or create it in HubSpot", strings.TrimSuffix(object, "s"), u.Property.Name, u.Key)
+		}
+	}
+	for _, p := range res.Problems {
+		for _, i := range idx {
+			s.note(i, "skipped %s", p.String())
+		}
+	}
+	return res.Properties, nil
+}
+
+// batchResult is the shape of object batch answers (200, 201 and 207).
+type batchResult struct {
+	Results []struct {
+		ID                 string            `json:"id"`
+		Properties         map[string]string `json:"properties"`
+		ObjectWriteTraceID string            `json:"objectWriteTraceId"`
+	} `json:"results"`
+	Errors []struct {
+		Category string                  `json:"category"`
+		Message  string                  `json:"message"`
+		Context  map[string][]string     `json:"context"`
+		Errors   []struct{ Code string } `json:"errors"`
+	} `json:"errors"`
+}
+
+// input is one object input: the events it carries and what they set.
+type input struct {
+	idProperty string // "" when the object is addressed by its HubSpot id
+	id         string
+	props      map[string]string
+	newest     map[string]time.Time
+	events     []int
+}
+
+func (in *input) merge(props map[string]string, at time.Time) {
+	for k, v := range props {
+		if t, ok := in.newest[k]; ok && t.After(at) {
+			continue
+		}
+		in.props[k], in.newest[k] = v, at
+	}
+}
+
+// write sends inputs to an object batch endpoint in calls of up to 100,
+// with objectWriteTraceIds so one bad input fails alone, and calls done with
+// the HubSpot id of each input written. Events of failed inputs get their
+// outcome.
+func (s *sending) write(ctx context.Context, object, op string, inputs []*input, done func(in *input, id string)) {
+	for start := 0; start < len(inputs); start += maxInputs {
+		chunk := inputs[start:min(len(inputs), start+maxInputs)]
+		body := make([]map[string]any, len(chunk))
+		for k, in := range chunk {
+			b := map[string]any{"properties": in.props, "objectWriteTraceId": strconv.Itoa(k)}
+			if in.id != "" {
+				b["id"] = in.id
+			}
+			if in.idProperty != "" {
+				b["idProperty"] = in.idProperty
+			}
+			body[k] = b
+		}
+		resp, err := s.h.client.Do(ctx, api.Standard, http.MethodPost, "/crm/v3/objects/"+object+"/batch/"+op, map[string]any{"inputs": body})
+		if err != nil {
+			o := outcomeOf(err)
+			if o.Class == "property_missing" {
+				s.h.forgetCatalog(object)
+			}
+			for _, in := range chunk {
+				for _, i := range in.events {
+					s.finish(i, o)
+				}
+			}
+			continue
+		}
+		var res batchResult
+		if err := json.Unmarshal(resp.Body, &res); err != nil {
+			for _, in := range chunk {
+				for _, i := range in.events {
+					s.finish(i, destinations.RetryLater("response", "reading HubSpot's answer: "+err.Error(), 0))
+				}
+			}
+			continue
+		}
+		for _, e := range res.Errors {
+			o := destinations.Outcome{Result: destinations.DeadLetter, Class: "hubspot_" + strings.ToLower(e.Category), Reason: "HubSpot refused the " + strings.TrimSuffix(object, "s") + ": " + e.Message, Status: resp.Status}
+			for _, d := range e.Errors {
+				if d.Code == "PROPERTY_DOESNT_EXIST" {
+					s.h.forgetCatalog(object)
+					o.Result, o.Class = destinations.Retry, "property_missing"
+				}
+			}
+			for _, trace := range e.Context["objectWriteTraceId"] {
+				if k, err := strconv.Atoi(trace); err == nil && k >= 0 && k < len(chunk) {
+					for _, i := range chunk[k].events {
+						s.finish(i, o)
+					}
+				}
+			}
+		}
+		for _, r := range res.Results {
+			k, err := strconv.Atoi(r.ObjectWriteTraceID)
+			if err != nil || k < 0 || k >= len(chunk) {
+				continue
+			}
+			done(chunk[k], r.ID)
+		}
+	}
+}
+
+var _ destinations.Destination = (*HubSpot)(nil)

@@ -1,0 +1,307 @@
+package hubspot_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/switchyard/switchyard/destinations"
+	"github.com/switchyard/switchyard/destinations/hubspot"
+	"github.com/switchyard/switchyard/schemas"
+)
+
+const hubID = 4242
+
+type portal struct {
+	sandbox *hubspot.Sandbox
+	srv     *httptest.Server
+}
+
+func newPortal(t *testing.T) *portal {
+	t.Helper()
+	sb := hubspot.NewSandbox(hubspot.SandboxConfig{Tier: "professional", HubID: hubID})
+	srv := httptest.NewServer(sb)
+	t.Cleanup(srv.Close)
+	return &portal{sandbox: sb, srv: srv}
+}
+
+func (p *portal) destination(t *testing.T, cfg hubspot.Config) *hubspot.HubSpot {
+	t.Helper()
+	cfg.Token, cfg.BaseURL, cfg.HubID, cfg.Tier = "pat-test", p.srv.URL, hubID, "professional"
+	h, err := hubspot.New("crm", cfg, zap.NewNop(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func ev(raw string) destinations.Event {
+	return destinations.Event{Event: schemas.NewEvent([]byte(raw)), Attempt: 1}
+}
+
+func send(t *testing.T, h *hubspot.HubSpot, events ...destinations.Event) []destinations.Outcome {
+	t.Helper()
+	out := h.Send(context.Background(), events)
+	if len(out) != len(events) {
+		t.Fatalf("%d outcomes for %d events", len(out), len(events))
+	}
+	return out
+}
+
+func contactByEmail(p *portal, email string) (hubspot.SandboxRecord, bool) {
+	for _, c := range p.sandbox.Contacts() {
+		if c.Properties["email"] == email {
+			return c, true
+		}
+	}
+	return hubspot.SandboxRecord{}, false
+}
+
+func TestIdentifyUpsertsAContactWithCleanProperties(t *testing.T) {
+	p := newPortal(t)
+	h := p.destination(t, hubspot.Config{})
+	out := send(t, h, ev(`{"type":"identify","userId":"u1","timestamp":"2026-11-22T10:00:00.000Z","traits":{
+		"email":"Ada@Example.com","firstName":"Ada","last_name":"Lovelace","title":"Countess","phone":"+44 020 7946 0000",
+		"address":{"city":"London","postalCode":"W1"},"date_of_birth":"1815-12-10T23:30:00-05:00","Plan Type":"pro"}}`))
+	if out[0].Result != destinations.Delivered {
+		t.Fatalf("%+v", out[0])
+	}
+	c, ok := contactByEmail(p, "ada@example.com")
+	if !ok {
+		t.Fatalf("no contact: %+v", p.sandbox.Contacts())
+	}
+	want := map[string]string{"firstname": "Ada", "lastname": "Lovelace", "jobtitle": "Countess", "phone": "+44 020 7946 0000",
+		"city": "London", "zip": "W1", "date_of_birth": "1815-12-10"}
+	for k, v := range want {
+		if c.Properties[k] != v {
+			t.Errorf("%s = %q, want %q", k, c.Properties[k], v)
+		}
+	}
+	// plan_type is not in a new portal's catalogue: skipped, and said so.
+	if _, ok := c.Properties["plan_type"]; ok || !strings.Contains(out[0].Reason, "plan_type") {
+		t.Fatalf("unknown trait: property set %v, outcome reason %q", ok, out[0].Reason)
+	}
+}
+
+func TestUnknownPropertiesAreCreatedWhenAsked(t *testing.T) {
+	p := newPortal(t)
+	h := p.destination(t, hubspot.Config{AutoCreateProperties: true})
+	out := send(t, h, ev(`{"type":"identify","userId":"u1","traits":{"email":"a@example.com","Plan Type":"pro","high_value_users":true,"lifetime_value":1234.5}}`))
+	if out[0].Result != destinations.Delivered || out[0].Reason != "" {
+		t.Fatalf("%+v", out[0])
+	}
+	c, _ := contactByEmail(p, "a@example.com")
+	if c.Properties["plan_type"] != "pro" || c.Properties["high_value_users"] != "true" || c.Properties["lifetime_value"] != "1234.5" {
+		t.Fatalf("created properties not set: %v", c.Properties)
+	}
+}
+
+func TestEventsOfOneContactBecomeOneInputWithTheNewestValues(t *testing.T) {
+	p := newPortal(t)
+	h := p.destination(t, hubspot.Config{})
+	out := send(t, h,
+		ev(`{"type":"identify","userId":"u1","timestamp":"2026-11-22T10:00:02Z","traits":{"email":"c@example.com","firstname":"Newest"}}`),
+		ev(`{"type":"identify","userId":"u1","timestamp":"2026-11-22T10:00:00Z","traits":{"email":"c@example.com","firstname":"Oldest","lastname":"Kept"}}`),
+		ev(`{"type":"identify","userId":"u1","timestamp":"2026-11-22T10:00:01Z","traits":{"email":"C@example.com","jobtitle":"CTO"}}`),
+	)
+	for i, o := range out {
+		if o.Result != destinations.Delivered {
+			t.Fatalf("event %d: %+v", i, o)
+		}
+	}
+	c, _ := contactByEmail(p, "c@example.com")
+	if c.Properties["firstname"] != "Newest" || c.Properties["lastname"] != "Kept" || c.Properties["jobtitle"] != "CTO" {
+		t.Fatalf("coalesced contact %v", c.Properties)
+	}
+	if n := countCalls(p, "POST /crm/v3/objects/{objectType}/batch/upsert"); n != 1 {
+		t.Fatalf("%d upsert calls for one contact, want 1", n)
+	}
+}
+
+func countCalls(p *portal, route string) int {
+	n := 0
+	for r, byStatus := range p.sandbox.Stats() {
+		if strings.Contains(r, route) || r == route {
+			for _, c := range byStatus {
+				n += c
+			}
+		}
+	}
+	return n
+}
+
+func TestOneBadRecordIsDeadLetteredAndTheOthersDelivered(t *testing.T) {
+	p := newPortal(t)
+	h := p.destination(t, hubspot.Config{})
+	out := send(t, h,
+		ev(`{"type":"identify","userId":"good1","traits":{"email":"good1@example.com"}}`),
+		ev(`{"type":"identify","userId":"bad","traits":{"email":"bad@example.com","lifecyclestage":"not-a-stage"}}`),
+		ev(`{"type":"identify","userId":"good2","traits":{"email":"good2@example.com"}}`),
+	)
+	if out[0].Result != destinations.Delivered || out[2].Result != destinations.Delivered {
+		t.Fatalf("good records: %+v %+v", out[0], out[2])
+	}
+	if out[1].Result != destinations.DeadLetter || !strings.Contains(out[1].Reason, "not-a-stage") {
+		t.Fatalf("bad record: %+v", out[1])
+	}
+	if _, ok := contactByEmail(p, "good2@example.com"); !ok {
+		t.Fatal("the good records were not written")
+	}
+}
+
+func TestCompaniesAreFoundByDomainAndAssociatedWhicheverCameFirst(t *testing.T) {
+	p := newPortal(t)
+	h := p.destination(t, hubspot.Config{})
+	// A company that already exists in the portal is reused, not duplicated.
+	existing := p.createCompany(t, "acme.com")
+
+	// group before identify: the association waits for the contact.
+	out := send(t, h, ev(`{"type":"group","userId":"u1","groupId":"g1","traits":{"name":"Acme Inc","website":"https://www.ACME.com/pricing?x=1","employees":250}}`))
+	if out[0].Result != destinations.Delivered {
+		t.Fatalf("group: %+v", out[0])
+	}
+	if n := len(p.sandbox.Companies()); n != 1 {
+		t.Fatalf("%d companies, want the existing one only", n)
+	}
+	co := p.sandbox.Companies()[0]
+	if co.ID != existing || co.Properties["name"] != "Acme Inc" || co.Properties["numberofemployees"] != "250" {
+		t.Fatalf("company %+v", co)
+	}
+	out = send(t, h, ev(`{"type":"identify","userId":"u1","traits":{"email":"ada@acme.com"}}`))
+	if out[0].Result != destinations.Delivered {
+		t.Fatalf("identify: %+v", out[0])
+	}
+	c, _ := contactByEmail(p, "ada@acme.com")
+	if !p.associated(c.ID, existing) {
+		t.Fatalf("contact %s not associated with company %s: %+v", c.ID, existing, p.sandbox.Associations())
+	}
+
+	// identify before group: associated at once.
+	send(t, h, ev(`{"type":"identify","userId":"u2","traits":{"email":"bob@globex.example"}}`))
+	send(t, h, ev(`{"type":"group","userId":"u2","groupId":"g2","traits":{"name":"Globex","website":"globex.example"}}`))
+	bob, _ := contactByEmail(p, "bob@globex.example")
+	var globex string
+	for _, co := range p.sandbox.Companies() {
+		if co.Properties["domain"] == "globex.example" {
+			globex = co.ID
+		}
+	}
+	if globex == "" || !p.associated(bob.ID, globex) {
+		t.Fatalf("globex %q not created or not associated: %+v", globex, p.sandbox.Associations())
+	}
+}
+
+func (p *portal) createCompany(t *testing.T, domain string) string {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, p.srv.URL+"/crm/v3/objects/companies/batch/create",
+		strings.NewReader(fmt.Sprintf(`{"inputs":[{"properties":{"domain":%q,"name":"old name"}}]}`, domain)))
+	req.Header.Set("Authorization", "Bearer setup")
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 201 {
+		t.Fatalf("creating a company: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	return p.sandbox.Companies()[0].ID
+}
+
+func (p *portal) associated(contactID, companyID string) bool {
+	for _, a := range p.sandbox.Associations() {
+		if a.FromID == contactID && a.ToID == companyID && strings.HasPrefix(a.FromType, "contact") {
+			return true
+		}
+	}
+	return false
+}
+
+func TestTrackPageAndScreenBecomeCustomEvents(t *testing.T) {
+	p := newPortal(t)
+	h := p.destination(t, hubspot.Config{})
+	out := send(t, h,
+		ev(`{"type":"identify","userId":"u1","traits":{"email":"ev@example.com"}}`),
+		ev(`{"type":"track","userId":"u1","event":"Order Completed","timestamp":"2026-11-22T09:59:58.123Z","properties":{"revenue":42.5,"Plan Type":"pro"}}`),
+		ev(`{"type":"page","userId":"u1","name":"Pricing","properties":{"url":"https://x.example/pricing"}}`),
+		ev(`{"type":"track","anonymousId":"a9","event":"Signed Up","properties":{"email":"new@example.com"}}`),
+		ev(`{"type":"alias","userId":"u1","previousId":"a1"}`),
+	)
+	for i, o := range out {
+		if o.Result != destinations.Delivered {
+			t.Fatalf("event %d: %+v", i, o)
+		}
+	}
+	events := p.sandbox.Events()
+	if len(events) != 3 {
+		t.Fatalf("%d events recorded: %+v", len(events), events)
+	}
+	c, _ := contactByEmail(p, "ev@example.com")
+	order := events[0]
+	if order.EventName != fmt.Sprintf("pe%d_order_completed", hubID) || order.ObjectID != c.ID ||
+		order.Properties["revenue"] != "42.5" || order.Properties["plan_type"] != "pro" ||
+		!order.OccurredAt.Equal(time.Date(2026, 11, 22, 9, 59, 58, 123e6, time.UTC)) {
+		t.Fatalf("track event %+v", order)
+	}
+	if events[1].EventName != fmt.Sprintf("pe%d_page_viewed", hubID) || events[1].Properties["name"] != "Pricing" {
+		t.Fatalf("page event %+v", events[1])
+	}
+	if events[2].Email != "new@example.com" {
+		t.Fatalf("track by properties.email %+v", events[2])
+	}
+	// properties.email also updates the contact.
+	if _, ok := contactByEmail(p, "new@example.com"); !ok {
+		t.Fatal("a track with properties.email did not update the contact")
+	}
+	if !strings.Contains(out[4].Reason, "alias") {
+		t.Fatalf("alias outcome %+v", out[4])
+	}
+}
+
+func TestRateLimitsAndOutagesAreRetriedNotDeadLettered(t *testing.T) {
+	p := newPortal(t)
+	h := p.destination(t, hubspot.Config{})
+	send(t, h, ev(`{"type":"identify","userId":"u0","traits":{"email":"warm@example.com"}}`)) // load the catalogues
+	p.sandbox.RateLimitBurst(1)
+	out := send(t, h, ev(`{"type":"identify","userId":"u1","traits":{"email":"r@example.com"}}`))
+	if out[0].Result != destinations.Retry || out[0].Class != "http_429" || out[0].RetryAfter <= 0 {
+		t.Fatalf("after a 429: %+v", out[0])
+	}
+
+	// A fresh portal, since the 429 rightly holds this token's window for
+	// 10 s.
+	p = newPortal(t)
+	h = p.destination(t, hubspot.Config{})
+	send(t, h, ev(`{"type":"identify","userId":"u0","traits":{"email":"warm@example.com"}}`))
+	p.sandbox.FailNext(1, 503)
+	out = send(t, h, ev(`{"type":"identify","userId":"u1","traits":{"email":"r@example.com"}}`))
+	if out[0].Result != destinations.Retry || out[0].Status != 503 {
+		t.Fatalf("after a 503: %+v", out[0])
+	}
+}
+
+func TestADailyLimitPausesTheDestination(t *testing.T) {
+	p := newPortal(t)
+	h := p.destination(t, hubspot.Config{})
+	send(t, h, ev(`{"type":"identify","userId":"u0","traits":{"email":"warm@example.com"}}`))
+	p.sandbox.ExhaustDaily()
+	out := send(t, h, ev(`{"type":"identify","userId":"u1","traits":{"email":"d@example.com"}}`))
+	if out[0].Result != destinations.Retry || out[0].RetryAfter < time.Minute {
+		t.Fatalf("after a DAILY 429: %+v", out[0])
+	}
+	if h.PausedUntil().Before(time.Now().Add(time.Minute)) {
+		t.Fatalf("paused until %s", h.PausedUntil())
+	}
+}
+
+func TestIdentifyWithoutAnIdentifierIsDeadLettered(t *testing.T) {
+	p := newPortal(t)
+	h := p.destination(t, hubspot.Config{})
+	out := send(t, h, ev(`{"type":"identify","userId":"nobody","traits":{"plan":"pro"}}`))
+	if out[0].Result != destinations.DeadLetter || !strings.Contains(out[0].Reason, "email") {
+		t.Fatalf("%+v", out[0])
+	}
+}

@@ -1,0 +1,131 @@
+package hubspot
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/switchyard/switchyard/destinations"
+	"github.com/switchyard/switchyard/destinations/hubspot/api"
+	"github.com/switchyard/switchyard/transforms"
+)
+
+// maxEvents is the events batch endpoint's limit ([O-events]).
+const maxEvents = 500
+
+// events sends the batch's track, page and screen calls as custom
+// behavioral events.
+func (s *sending) events(ctx context.Context) {
+	h := s.h
+	var inputs []map[string]any
+	var idx []int
+	for i, ev := range s.batch {
+		if s.set[i] {
+			continue
+		}
+		var name string
+		switch ev.Type() {
+		case "track":
+			name = ev.Get("event").String()
+		case "page":
+			if h.cfg.SkipPages {
+				s.finish(i, destinations.Outcome{Result: destinations.Delivered, Class: "skipped", Reason: "page calls are not sent (skip_pages)"})
+				continue
+			}
+			name = h.cfg.PageEvent
+		case "screen":
+			if h.cfg.SkipScreens {
+				s.finish(i, destinations.Outcome{Result: destinations.Delivered, Class: "skipped", Reason: "screen calls are not sent (skip_screens)"})
+				continue
+			}
+			name = h.cfg.ScreenEvent
+		default:
+			continue
+		}
+		eventName, err := h.eventName(name)
+		if err != nil {
+			s.finish(i, destinations.Dead("event_name", err.Error()))
+			continue
+		}
+		in := map[string]any{"eventName": eventName}
+		if email := eventEmail(ev.Get("properties.email"), ev.Get("context.traits.email")); email != "" {
+			in["email"] = email
+		} else if id, ok := h.knownContact(ev.UserID(), ev.AnonymousID()); ok {
+			in["objectId"] = id
+		} else {
+			s.finish(i, destinations.Dead("no_identifier", fmt.Sprintf("%s %q has no email and no contact is known for its user yet; send an identify with an email first, then replay the dead letters", ev.Type(), name)))
+			continue
+		}
+		if at := ev.Timestamp(); !at.IsZero() {
+			in["occurredAt"] = at.UTC().Format("2006-01-02T15:04:05.000Z")
+		}
+		props := ev.Get("properties")
+		if ev.Type() != "track" {
+			props = pageProperties(ev.Get("name"), props)
+		}
+		res := transforms.EventProperties(props, h.options())
+		for _, p := range res.Problems {
+			s.note(i, "skipped event property %s", p.String())
+		}
+		in["properties"] = res.Properties
+		inputs = append(inputs, in)
+		idx = append(idx, i)
+	}
+	for start := 0; start < len(inputs); start += maxEvents {
+		end := min(len(inputs), start+maxEvents)
+		_, err := h.client.Do(ctx, api.Events, http.MethodPost, "/events/v3/send/batch", map[string]any{"inputs": inputs[start:end]})
+		if err == nil {
+			continue
+		}
+		o := outcomeOf(err)
+		if o.Result != destinations.DeadLetter {
+			for _, i := range idx[start:end] {
+				s.finish(i, o)
+			}
+			continue
+		}
+		// One bad event fails the whole request: send them one by one so
+		// only the bad ones are dead-lettered.
+		for k := start; k < end; k++ {
+			if _, err := h.client.Do(ctx, api.Events, http.MethodPost, "/events/v3/send", inputs[k]); err != nil {
+				s.finish(idx[k], outcomeOf(err))
+			}
+		}
+	}
+}
+
+// eventName is the custom event name of a call: the configured mapping,
+// else pe{HubID}_{normalized name}.
+func (h *HubSpot) eventName(name string) (string, error) {
+	if mapped, ok := h.cfg.EventNames[name]; ok {
+		return mapped, nil
+	}
+	if h.cfg.HubID == 0 {
+		return "", fmt.Errorf("hub_id is not configured, so event %q has no custom event name", name)
+	}
+	return transforms.EventName(h.cfg.HubID, name)
+}
+
+func eventEmail(candidates ...gjson.Result) string {
+	for _, c := range candidates {
+		if c.Type == gjson.String && strings.Contains(c.Str, "@") {
+			return strings.TrimSpace(c.Str)
+		}
+	}
+	return ""
+}
+
+// pageProperties adds the page or screen name to its properties.
+func pageProperties(name, props gjson.Result) gjson.Result {
+	if name.Type != gjson.String || name.Str == "" || props.Get("name").Exists() {
+		return props
+	}
+	raw := props.Raw
+	if !props.IsObject() || raw == "{}" {
+		return gjson.Parse(`{"name":` + name.Raw + `}`)
+	}
+	return gjson.Parse(`{"name":` + name.Raw + `,` + strings.TrimPrefix(strings.TrimSpace(raw), "{"))
+}
