@@ -92,7 +92,7 @@ func runLoad(b *testing.B, backend string, sc loadScenario, duration time.Durati
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		b.Fatal(err)
 	}
-	args := []string{"serve", "--config", cfgPath, "--data-dir", filepath.Join(dir, "data"), "--write-key", "bench-key"}
+	args := []string{"gateway", "--config", cfgPath, "--data-dir", filepath.Join(dir, "data"), "--write-key", "bench-key"}
 	if backend == "kafka" {
 		args = append(args, "--kafka-brokers", os.Getenv("KAFKA_BROKERS"))
 	}

@@ -36,7 +36,7 @@ type config struct {
 type destinationConfig struct {
 	// Name names the instance: its consumer group, metrics and dead letters.
 	Name string `yaml:"name"`
-	// Type is webhook or drop.
+	// Type is hubspot, webhook or drop.
 	Type string `yaml:"type"`
 	// DisplayName is the instance's key in a message's integrations object.
 	// Default: Name.
@@ -49,6 +49,30 @@ type destinationConfig struct {
 	DedupeWindow duration `yaml:"dedupe_window"`
 
 	Webhook webhookConfig `yaml:"webhook"`
+	HubSpot hubspotConfig `yaml:"hubspot"`
+}
+
+// hubspotConfig mirrors hubspot.Config; zero values take its defaults.
+type hubspotConfig struct {
+	Token                string            `yaml:"token"`
+	URL                  string            `yaml:"url"`
+	HubID                int64             `yaml:"hub_id"`
+	Tier                 string            `yaml:"tier"`
+	TimeZone             string            `yaml:"time_zone"`
+	IDProperty           string            `yaml:"id_property"`
+	CompanyIDProperty    string            `yaml:"company_id_property"`
+	RegistrableDomain    bool              `yaml:"registrable_domain"`
+	AutoCreateProperties bool              `yaml:"auto_create_properties"`
+	ClearNulls           bool              `yaml:"clear_nulls"`
+	NestedJSON           bool              `yaml:"nested_json"`
+	EventNames           map[string]string `yaml:"event_names"`
+	PageEvent            string            `yaml:"page_event"`
+	ScreenEvent          string            `yaml:"screen_event"`
+	SkipPages            bool              `yaml:"skip_pages"`
+	SkipScreens          bool              `yaml:"skip_screens"`
+	MaxWait              duration          `yaml:"max_wait"`
+	MaxInFlight          int               `yaml:"max_in_flight"`
+	Timeout              duration          `yaml:"timeout"`
 }
 
 // webhookConfig mirrors webhook.Config; zero values take its defaults.

@@ -124,7 +124,7 @@ func TestDestinationErrorsNameTheirKey(t *testing.T) {
 		dc   destinationConfig
 		want string
 	}{
-		{"an unknown type", destinationConfig{Name: "x", Type: "carrier-pigeon"}, `destinations[0].type: "carrier-pigeon" is not one of webhook, drop`},
+		{"an unknown type", destinationConfig{Name: "x", Type: "carrier-pigeon"}, `destinations[0].type: "carrier-pigeon" is not one of hubspot, webhook, drop`},
 		{"a bad name", destinationConfig{Name: "no spaces", Type: "drop"}, `destinations[0].name: "no spaces"`},
 		{"a webhook without a url", destinationConfig{Name: "hook", Type: "webhook"}, "destinations[0].webhook.url: must not be empty"},
 	}

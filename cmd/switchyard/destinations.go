@@ -9,6 +9,7 @@ import (
 
 	"github.com/switchyard/switchyard/destinations"
 	"github.com/switchyard/switchyard/destinations/drop"
+	"github.com/switchyard/switchyard/destinations/hubspot"
 	"github.com/switchyard/switchyard/destinations/webhook"
 	"github.com/switchyard/switchyard/queue"
 	"github.com/switchyard/switchyard/router"
@@ -27,6 +28,24 @@ func destinationTypes() map[string]func(dc destinationConfig, logger *zap.Logger
 		},
 		"drop": func(destinationConfig, *zap.Logger) (destinations.Destination, error) {
 			return drop.New(), nil
+		},
+		"hubspot": func(dc destinationConfig, logger *zap.Logger) (destinations.Destination, error) {
+			c := dc.HubSpot
+			var loc *time.Location
+			if c.TimeZone != "" {
+				var err error
+				if loc, err = time.LoadLocation(c.TimeZone); err != nil {
+					return nil, fmt.Errorf("time_zone: %q is not an IANA time zone such as Europe/Paris", c.TimeZone)
+				}
+			}
+			return hubspot.New(dc.Name, hubspot.Config{
+				Token: c.Token, BaseURL: c.URL, HubID: c.HubID, Tier: c.Tier, TimeZone: loc,
+				IDProperty: c.IDProperty, CompanyIDProperty: c.CompanyIDProperty, RegistrableDomain: c.RegistrableDomain,
+				AutoCreateProperties: c.AutoCreateProperties, ClearNulls: c.ClearNulls, NestedJSON: c.NestedJSON,
+				EventNames: c.EventNames, PageEvent: c.PageEvent, ScreenEvent: c.ScreenEvent,
+				SkipPages: c.SkipPages, SkipScreens: c.SkipScreens,
+				MaxWait: time.Duration(c.MaxWait), MaxInFlight: c.MaxInFlight, Timeout: time.Duration(c.Timeout),
+			}, logger, nil)
 		},
 	}
 }
@@ -63,7 +82,7 @@ func buildDestination(i int, dc destinationConfig, logger *zap.Logger) (destinat
 	}
 	build, ok := destinationTypes()[dc.Type]
 	if !ok {
-		return nil, fmt.Errorf("%s.type: %q is not one of webhook, drop", key, dc.Type)
+		return nil, fmt.Errorf("%s.type: %q is not one of hubspot, webhook, drop", key, dc.Type)
 	}
 	dest, err := build(dc, logger)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 )
 
@@ -16,6 +17,10 @@ type options struct {
 	writeKey     string
 	kafkaBrokers string
 	logLevel     string
+	hubspotURL   string
+	hubspotToken string
+	hubspotHubID string
+	hubspotTier  string
 	set          map[string]bool
 }
 
@@ -32,6 +37,10 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.writeKey, "write-key", "", "write `key` of a source named default (env SWITCHYARD_WRITE_KEY)")
 	fs.StringVar(&o.kafkaBrokers, "kafka-brokers", "", "comma-separated Kafka `brokers`; the embedded log when empty (env SWITCHYARD_KAFKA_BROKERS)")
 	fs.StringVar(&o.logLevel, "log-level", "", "debug, info, warn or error (env SWITCHYARD_LOG_LEVEL; default info)")
+	fs.StringVar(&o.hubspotURL, "hubspot-url", "", "HubSpot API `url` for every hubspot destination (env SWITCHYARD_HUBSPOT_URL)")
+	fs.StringVar(&o.hubspotToken, "hubspot-token", "", "HubSpot private-app or OAuth `token` (env SWITCHYARD_HUBSPOT_TOKEN)")
+	fs.StringVar(&o.hubspotHubID, "hubspot-hub-id", "", "HubSpot portal `id` (env SWITCHYARD_HUBSPOT_HUB_ID)")
+	fs.StringVar(&o.hubspotTier, "hubspot-tier", "", "HubSpot account `tier`: free, starter, professional, enterprise, api-add-on, oauth (env SWITCHYARD_HUBSPOT_TIER)")
 }
 
 // load reads the config file, then applies environment variables, then the
@@ -63,6 +72,41 @@ func (o *options) load(fs *flag.FlagSet, getenv func(string) (string, bool)) (co
 		}
 		cfg.Sources = append(cfg.Sources, sourceConfig{Name: "default", WriteKeys: []string{v}})
 	})
+	var hubspotErr error
+	hubspotOverride := func(flagName, env, flagValue string, apply func(*hubspotConfig, string) error) {
+		value := ""
+		if o.set[flagName] {
+			value = flagValue
+		} else if v, ok := getenv(env); ok && v != "" {
+			value = v
+		} else {
+			return
+		}
+		if !hasDestinationType(cfg, "hubspot") {
+			cfg.Destinations = append(cfg.Destinations, destinationConfig{Name: "hubspot", Type: "hubspot"})
+		}
+		for i := range cfg.Destinations {
+			if cfg.Destinations[i].Type == "hubspot" {
+				if err := apply(&cfg.Destinations[i].HubSpot, value); err != nil && hubspotErr == nil {
+					hubspotErr = fmt.Errorf("%s: %w", flagName, err)
+				}
+			}
+		}
+	}
+	hubspotOverride("hubspot-url", "SWITCHYARD_HUBSPOT_URL", o.hubspotURL, func(h *hubspotConfig, v string) error { h.URL = v; return nil })
+	hubspotOverride("hubspot-token", "SWITCHYARD_HUBSPOT_TOKEN", o.hubspotToken, func(h *hubspotConfig, v string) error { h.Token = v; return nil })
+	hubspotOverride("hubspot-tier", "SWITCHYARD_HUBSPOT_TIER", o.hubspotTier, func(h *hubspotConfig, v string) error { h.Tier = v; return nil })
+	hubspotOverride("hubspot-hub-id", "SWITCHYARD_HUBSPOT_HUB_ID", o.hubspotHubID, func(h *hubspotConfig, v string) error {
+		id, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || id <= 0 {
+			return fmt.Errorf("%q is not a portal id", v)
+		}
+		h.HubID = id
+		return nil
+	})
+	if hubspotErr != nil {
+		return cfg, hubspotErr
+	}
 	if cfg.Addr == "" {
 		return cfg, fmt.Errorf("addr: must not be empty")
 	}
@@ -70,6 +114,15 @@ func (o *options) load(fs *flag.FlagSet, getenv func(string) (string, bool)) (co
 		return cfg, fmt.Errorf("data_dir: must not be empty")
 	}
 	return cfg, nil
+}
+
+func hasDestinationType(cfg config, typ string) bool {
+	for _, d := range cfg.Destinations {
+		if d.Type == typ {
+			return true
+		}
+	}
+	return false
 }
 
 func splitList(s string) []string {

@@ -47,7 +47,15 @@ type server struct {
 	cmd    *exec.Cmd
 	addr   string
 	stderr *bytes.Buffer
+	out    *lockedWriter
 	done   chan error
+}
+
+// logs returns what the process wrote to stderr so far.
+func (s *server) logs() string {
+	s.out.mu.Lock()
+	defer s.out.mu.Unlock()
+	return s.stderr.String()
 }
 
 func freeAddr(t testing.TB) string {
@@ -65,7 +73,8 @@ func start(t testing.TB, addr string, args ...string) *server {
 	t.Helper()
 	s := &server{addr: addr, stderr: &bytes.Buffer{}, done: make(chan error, 1)}
 	s.cmd = exec.Command(binary, append(args, "--addr", addr)...)
-	s.cmd.Stderr = &lockedWriter{w: s.stderr}
+	s.out = &lockedWriter{w: s.stderr}
+	s.cmd.Stderr = s.out
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -82,11 +91,11 @@ func start(t testing.TB, addr string, args ...string) *server {
 		}
 		select {
 		case err := <-s.done:
-			t.Fatalf("switchyard exited: %v\n%s", err, s.stderr)
+			t.Fatalf("switchyard exited: %v\n%s", err, s.logs())
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	t.Fatalf("switchyard did not answer /healthz within 30s\n%s", s.stderr)
+	t.Fatalf("switchyard did not answer /healthz within 30s\n%s", s.logs())
 	return nil
 }
 
@@ -97,7 +106,7 @@ func (s *server) stop(t testing.TB, sig syscall.Signal) {
 	case <-s.done:
 		s.done <- nil // for the cleanup's wait
 	case <-time.After(40 * time.Second):
-		t.Fatalf("switchyard did not exit after %v\n%s", sig, s.stderr)
+		t.Fatalf("switchyard did not exit after %v\n%s", sig, s.logs())
 	}
 }
 
@@ -212,7 +221,7 @@ func TestAcknowledgedMessagesSurviveSIGKILL(t *testing.T) {
 	close(stopPosting)
 	wg.Wait()
 	if len(acked) == 0 {
-		t.Fatalf("no batch was acknowledged before the kill\n%s", srv.stderr)
+		t.Fatalf("no batch was acknowledged before the kill\n%s", srv.logs())
 	}
 
 	// The restarted server opens the same log; a graceful stop then frees
@@ -275,8 +284,8 @@ func TestTailReadsEventsAndDeadLetters(t *testing.T) {
 		t.Fatalf("tail on a held data dir: %v\n%s", err, out)
 	}
 	srv.stop(t, syscall.SIGTERM)
-	if !strings.Contains(srv.stderr.String(), "stopped") {
-		t.Fatalf("no graceful stop in the log:\n%s", srv.stderr)
+	if !strings.Contains(srv.logs(), "stopped") {
+		t.Fatalf("no graceful stop in the log:\n%s", srv.logs())
 	}
 
 	events := tailAll(t, "--data-dir", dataDir, "--topic", "events")
@@ -337,7 +346,7 @@ func TestHubSpotSandboxCommand(t *testing.T) {
 		}
 	}
 	if err != nil {
-		t.Fatalf("the sandbox did not answer: %v\n%s", err, stderr.String())
+		t.Fatalf("the sandbox did not answer: %v", err)
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
@@ -348,11 +357,11 @@ func TestHubSpotSandboxCommand(t *testing.T) {
 	if got := resp.Header.Get("X-HubSpot-RateLimit-Max"); got != "190" {
 		t.Fatalf("X-HubSpot-RateLimit-Max %q at the professional tier", got)
 	}
-	if !strings.Contains(stderr.String(), "not HubSpot") {
-		t.Fatalf("the sandbox does not say loudly what it is:\n%s", stderr.String())
-	}
 	cmd.Process.Signal(syscall.SIGTERM)
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("exit after SIGTERM: %v", err)
+	}
+	if !strings.Contains(stderr.String(), "not HubSpot") {
+		t.Fatalf("the sandbox does not say loudly what it is:\n%s", stderr.String())
 	}
 }

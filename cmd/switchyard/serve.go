@@ -55,6 +55,13 @@ func serve(ctx context.Context, name string, args []string, stderr io.Writer) er
 	if name == "router" && len(cfg.Destinations) == 0 {
 		return errors.New("destinations: the router needs at least one destination")
 	}
+	if name == "serve" {
+		stopSandbox, err := sandboxTokenlessHubSpot(&cfg, logger)
+		if err != nil {
+			return err
+		}
+		defer stopSandbox()
+	}
 	log, backend, err := openLog(ctx, cfg, logger)
 	if err != nil {
 		return err

@@ -1,0 +1,155 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tidwall/gjson"
+)
+
+// sandboxGet reads a sandbox control endpoint.
+func sandboxGet(t *testing.T, base, path string) gjson.Result {
+	t.Helper()
+	resp, err := http.Get(base + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return gjson.ParseBytes(raw)
+}
+
+func post(t *testing.T, addr, path, key, body string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+path, strings.NewReader(body))
+	req.SetBasicAuth(key, "")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("POST %s: %d %s", path, resp.StatusCode, raw)
+	}
+}
+
+// eventuallyTrue polls cond for up to 30s.
+func eventuallyTrue(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+	}
+}
+
+// TestServeDeliversToHubSpot runs the sandbox as its own process and
+// switchyard serve pointed at it, and checks contacts, companies,
+// associations (group before identify) and events, and that one bad record
+// is dead-lettered alone.
+func TestServeDeliversToHubSpot(t *testing.T) {
+	sandboxAddr := freeAddr(t)
+	sb := exec.Command(binary, "hubspot-sandbox", "--addr", sandboxAddr, "--tier", "free", "--hub-id", "777")
+	sb.Stderr = io.Discard
+	if err := sb.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sb.Process.Kill(); sb.Wait() })
+	base := "http://" + sandboxAddr
+	eventuallyTrue(t, "the sandbox answers", func() bool {
+		resp, err := http.Get(base + "/_sandbox/stats")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil
+	})
+
+	cfgPath := filepath.Join(t.TempDir(), "switchyard.yaml")
+	os.WriteFile(cfgPath, []byte(`sources:
+  - name: app
+    write_keys: [k]
+destinations:
+  - name: crm
+    type: hubspot
+    hubspot:
+      max_wait: 50ms
+`), 0o600)
+	dataDir := t.TempDir()
+	addr := freeAddr(t)
+	srv := start(t, addr, "serve", "--config", cfgPath, "--data-dir", dataDir,
+		"--hubspot-url", base, "--hubspot-token", "pat-e2e", "--hubspot-hub-id", "777", "--hubspot-tier", "free")
+
+	post(t, addr, "/v1/batch", "k", `{"batch":[
+	  {"type":"group","userId":"u1","groupId":"g1","traits":{"name":"Acme","website":"https://www.acme.example/about"}},
+	  {"type":"identify","userId":"u1","traits":{"email":"ada@acme.example","firstName":"Ada","title":"CTO"}},
+	  {"type":"track","userId":"u1","event":"Order Completed","properties":{"total":42}},
+	  {"type":"identify","userId":"u2","traits":{"email":"bad@acme.example","lifecyclestage":"no-such-stage"}},
+	  {"type":"identify","userId":"u3","traits":{"email":"grace@acme.example","lastName":"Hopper"}}
+	]}`)
+
+	eventuallyTrue(t, "two contacts, a company, an association and an event are in HubSpot", func() bool {
+		return len(sandboxGet(t, base, "/_sandbox/objects/contacts").Get("results").Array()) == 2 &&
+			len(sandboxGet(t, base, "/_sandbox/objects/companies").Get("results").Array()) == 1 &&
+			len(sandboxGet(t, base, "/_sandbox/associations").Get("results").Array()) >= 1 &&
+			len(sandboxGet(t, base, "/_sandbox/events").Get("results").Array()) == 1
+	})
+	contacts := sandboxGet(t, base, "/_sandbox/objects/contacts")
+	ada := contacts.Get(`results.#(properties.email=="ada@acme.example")`)
+	if ada.Get("properties.firstname").String() != "Ada" || ada.Get("properties.jobtitle").String() != "CTO" {
+		t.Fatalf("contact %s", ada.Raw)
+	}
+	company := sandboxGet(t, base, "/_sandbox/objects/companies").Get("results.0")
+	if company.Get("properties.domain").String() != "acme.example" {
+		t.Fatalf("company %s", company.Raw)
+	}
+	assoc := sandboxGet(t, base, "/_sandbox/associations").Get(fmt.Sprintf(`results.#(fromObjectId==%q)`, ada.Get("id").String()))
+	if assoc.Get("toObjectId").String() != company.Get("id").String() {
+		t.Fatalf("associations %s", sandboxGet(t, base, "/_sandbox/associations").Raw)
+	}
+	event := sandboxGet(t, base, "/_sandbox/events").Get("results.0")
+	if event.Get("eventName").String() != "pe777_order_completed" || event.Get("properties.total").String() != "42" {
+		t.Fatalf("event %s", event.Raw)
+	}
+
+	srv.stop(t, syscall.SIGTERM)
+	var bad []gjson.Result
+	for _, d := range tailAll(t, "--config", cfgPath, "--data-dir", dataDir, "--topic", "dlq") {
+		bad = append(bad, d)
+	}
+	if len(bad) != 1 || bad[0].Get("message.traits.email").String() != "bad@acme.example" || bad[0].Get("stage").String() != "crm" ||
+		!strings.Contains(bad[0].Get("reason").String(), "no-such-stage") {
+		t.Fatalf("dead letters: %v", bad)
+	}
+}
+
+// TestServeWithoutATokenUsesTheSandboxAndSaysSo checks the out-of-the-box
+// pipeline: no destination configured, no token.
+func TestServeWithoutATokenUsesTheSandboxAndSaysSo(t *testing.T) {
+	addr := freeAddr(t)
+	srv := start(t, addr, "serve", "--data-dir", t.TempDir(), "--write-key", "k")
+	post(t, addr, "/v1/identify", "k", `{"userId":"u1","traits":{"email":"demo@example.com"}}`)
+	var base string
+	eventuallyTrue(t, "the sandbox address is logged", func() bool {
+		m := regexp.MustCompile(`"sandbox":"(http://127\.0\.0\.1:\d+)"`).FindStringSubmatch(srv.logs())
+		if m != nil {
+			base = m[1]
+		}
+		return base != ""
+	})
+	if !strings.Contains(srv.logs(), "NO HUBSPOT TOKEN") {
+		t.Fatalf("no loud warning:\n%s", srv.logs())
+	}
+	eventuallyTrue(t, "the contact reaches the sandbox", func() bool {
+		return sandboxGet(t, base, "/_sandbox/objects/contacts").Get(`results.#(properties.email=="demo@example.com")`).Exists()
+	})
+}
