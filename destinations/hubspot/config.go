@@ -64,6 +64,10 @@ type Config struct {
 	MaxInFlight int
 	// Timeout bounds one API call. Default 30s.
 	Timeout time.Duration
+
+	// Clock paces the rate limits and times the daily pause. Default the
+	// wall clock; tests inject their own.
+	Clock ratelimit.Clock
 }
 
 func (c Config) withDefaults() (Config, error) {

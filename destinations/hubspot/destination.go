@@ -64,7 +64,7 @@ func New(name string, cfg Config, log *zap.Logger, httpClient *http.Client) (*Hu
 	if err != nil {
 		return nil, err
 	}
-	budget, err := ratelimit.NewBudget(ratelimit.Tier(cfg.Tier), nil, cfg.TimeZone)
+	budget, err := ratelimit.NewBudget(ratelimit.Tier(cfg.Tier), cfg.Clock, cfg.TimeZone)
 	if err != nil {
 		return nil, fmt.Errorf("tier: %w", err)
 	}
