@@ -22,6 +22,8 @@ Usage:
   switchyard router  [flags]   the routers alone, for Kafka deployments with many routers
   switchyard replay  [flags]   deliver a range of the log, or the dead letters, to one destination again
   switchyard tail    [flags]   print the messages of a topic as JSON lines
+  switchyard transform --destination hubspot [flags] < messages
+                               print the HubSpot requests the messages would make, with no network
   switchyard hubspot-sandbox [flags]   serve the in-memory HubSpot simulator
 
 Run "switchyard COMMAND -h" for a command's flags.
@@ -47,6 +49,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = replay(ctx, args[1:], stdout, stderr)
 	case "tail":
 		err = tail(ctx, args[1:], stdout, stderr)
+	case "transform":
+		err = transform(ctx, args[1:], os.Stdin, stdout, stderr)
 	case "hubspot-sandbox":
 		err = hubspotSandbox(ctx, args[1:], stderr)
 	case "help", "-h", "--help":

@@ -1,0 +1,198 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/switchyard/switchyard/destinations"
+	"github.com/switchyard/switchyard/destinations/hubspot"
+	"github.com/switchyard/switchyard/schemas"
+)
+
+// transform prints, one JSON per line, every HTTP request the HubSpot
+// destination would send for the Segment messages on stdin. It runs the
+// real destination against an in-memory HubSpot sandbox reached without any
+// network, seeded with the portal's properties from --properties, so the
+// requests are the ones a real run would make against a new portal.
+func transform(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlagSet("transform", stderr)
+	dest := fs.String("destination", "hubspot", "destination `type`; hubspot is the one with a dry run")
+	hubID := fs.Int64("hub-id", 12345678, "HubSpot portal `id`, in custom event names")
+	propsDir := fs.String("properties", "", "`dir` holding contacts.json and companies.json, HubSpot property-list responses; default: a new portal's properties")
+	idProperty := fs.String("id-property", "email", "contact `property` identify matches by: email, or a unique property holding the userId")
+	autoCreate := fs.Bool("auto-create-properties", false, "create unknown properties instead of skipping them")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if *dest != "hubspot" {
+		return fmt.Errorf("--destination: %q has no dry run; only hubspot does", *dest)
+	}
+	if *hubID <= 0 {
+		return fmt.Errorf("--hub-id: %d is not a portal id", *hubID)
+	}
+	msgs, err := readMessages(stdin)
+	if err != nil {
+		return err
+	}
+
+	sandbox := hubspot.NewSandbox(hubspot.SandboxConfig{Tier: "api-add-on", HubID: *hubID})
+	if *propsDir != "" {
+		if err := seedProperties(sandbox, *propsDir); err != nil {
+			return err
+		}
+	}
+	out := bufio.NewWriter(stdout)
+	defer out.Flush()
+	rec := &recorder{handler: sandbox, out: out}
+	h, err := hubspot.New("hubspot", hubspot.Config{
+		Token: "dry-run", BaseURL: "https://api.hubapi.com", HubID: *hubID, Tier: "api-add-on",
+		IDProperty: *idProperty, AutoCreateProperties: *autoCreate,
+	}, nil, &http.Client{Transport: rec})
+	if err != nil {
+		return err
+	}
+	max := h.Policy().MaxItems
+	for start := 0; start < len(msgs); start += max {
+		batch := msgs[start:min(len(msgs), start+max)]
+		for i, o := range h.Send(ctx, batch) {
+			if o.Result != destinations.Delivered || o.Reason != "" {
+				fmt.Fprintf(stderr, "message %d (%s): %s: %s\n", start+i+1, batch[i].Type(), o.Result, o.Reason)
+			}
+		}
+	}
+	return rec.err
+}
+
+// readMessages reads one JSON message per line, or batch envelopes whose
+// items are taken in order.
+func readMessages(r io.Reader) ([]destinations.Event, error) {
+	var msgs []destinations.Event
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 4<<20)
+	for line := 1; sc.Scan(); line++ {
+		text := strings.TrimSpace(sc.Text())
+		if text == "" {
+			continue
+		}
+		if !gjson.Valid(text) {
+			return nil, fmt.Errorf("stdin line %d is not valid JSON", line)
+		}
+		v := gjson.Parse(text)
+		items := []gjson.Result{v}
+		if b := v.Get("batch"); b.IsArray() {
+			items = b.Array()
+		}
+		for _, item := range items {
+			if !item.IsObject() {
+				return nil, fmt.Errorf("stdin line %d: a message must be a JSON object", line)
+			}
+			msgs = append(msgs, destinations.Event{Event: schemas.NewEvent([]byte(item.Raw)), Attempt: 1})
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("reading stdin: %w", err)
+	}
+	return msgs, nil
+}
+
+// seedProperties creates, in the sandbox, the properties of dir's
+// contacts.json and companies.json it does not have yet.
+func seedProperties(sandbox http.Handler, dir string) error {
+	for _, object := range []string{"contacts", "companies"} {
+		raw, err := os.ReadFile(filepath.Join(dir, object+".json"))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("--properties: %w", err)
+		}
+		list := gjson.ParseBytes(raw).Get("results")
+		if !list.IsArray() {
+			return fmt.Errorf("--properties: %s/%s.json is not a property list ({\"results\":[...]})", dir, object)
+		}
+		for _, p := range list.Array() {
+			group := p.Get("groupName").String()
+			if group == "" {
+				group = "switchyard"
+			}
+			call(sandbox, "POST", "/crm/v3/properties/"+object+"/groups", fmt.Sprintf(`{"name":%q,"label":%q}`, group, group))
+			body := p.Raw
+			if p.Get("groupName").String() == "" {
+				body = `{"groupName":"switchyard",` + strings.TrimPrefix(strings.TrimSpace(p.Raw), "{")
+			}
+			status, answer := call(sandbox, "POST", "/crm/v3/properties/"+object, body)
+			if status >= 300 && !strings.Contains(answer, "already exists") {
+				return fmt.Errorf("--properties: %s property %s: %s", object, p.Get("name").String(), gjson.Get(answer, "message").String())
+			}
+		}
+	}
+	return nil
+}
+
+func call(h http.Handler, method, path, body string) (int, string) {
+	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer dry-run")
+	req.Header.Set("Content-Type", "application/json")
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	return w.Code, w.Body.String()
+}
+
+// recorder is an http.RoundTripper that prints each request and answers it
+// from a handler, in memory.
+type recorder struct {
+	handler http.Handler
+	out     *bufio.Writer
+	err     error
+}
+
+func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	var body []byte
+	if req.Body != nil {
+		var err error
+		if body, err = io.ReadAll(req.Body); err != nil {
+			return nil, err
+		}
+		req.Body.Close()
+	}
+	path := req.URL.Path
+	if req.URL.RawQuery != "" {
+		path += "?" + req.URL.RawQuery
+	}
+	printed := json.RawMessage("null")
+	if len(body) > 0 {
+		printed = body
+	}
+	line, err := json.Marshal(struct {
+		Method string          `json:"method"`
+		Path   string          `json:"path"`
+		Body   json.RawMessage `json:"body"`
+	}{req.Method, path, printed})
+	if err != nil && r.err == nil {
+		r.err = fmt.Errorf("printing a request: %w", err)
+	}
+	r.out.Write(line)
+	r.out.WriteByte('\n')
+
+	served := req.Clone(req.Context())
+	served.Body = io.NopCloser(bytes.NewReader(body))
+	served.RequestURI = ""
+	w := httptest.NewRecorder()
+	r.handler.ServeHTTP(w, served)
+	return w.Result(), nil
+}
