@@ -45,6 +45,16 @@ type Property struct {
 	// (modificationMetadata.readOnlyValue or calculated); values for them
 	// are reported, not sent.
 	ReadOnly bool
+	// Options lists an enumeration's allowed values with their labels.
+	// When it is not empty, [FormatValue] maps each value to the option
+	// whose value or label matches it ignoring case ("Retail" becomes
+	// RETAIL), and refuses a value that matches none.
+	Options []Option
+}
+
+// Option is one allowed value of an enumeration property.
+type Option struct {
+	Value, Label string
 }
 
 // Catalog is a portal's properties for one object type, by internal name.
@@ -80,11 +90,19 @@ func ParseCatalog(data []byte) (Catalog, error) {
 		if err != nil {
 			return false
 		}
+		var options []Option
+		r.Get("options").ForEach(func(_, o gjson.Result) bool {
+			if v := o.Get("value"); v.Type == gjson.String {
+				options = append(options, Option{Value: v.Str, Label: o.Get("label").String()})
+			}
+			return true
+		})
 		cat[name.Str] = Property{
 			Name:      name.Str,
 			Type:      typ.Str,
 			FieldType: r.Get("fieldType").Str,
 			ReadOnly:  r.Get("modificationMetadata.readOnlyValue").Bool() || r.Get("calculated").Bool(),
+			Options:   options,
 		}
 		i++
 		return true

@@ -80,7 +80,7 @@ func TestParseCatalog(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := cat[tt.prop]; got != tt.want {
+			if got := cat[tt.prop]; !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("cat[%q] = %+v; want %+v", tt.prop, got, tt.want)
 			}
 		})

@@ -79,17 +79,45 @@ func FormatValue(v gjson.Result, p Property) (string, error) {
 	case TypeDateTime:
 		return FormatDateTime(v)
 	case TypeEnumeration:
+		var out string
+		var err error
 		switch p.FieldType {
 		case FieldCheckbox:
-			return formatOptions(v)
+			out, err = formatOptions(v)
 		case FieldBooleanCheckbox:
 			return FormatBool(v)
 		default:
-			return formatOption(v)
+			out, err = formatOption(v)
 		}
+		if err != nil || len(p.Options) == 0 || out == "" {
+			return out, err
+		}
+		return matchOptions(out, p)
 	default:
 		return formatText(v), nil
 	}
+}
+
+// matchOptions maps each ';'-separated value to the option it names, by
+// value or label, ignoring case.
+func matchOptions(values string, p Property) (string, error) {
+	parts := strings.Split(values, ";")
+	for i, v := range parts {
+		if v == "" {
+			continue
+		}
+		matched := false
+		for _, o := range p.Options {
+			if strings.EqualFold(v, o.Value) || strings.EqualFold(v, o.Label) {
+				parts[i], matched = o.Value, true
+				break
+			}
+		}
+		if !matched {
+			return "", fmt.Errorf("value %s is not one of the options of %s", quote(v), p.Name)
+		}
+	}
+	return strings.Join(parts, ";"), nil
 }
 
 // FormatBool renders a bool property value: JSON true and false, and the

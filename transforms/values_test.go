@@ -273,3 +273,38 @@ func utf16Units(s string) []int {
 	}
 	return units
 }
+
+func TestEnumerationValuesMatchTheirOptions(t *testing.T) {
+	industry := Property{Name: "industry", Type: TypeEnumeration, FieldType: FieldSelect,
+		Options: []Option{{Value: "RETAIL", Label: "Retail"}, {Value: "COMPUTER_SOFTWARE", Label: "Computer Software"}}}
+	interests := Property{Name: "interests", Type: TypeEnumeration, FieldType: FieldCheckbox,
+		Options: []Option{{Value: "analytics", Label: "Analytics"}, {Value: "crm", Label: "CRM"}}}
+	tests := []struct {
+		name    string
+		value   string
+		prop    Property
+		want    string
+		wantErr string
+	}{
+		{"a value in another case becomes the option's value", `"retail"`, industry, "RETAIL", ""},
+		{"an option's label becomes its value", `"Computer Software"`, industry, "COMPUTER_SOFTWARE", ""},
+		{"each checkbox value is matched", `["Analytics","CRM"]`, interests, "analytics;crm", ""},
+		{"a value that is no option is refused", `"Mining"`, industry, "", `value "Mining" is not one of the options of industry`},
+		{"one unknown checkbox value refuses the whole value", `["crm","sms"]`, interests, "", `value "sms" is not one of the options of interests`},
+		{"without options any value passes", `"anything"`, Property{Name: "x", Type: TypeEnumeration, FieldType: FieldSelect}, "anything", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := FormatValue(gjson.Parse(tt.value), tt.prop)
+			if tt.wantErr != "" {
+				if err == nil || err.Error() != tt.wantErr {
+					t.Fatalf("error %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("got %q, %v; want %q", got, err, tt.want)
+			}
+		})
+	}
+}
