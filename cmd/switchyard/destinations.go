@@ -43,7 +43,7 @@ func destinationTypes() map[string]func(dc destinationConfig, logger *zap.Logger
 				IDProperty: c.IDProperty, CompanyIDProperty: c.CompanyIDProperty, RegistrableDomain: c.RegistrableDomain,
 				AutoCreateProperties: c.AutoCreateProperties, ClearNulls: c.ClearNulls, NestedJSON: c.NestedJSON,
 				EventNames: c.EventNames, PageEvent: c.PageEvent, ScreenEvent: c.ScreenEvent,
-				SkipPages: c.SkipPages, SkipScreens: c.SkipScreens,
+				SkipPages: c.SkipPages, SkipScreens: c.SkipScreens, Lists: c.Lists,
 				MaxWait: time.Duration(c.MaxWait), MaxInFlight: c.MaxInFlight, Timeout: time.Duration(c.Timeout),
 			}, logger, nil)
 		},

@@ -93,7 +93,7 @@ destinations:
 	  {"type":"group","userId":"u1","groupId":"g1","traits":{"name":"Acme","website":"https://www.acme.example/about"}},
 	  {"type":"identify","userId":"u1","traits":{"email":"ada@acme.example","firstName":"Ada","title":"CTO"}},
 	  {"type":"track","userId":"u1","event":"Order Completed","properties":{"total":42}},
-	  {"type":"identify","userId":"u2","traits":{"email":"bad@acme.example","lifecyclestage":"no-such-stage"}},
+	  {"type":"identify","userId":"u2","traits":{"email":"bad@@acme..example"}},
 	  {"type":"identify","userId":"u3","traits":{"email":"grace@acme.example","lastName":"Hopper"}}
 	]}`)
 
@@ -126,8 +126,8 @@ destinations:
 	for _, d := range tailAll(t, "--config", cfgPath, "--data-dir", dataDir, "--topic", "dlq") {
 		bad = append(bad, d)
 	}
-	if len(bad) != 1 || bad[0].Get("message.traits.email").String() != "bad@acme.example" || bad[0].Get("stage").String() != "crm" ||
-		!strings.Contains(bad[0].Get("reason").String(), "no-such-stage") {
+	if len(bad) != 1 || bad[0].Get("message.traits.email").String() != "bad@@acme..example" || bad[0].Get("stage").String() != "crm" ||
+		!strings.Contains(bad[0].Get("reason").String(), "bad@@acme..example") {
 		t.Fatalf("dead letters: %v", bad)
 	}
 }

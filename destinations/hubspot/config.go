@@ -56,6 +56,14 @@ type Config struct {
 	// SkipPages and SkipScreens send nothing for page and screen calls.
 	SkipPages, SkipScreens bool
 
+	// Lists maps Segment Engage audience keys (properties.audience_key of
+	// "Audience Entered" and "Audience Exited" tracks) to the ILS ids of
+	// MANUAL or SNAPSHOT contact lists. Those tracks add the contact to, or
+	// remove it from, the list, and are still sent as behavioral events.
+	// Audience events with other keys are only behavioral events. Default
+	// none.
+	Lists map[string]string
+
 	// MaxWait is how long a batch collects events before it is sent; longer
 	// windows coalesce more events of one contact into one input. Default
 	// 500ms.
@@ -83,6 +91,14 @@ func (c Config) withDefaults() (Config, error) {
 	if c.HubID < 0 {
 		return c, errors.New("hub_id: must be a portal id")
 	}
+	for key, id := range c.Lists {
+		if key == "" {
+			return c, errors.New("lists: an audience key is empty")
+		}
+		if !isListID(id) {
+			return c, fmt.Errorf("lists: audience %q: list id %q is not an ILS list id (digits only)", key, id)
+		}
+	}
 	if c.TimeZone == nil {
 		c.TimeZone = time.UTC
 	}
@@ -108,4 +124,17 @@ func (c Config) withDefaults() (Config, error) {
 		c.Timeout = 30 * time.Second
 	}
 	return c, nil
+}
+
+// isListID reports whether id looks like an ILS list id: a number.
+func isListID(id string) bool {
+	if id == "" {
+		return false
+	}
+	for _, r := range id {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
 }

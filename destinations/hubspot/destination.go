@@ -119,6 +119,7 @@ func (h *HubSpot) Send(ctx context.Context, batch []destinations.Event) []destin
 		}
 	}
 	s.contacts(ctx)
+	s.audiences(ctx)
 	s.companies(ctx)
 	s.events(ctx)
 	for i := range batch {
@@ -259,6 +260,14 @@ func (h *HubSpot) createProperty(ctx context.Context, object string, p transform
 	return nil
 }
 
+// singular names one record of an object type.
+func singular(object string) string {
+	if object == "companies" {
+		return "company"
+	}
+	return strings.TrimSuffix(object, "s")
+}
+
 func isConflict(err error) bool {
 	var re *api.RequestError
 	return errors.As(err, &re) && re.Status == http.StatusConflict
@@ -283,7 +292,7 @@ func (s *sending) mapProperties(ctx context.Context, object string, traits gjson
 			continue
 		}
 		for _, i := range idx {
-			s.note(i, "skipped unknown %s property %s (trait %q); enable auto_create_properties or create it in HubSpot", strings.TrimSuffix(object, "s"), u.Property.Name, u.Key)
+			s.note(i, "skipped unknown %s property %s (trait %q); enable auto_create_properties or create it in HubSpot", singular(object), u.Property.Name, u.Key)
 		}
 	}
 	for _, p := range res.Problems {
@@ -368,7 +377,7 @@ func (s *sending) write(ctx context.Context, object, op string, inputs []*input,
 			continue
 		}
 		for _, e := range res.Errors {
-			o := destinations.Outcome{Result: destinations.DeadLetter, Class: "hubspot_" + strings.ToLower(e.Category), Reason: "HubSpot refused the " + strings.TrimSuffix(object, "s") + ": " + e.Message, Status: resp.Status}
+			o := destinations.Outcome{Result: destinations.DeadLetter, Class: "hubspot_" + strings.ToLower(e.Category), Reason: "HubSpot refused the " + singular(object) + ": " + e.Message, Status: resp.Status}
 			for _, d := range e.Errors {
 				if d.Code == "PROPERTY_DOESNT_EXIST" {
 					s.h.forgetCatalog(object)

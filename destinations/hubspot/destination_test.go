@@ -141,13 +141,13 @@ func TestOneBadRecordIsDeadLetteredAndTheOthersDelivered(t *testing.T) {
 	h := p.destination(t, hubspot.Config{})
 	out := send(t, h,
 		ev(`{"type":"identify","userId":"good1","traits":{"email":"good1@example.com"}}`),
-		ev(`{"type":"identify","userId":"bad","traits":{"email":"bad@example.com","lifecyclestage":"not-a-stage"}}`),
+		ev(`{"type":"identify","userId":"bad","traits":{"email":"bad@@example..com"}}`),
 		ev(`{"type":"identify","userId":"good2","traits":{"email":"good2@example.com"}}`),
 	)
 	if out[0].Result != destinations.Delivered || out[2].Result != destinations.Delivered {
 		t.Fatalf("good records: %+v %+v", out[0], out[2])
 	}
-	if out[1].Result != destinations.DeadLetter || !strings.Contains(out[1].Reason, "not-a-stage") {
+	if out[1].Result != destinations.DeadLetter || !strings.Contains(out[1].Reason, "bad@@example..com") {
 		t.Fatalf("bad record: %+v", out[1])
 	}
 	if _, ok := contactByEmail(p, "good2@example.com"); !ok {
