@@ -130,7 +130,7 @@ func TestDestinationErrorsNameTheirKey(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := buildDestination(0, tt.dc, zap.NewNop())
+			_, err := buildDestination(0, tt.dc, destinationDeps{logger: zap.NewNop(), dataDir: t.TempDir()})
 			if err == nil || !strings.HasPrefix(err.Error(), tt.want) {
 				t.Fatalf("error %v, want it to start with %s", err, tt.want)
 			}

@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"path/filepath"
 	"regexp"
 	"time"
 
@@ -15,21 +17,33 @@ import (
 	"github.com/switchyard/switchyard/router"
 )
 
+// destinationDeps is what destination constructors may need besides their
+// own config.
+type destinationDeps struct {
+	logger *zap.Logger
+	// dataDir holds destinations' state files.
+	dataDir string
+	// hubspotMetrics is nil when metrics are not exported.
+	hubspotMetrics *hubspot.Metrics
+}
+
+type destinationBuilder func(dc destinationConfig, deps destinationDeps) (destinations.Destination, error)
+
 // destinationTypes returns the destination types this binary can build.
-func destinationTypes() map[string]func(dc destinationConfig, logger *zap.Logger) (destinations.Destination, error) {
-	return map[string]func(dc destinationConfig, logger *zap.Logger) (destinations.Destination, error){
-		"webhook": func(dc destinationConfig, logger *zap.Logger) (destinations.Destination, error) {
+func destinationTypes() map[string]destinationBuilder {
+	return map[string]destinationBuilder{
+		"webhook": func(dc destinationConfig, deps destinationDeps) (destinations.Destination, error) {
 			w := dc.Webhook
 			return webhook.New(dc.Name, webhook.Config{
 				URL: w.URL, Headers: w.Headers, Batch: w.Batch,
 				MaxItems: w.MaxItems, MaxBytes: w.MaxBytes, MaxWait: time.Duration(w.MaxWait),
 				MaxInFlight: w.MaxInFlight, Timeout: time.Duration(w.Timeout), Concurrency: w.Concurrency,
-			}, logger, nil)
+			}, deps.logger, nil)
 		},
-		"drop": func(destinationConfig, *zap.Logger) (destinations.Destination, error) {
+		"drop": func(destinationConfig, destinationDeps) (destinations.Destination, error) {
 			return drop.New(), nil
 		},
-		"hubspot": func(dc destinationConfig, logger *zap.Logger) (destinations.Destination, error) {
+		"hubspot": func(dc destinationConfig, deps destinationDeps) (destinations.Destination, error) {
 			c := dc.HubSpot
 			var loc *time.Location
 			if c.TimeZone != "" {
@@ -45,37 +59,51 @@ func destinationTypes() map[string]func(dc destinationConfig, logger *zap.Logger
 				EventNames: c.EventNames, PageEvent: c.PageEvent, ScreenEvent: c.ScreenEvent,
 				SkipPages: c.SkipPages, SkipScreens: c.SkipScreens, Lists: c.Lists,
 				MaxWait: time.Duration(c.MaxWait), MaxInFlight: c.MaxInFlight, Timeout: time.Duration(c.Timeout),
-			}, logger, nil)
+				StateDir: filepath.Join(deps.dataDir, "hubspot-"+dc.Name), Metrics: deps.hubspotMetrics,
+			}, deps.logger, nil)
 		},
 	}
 }
 
 var destinationName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,99}$`)
 
-// buildRouters builds one router per configured destination.
-func buildRouters(cfg config, log queue.Log, logger *zap.Logger, m *router.Metrics) ([]*router.Router, error) {
+// buildRouters builds one router per configured destination, and returns
+// the function that releases the destinations when the routers are done.
+func buildRouters(cfg config, log queue.Log, deps destinationDeps, m *router.Metrics) ([]*router.Router, func(), error) {
 	seen := make(map[string]bool)
 	var routers []*router.Router
+	var closers []io.Closer
+	release := func() {
+		for _, c := range closers {
+			c.Close()
+		}
+	}
 	for i, dc := range cfg.Destinations {
 		if seen[dc.Name] {
-			return nil, fmt.Errorf("destinations[%d].name: %q is used twice", i, dc.Name)
+			release()
+			return nil, nil, fmt.Errorf("destinations[%d].name: %q is used twice", i, dc.Name)
 		}
 		seen[dc.Name] = true
-		dest, err := buildDestination(i, dc, logger)
+		dest, err := buildDestination(i, dc, deps)
 		if err != nil {
-			return nil, err
+			release()
+			return nil, nil, err
 		}
-		r, err := router.New(routerConfig(cfg, dc), dest, log, logger, m)
+		if c, ok := dest.(io.Closer); ok {
+			closers = append(closers, c)
+		}
+		r, err := router.New(routerConfig(cfg, dc), dest, log, deps.logger, m)
 		if err != nil {
-			return nil, err
+			release()
+			return nil, nil, err
 		}
 		routers = append(routers, r)
 	}
-	return routers, nil
+	return routers, release, nil
 }
 
 // buildDestination builds the i-th configured destination.
-func buildDestination(i int, dc destinationConfig, logger *zap.Logger) (destinations.Destination, error) {
+func buildDestination(i int, dc destinationConfig, deps destinationDeps) (destinations.Destination, error) {
 	key := fmt.Sprintf("destinations[%d]", i)
 	if !destinationName.MatchString(dc.Name) {
 		return nil, fmt.Errorf("%s.name: %q must be 1-100 letters, digits, '.', '_' or '-'", key, dc.Name)
@@ -84,7 +112,7 @@ func buildDestination(i int, dc destinationConfig, logger *zap.Logger) (destinat
 	if !ok {
 		return nil, fmt.Errorf("%s.type: %q is not one of hubspot, webhook, drop", key, dc.Type)
 	}
-	dest, err := build(dc, logger)
+	dest, err := build(dc, deps)
 	if err != nil {
 		return nil, fmt.Errorf("%s.%s.%w", key, dc.Type, err)
 	}

@@ -75,9 +75,12 @@ func replay(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	dest, err := buildDestination(index, dc, logger)
+	dest, err := buildDestination(index, dc, destinationDeps{logger: logger, dataDir: cfg.DataDir})
 	if err != nil {
 		return err
+	}
+	if c, ok := dest.(io.Closer); ok {
+		defer c.Close()
 	}
 	log, _, err := openLog(ctx, cfg, logger)
 	if err != nil {

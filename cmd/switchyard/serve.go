@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 
+	"github.com/switchyard/switchyard/destinations/hubspot"
 	"github.com/switchyard/switchyard/ingest"
 	"github.com/switchyard/switchyard/queue"
 	"github.com/switchyard/switchyard/router"
@@ -81,9 +82,16 @@ func serve(ctx context.Context, name string, args []string, stderr io.Writer) er
 		if err != nil {
 			return fmt.Errorf("registering metrics: %w", err)
 		}
-		if routers, err = buildRouters(cfg, log, logger, metrics); err != nil {
+		hubspotMetrics, err := hubspot.NewMetrics(reg)
+		if err != nil {
+			return fmt.Errorf("registering metrics: %w", err)
+		}
+		deps := destinationDeps{logger: logger, dataDir: cfg.DataDir, hubspotMetrics: hubspotMetrics}
+		var release func()
+		if routers, release, err = buildRouters(cfg, log, deps, metrics); err != nil {
 			return err
 		}
+		defer release()
 	}
 
 	ln, err := net.Listen("tcp", cfg.Addr)

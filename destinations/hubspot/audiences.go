@@ -116,7 +116,7 @@ func (s *sending) changeList(ctx context.Context, listID string, lc *listChanges
 	sort.Strings(add)
 	sort.Strings(remove)
 	body := map[string]any{"recordIdsToAdd": add, "recordIdsToRemove": remove}
-	resp, err := s.h.client.Do(ctx, api.Standard, http.MethodPut, "/crm/v3/lists/"+url.PathEscape(listID)+"/memberships/add-and-remove", body)
+	resp, err := s.h.call(ctx, "lists/memberships", api.Standard, http.MethodPut, "/crm/v3/lists/"+url.PathEscape(listID)+"/memberships/add-and-remove", body)
 	if err != nil {
 		o := outcomeOf(err)
 		switch {

@@ -71,13 +71,13 @@ func (s *sending) companies(ctx context.Context) {
 			creates = append(creates, in)
 			continue
 		}
-		h.companyIDs.Add("d:"+domain, id)
+		h.rememberCompany(domain, id)
 		in.id = id
 		updates = append(updates, in)
 	}
 	done := func(in *input, companyID string) {
 		if d := in.props["domain"]; d != "" {
-			h.companyIDs.Add("d:"+d, companyID)
+			h.rememberCompany(d, companyID)
 		}
 		for _, i := range in.events {
 			s.associate(ctx, s.batch[i].UserID(), s.batch[i].AnonymousID(), companyID, i)
@@ -96,7 +96,7 @@ func (h *HubSpot) findCompany(ctx context.Context, domain string) (string, error
 		"properties":   []string{"domain"},
 		"limit":        1,
 	}
-	resp, err := h.client.Do(ctx, api.Search, http.MethodPost, "/crm/v3/objects/companies/search", body)
+	resp, err := h.call(ctx, "companies/search", api.Search, http.MethodPost, "/crm/v3/objects/companies/search", body)
 	if err != nil {
 		return "", err
 	}
@@ -159,6 +159,6 @@ func (s *sending) associatePending(ctx context.Context, userID, contactID string
 // ([O-assoc]).
 func (h *HubSpot) associateDefault(ctx context.Context, contactID, companyID string) error {
 	body := map[string]any{"inputs": []any{map[string]any{"from": map[string]string{"id": contactID}, "to": map[string]string{"id": companyID}}}}
-	_, err := h.client.Do(ctx, api.Standard, http.MethodPost, "/crm/v4/associations/contacts/companies/batch/associate/default", body)
+	_, err := h.call(ctx, "associations/default", api.Standard, http.MethodPost, "/crm/v4/associations/contacts/companies/batch/associate/default", body)
 	return err
 }

@@ -73,6 +73,12 @@ type Config struct {
 	// Timeout bounds one API call. Default 30s.
 	Timeout time.Duration
 
+	// StateDir, when set, keeps state that saves HubSpot calls after a
+	// restart: the company id found for each domain. Default: none.
+	StateDir string
+	// Metrics, when set, counts calls, records and skips.
+	Metrics *Metrics
+
 	// Clock paces the rate limits and times the daily pause. Default the
 	// wall clock; tests inject their own.
 	Clock ratelimit.Clock

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,10 +43,14 @@ const maxInputs = 100
 // HubSpot keeps each property's newest value and each event's occurredAt,
 // so a user's calls need no stricter order than that.
 type HubSpot struct {
-	cfg    Config
-	name   string
-	client *api.Client
-	log    *zap.Logger
+	cfg     Config
+	name    string
+	client  *api.Client
+	log     *zap.Logger
+	metrics *Metrics
+	// companyFile persists companyIDs' domain entries, when Config.StateDir
+	// is set.
+	companyFile *idFile
 
 	mu       sync.Mutex
 	catalogs map[string]transforms.Catalog
@@ -78,8 +84,71 @@ func New(name string, cfg Config, log *zap.Logger, httpClient *http.Client) (*Hu
 	}
 	contacts, _ := lru.New[string, string](200_000)
 	companies, _ := lru.New[string, string](100_000)
-	return &HubSpot{cfg: cfg, name: name, client: client, log: log, catalogs: map[string]transforms.Catalog{},
-		contactIDs: contacts, companyIDs: companies, pending: map[string][]string{}, groupCreated: map[string]bool{}}, nil
+	h := &HubSpot{cfg: cfg, name: name, client: client, log: log, metrics: cfg.Metrics, catalogs: map[string]transforms.Catalog{},
+		contactIDs: contacts, companyIDs: companies, pending: map[string][]string{}, groupCreated: map[string]bool{}}
+	if cfg.StateDir != "" {
+		if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
+			return nil, fmt.Errorf("state_dir: %w", err)
+		}
+		f, ids, err := openIDFile(filepath.Join(cfg.StateDir, "company-ids.jsonl"))
+		if err != nil {
+			return nil, fmt.Errorf("state_dir: %w", err)
+		}
+		for k, id := range ids {
+			companies.Add(k, id)
+		}
+		h.companyFile = f
+	}
+	return h, nil
+}
+
+// Close releases the state file.
+func (h *HubSpot) Close() error {
+	if h.companyFile != nil {
+		return h.companyFile.close()
+	}
+	return nil
+}
+
+// rememberCompany caches a domain's company id, and persists it.
+func (h *HubSpot) rememberCompany(domain, id string) {
+	key := "d:" + domain
+	if old, ok := h.companyIDs.Get(key); ok && old == id {
+		return
+	}
+	h.companyIDs.Add(key, id)
+	if h.companyFile != nil {
+		if err := h.companyFile.add(key, id); err != nil {
+			h.log.Warn("persisting a company id", zap.String("domain", domain), zap.Error(err))
+		}
+	}
+}
+
+// call makes one API call and counts it under endpoint.
+func (h *HubSpot) call(ctx context.Context, endpoint string, kind api.Kind, method, path string, body any) (*api.Response, error) {
+	resp, err := h.client.Do(ctx, kind, method, path, body)
+	if h.metrics != nil {
+		outcome := "ok"
+		if err != nil {
+			outcome = outcomeOf(err).Class
+		}
+		h.metrics.calls.WithLabelValues(h.name, endpoint, outcome).Inc()
+	}
+	return resp, err
+}
+
+// skip counts something not sent, by reason.
+func (h *HubSpot) skip(reason string) {
+	if h.metrics != nil {
+		h.metrics.skipped.WithLabelValues(h.name, reason).Inc()
+	}
+}
+
+// records counts records or events sent in batch calls.
+func (h *HubSpot) records(kind string, n int) {
+	if h.metrics != nil {
+		h.metrics.records.WithLabelValues(h.name, kind).Add(float64(n))
+	}
 }
 
 // Policy implements destinations.Destination: batches of up to 100 events,
@@ -102,10 +171,18 @@ func (h *HubSpot) Send(ctx context.Context, batch []destinations.Event) []destin
 		switch ev.Type() {
 		case "identify", "track", "page", "screen", "group":
 		case "alias":
+			h.skip("alias")
 			s.finish(i, destinations.Outcome{Result: destinations.Delivered, Reason: "alias: nothing sent; HubSpot merges contacts by email, not by alias", Class: "alias"})
 		default:
 			s.finish(i, destinations.Dead("unsupported", fmt.Sprintf("%q calls are not sent to HubSpot", ev.Type())))
 		}
+	}
+	if h.metrics != nil {
+		paused := 0.0
+		if h.PausedUntil().After(time.Now()) {
+			paused = 1
+		}
+		h.metrics.paused.WithLabelValues(h.name).Set(paused)
 	}
 	for _, object := range []string{"contacts", "companies"} {
 		if err := h.loadCatalog(ctx, object); err != nil {
@@ -193,7 +270,7 @@ func (h *HubSpot) loadCatalog(ctx context.Context, object string) error {
 	if ok {
 		return nil
 	}
-	resp, err := h.client.Do(ctx, api.Standard, http.MethodGet, "/crm/v3/properties/"+object, nil)
+	resp, err := h.call(ctx, "properties/list", api.Standard, http.MethodGet, "/crm/v3/properties/"+object, nil)
 	if err != nil {
 		return err
 	}
@@ -227,7 +304,7 @@ func (h *HubSpot) createProperty(ctx context.Context, object string, p transform
 	haveGroup := h.groupCreated[object]
 	h.mu.Unlock()
 	if !haveGroup {
-		_, err := h.client.Do(ctx, api.Standard, http.MethodPost, "/crm/v3/properties/"+object+"/groups",
+		_, err := h.call(ctx, "properties/groups", api.Standard, http.MethodPost, "/crm/v3/properties/"+object+"/groups",
 			map[string]any{"name": "switchyard", "label": "switchyard"})
 		if err != nil && !isConflict(err) {
 			return fmt.Errorf("creating the switchyard property group: %w", err)
@@ -249,7 +326,7 @@ func (h *HubSpot) createProperty(ctx context.Context, object string, p transform
 		}
 		body["options"] = opts
 	}
-	if _, err := h.client.Do(ctx, api.Standard, http.MethodPost, "/crm/v3/properties/"+object, body); err != nil && !isConflict(err) {
+	if _, err := h.call(ctx, "properties/create", api.Standard, http.MethodPost, "/crm/v3/properties/"+object, body); err != nil && !isConflict(err) {
 		return fmt.Errorf("creating property %s: %w", p.Name, err)
 	}
 	h.mu.Lock()
@@ -291,11 +368,13 @@ func (s *sending) mapProperties(ctx context.Context, object string, traits gjson
 			res.Properties[u.Property.Name] = u.Value
 			continue
 		}
+		h.skip("unknown_property")
 		for _, i := range idx {
 			s.note(i, "skipped unknown %s property %s (trait %q); enable auto_create_properties or create it in HubSpot", singular(object), u.Property.Name, u.Key)
 		}
 	}
 	for _, p := range res.Problems {
+		h.skip(string(p.Kind))
 		for _, i := range idx {
 			s.note(i, "skipped %s", p.String())
 		}
@@ -354,7 +433,8 @@ func (s *sending) write(ctx context.Context, object, op string, inputs []*input,
 			}
 			body[k] = b
 		}
-		resp, err := s.h.client.Do(ctx, api.Standard, http.MethodPost, "/crm/v3/objects/"+object+"/batch/"+op, map[string]any{"inputs": body})
+		s.h.records(object, len(chunk))
+		resp, err := s.h.call(ctx, object+"/"+op, api.Standard, http.MethodPost, "/crm/v3/objects/"+object+"/batch/"+op, map[string]any{"inputs": body})
 		if err != nil {
 			o := outcomeOf(err)
 			if o.Class == "property_missing" {

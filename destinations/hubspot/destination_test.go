@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/switchyard/switchyard/destinations"
@@ -303,5 +304,68 @@ func TestIdentifyWithoutAnIdentifierIsDeadLettered(t *testing.T) {
 	out := send(t, h, ev(`{"type":"identify","userId":"nobody","traits":{"plan":"pro"}}`))
 	if out[0].Result != destinations.DeadLetter || !strings.Contains(out[0].Reason, "email") {
 		t.Fatalf("%+v", out[0])
+	}
+}
+
+func TestCompanyIDsSurviveARestart(t *testing.T) {
+	p := newPortal(t)
+	state := t.TempDir()
+	first := p.destination(t, hubspot.Config{StateDir: state})
+	send(t, first, ev(`{"type":"group","userId":"u1","groupId":"g1","traits":{"name":"Acme","website":"acme.example"}}`))
+	first.Close()
+	searches := countCalls(p, "/search")
+
+	again := p.destination(t, hubspot.Config{StateDir: state})
+	defer again.Close()
+	out := send(t, again, ev(`{"type":"group","userId":"u1","groupId":"g1","traits":{"name":"Acme Corp","website":"https://acme.example"}}`))
+	if out[0].Result != destinations.Delivered {
+		t.Fatalf("%+v", out[0])
+	}
+	if n := countCalls(p, "/search"); n != searches {
+		t.Fatalf("the restarted destination searched again (%d searches, was %d)", n, searches)
+	}
+	if cos := p.sandbox.Companies(); len(cos) != 1 || cos[0].Properties["name"] != "Acme Corp" {
+		t.Fatalf("companies %+v", cos)
+	}
+}
+
+func TestMetricsCountCallsRecordsAndSkips(t *testing.T) {
+	p := newPortal(t)
+	reg := prometheus.NewRegistry()
+	m, err := hubspot.NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := p.destination(t, hubspot.Config{Metrics: m})
+	send(t, h,
+		ev(`{"type":"identify","userId":"u1","traits":{"email":"m@example.com","Plan Type":"pro"}}`),
+		ev(`{"type":"alias","userId":"u1","previousId":"a"}`),
+	)
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range families {
+		for _, metric := range f.GetMetric() {
+			key := f.GetName()
+			for _, l := range metric.GetLabel() {
+				if l.GetName() != "destination" {
+					key += "," + l.GetValue()
+				}
+			}
+			got[key] = metric.GetCounter().GetValue()
+		}
+	}
+	for key, want := range map[string]float64{
+		"switchyard_hubspot_skipped_total,unknown_property": 1,
+		"switchyard_hubspot_skipped_total,alias":            1,
+		"switchyard_hubspot_records_total,contacts":         1,
+		"switchyard_hubspot_calls_total,contacts/upsert,ok": 1,
+		"switchyard_hubspot_calls_total,properties/list,ok": 2,
+	} {
+		if got[key] != want {
+			t.Errorf("%s = %v, want %v (all: %v)", key, got[key], want, got)
+		}
 	}
 }

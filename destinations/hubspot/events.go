@@ -32,12 +32,14 @@ func (s *sending) events(ctx context.Context) {
 			name = ev.Get("event").String()
 		case "page":
 			if h.cfg.SkipPages {
+				h.skip("page")
 				s.finish(i, destinations.Outcome{Result: destinations.Delivered, Class: "skipped", Reason: "page calls are not sent (skip_pages)"})
 				continue
 			}
 			name = h.cfg.PageEvent
 		case "screen":
 			if h.cfg.SkipScreens {
+				h.skip("screen")
 				s.finish(i, destinations.Outcome{Result: destinations.Delivered, Class: "skipped", Reason: "screen calls are not sent (skip_screens)"})
 				continue
 			}
@@ -68,6 +70,7 @@ func (s *sending) events(ctx context.Context) {
 		}
 		res := transforms.EventProperties(props, h.options())
 		for _, p := range res.Problems {
+			h.skip(string(p.Kind))
 			s.note(i, "skipped event property %s", p.String())
 		}
 		in["properties"] = res.Properties
@@ -76,7 +79,8 @@ func (s *sending) events(ctx context.Context) {
 	}
 	for start := 0; start < len(inputs); start += maxEvents {
 		end := min(len(inputs), start+maxEvents)
-		_, err := h.client.Do(ctx, api.Events, http.MethodPost, "/events/v3/send/batch", map[string]any{"inputs": inputs[start:end]})
+		h.records("events", end-start)
+		_, err := h.call(ctx, "events/batch", api.Events, http.MethodPost, "/events/v3/send/batch", map[string]any{"inputs": inputs[start:end]})
 		if err == nil {
 			continue
 		}
@@ -90,7 +94,7 @@ func (s *sending) events(ctx context.Context) {
 		// One bad event fails the whole request: send them one by one so
 		// only the bad ones are dead-lettered.
 		for k := start; k < end; k++ {
-			if _, err := h.client.Do(ctx, api.Events, http.MethodPost, "/events/v3/send", inputs[k]); err != nil {
+			if _, err := h.call(ctx, "events/single", api.Events, http.MethodPost, "/events/v3/send", inputs[k]); err != nil {
 				s.finish(idx[k], outcomeOf(err))
 			}
 		}
