@@ -128,14 +128,12 @@ func (s *sending) associate(ctx context.Context, userID, anonymousID, companyID 
 		}
 		return
 	}
-	if err := h.associateDefault(ctx, contactID, companyID); err != nil {
-		s.finish(event, outcomeOf(err))
-	}
+	s.links = append(s.links, link{contactID: contactID, companyID: companyID, event: event})
 }
 
-// associatePending makes the associations that waited for this user's
+// associatePending queues the associations that waited for this user's
 // contact.
-func (s *sending) associatePending(ctx context.Context, userID, contactID string, event int) {
+func (s *sending) associatePending(userID, contactID string, event int) {
 	h := s.h
 	if userID == "" {
 		return
@@ -144,21 +142,50 @@ func (s *sending) associatePending(ctx context.Context, userID, contactID string
 	companies := h.pending[userID]
 	delete(h.pending, userID)
 	h.mu.Unlock()
-	for k, companyID := range companies {
-		if err := h.associateDefault(ctx, contactID, companyID); err != nil {
-			h.mu.Lock()
-			h.pending[userID] = append(h.pending[userID], companies[k:]...)
-			h.mu.Unlock()
-			s.finish(event, outcomeOf(err))
-			return
-		}
+	for _, companyID := range companies {
+		s.links = append(s.links, link{contactID: contactID, companyID: companyID, event: event, userID: userID})
 	}
 }
 
-// associateDefault makes the default contact-to-company association
-// ([O-assoc]).
-func (h *HubSpot) associateDefault(ctx context.Context, contactID, companyID string) error {
-	body := map[string]any{"inputs": []any{map[string]any{"from": map[string]string{"id": contactID}, "to": map[string]string{"id": companyID}}}}
-	_, err := h.call(ctx, "associations/default", api.Standard, http.MethodPost, "/crm/v4/associations/contacts/companies/batch/associate/default", body)
-	return err
+// link is one contact-to-company association to make, and the event it
+// is made for.
+type link struct {
+	contactID, companyID string
+	event                int
+	// userID is set when the association waited for the contact: on failure
+	// it waits again.
+	userID string
+}
+
+// associate makes the batch's associations, up to 100 per call.
+func (s *sending) flushLinks(ctx context.Context) {
+	h := s.h
+	for start := 0; start < len(s.links); start += maxInputs {
+		chunk := s.links[start:min(len(s.links), start+maxInputs)]
+		inputs := make([]any, len(chunk))
+		for k, l := range chunk {
+			inputs[k] = map[string]any{"from": map[string]string{"id": l.contactID}, "to": map[string]string{"id": l.companyID}}
+		}
+		_, err := h.call(ctx, "associations/default", api.Standard, http.MethodPost,
+			"/crm/v4/associations/contacts/companies/batch/associate/default", map[string]any{"inputs": inputs})
+		if err == nil {
+			continue
+		}
+		o := outcomeOf(err)
+		for _, l := range chunk {
+			if l.userID != "" && o.Result != destinations.Retry {
+				// The identify that resolved it is delivered; the association
+				// is given up with a note rather than failing the contact.
+				s.note(l.event, "associating contact %s with company %s failed: %s", l.contactID, l.companyID, o.Reason)
+				continue
+			}
+			if l.userID != "" {
+				h.mu.Lock()
+				h.pending[l.userID] = append(h.pending[l.userID], l.companyID)
+				h.mu.Unlock()
+			}
+			s.finish(l.event, o)
+		}
+	}
+	s.links = nil
 }

@@ -198,6 +198,7 @@ func (h *HubSpot) Send(ctx context.Context, batch []destinations.Event) []destin
 	s.contacts(ctx)
 	s.audiences(ctx)
 	s.companies(ctx)
+	s.flushLinks(ctx)
 	s.events(ctx)
 	for i := range batch {
 		if !s.set[i] {
@@ -218,6 +219,8 @@ type sending struct {
 	out   []destinations.Outcome
 	set   []bool
 	notes [][]string
+	// links are the associations to make once companies are written.
+	links []link
 }
 
 // finish gives event i its final outcome unless it has one.

@@ -67,8 +67,8 @@ func TestA429TellsWhatToWaitFor(t *testing.T) {
 	c := newFakeClock()
 	b, _ := NewBudget(Free, c, nil)
 	// [C-429] TEN_SECONDLY_ROLLING: the window is full for 10 s.
-	if wait := b.RateLimited("TEN_SECONDLY_ROLLING", 0); wait != 10*time.Second {
-		t.Fatalf("wait %s after TEN_SECONDLY_ROLLING, want 10s", wait)
+	if wait := b.RateLimited("TEN_SECONDLY_ROLLING", 0); wait != 10200*time.Millisecond {
+		t.Fatalf("wait %s after TEN_SECONDLY_ROLLING, want the window and its guard (10.2s)", wait)
 	}
 	// [O24-usage] DAILY: nothing until the reset.
 	wait := b.RateLimited("DAILY", 0)
@@ -94,8 +94,8 @@ func TestRetryAfterIsHonoured(t *testing.T) {
 func TestASearch429FillsOnlyTheSearchWindow(t *testing.T) {
 	c := newFakeClock()
 	b, _ := NewBudget(Free, c, nil)
-	if wait := b.RateLimited("SECONDLY", 0); wait != time.Second {
-		t.Fatalf("wait %s after a search 429, want 1s", wait)
+	if wait := b.RateLimited("SECONDLY", 0); wait != 1020*time.Millisecond {
+		t.Fatalf("wait %s after a search 429, want 1.02s", wait)
 	}
 	if !b.Burst.Next().Equal(c.Now()) {
 		t.Fatal("a search 429 held back ordinary calls")

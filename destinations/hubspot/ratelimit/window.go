@@ -31,8 +31,10 @@ func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) 
 // RealClock is the wall clock.
 var RealClock Clock = realClock{}
 
-// Window allows at most Max requests in any span of Length. It is safe for
-// concurrent use.
+// Window allows at most Max requests in any span of Length. It keeps a
+// guard of 2% of Length on top, so requests that reach the service a little
+// later or earlier than they left (network jitter, clock reads) still fall
+// into separate windows there. It is safe for concurrent use.
 type Window struct {
 	mu     sync.Mutex
 	clock  Clock
@@ -85,12 +87,15 @@ func (w *Window) nextLocked(now time.Time) time.Time {
 		return now
 	}
 	// The request max places back must have left the window.
-	return w.sent[len(w.sent)-w.max].Add(w.length)
+	return w.sent[len(w.sent)-w.max].Add(w.span())
 }
+
+// span is the window's length with its guard.
+func (w *Window) span() time.Duration { return w.length + w.length/50 }
 
 func (w *Window) trimLocked(now time.Time) {
 	cut := 0
-	for cut < len(w.sent) && !w.sent[cut].After(now.Add(-w.length)) {
+	for cut < len(w.sent) && !w.sent[cut].After(now.Add(-w.span())) {
 		cut++
 	}
 	if extra := len(w.sent) - cut - w.max; extra > 0 {
@@ -130,7 +135,7 @@ func (w *Window) Observe(remaining int) {
 	w.trimLocked(now)
 	used := 0
 	for _, t := range w.sent {
-		if t.After(now.Add(-w.length)) {
+		if t.After(now.Add(-w.span())) {
 			used++
 		}
 	}

@@ -91,9 +91,10 @@ func TestTheCeilingIsUsedFullyAndNeverExceeded(t *testing.T) {
 	if got := maxInAnyWindow(times, 10*time.Second); got != 100 {
 		t.Fatalf("at most %d requests in a 10 s window, want exactly 100", got)
 	}
-	// 1000 requests at 100 per 10 s: the last one goes out at 90 s.
-	if took := times[len(times)-1].Sub(start); took != 90*time.Second {
-		t.Fatalf("the 1000th request went out at %s, want 90s", took)
+	// 1000 requests at 100 per 10 s (plus the 2% guard): the last one goes
+	// out after 9 windows, at 91.8 s.
+	if took := times[len(times)-1].Sub(start); took != 9*10200*time.Millisecond {
+		t.Fatalf("the 1000th request went out at %s, want 91.8s", took)
 	}
 }
 
@@ -108,8 +109,8 @@ func TestOthersUsageReportedByTheServiceSlowsTheWindow(t *testing.T) {
 		t.Fatal("the 60 the service allows should go at once")
 	}
 	next := w.Next()
-	if d := next.Sub(c.Now()); d != 10*time.Second {
-		t.Fatalf("after the service's remaining is used up, the next request waits %s, want the window (10s)", d)
+	if d := next.Sub(c.Now()); d != 10200*time.Millisecond {
+		t.Fatalf("after the service's remaining is used up, the next request waits %s, want the window and its guard (10.2s)", d)
 	}
 	// A report of more remaining than we believe never speeds us up.
 	w.Observe(100)
