@@ -28,6 +28,24 @@ func sandboxGet(t *testing.T, base, path string) gjson.Result {
 	return gjson.ParseBytes(raw)
 }
 
+// sandboxCall makes an API call to the sandbox and returns its answer.
+func sandboxCall(t *testing.T, base, method, path, body string) gjson.Result {
+	t.Helper()
+	req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer pat-e2e")
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode >= 300 {
+		t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, raw)
+	}
+	return gjson.ParseBytes(raw)
+}
+
 func post(t *testing.T, addr, path, key, body string) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+path, strings.NewReader(body))
@@ -74,6 +92,13 @@ func TestServeDeliversToHubSpot(t *testing.T) {
 		return err == nil
 	})
 
+	// The portal already has Globex, and a manual list for an audience.
+	sandboxCall(t, base, "POST", "/crm/v3/objects/companies/batch/create", `{"inputs":[{"properties":{"domain":"globex.example","name":"Globex"}}]}`)
+	listID := sandboxCall(t, base, "POST", "/crm/v3/lists", `{"name":"VIP","objectTypeId":"0-1","processingType":"MANUAL"}`).Get("list.listId").String()
+	if listID == "" {
+		t.Fatal("creating the list failed")
+	}
+
 	cfgPath := filepath.Join(t.TempDir(), "switchyard.yaml")
 	os.WriteFile(cfgPath, []byte(`sources:
   - name: app
@@ -83,6 +108,7 @@ destinations:
     type: hubspot
     hubspot:
       max_wait: 50ms
+      lists: {vip: "`+listID+`"}
 `), 0o600)
 	dataDir := t.TempDir()
 	addr := freeAddr(t)
@@ -94,31 +120,48 @@ destinations:
 	  {"type":"identify","userId":"u1","traits":{"email":"ada@acme.example","firstName":"Ada","title":"CTO"}},
 	  {"type":"track","userId":"u1","event":"Order Completed","properties":{"total":42}},
 	  {"type":"identify","userId":"u2","traits":{"email":"bad@@acme..example"}},
-	  {"type":"identify","userId":"u3","traits":{"email":"grace@acme.example","lastName":"Hopper"}}
+	  {"type":"identify","userId":"u3","traits":{"email":"grace@acme.example","lastName":"Hopper"}},
+	  {"type":"track","userId":"u1","event":"Audience Entered","properties":{"audience_key":"vip","audience_name":"VIP"}}
 	]}`)
+	// identify first, then group, for an existing company.
+	post(t, addr, "/v1/identify", "k", `{"userId":"u4","traits":{"email":"bob@globex.example"}}`)
+	post(t, addr, "/v1/group", "k", `{"userId":"u4","groupId":"g4","traits":{"name":"Globex Corp","website":"http://www.globex.example"}}`)
 
-	eventuallyTrue(t, "two contacts, a company, an association and an event are in HubSpot", func() bool {
-		return len(sandboxGet(t, base, "/_sandbox/objects/contacts").Get("results").Array()) == 2 &&
-			len(sandboxGet(t, base, "/_sandbox/objects/companies").Get("results").Array()) == 1 &&
-			len(sandboxGet(t, base, "/_sandbox/associations").Get("results").Array()) >= 1 &&
-			len(sandboxGet(t, base, "/_sandbox/events").Get("results").Array()) == 1
+	eventuallyTrue(t, "contacts, companies, associations, events and the list are in HubSpot", func() bool {
+		return len(sandboxGet(t, base, "/_sandbox/objects/contacts").Get("results").Array()) == 3 &&
+			sandboxGet(t, base, "/_sandbox/objects/companies").Get(`results.#(properties.name=="Globex Corp")`).Exists() &&
+			len(sandboxGet(t, base, "/_sandbox/associations").Get("results").Array()) >= 2 &&
+			len(sandboxGet(t, base, "/_sandbox/events").Get("results").Array()) == 2 &&
+			len(sandboxGet(t, base, "/_sandbox/lists").Get("results.0.members").Array()) == 1
 	})
+	companies := sandboxGet(t, base, "/_sandbox/objects/companies").Get("results")
+	if n := len(companies.Array()); n != 2 {
+		t.Fatalf("%d companies, want Acme (new) and Globex (reused, not duplicated): %s", n, companies.Raw)
+	}
+	bob := sandboxGet(t, base, "/_sandbox/objects/contacts").Get(`results.#(properties.email=="bob@globex.example")`)
+	globex := companies.Get(`#(properties.domain=="globex.example")`)
+	if !sandboxGet(t, base, "/_sandbox/associations").Get(fmt.Sprintf(`results.#(fromObjectId==%q)#`, bob.Get("id").String())).Get(fmt.Sprintf(`#(toObjectId==%q)`, globex.Get("id").String())).Exists() {
+		t.Fatalf("bob not associated with globex: %s", sandboxGet(t, base, "/_sandbox/associations").Raw)
+	}
 	contacts := sandboxGet(t, base, "/_sandbox/objects/contacts")
 	ada := contacts.Get(`results.#(properties.email=="ada@acme.example")`)
 	if ada.Get("properties.firstname").String() != "Ada" || ada.Get("properties.jobtitle").String() != "CTO" {
 		t.Fatalf("contact %s", ada.Raw)
 	}
-	company := sandboxGet(t, base, "/_sandbox/objects/companies").Get("results.0")
-	if company.Get("properties.domain").String() != "acme.example" {
-		t.Fatalf("company %s", company.Raw)
+	company := companies.Get(`#(properties.domain=="acme.example")`)
+	if !company.Exists() {
+		t.Fatalf("companies %s", companies.Raw)
+	}
+	if m := sandboxGet(t, base, "/_sandbox/lists").Get("results.0.members.0").String(); m != ada.Get("id").String() {
+		t.Fatalf("list members %s, want ada %s", sandboxGet(t, base, "/_sandbox/lists").Raw, ada.Get("id").String())
 	}
 	assoc := sandboxGet(t, base, "/_sandbox/associations").Get(fmt.Sprintf(`results.#(fromObjectId==%q)`, ada.Get("id").String()))
 	if assoc.Get("toObjectId").String() != company.Get("id").String() {
 		t.Fatalf("associations %s", sandboxGet(t, base, "/_sandbox/associations").Raw)
 	}
-	event := sandboxGet(t, base, "/_sandbox/events").Get("results.0")
-	if event.Get("eventName").String() != "pe777_order_completed" || event.Get("properties.total").String() != "42" {
-		t.Fatalf("event %s", event.Raw)
+	event := sandboxGet(t, base, "/_sandbox/events").Get(`results.#(eventName=="pe777_order_completed")`)
+	if event.Get("properties.total").String() != "42" {
+		t.Fatalf("events %s", sandboxGet(t, base, "/_sandbox/events").Raw)
 	}
 
 	srv.stop(t, syscall.SIGTERM)
