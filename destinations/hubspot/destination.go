@@ -52,6 +52,9 @@ type HubSpot struct {
 	// is set.
 	companyFile *idFile
 
+	// loading serializes property-list reads, so concurrent batches read
+	// each list once.
+	loading  sync.Mutex
 	mu       sync.Mutex
 	catalogs map[string]transforms.Catalog
 	// contactIDs maps "u:"+userId, "a:"+anonymousId and "e:"+email to
@@ -267,6 +270,8 @@ func outcomeOf(err error) destinations.Outcome {
 // loadCatalog reads an object's property list once; it is read again after
 // HubSpot says a property does not exist.
 func (h *HubSpot) loadCatalog(ctx context.Context, object string) error {
+	h.loading.Lock()
+	defer h.loading.Unlock()
 	h.mu.Lock()
 	_, ok := h.catalogs[object]
 	h.mu.Unlock()

@@ -20,6 +20,7 @@ import (
 	"github.com/switchyard/switchyard/queue"
 	"github.com/switchyard/switchyard/queue/embedded"
 	"github.com/switchyard/switchyard/router"
+	"github.com/switchyard/switchyard/schemas"
 )
 
 // These tests run the whole delivery path at HubSpot's free tier: identify
@@ -456,11 +457,6 @@ func TestA429StormIsRiddenOutWithoutDeadLetters(t *testing.T) {
 // the router share one clock, which the test moves past midnight instead of
 // waiting for it. The router's timers run on the wall clock; with its 20 ms
 // commit interval it looks at its retries and the pause again at once.
-//
-// The date is in the past on purpose: a call the destination refuses while
-// paused is told to wait until the pause ends by the wall clock (time.Until
-// in api.Client.Do), not by the injected one, which for a future date would
-// hold those events for as long as the date is away.
 func TestADaily429PausesAndResumes(t *testing.T) {
 	const warmup, total = 200, 700
 	midnight := time.Date(2026, 1, 16, 0, 0, 0, 0, time.UTC)
@@ -517,4 +513,25 @@ func TestADaily429PausesAndResumes(t *testing.T) {
 	p.checkContacts(t, total)
 	t.Logf("%d of %d events held by the pause (DAILY 429 answers: %d); all delivered after midnight, no dead letters",
 		total-finished, total, p.answers(http.StatusTooManyRequests))
+}
+
+func TestAPausedSendWaitsByTheInjectedClock(t *testing.T) {
+	midnight := time.Date(2027, 1, 16, 0, 0, 0, 0, time.UTC)
+	clock := newLoadClock(midnight.Add(-2*time.Minute), 1)
+	sb := hubspot.NewSandbox(hubspot.SandboxConfig{HubID: hubID, Now: clock.Now})
+	srv := httptest.NewServer(sb)
+	defer srv.Close()
+	h, err := hubspot.New("hubspot", hubspot.Config{Token: "pat", BaseURL: srv.URL, HubID: hubID, Clock: clock}, zap.NewNop(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb.ExhaustDaily()
+	asEvent := func(m queue.Message) []destinations.Event {
+		return []destinations.Event{{Event: schemas.NewEvent(m.Value), Attempt: 1}}
+	}
+	h.Send(context.Background(), asEvent(loadIdentify(1, clock.Now())))              // 429 DAILY
+	second := h.Send(context.Background(), asEvent(loadIdentify(2, clock.Now())))[0] // paused: no call
+	if second.Result != destinations.Retry || second.RetryAfter > 3*time.Minute || second.RetryAfter <= 0 {
+		t.Fatalf("a paused send retries after %s, want about the 2 minutes to midnight on the injected clock", second.RetryAfter)
+	}
 }

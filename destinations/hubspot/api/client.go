@@ -101,7 +101,7 @@ type Response struct {
 // *AuthError.
 func (c *Client) Do(ctx context.Context, kind Kind, method, path string, body any) (*Response, error) {
 	if until, reason := c.budget.PausedUntil(); !until.IsZero() {
-		return nil, &TransientError{Reason: "paused: " + reason, RetryAfter: time.Until(until), Paused: true}
+		return nil, &TransientError{Reason: "paused: " + reason, RetryAfter: until.Sub(c.budget.Now()), Paused: true}
 	}
 	window := c.budget.Burst
 	switch kind {

@@ -191,6 +191,9 @@ func (b *Budget) PausedUntil() (time.Time, string) {
 	return b.pausedUntil, b.pauseReason
 }
 
+// Now is the budget's clock's time.
+func (b *Budget) Now() time.Time { return b.clock.Now() }
+
 // nextReset is the next midnight in the account's time zone.
 func (b *Budget) nextReset() time.Time {
 	now := b.clock.Now().In(b.loc)
