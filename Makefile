@@ -1,6 +1,6 @@
 # The two commands: `make run` serves on the embedded log; `make test` runs
 # every test (it starts a real Kafka broker itself).
-.PHONY: run test bench-ingest bench-pipeline kafka-start kafka-stop build
+.PHONY: run test bench-ingest bench-pipeline bench-hubspot kafka-start kafka-stop build
 
 run:
 	scripts/run.sh
@@ -13,6 +13,9 @@ bench-ingest:
 
 bench-pipeline:
 	scripts/bench-pipeline.sh
+
+bench-hubspot:
+	scripts/bench-hubspot.sh
 
 build:
 	CGO_ENABLED=0 go build -o bin/switchyard ./cmd/switchyard

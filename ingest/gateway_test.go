@@ -23,6 +23,7 @@ import (
 
 	"github.com/switchyard/switchyard/queue"
 	"github.com/switchyard/switchyard/queue/embedded"
+	"github.com/switchyard/switchyard/queue/queuetest"
 )
 
 const testKey = "wk_test_123"
@@ -93,31 +94,15 @@ func newRequest(path, body, authorization string) *http.Request {
 
 func basic(s string) string { return "Basic " + base64.StdEncoding.EncodeToString([]byte(s)) }
 
-// readAll returns every message of a topic, in offset order per partition.
+// readAll returns every message of a topic as JSON, in offset order per
+// partition.
 func readAll(t *testing.T, log queue.Log, topic string) []gjson.Result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	r, err := log.Read(ctx, topic, queue.Position{Kind: queue.First})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
 	var out []gjson.Result
-	for {
-		lag, err := r.Lag(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if lag == 0 {
-			return out
-		}
-		m, err := r.Fetch(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, m := range queuetest.ReadAll(t, log, topic) {
 		out = append(out, gjson.ParseBytes(m.Value))
 	}
+	return out
 }
 
 func wantStatus(t *testing.T, r response, status int, code string) {

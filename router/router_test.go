@@ -16,6 +16,7 @@ import (
 	"github.com/switchyard/switchyard/destinations"
 	"github.com/switchyard/switchyard/queue"
 	"github.com/switchyard/switchyard/queue/embedded"
+	"github.com/switchyard/switchyard/queue/queuetest"
 )
 
 // scripted is a destination that answers each event from a script keyed by
@@ -204,28 +205,11 @@ func (h *harness) start(t *testing.T, cfg Config, dest destinations.Destination)
 
 func (h *harness) deadLetters(t *testing.T) []gjson.Result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	r, err := h.log.Read(ctx, "dlq", queue.Position{Kind: queue.First})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
 	var out []gjson.Result
-	for {
-		lag, err := r.Lag(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if lag == 0 {
-			return out
-		}
-		m, err := r.Fetch(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, m := range queuetest.ReadAll(t, h.log, "dlq") {
 		out = append(out, gjson.ParseBytes(m.Value))
 	}
+	return out
 }
 
 // eventually waits up to 10s for cond, which the router's own goroutine

@@ -33,14 +33,7 @@ import (
 // BENCH_DURATION (default 20s) is the length of each phase. Run it with
 // `make bench-pipeline`.
 func BenchmarkPipeline(b *testing.B) {
-	duration := 20 * time.Second
-	if v := os.Getenv("BENCH_DURATION"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			b.Fatalf("BENCH_DURATION: %v", err)
-		}
-		duration = d
-	}
+	duration, backends := benchEnv(b)
 	rate := 20_000
 	if v := os.Getenv("BENCH_RATE"); v != "" {
 		r, err := strconv.Atoi(v)
@@ -48,13 +41,6 @@ func BenchmarkPipeline(b *testing.B) {
 			b.Fatalf("BENCH_RATE: want events per second, at least 100")
 		}
 		rate = r
-	}
-	backends := []string{"embedded"}
-	if os.Getenv("KAFKA_BROKERS") != "" {
-		backends = append(backends, "kafka")
-	}
-	if v := os.Getenv("BENCH_BACKENDS"); v != "" {
-		backends = strings.Split(v, ",")
 	}
 	var results []pipelineResult
 	for i := 0; i < b.N; i++ {

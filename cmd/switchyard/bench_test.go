@@ -27,21 +27,7 @@ import (
 // scenario; BENCH_BACKENDS (embedded,kafka) picks the backends. Run it with
 // `make bench-ingest`.
 func BenchmarkIngest(b *testing.B) {
-	duration := 20 * time.Second
-	if v := os.Getenv("BENCH_DURATION"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			b.Fatalf("BENCH_DURATION: %v", err)
-		}
-		duration = d
-	}
-	backends := []string{"embedded"}
-	if os.Getenv("KAFKA_BROKERS") != "" {
-		backends = append(backends, "kafka")
-	}
-	if v := os.Getenv("BENCH_BACKENDS"); v != "" {
-		backends = strings.Split(v, ",")
-	}
+	duration, backends := benchEnv(b)
 	scenarios := []loadScenario{
 		{name: "/v1/batch, 100 events per request", path: "/v1/batch", perRequest: 100, connections: 50},
 		{name: "/v1/track, single events", path: "/v1/track", perRequest: 1, connections: 50},
@@ -63,6 +49,27 @@ func BenchmarkIngest(b *testing.B) {
 	}
 	w.Flush()
 	fmt.Printf("duration %s per scenario, %d CPUs\n", duration, numCPU())
+}
+
+// benchEnv reads BENCH_DURATION (default 20s) and the backends to run:
+// embedded, and kafka when KAFKA_BROKERS is set, or BENCH_BACKENDS.
+func benchEnv(b *testing.B) (time.Duration, []string) {
+	duration := 20 * time.Second
+	if v := os.Getenv("BENCH_DURATION"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			b.Fatalf("BENCH_DURATION: %v", err)
+		}
+		duration = d
+	}
+	backends := []string{"embedded"}
+	if os.Getenv("KAFKA_BROKERS") != "" {
+		backends = append(backends, "kafka")
+	}
+	if v := os.Getenv("BENCH_BACKENDS"); v != "" {
+		backends = strings.Split(v, ",")
+	}
+	return duration, backends
 }
 
 type loadScenario struct {

@@ -157,7 +157,7 @@ type link struct {
 	userID string
 }
 
-// associate makes the batch's associations, up to 100 per call.
+// flushLinks makes the batch's associations, up to 100 per call.
 func (s *sending) flushLinks(ctx context.Context) {
 	h := s.h
 	for start := 0; start < len(s.links); start += maxInputs {

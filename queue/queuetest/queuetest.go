@@ -727,3 +727,32 @@ func testClosedReaders(t *testing.T, ctx context.Context, l queue.Log) {
 		t.Errorf("Subscription.Fetch after Close = %v, want queue.ErrClosed", err)
 	}
 }
+
+// ReadAll returns every retained message of a topic, in offset order per
+// partition, reading until the topic has no more. For tests that check what
+// landed in the log.
+func ReadAll(t testing.TB, l queue.Log, topic string) []queue.Message {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
+	defer cancel()
+	r, err := l.Read(ctx, topic, queue.Position{Kind: queue.First})
+	if err != nil {
+		t.Fatalf("reading %s: %v", topic, err)
+	}
+	defer r.Close()
+	var out []queue.Message
+	for {
+		lag, err := r.Lag(ctx)
+		if err != nil {
+			t.Fatalf("reading %s: %v", topic, err)
+		}
+		if lag == 0 {
+			return out
+		}
+		m, err := r.Fetch(ctx)
+		if err != nil {
+			t.Fatalf("reading %s: %v", topic, err)
+		}
+		out = append(out, m)
+	}
+}
