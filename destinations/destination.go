@@ -28,6 +28,13 @@ type Destination interface {
 	Send(ctx context.Context, batch []Event) []Outcome
 }
 
+// Sharer is implemented by destinations whose budget several router
+// processes share (a HubSpot token): the router tells each the partitions
+// its consumer-group member owns, and the destination takes that share.
+type Sharer interface {
+	SetShare(owned, total int)
+}
+
 // Event is one message from the log, on its way to a destination.
 type Event struct {
 	schemas.Event

@@ -80,6 +80,11 @@ type Subscription interface {
 	// never committed counts from its first retained message). It is what
 	// kafka-consumer-groups.sh reports as the group's lag.
 	Lag(ctx context.Context) (int64, error)
+	// Owned returns the partitions of the topic assigned to this member now
+	// and the topic's partition count. Before the member has joined its
+	// group, owned is empty. Several processes sharing one budget (a
+	// HubSpot token) split it by this share.
+	Owned(ctx context.Context) (owned []int, total int, err error)
 	// Close leaves the group. Uncommitted messages are delivered again later.
 	Close() error
 }

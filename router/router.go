@@ -171,11 +171,7 @@ func (s *runState) run(ctx context.Context) error {
 		defer close(fetcherDone)
 		s.fetch(fetchCtx)
 	}()
-	if lagger, ok := s.src.(interface {
-		Lag(context.Context) (int64, error)
-	}); ok {
-		go r.watchLag(fetchCtx, lagger)
-	}
+	go r.watchGroup(fetchCtx, s.src)
 
 	commitTicker := time.NewTicker(r.cfg.CommitInterval)
 	defer commitTicker.Stop()
@@ -244,19 +240,37 @@ func (s *runState) run(ctx context.Context) error {
 	return runErr
 }
 
-// watchLag reads the consumer group's lag every 5 seconds for the metric.
-func (r *Router) watchLag(ctx context.Context, src interface {
-	Lag(context.Context) (int64, error)
-}) {
-	ticker := time.NewTicker(5 * time.Second)
+// watchGroup reads, every 2 seconds, the consumer group's lag for the
+// metric and, for a Sharer destination, the partitions this member owns.
+func (r *Router) watchGroup(ctx context.Context, src Source) {
+	lagger, hasLag := src.(interface {
+		Lag(context.Context) (int64, error)
+	})
+	owner, hasOwned := src.(interface {
+		Owned(context.Context) ([]int, int, error)
+	})
+	sharer, isSharer := r.dest.(destinations.Sharer)
+	if !hasLag && !(hasOwned && isSharer) {
+		return
+	}
+	ticker := time.NewTicker(2 * time.Second)
 	defer ticker.Stop()
+	lastOwned, lastTotal := -1, -1
 	for {
-		lagCtx, cancel := context.WithTimeout(ctx, 4*time.Second)
-		lag, err := src.Lag(lagCtx)
-		cancel()
-		if err == nil {
-			r.lagGauge.Set(float64(lag))
+		callCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		if hasLag {
+			if lag, err := lagger.Lag(callCtx); err == nil {
+				r.lagGauge.Set(float64(lag))
+			}
 		}
+		if hasOwned && isSharer {
+			if owned, total, err := owner.Owned(callCtx); err == nil && len(owned) > 0 && (len(owned) != lastOwned || total != lastTotal) {
+				lastOwned, lastTotal = len(owned), total
+				sharer.SetShare(len(owned), total)
+				r.logger.Info("budget share", zap.Int("partitions", len(owned)), zap.Int("of", total))
+			}
+		}
+		cancel()
 		select {
 		case <-ctx.Done():
 			return

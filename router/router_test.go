@@ -568,3 +568,32 @@ func TestConsumerLagIsExported(t *testing.T) {
 		return testutil.ToFloat64(h.metrics.lag.WithLabelValues("hook")) == 3
 	})
 }
+
+// sharing records the shares the router gives it.
+type sharing struct {
+	*scripted
+	mu     sync.Mutex
+	shares [][2]int
+}
+
+func (s *sharing) SetShare(owned, total int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.shares = append(s.shares, [2]int{owned, total})
+}
+
+func TestASharerIsToldThePartitionsItsMemberOwns(t *testing.T) {
+	h := newHarness(t, 6)
+	dest := &sharing{scripted: newScripted(smallBatches)}
+	h.start(t, Config{Destination: "shared"}, dest)
+	eventually(t, "the share is set", func() bool {
+		dest.mu.Lock()
+		defer dest.mu.Unlock()
+		return len(dest.shares) > 0
+	})
+	dest.mu.Lock()
+	defer dest.mu.Unlock()
+	if dest.shares[0] != [2]int{6, 6} {
+		t.Fatalf("shares %v, want the embedded log's lone member to own 6 of 6", dest.shares)
+	}
+}

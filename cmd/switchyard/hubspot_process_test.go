@@ -3,17 +3,21 @@ package main
 import (
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/switchyard/switchyard/queue/kafka/kafkatest"
 )
 
 // sandboxGet reads a sandbox control endpoint.
@@ -64,7 +68,12 @@ func post(t *testing.T, addr, path, key, body string) {
 // eventuallyTrue polls cond for up to 30s.
 func eventuallyTrue(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(50 * time.Millisecond) {
+	eventuallyTrueWithin(t, 30*time.Second, what, cond)
+}
+
+func eventuallyTrueWithin(t *testing.T, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(limit); !cond(); time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting until %s", what)
 		}
@@ -195,4 +204,95 @@ func TestServeWithoutATokenUsesTheSandboxAndSaysSo(t *testing.T) {
 	eventuallyTrue(t, "the contact reaches the sandbox", func() bool {
 		return sandboxGet(t, base, "/_sandbox/objects/contacts").Get(`results.#(properties.email=="demo@example.com")`).Exists()
 	})
+}
+
+// count429 sums the sandbox's 429 answers.
+func count429(t *testing.T, base string) int {
+	t.Helper()
+	n := 0
+	sandboxGet(t, base, "/_sandbox/stats").Get("endpoints").ForEach(func(_, byStatus gjson.Result) bool {
+		n += int(byStatus.Get("429").Int())
+		return true
+	})
+	return n
+}
+
+// TestTwoRoutersShareOneHubSpotToken runs two router processes in one
+// consumer group on the real Kafka broker, both serving one free-tier
+// sandbox token, and offers more contacts than the token's ceiling: each
+// router takes the share of the partitions it owns, so HubSpot sees no 429
+// at steady state.
+func TestTwoRoutersShareOneHubSpotToken(t *testing.T) {
+	brokers := strings.Join(kafkatest.Brokers(t), ",")
+	sandboxAddr := freeAddr(t)
+	sb := exec.Command(binary, "hubspot-sandbox", "--addr", sandboxAddr, "--tier", "free", "--hub-id", "777")
+	sb.Stderr = io.Discard
+	if err := sb.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sb.Process.Kill(); sb.Wait() })
+	base := "http://" + sandboxAddr
+	eventuallyTrue(t, "the sandbox answers", func() bool {
+		resp, err := http.Get(base + "/_sandbox/stats")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil
+	})
+	suffix := strconv.FormatUint(rand.Uint64(), 36)
+	cfgPath := filepath.Join(t.TempDir(), "switchyard.yaml")
+	os.WriteFile(cfgPath, []byte(fmt.Sprintf(`sources:
+  - name: app
+    write_keys: [k]
+log:
+  events_topic: share-events-%s
+  dlq_topic: share-dlq-%s
+  partitions: 8
+destinations:
+  - name: crm
+    type: hubspot
+    hubspot:
+      url: %s
+      token: shared-token
+      hub_id: 777
+      tier: free
+      max_wait: 100ms
+`, suffix, suffix, base)), 0o600)
+	args := []string{"--config", cfgPath, "--kafka-brokers", brokers}
+	gw := start(t, freeAddr(t), append([]string{"gateway", "--data-dir", t.TempDir()}, args...)...)
+	r1 := start(t, freeAddr(t), append([]string{"router", "--data-dir", t.TempDir()}, args...)...)
+	r2 := start(t, freeAddr(t), append([]string{"router", "--data-dir", t.TempDir()}, args...)...)
+
+	next := 0
+	postContacts := func(n int) {
+		var items []string
+		for i := 0; i < n; i++ {
+			items = append(items, fmt.Sprintf(`{"type":"identify","userId":"u%d","traits":{"email":"c%d@example.com","firstname":"C%d"}}`, next, next, next))
+			next++
+		}
+		post(t, gw.addr, "/v1/batch", "k", `{"batch":[`+strings.Join(items, ",")+`]}`)
+	}
+	// Settle: until each router says it owns 4 of the 8 partitions.
+	shared := regexp.MustCompile(`"msg":"budget share","destination":"crm","partitions":4,"of":8`)
+	eventuallyTrue(t, "both routers take half the budget", func() bool {
+		postContacts(20)
+		time.Sleep(200 * time.Millisecond)
+		return shared.MatchString(r1.logs()) && shared.MatchString(r2.logs())
+	})
+	before := count429(t, base)
+
+	// Steady state: 1,500 contacts/s offered for 12 s against a 1,000/s ceiling.
+	first := next
+	for tick := 0; tick < 120; tick++ {
+		postContacts(150)
+		time.Sleep(100 * time.Millisecond)
+	}
+	last := next
+	eventuallyTrueWithin(t, 90*time.Second, "every contact is in HubSpot", func() bool {
+		return len(sandboxGet(t, base, "/_sandbox/objects/contacts").Get("results").Array()) >= last
+	})
+	if n := count429(t, base) - before; n != 0 {
+		t.Fatalf("%d answers were 429 at steady state with two routers on one token", n)
+	}
+	t.Logf("%d contacts at steady state, 0 429s", last-first)
 }

@@ -167,6 +167,14 @@ func (h *HubSpot) PausedUntil() time.Time {
 	return until
 }
 
+// SetShare takes owned of total parts of the token's burst allowance: the
+// router calls it with the partitions its consumer-group member owns, so
+// several router processes serving one token stay inside its limit
+// together.
+func (h *HubSpot) SetShare(owned, total int) {
+	h.client.Budget().SetShare(owned, total)
+}
+
 // Send implements destinations.Destination.
 func (h *HubSpot) Send(ctx context.Context, batch []destinations.Event) []destinations.Outcome {
 	s := &sending{h: h, batch: batch, out: make([]destinations.Outcome, len(batch)), set: make([]bool, len(batch)), notes: make([][]string, len(batch))}
@@ -490,4 +498,7 @@ func (s *sending) write(ctx context.Context, object, op string, inputs []*input,
 	}
 }
 
-var _ destinations.Destination = (*HubSpot)(nil)
+var (
+	_ destinations.Destination = (*HubSpot)(nil)
+	_ destinations.Sharer      = (*HubSpot)(nil)
+)

@@ -154,6 +154,22 @@ func (s *Subscription) Commit(ctx context.Context, msgs ...queue.Message) error 
 	return nil
 }
 
+// Owned implements queue.Subscription: the one member of an embedded
+// group owns every partition.
+func (s *Subscription) Owned(ctx context.Context) ([]int, int, error) {
+	if err := s.c.err(); err != nil {
+		return nil, 0, err
+	}
+	s.c.t.mu.Lock()
+	n := len(s.c.t.parts)
+	s.c.t.mu.Unlock()
+	owned := make([]int, n)
+	for i := range owned {
+		owned[i] = i
+	}
+	return owned, n, nil
+}
+
 // Lag returns how many retained messages lie past the group's committed
 // offsets, summed over the topic's partitions: in each, the high watermark
 // less the committed offset, or less the low watermark when the group never

@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
+	"slices"
+	"strconv"
 	"sync"
 
 	kafkago "github.com/segmentio/kafka-go"
@@ -50,11 +53,15 @@ func (l *Log) Subscribe(ctx context.Context, cfg queue.SubscribeConfig) (queue.S
 		return nil, fmt.Errorf("subscribing group %s to %s: unknown position kind %d", cfg.Group, cfg.Topic, cfg.Start.Kind)
 	}
 
+	// Each member gets its own client id, by which Owned finds its
+	// assignment in the group's description.
+	dialer := *l.dialer
+	dialer.ClientID = l.cfg.ClientID + "-" + strconv.FormatUint(rand.Uint64(), 36)
 	r := kafkago.NewReader(kafkago.ReaderConfig{
 		Brokers:           l.cfg.Brokers,
 		GroupID:           cfg.Group,
 		Topic:             cfg.Topic,
-		Dialer:            l.dialer,
+		Dialer:            &dialer,
 		MinBytes:          1,
 		MaxBytes:          maxBytes,
 		MaxWait:           maxWait,
@@ -71,6 +78,7 @@ func (l *Log) Subscribe(ctx context.Context, cfg queue.SubscribeConfig) (queue.S
 		group:      cfg.Group,
 		topic:      cfg.Topic,
 		partitions: n,
+		clientID:   dialer.ClientID,
 		r:          r,
 		committed:  make(map[int]int64),
 	}, nil
@@ -156,12 +164,44 @@ func (l *Log) committedOffsets(ctx context.Context, group, topic string, n int) 
 	return committed, nil
 }
 
+// Owned implements queue.Subscription: it asks the group coordinator for the
+// group's members and returns the partitions of the one with this
+// subscription's client id.
+func (s *subscription) Owned(ctx context.Context) ([]int, int, error) {
+	if s.isClosed() {
+		return nil, 0, queue.ErrClosed
+	}
+	res, err := s.l.client.DescribeGroups(ctx, &kafkago.DescribeGroupsRequest{GroupIDs: []string{s.group}})
+	if err != nil {
+		return nil, 0, fmt.Errorf("describing group %s: %w", s.group, classify(err))
+	}
+	var owned []int
+	for _, g := range res.Groups {
+		if g.Error != nil {
+			return nil, 0, fmt.Errorf("describing group %s: %w", s.group, classify(g.Error))
+		}
+		for _, m := range g.Members {
+			if m.ClientID != s.clientID {
+				continue
+			}
+			for _, t := range m.MemberAssignments.Topics {
+				if t.Topic == s.topic {
+					owned = append(owned, t.Partitions...)
+				}
+			}
+		}
+	}
+	slices.Sort(owned)
+	return owned, s.partitions, nil
+}
+
 // subscription is a queue.Subscription over a kafka-go consumer group Reader.
 type subscription struct {
 	l          *Log
 	group      string
 	topic      string
 	partitions int // of the topic when Subscribe was called
+	clientID   string
 	r          *kafkago.Reader
 
 	closeMu sync.Mutex

@@ -61,6 +61,7 @@ func Run(t *testing.T, open func(t *testing.T) queue.Log) {
 		{"values are kept byte for byte including large 32 KB values", testValuesExact},
 		{"Lag counts what is not yet fetched", testLag},
 		{"a group's lag counts what it has not committed", testGroupLag},
+		{"a lone member of a group owns every partition", testOwned},
 		{"check reports a writable log", testCheck},
 		{"a closed log refuses publish and fails check", testClosedLog},
 		{"a closed reader and a closed subscription refuse fetch", testClosedReaders},
@@ -725,6 +726,35 @@ func testClosedReaders(t *testing.T, ctx context.Context, l queue.Log) {
 	}
 	if _, err := s.Fetch(ctx); !errors.Is(err, queue.ErrClosed) {
 		t.Errorf("Subscription.Fetch after Close = %v, want queue.ErrClosed", err)
+	}
+}
+
+func testOwned(t *testing.T, ctx context.Context, l queue.Log) {
+	topic := Topic(t)
+	n, err := l.Partitions(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := subscribe(t, ctx, l, queue.SubscribeConfig{Group: "owned-" + topic, Topic: topic})
+	// Fetching a message means the member has joined its group.
+	publishUntilFetched(t, ctx, l, sub, func(i int) queue.Message {
+		return queue.Message{Topic: topic, Key: []byte("k"), Value: []byte(fmt.Sprint(i))}
+	})
+	owned, total, err := sub.Owned(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if total != n || len(owned) != n {
+		t.Fatalf("owned %v of %d, want all %d partitions", owned, total, n)
+	}
+	for i, p := range owned {
+		if p != i {
+			t.Fatalf("owned %v, want 0..%d", owned, n-1)
+		}
+	}
+	sub.Close()
+	if _, _, err := sub.Owned(ctx); !errors.Is(err, queue.ErrClosed) {
+		t.Fatalf("Owned after Close: %v, want ErrClosed", err)
 	}
 }
 
