@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/switchyard/switchyard/destinations"
 	"github.com/switchyard/switchyard/destinations/hubspot/api"
 )
@@ -121,9 +123,7 @@ func (s *sending) associate(ctx context.Context, userID, anonymousID, companyID 
 	contactID, ok := h.knownContact(userID, anonymousID)
 	if !ok {
 		if userID != "" {
-			h.mu.Lock()
-			h.pending[userID] = append(h.pending[userID], companyID)
-			h.mu.Unlock()
+			h.addPending(userID, companyID)
 			s.note(event, "the company will be associated with user %s's contact once HubSpot knows it", userID)
 		}
 		return
@@ -138,11 +138,7 @@ func (s *sending) associatePending(userID, contactID string, event int) {
 	if userID == "" {
 		return
 	}
-	h.mu.Lock()
-	companies := h.pending[userID]
-	delete(h.pending, userID)
-	h.mu.Unlock()
-	for _, companyID := range companies {
+	for _, companyID := range h.takePending(userID) {
 		s.links = append(s.links, link{contactID: contactID, companyID: companyID, event: event, userID: userID})
 	}
 }
@@ -180,12 +176,43 @@ func (s *sending) flushLinks(ctx context.Context) {
 				continue
 			}
 			if l.userID != "" {
-				h.mu.Lock()
-				h.pending[l.userID] = append(h.pending[l.userID], l.companyID)
-				h.mu.Unlock()
+				h.addPending(l.userID, l.companyID)
 			}
 			s.finish(l.event, o)
 		}
 	}
 	s.links = nil
+}
+
+// addPending records that a user's contact is to be associated with a
+// company once its id is known; with a state dir the record survives a
+// restart.
+func (h *HubSpot) addPending(userID, companyID string) {
+	h.mu.Lock()
+	h.pending[userID] = append(h.pending[userID], companyID)
+	h.mu.Unlock()
+	h.persistPending(userID, companyID, "1")
+}
+
+// takePending returns and forgets the companies waiting for a user.
+func (h *HubSpot) takePending(userID string) []string {
+	h.mu.Lock()
+	companies := h.pending[userID]
+	delete(h.pending, userID)
+	h.mu.Unlock()
+	for _, c := range companies {
+		h.persistPending(userID, c, "0")
+	}
+	return companies
+}
+
+// persistPending writes a pending association's state: "1" waiting, "0"
+// done.
+func (h *HubSpot) persistPending(userID, companyID, state string) {
+	if h.pendingFile == nil {
+		return
+	}
+	if err := h.pendingFile.add(userID+"\x00"+companyID, state); err != nil {
+		h.log.Warn("persisting a pending association", zap.String("userId", userID), zap.Error(err))
+	}
 }

@@ -73,8 +73,9 @@ type Config struct {
 	// Timeout bounds one API call. Default 30s.
 	Timeout time.Duration
 
-	// StateDir, when set, keeps state that saves HubSpot calls after a
-	// restart: the company id found for each domain. Default: none.
+	// StateDir, when set, keeps state across restarts: the company id found
+	// for each domain (so it is not searched again) and the associations
+	// waiting for a contact. Default: none (kept in memory only).
 	StateDir string
 	// Metrics, when set, counts calls, records and skips.
 	Metrics *Metrics

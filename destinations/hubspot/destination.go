@@ -48,9 +48,9 @@ type HubSpot struct {
 	client  *api.Client
 	log     *zap.Logger
 	metrics *Metrics
-	// companyFile persists companyIDs' domain entries, when Config.StateDir
-	// is set.
-	companyFile *idFile
+	// companyFile persists companyIDs' domain entries and pendingFile the
+	// associations waiting for a contact, when Config.StateDir is set.
+	companyFile, pendingFile *idFile
 
 	// loading serializes property-list reads, so concurrent batches read
 	// each list once.
@@ -101,16 +101,32 @@ func New(name string, cfg Config, log *zap.Logger, httpClient *http.Client) (*Hu
 			companies.Add(k, id)
 		}
 		h.companyFile = f
+		pf, states, err := openIDFile(filepath.Join(cfg.StateDir, "pending-associations.jsonl"))
+		if err != nil {
+			f.close()
+			return nil, fmt.Errorf("state_dir: %w", err)
+		}
+		for k, state := range states {
+			if user, company, ok := strings.Cut(k, "\x00"); ok && state == "1" {
+				h.pending[user] = append(h.pending[user], company)
+			}
+		}
+		h.pendingFile = pf
 	}
 	return h, nil
 }
 
-// Close releases the state file.
+// Close releases the state files.
 func (h *HubSpot) Close() error {
-	if h.companyFile != nil {
-		return h.companyFile.close()
+	var err error
+	for _, f := range []*idFile{h.companyFile, h.pendingFile} {
+		if f != nil {
+			if cerr := f.close(); cerr != nil && err == nil {
+				err = cerr
+			}
+		}
 	}
-	return nil
+	return err
 }
 
 // rememberCompany caches a domain's company id, and persists it.

@@ -369,3 +369,29 @@ func TestMetricsCountCallsRecordsAndSkips(t *testing.T) {
 		}
 	}
 }
+
+func TestAnAssociationWaitingForItsContactSurvivesARestart(t *testing.T) {
+	p := newPortal(t)
+	state := t.TempDir()
+	first := p.destination(t, hubspot.Config{StateDir: state})
+	send(t, first, ev(`{"type":"group","userId":"late","groupId":"g1","traits":{"name":"Acme","website":"acme.example"}}`))
+	first.Close()
+
+	again := p.destination(t, hubspot.Config{StateDir: state})
+	defer again.Close()
+	send(t, again, ev(`{"type":"identify","userId":"late","traits":{"email":"late@acme.example"}}`))
+	c, _ := contactByEmail(p, "late@acme.example")
+	co := p.sandbox.Companies()[0]
+	if !p.associated(c.ID, co.ID) {
+		t.Fatalf("the association that waited across the restart was not made: %+v", p.sandbox.Associations())
+	}
+	again.Close()
+	// Done associations are not made again after another restart.
+	third := p.destination(t, hubspot.Config{StateDir: state})
+	defer third.Close()
+	calls := countCalls(p, "associate/default")
+	send(t, third, ev(`{"type":"identify","userId":"late","traits":{"email":"late@acme.example","firstname":"L"}}`))
+	if countCalls(p, "associate/default") != calls {
+		t.Fatal("a done association was made again after a restart")
+	}
+}
