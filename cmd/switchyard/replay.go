@@ -117,7 +117,6 @@ func replay(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	progress := newProgress(total, stderr)
 	defer progress.finish()
 	rcfg := routerConfig(cfg, dc)
-	rcfg.Group = "switchyard-replay-" + dc.Name
 	rcfg.OnFinish = progress.add
 	r, err := router.New(rcfg, dest, log, logger, mustMetrics())
 	if err != nil {

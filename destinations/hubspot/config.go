@@ -92,7 +92,7 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Tier == "" {
 		c.Tier = string(ratelimit.Free)
 	}
-	if _, err := ratelimit.TierLimits(ratelimit.Tier(c.Tier)); err != nil {
+	if _, err := ratelimit.TierBurst(ratelimit.Tier(c.Tier)); err != nil {
 		return c, fmt.Errorf("tier: %w", err)
 	}
 	if c.HubID < 0 {

@@ -23,34 +23,23 @@ const (
 	OAuth Tier = "oauth"
 )
 
-// Limits of a tier.
-type Limits struct {
-	// Burst requests per 10-second rolling window, per app.
-	Burst int
-	// Daily requests per account; 0 means none (OAuth).
-	Daily int
-}
-
-// TierLimits returns a tier's limits: free and starter 100 per 10 s and
-// 250,000 a day; professional 190 and 625,000; enterprise 190 and
-// 1,000,000; with the API add-on 250 and 1,000,000 more (taken on top of
-// professional's: 1,625,000); OAuth apps 110 and no daily limit. The daily
-// figure is for reporting: the budget pauses on HubSpot's Daily-Remaining
-// header and DAILY 429s, which count every app of the account.
-func TierLimits(t Tier) (Limits, error) {
+// TierBurst returns a tier's requests per 10-second rolling window, per
+// app: free and starter 100, professional and enterprise 190, with the API
+// add-on 250, OAuth apps 110. There is no daily figure here: the budget
+// pauses on HubSpot's Daily-Remaining header and DAILY 429s, which count
+// every app of the account.
+func TierBurst(t Tier) (int, error) {
 	switch t {
 	case Free, Starter:
-		return Limits{Burst: 100, Daily: 250_000}, nil
-	case Professional:
-		return Limits{Burst: 190, Daily: 625_000}, nil
-	case Enterprise:
-		return Limits{Burst: 190, Daily: 1_000_000}, nil
+		return 100, nil
+	case Professional, Enterprise:
+		return 190, nil
 	case APIAddOn:
-		return Limits{Burst: 250, Daily: 1_625_000}, nil
+		return 250, nil
 	case OAuth:
-		return Limits{Burst: 110}, nil
+		return 110, nil
 	}
-	return Limits{}, fmt.Errorf("tier %q is not one of free, starter, professional, enterprise, api-add-on, oauth", t)
+	return 0, fmt.Errorf("tier %q is not one of free, starter, professional, enterprise, api-add-on, oauth", t)
 }
 
 // Window lengths and the budgets HubSpot gives endpoints outside the burst
@@ -85,7 +74,7 @@ type Budget struct {
 // NewBudget returns the budget of a token of the tier. The daily allowance
 // resets at midnight in loc (the account's time zone; nil means UTC).
 func NewBudget(tier Tier, clock Clock, loc *time.Location) (*Budget, error) {
-	limits, err := TierLimits(tier)
+	burst, err := TierBurst(tier)
 	if err != nil {
 		return nil, err
 	}
@@ -96,12 +85,12 @@ func NewBudget(tier Tier, clock Clock, loc *time.Location) (*Budget, error) {
 		loc = time.UTC
 	}
 	return &Budget{
-		Burst:     NewWindow(limits.Burst, BurstWindow, clock),
+		Burst:     NewWindow(burst, BurstWindow, clock),
 		Search:    NewWindow(SearchPerSecond, time.Second, clock),
 		Events:    NewWindow(EventsPerSecond, time.Second, clock),
 		clock:     clock,
 		loc:       loc,
-		tierBurst: limits.Burst,
+		tierBurst: burst,
 		share:     1,
 	}, nil
 }

@@ -7,23 +7,19 @@ import (
 )
 
 // The limits are the usage guidelines' table ([O-usage]; OAuth [O24-usage]).
-func TestTierLimits(t *testing.T) {
+func TestTierBurst(t *testing.T) {
 	tests := []struct {
 		tier  Tier
 		burst int
-		daily int
 	}{
-		{Free, 100, 250_000}, {Starter, 100, 250_000},
-		{Professional, 190, 625_000}, {Enterprise, 190, 1_000_000},
-		{APIAddOn, 250, 1_625_000}, {OAuth, 110, 0},
+		{Free, 100}, {Starter, 100}, {Professional, 190}, {Enterprise, 190}, {APIAddOn, 250}, {OAuth, 110},
 	}
 	for _, tt := range tests {
-		l, err := TierLimits(tt.tier)
-		if err != nil || l.Burst != tt.burst || l.Daily != tt.daily {
-			t.Errorf("%s: %+v %v, want burst %d daily %d", tt.tier, l, err, tt.burst, tt.daily)
+		if burst, err := TierBurst(tt.tier); err != nil || burst != tt.burst {
+			t.Errorf("%s: %d %v, want %d", tt.tier, burst, err, tt.burst)
 		}
 	}
-	if _, err := TierLimits("platinum"); err == nil {
+	if _, err := TierBurst("platinum"); err == nil {
 		t.Error("an unknown tier is refused")
 	}
 }
