@@ -20,6 +20,28 @@ import (
 	"github.com/switchyard/switchyard/queue/kafka/kafkatest"
 )
 
+// startSandbox runs `switchyard hubspot-sandbox` at the free tier for portal
+// 777 and returns its base URL once it answers.
+func startSandbox(t *testing.T) string {
+	t.Helper()
+	addr := freeAddr(t)
+	sb := exec.Command(binary, "hubspot-sandbox", "--addr", addr, "--tier", "free", "--hub-id", "777")
+	sb.Stderr = io.Discard
+	if err := sb.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sb.Process.Kill(); sb.Wait() })
+	base := "http://" + addr
+	eventuallyTrue(t, "the sandbox answers", func() bool {
+		resp, err := http.Get(base + "/_sandbox/stats")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil
+	})
+	return base
+}
+
 // sandboxGet reads a sandbox control endpoint.
 func sandboxGet(t *testing.T, base, path string) gjson.Result {
 	t.Helper()
@@ -85,21 +107,7 @@ func eventuallyTrueWithin(t *testing.T, limit time.Duration, what string, cond f
 // associations (group before identify) and events, and that one bad record
 // is dead-lettered alone.
 func TestServeDeliversToHubSpot(t *testing.T) {
-	sandboxAddr := freeAddr(t)
-	sb := exec.Command(binary, "hubspot-sandbox", "--addr", sandboxAddr, "--tier", "free", "--hub-id", "777")
-	sb.Stderr = io.Discard
-	if err := sb.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sb.Process.Kill(); sb.Wait() })
-	base := "http://" + sandboxAddr
-	eventuallyTrue(t, "the sandbox answers", func() bool {
-		resp, err := http.Get(base + "/_sandbox/stats")
-		if err == nil {
-			resp.Body.Close()
-		}
-		return err == nil
-	})
+	base := startSandbox(t)
 
 	// The portal already has Globex, and a manual list for an audience.
 	sandboxCall(t, base, "POST", "/crm/v3/objects/companies/batch/create", `{"inputs":[{"properties":{"domain":"globex.example","name":"Globex"}}]}`)
@@ -224,21 +232,7 @@ func count429(t *testing.T, base string) int {
 // at steady state.
 func TestTwoRoutersShareOneHubSpotToken(t *testing.T) {
 	brokers := strings.Join(kafkatest.Brokers(t), ",")
-	sandboxAddr := freeAddr(t)
-	sb := exec.Command(binary, "hubspot-sandbox", "--addr", sandboxAddr, "--tier", "free", "--hub-id", "777")
-	sb.Stderr = io.Discard
-	if err := sb.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sb.Process.Kill(); sb.Wait() })
-	base := "http://" + sandboxAddr
-	eventuallyTrue(t, "the sandbox answers", func() bool {
-		resp, err := http.Get(base + "/_sandbox/stats")
-		if err == nil {
-			resp.Body.Close()
-		}
-		return err == nil
-	})
+	base := startSandbox(t)
 	suffix := strconv.FormatUint(rand.Uint64(), 36)
 	cfgPath := filepath.Join(t.TempDir(), "switchyard.yaml")
 	os.WriteFile(cfgPath, []byte(fmt.Sprintf(`sources:
