@@ -65,6 +65,8 @@ type HubSpot struct {
 	// pending holds company ids waiting for a user's contact id.
 	pending      map[string][]string
 	groupCreated map[string]bool
+	// announcedPause is the end of the last pause logged.
+	announcedPause time.Time
 }
 
 // New returns a HubSpot destination named name.
@@ -183,6 +185,26 @@ func (h *HubSpot) PausedUntil() time.Time {
 	return until
 }
 
+// reportPause says, in the log once per pause and in the paused gauge,
+// whether the token's budget is paused.
+func (h *HubSpot) reportPause() {
+	until, reason := h.client.Budget().PausedUntil()
+	h.mu.Lock()
+	announce := !until.IsZero() && !until.Equal(h.announcedPause)
+	h.announcedPause = until
+	h.mu.Unlock()
+	if announce {
+		h.log.Warn("HubSpot calls paused", zap.Time("until", until), zap.String("reason", reason))
+	}
+	if h.metrics != nil {
+		paused := 0.0
+		if !until.IsZero() {
+			paused = 1
+		}
+		h.metrics.paused.WithLabelValues(h.name).Set(paused)
+	}
+}
+
 // SetShare takes owned of total parts of the token's burst allowance: the
 // router calls it with the partitions its consumer-group member owns, so
 // several router processes serving one token stay inside its limit
@@ -193,6 +215,7 @@ func (h *HubSpot) SetShare(owned, total int) {
 
 // Send implements destinations.Destination.
 func (h *HubSpot) Send(ctx context.Context, batch []destinations.Event) []destinations.Outcome {
+	defer h.reportPause()
 	s := &sending{h: h, batch: batch, out: make([]destinations.Outcome, len(batch)), set: make([]bool, len(batch)), notes: make([][]string, len(batch))}
 	for i, ev := range batch {
 		switch ev.Type() {
@@ -203,13 +226,6 @@ func (h *HubSpot) Send(ctx context.Context, batch []destinations.Event) []destin
 		default:
 			s.finish(i, destinations.Dead("unsupported", fmt.Sprintf("%q calls are not sent to HubSpot", ev.Type())))
 		}
-	}
-	if h.metrics != nil {
-		paused := 0.0
-		if h.PausedUntil().After(time.Now()) {
-			paused = 1
-		}
-		h.metrics.paused.WithLabelValues(h.name).Set(paused)
 	}
 	for _, object := range []string{"contacts", "companies"} {
 		if err := h.loadCatalog(ctx, object); err != nil {
