@@ -52,6 +52,11 @@ type Policy struct {
 	// MaxWait is how long the first event of a batch waits for more before
 	// the batch is sent anyway.
 	MaxWait time.Duration
+	// MaxKeys, when set, also closes a batch once it holds events of that
+	// many users (ordering keys): a destination that merges a user's events
+	// into one record fills its calls with records, not events. 0 means no
+	// such limit.
+	MaxKeys int
 	// MaxInFlight caps the batches being sent at once. Must be at least 1.
 	MaxInFlight int
 }
@@ -63,6 +68,8 @@ func (p Policy) Validate() error {
 		return fmt.Errorf("batch max items must be at least 1, got %d", p.MaxItems)
 	case p.MaxBytes < 0:
 		return fmt.Errorf("batch max bytes must not be negative, got %d", p.MaxBytes)
+	case p.MaxKeys < 0:
+		return fmt.Errorf("batch max keys must not be negative, got %d", p.MaxKeys)
 	case p.MaxWait < 0:
 		return fmt.Errorf("batch max wait must not be negative, got %s", p.MaxWait)
 	case p.MaxInFlight < 1:

@@ -401,7 +401,8 @@ func (s *runState) dispatch() {
 
 func (s *runState) full(c *batch) bool {
 	p := s.r.policy
-	return len(c.items) >= p.MaxItems || (p.MaxBytes > 0 && c.bytes >= p.MaxBytes)
+	return len(c.items) >= p.MaxItems || (p.MaxBytes > 0 && c.bytes >= p.MaxBytes) ||
+		(p.MaxKeys > 0 && len(c.keys) >= p.MaxKeys)
 }
 
 func (s *runState) fits(c *batch, d *delivery) bool {

@@ -597,3 +597,42 @@ func TestASharerIsToldThePartitionsItsMemberOwns(t *testing.T) {
 		t.Fatalf("shares %v, want the embedded log's lone member to own 6 of 6", dest.shares)
 	}
 }
+
+// batchRecorder records the users of each batch it is sent.
+type batchRecorder struct {
+	*scripted
+	mu      sync.Mutex
+	batches [][]string
+}
+
+func (b *batchRecorder) Send(ctx context.Context, batch []destinations.Event) []destinations.Outcome {
+	var users []string
+	for _, ev := range batch {
+		users = append(users, ev.Key())
+	}
+	b.mu.Lock()
+	b.batches = append(b.batches, users)
+	b.mu.Unlock()
+	return b.scripted.Send(ctx, batch)
+}
+
+func TestABatchClosesAtMaxKeysUsers(t *testing.T) {
+	h := newHarness(t, 1)
+	for i := 0; i < 30; i++ {
+		h.publish(t, event(fmt.Sprintf("user-%d", i%3), fmt.Sprintf("m%d", i)))
+	}
+	dest := &batchRecorder{scripted: newScripted(destinations.Policy{MaxItems: 100, MaxKeys: 2, MaxWait: 100 * time.Millisecond, MaxInFlight: 1})}
+	h.start(t, Config{Destination: "keys"}, dest)
+	dest.waitUntil(t, "every event is delivered", func() bool { return len(dest.delivered()) == 30 })
+	dest.mu.Lock()
+	defer dest.mu.Unlock()
+	for i, b := range dest.batches {
+		users := map[string]bool{}
+		for _, u := range b {
+			users[u] = true
+		}
+		if len(users) > 2 {
+			t.Fatalf("batch %d held events of %d users %v, want at most MaxKeys (2)", i, len(users), users)
+		}
+	}
+}

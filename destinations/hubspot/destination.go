@@ -172,10 +172,12 @@ func (h *HubSpot) records(kind string, n int) {
 	}
 }
 
-// Policy implements destinations.Destination: batches of up to 100 events,
-// so no object call exceeds HubSpot's 100 inputs.
+// Policy implements destinations.Destination. A batch closes at 100 users
+// (one contact each, so one full call of 100 records however many events
+// each user sent), at 500 events (the events endpoint's limit), or after
+// MaxWait.
 func (h *HubSpot) Policy() destinations.Policy {
-	return destinations.Policy{MaxItems: maxInputs, MaxWait: h.cfg.MaxWait, MaxInFlight: h.cfg.MaxInFlight}
+	return destinations.Policy{MaxItems: maxEvents, MaxKeys: maxInputs, MaxWait: h.cfg.MaxWait, MaxInFlight: h.cfg.MaxInFlight}
 }
 
 // PausedUntil tells the router when the token's budget allows calls again,

@@ -395,3 +395,28 @@ func TestAnAssociationWaitingForItsContactSurvivesARestart(t *testing.T) {
 		t.Fatal("a done association was made again after a restart")
 	}
 }
+
+func TestCallsAreFullAtOneHundredRecordsNotOneHundredEvents(t *testing.T) {
+	p := newPortal(t)
+	h := p.destination(t, hubspot.Config{})
+	if p := h.Policy(); p.MaxItems != 500 || p.MaxKeys != 100 {
+		t.Fatalf("policy %+v, want batches of up to 500 events and 100 users", p)
+	}
+	// 300 events for 200 contacts: the 100 repeats coalesce, leaving 200
+	// records, which go out in two full calls.
+	var batch []destinations.Event
+	for i := 0; i < 300; i++ {
+		batch = append(batch, ev(fmt.Sprintf(`{"type":"identify","userId":"u%d","traits":{"email":"c%d@example.com"}}`, i%200, i%200)))
+	}
+	for i, o := range send(t, h, batch...) {
+		if o.Result != destinations.Delivered {
+			t.Fatalf("event %d: %+v", i, o)
+		}
+	}
+	if n := len(p.sandbox.Contacts()); n != 200 {
+		t.Fatalf("%d contacts, want 200", n)
+	}
+	if n := countCalls(p, "POST /crm/v3/objects/{objectType}/batch/upsert"); n != 2 {
+		t.Fatalf("%d upsert calls for 200 records, want 2 full ones", n)
+	}
+}
