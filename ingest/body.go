@@ -3,14 +3,11 @@ package ingest
 import (
 	"bytes"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
 
 	"github.com/klauspost/compress/gzip"
-
-	"github.com/switchyard/switchyard/queue"
 )
 
 // tooLargeError reports a body over its decompressed size limit.
@@ -70,8 +67,4 @@ func basicUser(header string) (string, bool) {
 		return "", false
 	}
 	return user, true
-}
-
-func encodeDeadLetter(dl queue.DeadLetter) ([]byte, error) {
-	return json.Marshal(dl)
 }

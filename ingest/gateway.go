@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -310,7 +311,7 @@ func (g *Gateway) authenticate(authorization []byte, body gjson.Result) (string,
 
 // deadLetter wraps a refused batch message for the dead-letter topic.
 func (g *Gateway) deadLetter(item gjson.Result, req *request, reason string) (queue.Message, error) {
-	value, err := encodeDeadLetter(queue.DeadLetter{
+	value, err := json.Marshal(queue.DeadLetter{
 		Reason:   reason,
 		Stage:    "gateway",
 		Source:   req.source,

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"time"
 
@@ -14,7 +13,7 @@ import (
 
 // openLog opens Kafka when brokers are configured, else the embedded log in
 // the data directory. It returns a short description for the start-up log.
-func openLog(ctx context.Context, cfg config, logger *zap.Logger) (queue.Log, string, error) {
+func openLog(cfg config, logger *zap.Logger) (queue.Log, string, error) {
 	if len(cfg.Kafka.Brokers) > 0 {
 		log, err := kafka.New(kafka.Config{
 			Brokers:           cfg.Kafka.Brokers,

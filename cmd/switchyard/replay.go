@@ -82,7 +82,7 @@ func replay(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if c, ok := dest.(io.Closer); ok {
 		defer c.Close()
 	}
-	log, _, err := openLog(ctx, cfg, logger)
+	log, _, err := openLog(cfg, logger)
 	if err != nil {
 		return err
 	}

@@ -63,7 +63,7 @@ func serve(ctx context.Context, name string, args []string, stderr io.Writer) er
 		}
 		defer stopSandbox()
 	}
-	log, backend, err := openLog(ctx, cfg, logger)
+	log, backend, err := openLog(cfg, logger)
 	if err != nil {
 		return err
 	}

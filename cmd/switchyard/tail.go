@@ -43,7 +43,7 @@ func tail(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log, _, err := openLog(ctx, cfg, logger)
+	log, _, err := openLog(cfg, logger)
 	if err != nil {
 		return err
 	}
