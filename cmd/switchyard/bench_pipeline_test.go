@@ -225,23 +225,6 @@ func (l *pipelineLoad) run(d time.Duration, rate int) {
 	wg.Wait()
 }
 
-// scrapeCounter reads one sample from the server's /metrics.
-func scrapeCounter(addr, series string) (float64, bool) {
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		return 0, false
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(raw), "\n") {
-		if v, ok := strings.CutPrefix(line, series+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			return f, err == nil
-		}
-	}
-	return 0, false
-}
-
 type bucket struct{ le, count float64 }
 
 // histogramBuckets reads a Prometheus histogram's cumulative buckets.

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -364,4 +365,22 @@ func TestHubSpotSandboxCommand(t *testing.T) {
 	if !strings.Contains(stderr.String(), "not HubSpot") {
 		t.Fatalf("the sandbox does not say loudly what it is:\n%s", stderr.String())
 	}
+}
+
+// scrapeCounter reads one sample from a process's /metrics; false when the
+// process does not answer or has not reported the series yet.
+func scrapeCounter(addr, series string) (float64, bool) {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return 0, false
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			return f, err == nil
+		}
+	}
+	return 0, false
 }

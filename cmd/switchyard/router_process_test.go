@@ -173,6 +173,19 @@ func replayTest(t *testing.T, backendArgs []string) {
 	if receiver.Delivered("broken-0") != 0 {
 		t.Fatal("the 400 was not answered")
 	}
+	// The dead letter must be in the log before the server stops, or --dlq
+	// has nothing to replay.
+	deadLettered := func() float64 {
+		n, _ := scrapeCounter(addr, `switchyard_router_events_total{destination="hook",outcome="dead_lettered"}`)
+		return n
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for deadLettered() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the 400 was not dead-lettered within 30s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	srv.stop(t, syscall.SIGTERM)
 
 	run := func(args ...string) string {
@@ -230,24 +243,9 @@ func TestTwoRoutersOnKafkaShareTheWork(t *testing.T) {
 	gw := start(t, freeAddr(t), "gateway", "--config", cfgPath, "--kafka-brokers", brokers)
 	r1 := start(t, freeAddr(t), "router", "--config", cfgPath, "--kafka-brokers", brokers)
 	r2 := start(t, freeAddr(t), "router", "--config", cfgPath, "--kafka-brokers", brokers)
-	metrics := func(s *server) string {
-		resp, err := http.Get("http://" + s.addr + "/metrics")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var b bytes.Buffer
-		b.ReadFrom(resp.Body)
-		return b.String()
-	}
 	delivered := func(s *server) float64 {
-		for _, line := range strings.Split(metrics(s), "\n") {
-			if v, ok := strings.CutPrefix(line, `switchyard_router_events_total{destination="hook",outcome="delivered"} `); ok {
-				n, _ := strconv.ParseFloat(v, 64)
-				return n
-			}
-		}
-		return 0
+		n, _ := scrapeCounter(s.addr, `switchyard_router_events_total{destination="hook",outcome="delivered"}`)
+		return n
 	}
 	// The group needs a moment to settle after the second member joins:
 	// keep posting until both members have delivered some.
