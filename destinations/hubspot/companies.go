@@ -39,9 +39,9 @@ func (s *sending) companies(ctx context.Context) {
 			continue
 		}
 		if in = byKey[key]; in == nil {
-			in = &input{props: map[string]string{}, newest: map[string]time.Time{}}
+			in = &input{key: key, keyProperty: "domain", props: map[string]string{}, newest: map[string]time.Time{}}
 			if key[0] == 'g' {
-				in.idProperty, in.id = h.cfg.CompanyIDProperty, key[2:]
+				in.keyProperty, in.idProperty, in.id = h.cfg.CompanyIDProperty, h.cfg.CompanyIDProperty, key[2:]
 			}
 			byKey[key] = in
 			order = append(order, in)

@@ -65,7 +65,7 @@ func (s *sending) contacts(ctx context.Context) {
 		}
 		in := byKey[key]
 		if in == nil {
-			in = &input{idProperty: idProperty, id: id, props: map[string]string{}, newest: map[string]time.Time{}}
+			in = &input{key: key, keyProperty: idProperty, idProperty: idProperty, id: id, props: map[string]string{}, newest: map[string]time.Time{}}
 			byKey[key] = in
 			order = append(order, in)
 		}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -51,6 +52,8 @@ type HubSpot struct {
 	// companyFile persists companyIDs' domain entries and pendingFile the
 	// associations waiting for a contact, when Config.StateDir is set.
 	companyFile, pendingFile *idFile
+	// times holds the event time of every property value written.
+	times *propertyTimes
 
 	// loading serializes property-list reads, so concurrent batches read
 	// each list once.
@@ -115,10 +118,18 @@ func New(name string, cfg Config, log *zap.Logger, httpClient *http.Client) (*Hu
 		}
 		h.pendingFile = pf
 	}
+	timesDir := ""
+	if cfg.StateDir != "" {
+		timesDir = filepath.Join(cfg.StateDir, "property-times")
+	}
+	if h.times, err = openPropertyTimes(timesDir, log); err != nil {
+		h.Close()
+		return nil, fmt.Errorf("state_dir: %w", err)
+	}
 	return h, nil
 }
 
-// Close releases the state files.
+// Close releases the state files; closing twice is harmless.
 func (h *HubSpot) Close() error {
 	var err error
 	for _, f := range []*idFile{h.companyFile, h.pendingFile} {
@@ -127,6 +138,12 @@ func (h *HubSpot) Close() error {
 				err = cerr
 			}
 		}
+	}
+	if h.times != nil {
+		if cerr := h.times.close(); cerr != nil && err == nil {
+			err = cerr
+		}
+		h.times = nil
 	}
 	return err
 }
@@ -449,11 +466,16 @@ type batchResult struct {
 
 // input is one object input: the events it carries and what they set.
 type input struct {
-	idProperty string // "" when the object is addressed by its HubSpot id
-	id         string
-	props      map[string]string
-	newest     map[string]time.Time
-	events     []int
+	// key names the record among those of its object ("e:"+email,
+	// "u:"+userId, "d:"+domain, "g:"+groupId or "id:"+HubSpot id), and
+	// keyProperty is the property holding its value, if any.
+	key, keyProperty string
+	idProperty       string // "" when the object is addressed by its HubSpot id
+	id               string
+	props            map[string]string
+	// newest is the timestamp of the event each property's value came from.
+	newest map[string]time.Time
+	events []int
 }
 
 func (in *input) merge(props map[string]string, at time.Time) {
@@ -470,6 +492,7 @@ func (in *input) merge(props map[string]string, at time.Time) {
 // the HubSpot id of each input written. Events of failed inputs get their
 // outcome.
 func (s *sending) write(ctx context.Context, object, op string, inputs []*input, done func(in *input, id string)) {
+	inputs = s.withoutOlderValues(object, inputs)
 	for start := 0; start < len(inputs); start += maxInputs {
 		chunk := inputs[start:min(len(inputs), start+maxInputs)]
 		body := make([]map[string]any, len(chunk))
@@ -527,9 +550,39 @@ func (s *sending) write(ctx context.Context, object, op string, inputs []*input,
 			if err != nil || k < 0 || k >= len(chunk) {
 				continue
 			}
+			if err := s.h.times.record(object, chunk[k]); err != nil {
+				s.h.log.Warn("storing property times", zap.Error(err))
+			}
 			done(chunk[k], r.ID)
 		}
 	}
+}
+
+// withoutOlderValues drops from each input the values older than the ones
+// already written to its record, noting them on its events. Inputs whose
+// times cannot be read are retried.
+func (s *sending) withoutOlderValues(object string, inputs []*input) []*input {
+	kept := make([]*input, 0, len(inputs))
+	for _, in := range inputs {
+		dropped, err := s.h.times.dropOlder(object, in)
+		if err != nil {
+			for _, i := range in.events {
+				s.finish(i, destinations.RetryLater("property_times", "reading the times of written properties: "+err.Error(), 0))
+			}
+			continue
+		}
+		if len(dropped) > 0 {
+			sort.Strings(dropped)
+			for _, i := range in.events {
+				s.note(i, "kept %s as HubSpot has them: switchyard wrote them from newer events", strings.Join(dropped, ", "))
+			}
+			for range dropped {
+				s.h.skip("older_than_written")
+			}
+		}
+		kept = append(kept, in)
+	}
+	return kept
 }
 
 var (

@@ -420,3 +420,57 @@ func TestCallsAreFullAtOneHundredRecordsNotOneHundredEvents(t *testing.T) {
 		t.Fatalf("%d upsert calls for 200 records, want 2 full ones", n)
 	}
 }
+
+func TestAnOlderEventNeverOverwritesANewerValue(t *testing.T) {
+	p := newPortal(t)
+	state := t.TempDir()
+	h := p.destination(t, hubspot.Config{StateDir: state})
+	newer := ev(`{"type":"identify","userId":"u1","timestamp":"2026-11-22T12:00:00.000Z","traits":{"email":"ann@example.com","title":"CTO"}}`)
+	older := ev(`{"type":"identify","userId":"u1","timestamp":"2026-11-22T11:00:00.000Z","traits":{"email":"ann@example.com","title":"Intern","firstName":"Ann"}}`)
+	if o := send(t, h, newer)[0]; o.Result != destinations.Delivered {
+		t.Fatalf("%+v", o)
+	}
+	// A late or replayed event: its title is older than the one written,
+	// its first name is new.
+	o := send(t, h, older)[0]
+	if o.Result != destinations.Delivered || !strings.Contains(o.Reason, "kept jobtitle as HubSpot has them") {
+		t.Fatalf("the older event's outcome does not say jobtitle was kept: %+v", o)
+	}
+	c, _ := contactByEmail(p, "ann@example.com")
+	if c.Properties["jobtitle"] != "CTO" || c.Properties["firstname"] != "Ann" {
+		t.Fatalf("jobtitle %q firstname %q, want CTO (newer) and Ann", c.Properties["jobtitle"], c.Properties["firstname"])
+	}
+
+	// The times survive a restart, and an event as new as the written value
+	// (the same event delivered again) is sent.
+	h.Close()
+	h = p.destination(t, hubspot.Config{StateDir: state})
+	defer h.Close()
+	send(t, h, older)
+	if c, _ := contactByEmail(p, "ann@example.com"); c.Properties["jobtitle"] != "CTO" {
+		t.Fatalf("after a restart the older event rolled jobtitle back to %q", c.Properties["jobtitle"])
+	}
+	body := fmt.Sprintf(`{"inputs":[{"id":%q,"properties":{"jobtitle":"changed in HubSpot"}}]}`, c.ID)
+	req, _ := http.NewRequest(http.MethodPost, p.srv.URL+"/crm/v3/objects/contacts/batch/update", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer pat-test")
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("updating the contact in HubSpot: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	if o := send(t, h, newer)[0]; o.Result != destinations.Delivered || strings.Contains(o.Reason, "kept") {
+		t.Fatalf("the newest event again: %+v", o)
+	}
+	if c, _ := contactByEmail(p, "ann@example.com"); c.Properties["jobtitle"] != "CTO" {
+		t.Fatalf("the newest event delivered again did not write jobtitle: %q", c.Properties["jobtitle"])
+	}
+
+	// Companies too.
+	send(t, h, ev(`{"type":"group","userId":"u1","groupId":"g1","timestamp":"2026-11-22T12:00:00.000Z","traits":{"website":"acme.example","description":"Mining"}}`))
+	send(t, h, ev(`{"type":"group","userId":"u1","groupId":"g1","timestamp":"2026-11-22T09:00:00.000Z","traits":{"website":"https://www.acme.example/","description":"Farming","name":"Acme"}}`))
+	co := p.sandbox.Companies()
+	if len(co) != 1 || co[0].Properties["description"] != "Mining" || co[0].Properties["name"] != "Acme" {
+		t.Fatalf("companies %+v, want one with description Mining (newer) and name Acme", co)
+	}
+}

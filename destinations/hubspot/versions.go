@@ -1,0 +1,141 @@
+package hubspot
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"go.uber.org/zap"
+)
+
+// propertyTimes remembers, for every record property this destination has
+// written, the timestamp of the event its value came from. A value from an
+// older event (a replay, or a late event from an offline device) is then
+// not sent, so HubSpot keeps the newer value.
+//
+// Records are named by how the destination addresses them (email, user id,
+// domain, group id or HubSpot id), so the times are kept per destination
+// instance in its state directory, or in memory without one.
+type propertyTimes struct {
+	db *pebble.DB
+	// mu makes record's read-compare-write atomic.
+	mu sync.Mutex
+}
+
+func openPropertyTimes(dir string, log *zap.Logger) (*propertyTimes, error) {
+	opts := &pebble.Options{FormatMajorVersion: pebble.FormatNewest, MemTableSize: 8 << 20, Logger: storeLogger{log}}
+	if dir == "" {
+		opts.FS = vfs.NewMem()
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	db, err := pebble.Open(dir, opts)
+	if err != nil {
+		var pathErr *os.PathError
+		if !errors.As(err, &pathErr) {
+			return nil, fmt.Errorf("%s is in use by another process (a switchyard serving this destination holds it; stop it first): %w", dir, err)
+		}
+		return nil, err
+	}
+	return &propertyTimes{db: db}, nil
+}
+
+func (p *propertyTimes) close() error { return p.db.Close() }
+
+func timesKey(object, record, property string) []byte {
+	return []byte(object + "\x00" + record + "\x00" + property)
+}
+
+// dropOlder removes from in the properties whose stored time is newer than
+// the event that set them, and returns their names. The property naming the
+// record is always kept.
+func (p *propertyTimes) dropOlder(object string, in *input) ([]string, error) {
+	var dropped []string
+	for name := range in.props {
+		if name == in.keyProperty {
+			continue
+		}
+		at, ok := in.newest[name]
+		if !ok || at.IsZero() {
+			continue
+		}
+		written, err := p.get(timesKey(object, in.key, name))
+		if err != nil {
+			return nil, err
+		}
+		if written > at.UnixNano() {
+			delete(in.props, name)
+			dropped = append(dropped, name)
+		}
+	}
+	return dropped, nil
+}
+
+// get returns a stored time in Unix nanoseconds, 0 when there is none.
+func (p *propertyTimes) get(key []byte) (int64, error) {
+	value, closer, err := p.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	defer closer.Close()
+	if len(value) != 8 {
+		return 0, fmt.Errorf("property time %q is %d bytes, want 8", key, len(value))
+	}
+	return int64(binary.BigEndian.Uint64(value)), nil
+}
+
+// record stores the times of the properties an input wrote, keeping the
+// newer time when two batches wrote one record.
+func (p *propertyTimes) record(object string, in *input) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	b := p.db.NewBatch()
+	defer b.Close()
+	var value [8]byte
+	for name := range in.props {
+		at, ok := in.newest[name]
+		if !ok || at.IsZero() || name == in.keyProperty {
+			continue
+		}
+		key := timesKey(object, in.key, name)
+		written, err := p.get(key)
+		if err != nil {
+			return err
+		}
+		if written >= at.UnixNano() {
+			continue
+		}
+		binary.BigEndian.PutUint64(value[:], uint64(at.UnixNano()))
+		if err := b.Set(key, value[:], nil); err != nil {
+			return err
+		}
+	}
+	// Without an fsync a crash of the machine (not of the process) can
+	// forget the newest times; HubSpot still holds the values.
+	return b.Commit(pebble.NoSync)
+}
+
+// storeLogger sends the store's routine messages to debug and its errors
+// to warn. Pebble calls Fatalf when it cannot go on safely.
+type storeLogger struct{ log *zap.Logger }
+
+func (l storeLogger) Infof(format string, args ...any) {
+	if ce := l.log.Check(zap.DebugLevel, "property times"); ce != nil {
+		ce.Write(zap.String("message", fmt.Sprintf(format, args...)))
+	}
+}
+
+func (l storeLogger) Errorf(format string, args ...any) {
+	l.log.Warn("property times: " + fmt.Sprintf(format, args...))
+}
+
+func (l storeLogger) Fatalf(format string, args ...any) {
+	panic("property times: " + fmt.Sprintf(format, args...))
+}
