@@ -181,6 +181,17 @@ destinations:
 		t.Fatalf("events %s", sandboxGet(t, base, "/_sandbox/events").Raw)
 	}
 
+	// A late event from an offline device, older than what HubSpot has:
+	// its new property is written, its stale one is not.
+	post(t, addr, "/v1/identify", "k", `{"userId":"u1","timestamp":"2026-01-01T00:00:00Z","traits":{"email":"ada@acme.example","title":"Intern","lastName":"Lovelace"}}`)
+	adaNow := func() gjson.Result {
+		return sandboxGet(t, base, "/_sandbox/objects/contacts").Get(`results.#(properties.email=="ada@acme.example")`)
+	}
+	eventuallyTrue(t, "the late identify is delivered", func() bool { return adaNow().Get("properties.lastname").String() == "Lovelace" })
+	if title := adaNow().Get("properties.jobtitle").String(); title != "CTO" {
+		t.Fatalf("a late event rolled jobtitle back from CTO to %q", title)
+	}
+
 	srv.stop(t, syscall.SIGTERM)
 	var bad []gjson.Result
 	for _, d := range tailAll(t, "--config", cfgPath, "--data-dir", dataDir, "--topic", "dlq") {
@@ -189,6 +200,29 @@ destinations:
 	if len(bad) != 1 || bad[0].Get("message.traits.email").String() != "bad@@acme..example" || bad[0].Get("stage").String() != "crm" ||
 		!strings.Contains(bad[0].Get("reason").String(), "bad@@acme..example") {
 		t.Fatalf("dead letters: %v", bad)
+	}
+
+	// Replaying the whole log, older events included, changes nothing.
+	upsertCalls := func() (n int64) {
+		sandboxGet(t, base, "/_sandbox/stats").Get("endpoints").ForEach(func(endpoint, statuses gjson.Result) bool {
+			if endpoint.Str == "POST /crm/v3/objects/{objectType}/batch/upsert" {
+				n = statuses.Get("200").Int() + statuses.Get("207").Int()
+			}
+			return true
+		})
+		return n
+	}
+	upserts := upsertCalls()
+	replay := exec.Command(binary, "replay", "--config", cfgPath, "--data-dir", dataDir, "--destination", "crm", "--from", "0",
+		"--hubspot-url", base, "--hubspot-token", "pat-e2e", "--hubspot-hub-id", "777", "--hubspot-tier", "free")
+	if out, err := replay.CombinedOutput(); err != nil {
+		t.Fatalf("replay: %v\n%s", err, out)
+	}
+	if upsertCalls() == upserts {
+		t.Fatal("the replay sent no contacts")
+	}
+	if title := adaNow().Get("properties.jobtitle").String(); title != "CTO" {
+		t.Fatalf("the replay rolled jobtitle back from CTO to %q", title)
 	}
 }
 
