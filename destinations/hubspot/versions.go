@@ -37,7 +37,7 @@ func openPropertyTimes(dir string, log *zap.Logger) (*propertyTimes, error) {
 	if err != nil {
 		var pathErr *os.PathError
 		if !errors.As(err, &pathErr) {
-			return nil, fmt.Errorf("%s is in use by another process (a switchyard serving this destination holds it; stop it first): %w", dir, err)
+			return nil, fmt.Errorf("%s is held by another process, a switchyard serving this destination: stop it first, or use another data directory, which starts with no property times (%w)", dir, err)
 		}
 		return nil, err
 	}
