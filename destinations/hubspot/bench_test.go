@@ -89,11 +89,12 @@ func BenchmarkTransform(b *testing.B) {
 	b.Run("send", func(b *testing.B) {
 		sb := hubspot.NewSandbox(hubspot.SandboxConfig{Tier: "api-add-on", HubID: hubID, TenSecondlyLimit: math.MaxInt32, DailyLimit: math.MaxInt32})
 		transport := &handlerTransport{h: sb}
-		h, err := hubspot.New("hubspot", hubspot.Config{Token: "pat-bench", BaseURL: "http://sandbox.invalid", HubID: hubID, Tier: "api-add-on"},
+		h, err := hubspot.New("hubspot", hubspot.Config{Token: "pat-bench", BaseURL: "http://sandbox.invalid", HubID: hubID, Tier: "api-add-on", StateDir: b.TempDir()},
 			zap.NewNop(), &http.Client{Transport: transport})
 		if err != nil {
 			b.Fatal(err)
 		}
+		defer h.Close()
 		ctx := context.Background()
 		checkDelivered(b, h.Send(ctx, batches[0])) // loads the property lists and learns the limits
 		rate, allocs := measure(b, events, func() {

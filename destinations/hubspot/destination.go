@@ -545,15 +545,17 @@ func (s *sending) write(ctx context.Context, object, op string, inputs []*input,
 				}
 			}
 		}
+		written := make([]*input, 0, len(res.Results))
 		for _, r := range res.Results {
 			k, err := strconv.Atoi(r.ObjectWriteTraceID)
 			if err != nil || k < 0 || k >= len(chunk) {
 				continue
 			}
-			if err := s.h.times.record(object, chunk[k]); err != nil {
-				s.h.log.Warn("storing property times", zap.Error(err))
-			}
+			written = append(written, chunk[k])
 			done(chunk[k], r.ID)
+		}
+		if err := s.h.times.record(object, written); err != nil {
+			s.h.log.Warn("storing property times", zap.Error(err))
 		}
 	}
 }

@@ -46,28 +46,51 @@ func openPropertyTimes(dir string, log *zap.Logger) (*propertyTimes, error) {
 
 func (p *propertyTimes) close() error { return p.db.Close() }
 
-func timesKey(object, record, property string) []byte {
-	return []byte(object + "\x00" + record + "\x00" + property)
+// A record's times are one entry, keyed object NUL record, holding for each
+// property its name's length (uvarint), its name and the time in Unix
+// nanoseconds (8 bytes, big-endian).
+func timesKey(object, record string) []byte {
+	return []byte(object + "\x00" + record)
+}
+
+// load returns a record's stored times; nil when there are none.
+func (p *propertyTimes) load(key []byte) (map[string]int64, error) {
+	value, closer, err := p.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer closer.Close()
+	times := map[string]int64{}
+	for len(value) > 0 {
+		n, size := binary.Uvarint(value)
+		if size <= 0 || uint64(len(value)-size) < n+8 {
+			return nil, fmt.Errorf("property times of %q are damaged", key)
+		}
+		name := string(value[size : size+int(n)])
+		times[name] = int64(binary.BigEndian.Uint64(value[size+int(n):]))
+		value = value[size+int(n)+8:]
+	}
+	return times, nil
 }
 
 // dropOlder removes from in the properties whose stored time is newer than
 // the event that set them, and returns their names. The property naming the
 // record is always kept.
 func (p *propertyTimes) dropOlder(object string, in *input) ([]string, error) {
+	times, err := p.load(timesKey(object, in.key))
+	if err != nil || times == nil {
+		return nil, err
+	}
 	var dropped []string
 	for name := range in.props {
-		if name == in.keyProperty {
-			continue
-		}
 		at, ok := in.newest[name]
-		if !ok || at.IsZero() {
+		if !ok || at.IsZero() || name == in.keyProperty {
 			continue
 		}
-		written, err := p.get(timesKey(object, in.key, name))
-		if err != nil {
-			return nil, err
-		}
-		if written > at.UnixNano() {
+		if written, ok := times[name]; ok && written > at.UnixNano() {
 			delete(in.props, name)
 			dropped = append(dropped, name)
 		}
@@ -75,45 +98,42 @@ func (p *propertyTimes) dropOlder(object string, in *input) ([]string, error) {
 	return dropped, nil
 }
 
-// get returns a stored time in Unix nanoseconds, 0 when there is none.
-func (p *propertyTimes) get(key []byte) (int64, error) {
-	value, closer, err := p.db.Get(key)
-	if errors.Is(err, pebble.ErrNotFound) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, err
-	}
-	defer closer.Close()
-	if len(value) != 8 {
-		return 0, fmt.Errorf("property time %q is %d bytes, want 8", key, len(value))
-	}
-	return int64(binary.BigEndian.Uint64(value)), nil
-}
-
-// record stores the times of the properties an input wrote, keeping the
-// newer time when two batches wrote one record.
-func (p *propertyTimes) record(object string, in *input) error {
+// record stores the times of the properties the inputs wrote, keeping the
+// newer time when two batches wrote one record. Each input is one record.
+func (p *propertyTimes) record(object string, inputs []*input) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	b := p.db.NewBatch()
 	defer b.Close()
-	var value [8]byte
-	for name := range in.props {
-		at, ok := in.newest[name]
-		if !ok || at.IsZero() || name == in.keyProperty {
-			continue
-		}
-		key := timesKey(object, in.key, name)
-		written, err := p.get(key)
+	for _, in := range inputs {
+		key := timesKey(object, in.key)
+		times, err := p.load(key)
 		if err != nil {
 			return err
 		}
-		if written >= at.UnixNano() {
+		if times == nil {
+			times = make(map[string]int64, len(in.props))
+		}
+		changed := false
+		for name := range in.props {
+			at, ok := in.newest[name]
+			if !ok || at.IsZero() || name == in.keyProperty {
+				continue
+			}
+			if written, ok := times[name]; !ok || written < at.UnixNano() {
+				times[name], changed = at.UnixNano(), true
+			}
+		}
+		if !changed {
 			continue
 		}
-		binary.BigEndian.PutUint64(value[:], uint64(at.UnixNano()))
-		if err := b.Set(key, value[:], nil); err != nil {
+		var value []byte
+		for name, at := range times {
+			value = binary.AppendUvarint(value, uint64(len(name)))
+			value = append(value, name...)
+			value = binary.BigEndian.AppendUint64(value, uint64(at))
+		}
+		if err := b.Set(key, value, nil); err != nil {
 			return err
 		}
 	}
