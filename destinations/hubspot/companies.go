@@ -122,9 +122,14 @@ func (s *sending) associate(ctx context.Context, userID, anonymousID, companyID 
 	h := s.h
 	contactID, ok := h.knownContact(userID, anonymousID)
 	if !ok {
-		if userID != "" {
-			h.addPending(userID, companyID)
+		// The user is known by userId, else by anonymousId, as in the log.
+		switch {
+		case userID != "":
+			h.addPending("u:"+userID, companyID)
 			s.note(event, "the company will be associated with user %s's contact once HubSpot knows it", userID)
+		case anonymousID != "":
+			h.addPending("a:"+anonymousID, companyID)
+			s.note(event, "the company will be associated with anonymous user %s's contact once HubSpot knows it", anonymousID)
 		}
 		return
 	}
@@ -132,14 +137,15 @@ func (s *sending) associate(ctx context.Context, userID, anonymousID, companyID 
 }
 
 // associatePending queues the associations that waited for this user's
-// contact.
-func (s *sending) associatePending(userID, contactID string, event int) {
-	h := s.h
-	if userID == "" {
-		return
-	}
-	for _, companyID := range h.takePending(userID) {
-		s.links = append(s.links, link{contactID: contactID, companyID: companyID, event: event, userID: userID})
+// contact, by userId or by anonymousId.
+func (s *sending) associatePending(userID, anonymousID, contactID string, event int) {
+	for _, user := range []string{"u:" + userID, "a:" + anonymousID} {
+		if len(user) == 2 {
+			continue
+		}
+		for _, companyID := range s.h.takePending(user) {
+			s.links = append(s.links, link{contactID: contactID, companyID: companyID, event: event, waiting: user})
+		}
 	}
 }
 
@@ -148,9 +154,9 @@ func (s *sending) associatePending(userID, contactID string, event int) {
 type link struct {
 	contactID, companyID string
 	event                int
-	// userID is set when the association waited for the contact: on failure
-	// it waits again.
-	userID string
+	// waiting is the user ("u:"+userId or "a:"+anonymousId) when the
+	// association waited for the contact: on failure it waits again.
+	waiting string
 }
 
 // flushLinks makes the batch's associations, up to 100 per call.
@@ -169,14 +175,14 @@ func (s *sending) flushLinks(ctx context.Context) {
 		}
 		o := outcomeOf(err)
 		for _, l := range chunk {
-			if l.userID != "" && o.Result != destinations.Retry {
+			if l.waiting != "" && o.Result != destinations.Retry {
 				// The identify that resolved it is delivered; the association
 				// is given up with a note rather than failing the contact.
 				s.note(l.event, "associating contact %s with company %s failed: %s", l.contactID, l.companyID, o.Reason)
 				continue
 			}
-			if l.userID != "" {
-				h.addPending(l.userID, l.companyID)
+			if l.waiting != "" {
+				h.addPending(l.waiting, l.companyID)
 			}
 			s.finish(l.event, o)
 		}
@@ -184,35 +190,35 @@ func (s *sending) flushLinks(ctx context.Context) {
 	s.links = nil
 }
 
-// addPending records that a user's contact is to be associated with a
-// company once its id is known; with a state dir the record survives a
-// restart.
-func (h *HubSpot) addPending(userID, companyID string) {
+// addPending records that a user's contact ("u:"+userId or
+// "a:"+anonymousId) is to be associated with a company once its id is
+// known; with a state dir the record survives a restart.
+func (h *HubSpot) addPending(user, companyID string) {
 	h.mu.Lock()
-	h.pending[userID] = append(h.pending[userID], companyID)
+	h.pending[user] = append(h.pending[user], companyID)
 	h.mu.Unlock()
-	h.persistPending(userID, companyID, "1")
+	h.persistPending(user, companyID, "1")
 }
 
 // takePending returns and forgets the companies waiting for a user.
-func (h *HubSpot) takePending(userID string) []string {
+func (h *HubSpot) takePending(user string) []string {
 	h.mu.Lock()
-	companies := h.pending[userID]
-	delete(h.pending, userID)
+	companies := h.pending[user]
+	delete(h.pending, user)
 	h.mu.Unlock()
 	for _, c := range companies {
-		h.persistPending(userID, c, "0")
+		h.persistPending(user, c, "0")
 	}
 	return companies
 }
 
 // persistPending writes a pending association's state: "1" waiting, "0"
 // done.
-func (h *HubSpot) persistPending(userID, companyID, state string) {
+func (h *HubSpot) persistPending(user, companyID, state string) {
 	if h.pendingFile == nil {
 		return
 	}
-	if err := h.pendingFile.add(userID+"\x00"+companyID, state); err != nil {
-		h.log.Warn("persisting a pending association", zap.String("userId", userID), zap.Error(err))
+	if err := h.pendingFile.add(user+"\x00"+companyID, state); err != nil {
+		h.log.Warn("persisting a pending association", zap.String("user", user), zap.Error(err))
 	}
 }

@@ -85,7 +85,7 @@ func (s *sending) contacts(ctx context.Context) {
 		for _, i := range users[in] {
 			ev := s.batch[i]
 			h.rememberContact(ev.UserID(), ev.AnonymousID(), contactID)
-			s.associatePending(ev.UserID(), contactID, i)
+			s.associatePending(ev.UserID(), ev.AnonymousID(), contactID, i)
 		}
 		if in.idProperty == "email" {
 			h.contactIDs.Add("e:"+in.id, contactID)

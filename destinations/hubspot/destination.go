@@ -65,7 +65,8 @@ type HubSpot struct {
 	// company ids.
 	contactIDs *lru.Cache[string, string]
 	companyIDs *lru.Cache[string, string]
-	// pending holds company ids waiting for a user's contact id.
+	// pending holds company ids waiting for a user's contact id, by
+	// "u:"+userId or "a:"+anonymousId.
 	pending      map[string][]string
 	groupCreated map[string]bool
 	// announcedPause is the end of the last pause logged.

@@ -474,3 +474,21 @@ func TestAnOlderEventNeverOverwritesANewerValue(t *testing.T) {
 		t.Fatalf("companies %+v, want one with description Mining (newer) and name Acme", co)
 	}
 }
+
+func TestAnAnonymousGroupIsAssociatedWhenItsContactAppears(t *testing.T) {
+	p := newPortal(t)
+	h := p.destination(t, hubspot.Config{StateDir: t.TempDir()})
+	defer h.Close()
+	out := send(t, h, ev(`{"type":"group","anonymousId":"anon-7","groupId":"g7","traits":{"name":"Initech","website":"initech.example"}}`))
+	if out[0].Result != destinations.Delivered || !strings.Contains(out[0].Reason, "anonymous user anon-7") {
+		t.Fatalf("%+v", out[0])
+	}
+	// The visitor signs up: an identify with the same anonymousId and an
+	// email, in a later batch.
+	send(t, h, ev(`{"type":"identify","anonymousId":"anon-7","traits":{"email":"peter@initech.example"}}`))
+	c, _ := contactByEmail(p, "peter@initech.example")
+	co := p.sandbox.Companies()
+	if len(co) != 1 || !p.associated(c.ID, co[0].ID) {
+		t.Fatalf("the anonymous visitor's company was not associated with the contact: %+v", p.sandbox.Associations())
+	}
+}
