@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tidwall/gjson"
+	"go.uber.org/zap"
 
 	"github.com/switchyard/switchyard/destinations"
 )
@@ -81,18 +82,33 @@ func (s *sending) contacts(ctx context.Context) {
 			upserts = append(upserts, in)
 		}
 	}
+	learned := map[string]string{}
+	remember := func(user, contactID string) {
+		if known, ok := h.contactIDs.Get(user); !ok || known != contactID {
+			h.contactIDs.Add(user, contactID)
+			learned[user] = contactID
+		}
+	}
 	done := func(in *input, contactID string) {
 		for _, i := range users[in] {
 			ev := s.batch[i]
-			h.rememberContact(ev.UserID(), ev.AnonymousID(), contactID)
+			if ev.UserID() != "" {
+				remember("u:"+ev.UserID(), contactID)
+			}
+			if ev.AnonymousID() != "" {
+				remember("a:"+ev.AnonymousID(), contactID)
+			}
 			s.associatePending(ev.UserID(), ev.AnonymousID(), contactID, i)
 		}
 		if in.idProperty == "email" {
-			h.contactIDs.Add("e:"+in.id, contactID)
+			remember("e:"+in.id, contactID)
 		}
 	}
 	s.write(ctx, "contacts", "upsert", upserts, done)
 	s.write(ctx, "contacts", "update", updates, done)
+	if err := h.state.setContactIDs(learned); err != nil {
+		h.log.Warn("storing contact ids", zap.Error(err))
+	}
 }
 
 func deadNoIdentifier(idProperty string) destinations.Outcome {
@@ -117,26 +133,33 @@ func withEmail(traits gjson.Result, email string) gjson.Result {
 	return gjson.ParseBytes(raw)
 }
 
-// knownContact returns the contact id this process has seen for a user.
+// knownContact returns the contact id written for a user, by userId, else
+// by anonymousId.
 func (h *HubSpot) knownContact(userID, anonymousID string) (string, bool) {
 	if userID != "" {
-		if id, ok := h.contactIDs.Get("u:" + userID); ok {
+		if id, ok := h.contactOf("u:" + userID); ok {
 			return id, true
 		}
 	}
 	if anonymousID != "" {
-		if id, ok := h.contactIDs.Get("a:" + anonymousID); ok {
-			return id, true
-		}
+		return h.contactOf("a:" + anonymousID)
 	}
 	return "", false
 }
 
-func (h *HubSpot) rememberContact(userID, anonymousID, contactID string) {
-	if userID != "" {
-		h.contactIDs.Add("u:"+userID, contactID)
+// contactOf returns the contact id of "u:"+userId, "a:"+anonymousId or
+// "e:"+email, from the cache or else the state.
+func (h *HubSpot) contactOf(user string) (string, bool) {
+	if id, ok := h.contactIDs.Get(user); ok {
+		return id, true
 	}
-	if anonymousID != "" {
-		h.contactIDs.Add("a:"+anonymousID, contactID)
+	id, ok, err := h.state.contactID(user)
+	if err != nil {
+		h.log.Warn("reading a contact id", zap.Error(err))
+		return "", false
 	}
+	if ok {
+		h.contactIDs.Add(user, id)
+	}
+	return id, ok
 }

@@ -52,8 +52,8 @@ type HubSpot struct {
 	// companyFile persists companyIDs' domain entries and pendingFile the
 	// associations waiting for a contact, when Config.StateDir is set.
 	companyFile, pendingFile *idFile
-	// times holds the event time of every property value written.
-	times *propertyTimes
+	// state holds property times and contact ids across restarts.
+	state *state
 
 	// loading serializes property-list reads, so concurrent batches read
 	// each list once.
@@ -61,7 +61,7 @@ type HubSpot struct {
 	mu       sync.Mutex
 	catalogs map[string]transforms.Catalog
 	// contactIDs maps "u:"+userId, "a:"+anonymousId and "e:"+email to
-	// HubSpot contact ids; companyIDs maps "d:"+domain and "g:"+groupId to
+	// HubSpot contact ids, in front of state; companyIDs maps "d:"+domain and "g:"+groupId to
 	// company ids.
 	contactIDs *lru.Cache[string, string]
 	companyIDs *lru.Cache[string, string]
@@ -119,11 +119,11 @@ func New(name string, cfg Config, log *zap.Logger, httpClient *http.Client) (*Hu
 		}
 		h.pendingFile = pf
 	}
-	timesDir := ""
+	stateDir := ""
 	if cfg.StateDir != "" {
-		timesDir = filepath.Join(cfg.StateDir, "property-times")
+		stateDir = filepath.Join(cfg.StateDir, "state")
 	}
-	if h.times, err = openPropertyTimes(timesDir, log); err != nil {
+	if h.state, err = openState(stateDir, log); err != nil {
 		h.Close()
 		return nil, fmt.Errorf("state_dir: %w", err)
 	}
@@ -140,11 +140,11 @@ func (h *HubSpot) Close() error {
 			}
 		}
 	}
-	if h.times != nil {
-		if cerr := h.times.close(); cerr != nil && err == nil {
+	if h.state != nil {
+		if cerr := h.state.close(); cerr != nil && err == nil {
 			err = cerr
 		}
-		h.times = nil
+		h.state = nil
 	}
 	return err
 }
@@ -555,7 +555,7 @@ func (s *sending) write(ctx context.Context, object, op string, inputs []*input,
 			written = append(written, chunk[k])
 			done(chunk[k], r.ID)
 		}
-		if err := s.h.times.record(object, written); err != nil {
+		if err := s.h.state.recordTimes(object, written); err != nil {
 			s.h.log.Warn("storing property times", zap.Error(err))
 		}
 	}
@@ -567,7 +567,7 @@ func (s *sending) write(ctx context.Context, object, op string, inputs []*input,
 func (s *sending) withoutOlderValues(object string, inputs []*input) []*input {
 	kept := make([]*input, 0, len(inputs))
 	for _, in := range inputs {
-		dropped, err := s.h.times.dropOlder(object, in)
+		dropped, err := s.h.state.dropOlder(object, in)
 		if err != nil {
 			for _, i := range in.events {
 				s.finish(i, destinations.RetryLater("property_times", "reading the times of written properties: "+err.Error(), 0))

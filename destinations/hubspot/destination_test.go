@@ -492,3 +492,27 @@ func TestAnAnonymousGroupIsAssociatedWhenItsContactAppears(t *testing.T) {
 		t.Fatalf("the anonymous visitor's company was not associated with the contact: %+v", p.sandbox.Associations())
 	}
 }
+
+func TestATrackWithoutEmailFindsItsContactAfterARestart(t *testing.T) {
+	p := newPortal(t)
+	state := t.TempDir()
+	h := p.destination(t, hubspot.Config{StateDir: state})
+	send(t, h, ev(`{"type":"identify","userId":"u9","anonymousId":"visitor-9","traits":{"email":"nine@example.com"}}`))
+	h.Close()
+
+	h = p.destination(t, hubspot.Config{StateDir: state})
+	defer h.Close()
+	out := send(t, h,
+		ev(`{"type":"track","userId":"u9","event":"Report Exported"}`),
+		ev(`{"type":"track","anonymousId":"visitor-9","event":"Pricing Viewed"}`))
+	for i, o := range out {
+		if o.Result != destinations.Delivered {
+			t.Fatalf("event %d after a restart: %+v", i, o)
+		}
+	}
+	c, _ := contactByEmail(p, "nine@example.com")
+	events := p.sandbox.Events()
+	if len(events) != 2 || events[0].ObjectID != c.ID || events[1].ObjectID != c.ID {
+		t.Fatalf("events %+v, want both on contact %s", events, c.ID)
+	}
+}

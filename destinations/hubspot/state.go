@@ -12,21 +12,29 @@ import (
 	"go.uber.org/zap"
 )
 
-// propertyTimes remembers, for every record property this destination has
-// written, the timestamp of the event its value came from. A value from an
-// older event (a replay, or a late event from an offline device) is then
-// not sent, so HubSpot keeps the newer value.
+// state is what a destination instance keeps across restarts, in its state
+// directory (or in memory without one):
 //
-// Records are named by how the destination addresses them (email, user id,
-// domain, group id or HubSpot id), so the times are kept per destination
-// instance in its state directory, or in memory without one.
-type propertyTimes struct {
+//   - property times: for every record property written, the timestamp of
+//     the event its value came from. A value from an older event (a replay,
+//     or a late event from an offline device) is then not sent, so HubSpot
+//     keeps the newer value. Records are named by how the destination
+//     addresses them (email, user id, domain, group id or HubSpot id).
+//   - contact ids: the HubSpot contact of each userId, anonymousId and email
+//     seen, so a track without an email finds its contact after a restart.
+type state struct {
 	db *pebble.DB
-	// mu makes record's read-compare-write atomic.
+	// mu makes recordTimes' read-compare-write atomic.
 	mu sync.Mutex
 }
 
-func openPropertyTimes(dir string, log *zap.Logger) (*propertyTimes, error) {
+// Keys start with a letter naming their kind.
+const (
+	timesPrefix   = "t\x00"
+	contactPrefix = "c\x00"
+)
+
+func openState(dir string, log *zap.Logger) (*state, error) {
 	opts := &pebble.Options{FormatMajorVersion: pebble.FormatNewest, MemTableSize: 8 << 20, Logger: storeLogger{log}}
 	if dir == "" {
 		opts.FS = vfs.NewMem()
@@ -37,25 +45,56 @@ func openPropertyTimes(dir string, log *zap.Logger) (*propertyTimes, error) {
 	if err != nil {
 		var pathErr *os.PathError
 		if !errors.As(err, &pathErr) {
-			return nil, fmt.Errorf("%s is held by another process, a switchyard serving this destination: stop it first, or use another data directory, which starts with no property times (%w)", dir, err)
+			return nil, fmt.Errorf("%s is held by another process, a switchyard serving this destination: stop it first, or use another data directory, which starts empty (%w)", dir, err)
 		}
 		return nil, err
 	}
-	return &propertyTimes{db: db}, nil
+	return &state{db: db}, nil
 }
 
-func (p *propertyTimes) close() error { return p.db.Close() }
+func (st *state) close() error { return st.db.Close() }
 
-// A record's times are one entry, keyed object NUL record, holding for each
+// contactID returns the contact id stored for a user: "u:"+userId,
+// "a:"+anonymousId or "e:"+email.
+func (st *state) contactID(user string) (string, bool, error) {
+	value, closer, err := st.db.Get([]byte(contactPrefix + user))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	defer closer.Close()
+	return string(value), true, nil
+}
+
+// setContactIDs stores users' contact ids, keyed as contactID reads them.
+func (st *state) setContactIDs(ids map[string]string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	b := st.db.NewBatch()
+	defer b.Close()
+	for user, id := range ids {
+		if err := b.Set([]byte(contactPrefix+user), []byte(id), nil); err != nil {
+			return err
+		}
+	}
+	// Without an fsync a crash of the machine (not of the process) can
+	// forget the newest entries; the next identify stores them again.
+	return b.Commit(pebble.NoSync)
+}
+
+// A record's times are one entry, keyed timesPrefix object NUL record, holding for each
 // property its name's length (uvarint), its name and the time in Unix
 // nanoseconds (8 bytes, big-endian).
 func timesKey(object, record string) []byte {
-	return []byte(object + "\x00" + record)
+	return []byte(timesPrefix + object + "\x00" + record)
 }
 
-// load returns a record's stored times; nil when there are none.
-func (p *propertyTimes) load(key []byte) (map[string]int64, error) {
-	value, closer, err := p.db.Get(key)
+// loadTimes returns a record's stored times; nil when there are none.
+func (st *state) loadTimes(key []byte) (map[string]int64, error) {
+	value, closer, err := st.db.Get(key)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, nil
 	}
@@ -79,8 +118,8 @@ func (p *propertyTimes) load(key []byte) (map[string]int64, error) {
 // dropOlder removes from in the properties whose stored time is newer than
 // the event that set them, and returns their names. The property naming the
 // record is always kept.
-func (p *propertyTimes) dropOlder(object string, in *input) ([]string, error) {
-	times, err := p.load(timesKey(object, in.key))
+func (st *state) dropOlder(object string, in *input) ([]string, error) {
+	times, err := st.loadTimes(timesKey(object, in.key))
 	if err != nil || times == nil {
 		return nil, err
 	}
@@ -98,16 +137,16 @@ func (p *propertyTimes) dropOlder(object string, in *input) ([]string, error) {
 	return dropped, nil
 }
 
-// record stores the times of the properties the inputs wrote, keeping the
+// recordTimes stores the times of the properties the inputs wrote, keeping the
 // newer time when two batches wrote one record. Each input is one record.
-func (p *propertyTimes) record(object string, inputs []*input) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	b := p.db.NewBatch()
+func (st *state) recordTimes(object string, inputs []*input) error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	b := st.db.NewBatch()
 	defer b.Close()
 	for _, in := range inputs {
 		key := timesKey(object, in.key)
-		times, err := p.load(key)
+		times, err := st.loadTimes(key)
 		if err != nil {
 			return err
 		}
@@ -147,15 +186,15 @@ func (p *propertyTimes) record(object string, inputs []*input) error {
 type storeLogger struct{ log *zap.Logger }
 
 func (l storeLogger) Infof(format string, args ...any) {
-	if ce := l.log.Check(zap.DebugLevel, "property times"); ce != nil {
+	if ce := l.log.Check(zap.DebugLevel, "hubspot state"); ce != nil {
 		ce.Write(zap.String("message", fmt.Sprintf(format, args...)))
 	}
 }
 
 func (l storeLogger) Errorf(format string, args ...any) {
-	l.log.Warn("property times: " + fmt.Sprintf(format, args...))
+	l.log.Warn("hubspot state: " + fmt.Sprintf(format, args...))
 }
 
 func (l storeLogger) Fatalf(format string, args ...any) {
-	panic("property times: " + fmt.Sprintf(format, args...))
+	panic("hubspot state: " + fmt.Sprintf(format, args...))
 }
