@@ -95,7 +95,7 @@ func (s *sending) audienceContact(i int) (string, bool) {
 		return id, true
 	}
 	if email := eventEmail(ev.Get("properties.email"), ev.Get("context.traits.email")); email != "" {
-		return h.contactOf("e:" + strings.ToLower(email))
+		return h.knownID("e:" + strings.ToLower(email))
 	}
 	return "", false
 }

@@ -58,7 +58,7 @@ func (s *sending) companies(ctx context.Context) {
 			continue
 		}
 		domain := in.props["domain"]
-		id, ok := h.companyIDs.Get("d:" + domain)
+		id, ok := h.knownID("d:" + domain)
 		if !ok {
 			found, err := h.findCompany(ctx, domain)
 			if err != nil {
@@ -73,13 +73,13 @@ func (s *sending) companies(ctx context.Context) {
 			creates = append(creates, in)
 			continue
 		}
-		h.rememberCompany(domain, id)
+		h.rememberIDs(map[string]string{"d:" + domain: id})
 		in.id = id
 		updates = append(updates, in)
 	}
 	done := func(in *input, companyID string) {
 		if d := in.props["domain"]; d != "" {
-			h.rememberCompany(d, companyID)
+			h.rememberIDs(map[string]string{"d:" + d: companyID})
 		}
 		for _, i := range in.events {
 			s.associate(ctx, s.batch[i].UserID(), s.batch[i].AnonymousID(), companyID, i)
@@ -192,33 +192,18 @@ func (s *sending) flushLinks(ctx context.Context) {
 
 // addPending records that a user's contact ("u:"+userId or
 // "a:"+anonymousId) is to be associated with a company once its id is
-// known; with a state dir the record survives a restart.
+// known. It is kept in the state, so it survives a restart.
 func (h *HubSpot) addPending(user, companyID string) {
-	h.mu.Lock()
-	h.pending[user] = append(h.pending[user], companyID)
-	h.mu.Unlock()
-	h.persistPending(user, companyID, "1")
+	if err := h.state.addPending(user, companyID); err != nil {
+		h.log.Warn("storing an association waiting for its contact", zap.String("user", user), zap.Error(err))
+	}
 }
 
 // takePending returns and forgets the companies waiting for a user.
 func (h *HubSpot) takePending(user string) []string {
-	h.mu.Lock()
-	companies := h.pending[user]
-	delete(h.pending, user)
-	h.mu.Unlock()
-	for _, c := range companies {
-		h.persistPending(user, c, "0")
+	companies, err := h.state.takePending(user)
+	if err != nil {
+		h.log.Warn("reading the associations waiting for a contact", zap.String("user", user), zap.Error(err))
 	}
 	return companies
-}
-
-// persistPending writes a pending association's state: "1" waiting, "0"
-// done.
-func (h *HubSpot) persistPending(user, companyID, state string) {
-	if h.pendingFile == nil {
-		return
-	}
-	if err := h.pendingFile.add(user+"\x00"+companyID, state); err != nil {
-		h.log.Warn("persisting a pending association", zap.String("user", user), zap.Error(err))
-	}
 }

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/tidwall/gjson"
-	"go.uber.org/zap"
 
 	"github.com/switchyard/switchyard/destinations"
 )
@@ -83,32 +82,24 @@ func (s *sending) contacts(ctx context.Context) {
 		}
 	}
 	learned := map[string]string{}
-	remember := func(user, contactID string) {
-		if known, ok := h.contactIDs.Get(user); !ok || known != contactID {
-			h.contactIDs.Add(user, contactID)
-			learned[user] = contactID
-		}
-	}
 	done := func(in *input, contactID string) {
 		for _, i := range users[in] {
 			ev := s.batch[i]
 			if ev.UserID() != "" {
-				remember("u:"+ev.UserID(), contactID)
+				learned["u:"+ev.UserID()] = contactID
 			}
 			if ev.AnonymousID() != "" {
-				remember("a:"+ev.AnonymousID(), contactID)
+				learned["a:"+ev.AnonymousID()] = contactID
 			}
 			s.associatePending(ev.UserID(), ev.AnonymousID(), contactID, i)
 		}
 		if in.idProperty == "email" {
-			remember("e:"+in.id, contactID)
+			learned["e:"+in.id] = contactID
 		}
 	}
 	s.write(ctx, "contacts", "upsert", upserts, done)
 	s.write(ctx, "contacts", "update", updates, done)
-	if err := h.state.setContactIDs(learned); err != nil {
-		h.log.Warn("storing contact ids", zap.Error(err))
-	}
+	h.rememberIDs(learned)
 }
 
 func deadNoIdentifier(idProperty string) destinations.Outcome {
@@ -137,29 +128,12 @@ func withEmail(traits gjson.Result, email string) gjson.Result {
 // by anonymousId.
 func (h *HubSpot) knownContact(userID, anonymousID string) (string, bool) {
 	if userID != "" {
-		if id, ok := h.contactOf("u:" + userID); ok {
+		if id, ok := h.knownID("u:" + userID); ok {
 			return id, true
 		}
 	}
 	if anonymousID != "" {
-		return h.contactOf("a:" + anonymousID)
+		return h.knownID("a:" + anonymousID)
 	}
 	return "", false
-}
-
-// contactOf returns the contact id of "u:"+userId, "a:"+anonymousId or
-// "e:"+email, from the cache or else the state.
-func (h *HubSpot) contactOf(user string) (string, bool) {
-	if id, ok := h.contactIDs.Get(user); ok {
-		return id, true
-	}
-	id, ok, err := h.state.contactID(user)
-	if err != nil {
-		h.log.Warn("reading a contact id", zap.Error(err))
-		return "", false
-	}
-	if ok {
-		h.contactIDs.Add(user, id)
-	}
-	return id, ok
 }

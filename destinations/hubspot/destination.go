@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -49,10 +48,8 @@ type HubSpot struct {
 	client  *api.Client
 	log     *zap.Logger
 	metrics *Metrics
-	// companyFile persists companyIDs' domain entries and pendingFile the
-	// associations waiting for a contact, when Config.StateDir is set.
-	companyFile, pendingFile *idFile
-	// state holds property times and contact ids across restarts.
+	// state holds property times, HubSpot ids and the associations waiting
+	// for a contact, across restarts.
 	state *state
 
 	// loading serializes property-list reads, so concurrent batches read
@@ -60,14 +57,9 @@ type HubSpot struct {
 	loading  sync.Mutex
 	mu       sync.Mutex
 	catalogs map[string]transforms.Catalog
-	// contactIDs maps "u:"+userId, "a:"+anonymousId and "e:"+email to
-	// HubSpot contact ids, in front of state; companyIDs maps "d:"+domain and "g:"+groupId to
-	// company ids.
-	contactIDs *lru.Cache[string, string]
-	companyIDs *lru.Cache[string, string]
-	// pending holds company ids waiting for a user's contact id, by
-	// "u:"+userId or "a:"+anonymousId.
-	pending      map[string][]string
+	// ids caches the state's HubSpot ids: contacts by "u:"+userId,
+	// "a:"+anonymousId and "e:"+email, companies by "d:"+domain.
+	ids          *lru.Cache[string, string]
 	groupCreated map[string]bool
 	// announcedPause is the end of the last pause logged.
 	announcedPause time.Time
@@ -91,75 +83,58 @@ func New(name string, cfg Config, log *zap.Logger, httpClient *http.Client) (*Hu
 	if err != nil {
 		return nil, err
 	}
-	contacts, _ := lru.New[string, string](200_000)
-	companies, _ := lru.New[string, string](100_000)
+	ids, _ := lru.New[string, string](300_000)
 	h := &HubSpot{cfg: cfg, name: name, client: client, log: log, metrics: cfg.Metrics, catalogs: map[string]transforms.Catalog{},
-		contactIDs: contacts, companyIDs: companies, pending: map[string][]string{}, groupCreated: map[string]bool{}}
-	if cfg.StateDir != "" {
-		if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
-			return nil, fmt.Errorf("state_dir: %w", err)
-		}
-		f, ids, err := openIDFile(filepath.Join(cfg.StateDir, "company-ids.jsonl"))
-		if err != nil {
-			return nil, fmt.Errorf("state_dir: %w", err)
-		}
-		for k, id := range ids {
-			companies.Add(k, id)
-		}
-		h.companyFile = f
-		pf, states, err := openIDFile(filepath.Join(cfg.StateDir, "pending-associations.jsonl"))
-		if err != nil {
-			f.close()
-			return nil, fmt.Errorf("state_dir: %w", err)
-		}
-		for k, state := range states {
-			if user, company, ok := strings.Cut(k, "\x00"); ok && state == "1" {
-				h.pending[user] = append(h.pending[user], company)
-			}
-		}
-		h.pendingFile = pf
-	}
+		ids: ids, groupCreated: map[string]bool{}}
 	stateDir := ""
 	if cfg.StateDir != "" {
 		stateDir = filepath.Join(cfg.StateDir, "state")
 	}
 	if h.state, err = openState(stateDir, log); err != nil {
-		h.Close()
 		return nil, fmt.Errorf("state_dir: %w", err)
 	}
 	return h, nil
 }
 
-// Close releases the state files; closing twice is harmless.
+// Close releases the state; closing twice is harmless.
 func (h *HubSpot) Close() error {
-	var err error
-	for _, f := range []*idFile{h.companyFile, h.pendingFile} {
-		if f != nil {
-			if cerr := f.close(); cerr != nil && err == nil {
-				err = cerr
-			}
-		}
+	if h.state == nil {
+		return nil
 	}
-	if h.state != nil {
-		if cerr := h.state.close(); cerr != nil && err == nil {
-			err = cerr
-		}
-		h.state = nil
-	}
+	err := h.state.close()
+	h.state = nil
 	return err
 }
 
-// rememberCompany caches a domain's company id, and persists it.
-func (h *HubSpot) rememberCompany(domain, id string) {
-	key := "d:" + domain
-	if old, ok := h.companyIDs.Get(key); ok && old == id {
-		return
+// knownID returns the HubSpot id of a key ("u:"+userId, "a:"+anonymousId
+// or "e:"+email for contacts, "d:"+domain for companies), from the cache or
+// else the state.
+func (h *HubSpot) knownID(key string) (string, bool) {
+	if id, ok := h.ids.Get(key); ok {
+		return id, true
 	}
-	h.companyIDs.Add(key, id)
-	if h.companyFile != nil {
-		if err := h.companyFile.add(key, id); err != nil {
-			h.log.Warn("persisting a company id", zap.String("domain", domain), zap.Error(err))
+	id, ok, err := h.state.id(key)
+	if err != nil {
+		h.log.Warn("reading a HubSpot id", zap.Error(err))
+		return "", false
+	}
+	if ok {
+		h.ids.Add(key, id)
+	}
+	return id, ok
+}
+
+// rememberIDs caches and stores HubSpot ids, keyed as knownID reads them.
+func (h *HubSpot) rememberIDs(ids map[string]string) {
+	learned := make(map[string]string, len(ids))
+	for key, id := range ids {
+		if known, ok := h.ids.Get(key); !ok || known != id {
+			h.ids.Add(key, id)
+			learned[key] = id
 		}
+	}
+	if err := h.state.setIDs(learned); err != nil {
+		h.log.Warn("storing HubSpot ids", zap.Error(err))
 	}
 }
 

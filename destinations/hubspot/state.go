@@ -20,18 +20,23 @@ import (
 //     or a late event from an offline device) is then not sent, so HubSpot
 //     keeps the newer value. Records are named by how the destination
 //     addresses them (email, user id, domain, group id or HubSpot id).
-//   - contact ids: the HubSpot contact of each userId, anonymousId and email
-//     seen, so a track without an email finds its contact after a restart.
+//   - HubSpot ids: the contact of each userId, anonymousId and email
+//     written, so a track without an email finds its contact after a
+//     restart, and the company of each domain, so it is searched once.
+//   - waiting associations: the companies to associate with a user's
+//     contact once it exists.
 type state struct {
 	db *pebble.DB
-	// mu makes recordTimes' read-compare-write atomic.
+	// mu makes recordTimes' read-compare-write and takePending's
+	// read-delete atomic.
 	mu sync.Mutex
 }
 
 // Keys start with a letter naming their kind.
 const (
 	timesPrefix   = "t\x00"
-	contactPrefix = "c\x00"
+	idPrefix      = "i\x00"
+	pendingPrefix = "p\x00"
 )
 
 func openState(dir string, log *zap.Logger) (*state, error) {
@@ -54,10 +59,9 @@ func openState(dir string, log *zap.Logger) (*state, error) {
 
 func (st *state) close() error { return st.db.Close() }
 
-// contactID returns the contact id stored for a user: "u:"+userId,
-// "a:"+anonymousId or "e:"+email.
-func (st *state) contactID(user string) (string, bool, error) {
-	value, closer, err := st.db.Get([]byte(contactPrefix + user))
+// id returns the HubSpot id stored for a key.
+func (st *state) id(key string) (string, bool, error) {
+	value, closer, err := st.db.Get([]byte(idPrefix + key))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return "", false, nil
 	}
@@ -68,21 +72,62 @@ func (st *state) contactID(user string) (string, bool, error) {
 	return string(value), true, nil
 }
 
-// setContactIDs stores users' contact ids, keyed as contactID reads them.
-func (st *state) setContactIDs(ids map[string]string) error {
+// setIDs stores HubSpot ids by key.
+func (st *state) setIDs(ids map[string]string) error {
 	if len(ids) == 0 {
 		return nil
 	}
 	b := st.db.NewBatch()
 	defer b.Close()
-	for user, id := range ids {
-		if err := b.Set([]byte(contactPrefix+user), []byte(id), nil); err != nil {
+	for key, id := range ids {
+		if err := b.Set([]byte(idPrefix+key), []byte(id), nil); err != nil {
 			return err
 		}
 	}
 	// Without an fsync a crash of the machine (not of the process) can
-	// forget the newest entries; the next identify stores them again.
+	// forget the newest ids; they are learned again from HubSpot.
 	return b.Commit(pebble.NoSync)
+}
+
+// addPending stores a company waiting for a user's contact. Unlike ids it
+// is synced: nothing else remembers it.
+func (st *state) addPending(user, companyID string) error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.db.Set([]byte(pendingPrefix+user+"\x00"+companyID), nil, pebble.Sync)
+}
+
+// takePending returns and deletes the companies waiting for a user.
+func (st *state) takePending(user string) ([]string, error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	prefix := []byte(pendingPrefix + user + "\x00")
+	iter, err := st.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return nil, err
+	}
+	var companies []string
+	for iter.First(); iter.Valid(); iter.Next() {
+		companies = append(companies, string(iter.Key()[len(prefix):]))
+	}
+	if err := iter.Close(); err != nil {
+		return nil, err
+	}
+	if len(companies) == 0 {
+		return nil, nil
+	}
+	if err := st.db.DeleteRange(prefix, prefixEnd(prefix), pebble.Sync); err != nil {
+		return nil, err
+	}
+	return companies, nil
+}
+
+// prefixEnd returns the first key after every key starting with prefix,
+// whose last byte is NUL.
+func prefixEnd(prefix []byte) []byte {
+	end := append([]byte{}, prefix...)
+	end[len(end)-1]++
+	return end
 }
 
 // A record's times are one entry, keyed timesPrefix object NUL record, holding for each

@@ -1,0 +1,82 @@
+package hubspot
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+func TestStateKeepsWhatItIsGivenAcrossOpens(t *testing.T) {
+	dir := t.TempDir()
+	st, err := openState(dir, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	in := &input{key: "e:ann@example.com", keyProperty: "email",
+		props:  map[string]string{"email": "ann@example.com", "jobtitle": "CTO", "city": "Oslo"},
+		newest: map[string]time.Time{"email": at, "jobtitle": at, "city": at.Add(-time.Hour)}}
+	if err := st.recordTimes("contacts", []*input{in}); err != nil {
+		t.Fatal(err)
+	}
+	st.setIDs(map[string]string{"u:ann": "101", "d:acme.example": "7"})
+	st.addPending("u:bob", "7")
+	st.addPending("u:bob", "8")
+	st.addPending("u:bo", "9") // a user whose id is a prefix of another's
+	if _, err := openState(dir, zap.NewNop()); err == nil || !strings.Contains(err.Error(), "held by another process") {
+		t.Fatalf("a second open of a held state: %v", err)
+	}
+	st.close()
+
+	st, err = openState(dir, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.close()
+	older := &input{key: "e:ann@example.com", keyProperty: "email",
+		props:  map[string]string{"email": "ann@example.com", "jobtitle": "Intern", "city": "Bergen", "phone": "1"},
+		newest: map[string]time.Time{"email": at.Add(-time.Minute), "jobtitle": at.Add(-time.Minute), "city": at.Add(-time.Minute), "phone": at.Add(-time.Minute)}}
+	dropped, err := st.dropOlder("contacts", older)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(dropped, []string{"jobtitle"}) || older.props["email"] == "" || older.props["city"] != "Bergen" || older.props["phone"] != "1" {
+		t.Fatalf("dropped %v, left %v: want only jobtitle dropped (city's written value is older still, email names the record)", dropped, older.props)
+	}
+	if dropped, _ := st.dropOlder("companies", &input{key: "e:ann@example.com", props: map[string]string{"jobtitle": "x"},
+		newest: map[string]time.Time{"jobtitle": at.Add(-time.Minute)}}); dropped != nil {
+		t.Fatalf("times of a contact applied to a company: %v", dropped)
+	}
+	if id, ok, _ := st.id("u:ann"); !ok || id != "101" {
+		t.Fatalf("id of u:ann: %q %v", id, ok)
+	}
+	if _, ok, _ := st.id("u:nobody"); ok {
+		t.Fatal("an id for a key never stored")
+	}
+	got, err := st.takePending("u:bob")
+	if err != nil || !slices.Equal(got, []string{"7", "8"}) {
+		t.Fatalf("pending for bob: %v %v", got, err)
+	}
+	if got, _ := st.takePending("u:bob"); got != nil {
+		t.Fatalf("pending for bob taken twice: %v", got)
+	}
+	if got, _ := st.takePending("u:bo"); !slices.Equal(got, []string{"9"}) {
+		t.Fatalf("pending for bo: %v", got)
+	}
+}
+
+func TestDamagedTimesAreAnErrorNotAGuess(t *testing.T) {
+	st, err := openState("", zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.close()
+	st.db.Set(timesKey("contacts", "u:x"), []byte{5, 'a', 'b'}, nil)
+	_, err = st.dropOlder("contacts", &input{key: "u:x", props: map[string]string{"a": "1"}, newest: map[string]time.Time{"a": time.Now()}})
+	if err == nil || !strings.Contains(err.Error(), "damaged") {
+		t.Fatalf("err = %v", err)
+	}
+}
