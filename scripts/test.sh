@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # test.sh runs every test of the project on a fresh machine: it fetches the Go
-# modules, starts a real single-node Kafka (scripts/kafka.sh) unless
+# modules, installs the Node.js and Python Segment SDKs (scripts/sdk-deps.sh),
+# starts a real single-node Kafka (scripts/kafka.sh) unless
 # KAFKA_BROKERS already names one, runs go vet, every test with the race
 # detector, and each fuzz target briefly (FUZZTIME, default 20000x: an
 # execution count rather than a duration, since Go 1.26's fuzz coordinator can
@@ -12,6 +13,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 FUZZTIME=${FUZZTIME:-20000x}
 
 go mod download
+scripts/sdk-deps.sh
 
 if [ -z "${KAFKA_BROKERS:-}" ]; then
 	KAFKA_BROKERS=$(scripts/kafka.sh start)
