@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # sdk-deps.sh installs the official Segment SDKs that the compatibility tests
 # drive: @segment/analytics-node with npm ci from testdata/sdk/node's lock file,
-# and segment-analytics-python in a virtualenv from testdata/sdk/python's
-# pinned requirements. Running it again changes nothing.
+# segment-analytics-python in a virtualenv from testdata/sdk/python's pinned
+# requirements, and analytics-java from Maven Central into
+# testdata/sdk/java/target/lib, with Send.java compiled against it. Running it
+# again changes nothing.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../testdata/sdk"
 
@@ -12,3 +14,10 @@ if [ ! -x python/.venv/bin/python ]; then
 	python3 -m venv python/.venv
 fi
 python/.venv/bin/pip install --quiet --disable-pip-version-check -r python/requirements.txt
+
+(
+	cd java
+	mvn -q -B -Dstyle.color=never dependency:copy-dependencies -DoutputDirectory=target/lib >&2
+	mkdir -p target/classes
+	javac -nowarn -cp 'target/lib/*' -d target/classes Send.java
+)
