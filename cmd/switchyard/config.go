@@ -70,6 +70,7 @@ type hubspotConfig struct {
 	ScreenEvent          string            `yaml:"screen_event"`
 	SkipPages            bool              `yaml:"skip_pages"`
 	SkipScreens          bool              `yaml:"skip_screens"`
+	SkipEventDefinitions bool              `yaml:"skip_event_definitions"`
 	Lists                map[string]string `yaml:"lists"`
 	MaxWait              duration          `yaml:"max_wait"`
 	MaxInFlight          int               `yaml:"max_in_flight"`

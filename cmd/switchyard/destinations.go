@@ -57,7 +57,7 @@ func destinationTypes() map[string]destinationBuilder {
 				IDProperty: c.IDProperty, CompanyIDProperty: c.CompanyIDProperty, RegistrableDomain: c.RegistrableDomain,
 				AutoCreateProperties: c.AutoCreateProperties, ClearNulls: c.ClearNulls, NestedJSON: c.NestedJSON,
 				EventNames: c.EventNames, PageEvent: c.PageEvent, ScreenEvent: c.ScreenEvent,
-				SkipPages: c.SkipPages, SkipScreens: c.SkipScreens, Lists: c.Lists,
+				SkipPages: c.SkipPages, SkipScreens: c.SkipScreens, SkipEventDefinitions: c.SkipEventDefinitions, Lists: c.Lists,
 				MaxWait: time.Duration(c.MaxWait), MaxInFlight: c.MaxInFlight, Timeout: time.Duration(c.Timeout),
 				StateDir: filepath.Join(deps.dataDir, "hubspot-"+dc.Name), Metrics: deps.hubspotMetrics,
 			}, deps.logger, nil)

@@ -180,6 +180,10 @@ destinations:
 	if event.Get("properties.total").String() != "42" {
 		t.Fatalf("events %s", sandboxGet(t, base, "/_sandbox/events").Raw)
 	}
+	definition := sandboxCall(t, base, "GET", "/events/v3/event-definitions/order_completed?includeProperties=true", "")
+	if definition.Get("fullyQualifiedName").String() != "pe777_order_completed" || !definition.Get(`properties.#(name=="total")`).Exists() {
+		t.Fatalf("the event was not defined before it was sent: %s", definition.Raw)
+	}
 
 	// A late event from an offline device, older than what HubSpot has:
 	// its new property is written, its stale one is not.

@@ -55,6 +55,10 @@ type Config struct {
 	PageEvent, ScreenEvent string
 	// SkipPages and SkipScreens send nothing for page and screen calls.
 	SkipPages, SkipScreens bool
+	// SkipEventDefinitions stops the destination from defining the custom
+	// events it names itself, and their properties, before sending them.
+	// Default false: they are defined the first time they are sent.
+	SkipEventDefinitions bool
 
 	// Lists maps Segment Engage audience keys (properties.audience_key of
 	// "Audience Entered" and "Audience Exited" tracks) to the ILS ids of

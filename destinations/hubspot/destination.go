@@ -61,6 +61,10 @@ type HubSpot struct {
 	// "a:"+anonymousId and "e:"+email, companies by "d:"+domain.
 	ids          *lru.Cache[string, string]
 	groupCreated map[string]bool
+	// defining serializes event definition calls; eventDefs holds the
+	// definitions read or made, by event name.
+	defining  sync.Mutex
+	eventDefs map[string]*eventDefinition
 	// announcedPause is the end of the last pause logged.
 	announcedPause time.Time
 }
@@ -85,7 +89,7 @@ func New(name string, cfg Config, log *zap.Logger, httpClient *http.Client) (*Hu
 	}
 	ids, _ := lru.New[string, string](300_000)
 	h := &HubSpot{cfg: cfg, name: name, client: client, log: log, metrics: cfg.Metrics, catalogs: map[string]transforms.Catalog{},
-		ids: ids, groupCreated: map[string]bool{}}
+		ids: ids, groupCreated: map[string]bool{}, eventDefs: map[string]*eventDefinition{}}
 	stateDir := ""
 	if cfg.StateDir != "" {
 		stateDir = filepath.Join(cfg.StateDir, "state")

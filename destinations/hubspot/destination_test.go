@@ -516,3 +516,64 @@ func TestATrackWithoutEmailFindsItsContactAfterARestart(t *testing.T) {
 		t.Fatalf("events %+v, want both on contact %s", events, c.ID)
 	}
 }
+
+func TestCustomEventsAreDefinedBeforeTheyAreSent(t *testing.T) {
+	p := newPortal(t)
+	h := p.destination(t, hubspot.Config{EventNames: map[string]string{"Mapped": "pe4242_their_own_event"}})
+	defer h.Close()
+	out := send(t, h,
+		ev(`{"type":"track","userId":"u1","event":"Order Completed","properties":{"email":"a@example.com","total":42,"currency":"EUR"}}`),
+		ev(`{"type":"track","userId":"u1","event":"Mapped","properties":{"email":"a@example.com","x":1}}`))
+	for i, o := range out {
+		if o.Result != destinations.Delivered {
+			t.Fatalf("event %d: %+v", i, o)
+		}
+	}
+	defs := p.sandbox.EventDefinitions()
+	if got := strings.Join(defs["order_completed"], ","); !strings.Contains(got, "currency:string,email:string") || !strings.Contains(got, "total:string") {
+		t.Fatalf("order_completed defined with %q", got)
+	}
+	if _, ok := defs["their_own_event"]; ok || len(defs) != 1 {
+		t.Fatalf("definitions %v: an event mapped by event_names is the user's own, not defined by us", defs)
+	}
+
+	// A new property is added to the definition; known ones cost no call.
+	calls := countCalls(p, "event-definitions")
+	send(t, h, ev(`{"type":"track","userId":"u1","event":"Order Completed","properties":{"email":"a@example.com","total":7,"coupon":"X"}}`))
+	if got := strings.Join(p.sandbox.EventDefinitions()["order_completed"], ","); !strings.Contains(got, "coupon:string") {
+		t.Fatalf("coupon was not added: %q", got)
+	}
+	if n := countCalls(p, "event-definitions") - calls; n != 1 {
+		t.Fatalf("%d definition calls to add one property, want 1", n)
+	}
+	calls = countCalls(p, "event-definitions")
+	send(t, h, ev(`{"type":"track","userId":"u1","event":"Order Completed","properties":{"email":"a@example.com","total":8}}`))
+	if n := countCalls(p, "event-definitions") - calls; n != 0 {
+		t.Fatalf("%d definition calls for a known event and properties, want 0", n)
+	}
+
+	// Another process finds the definition rather than making it again.
+	again := p.destination(t, hubspot.Config{})
+	defer again.Close()
+	calls = countCalls(p, "POST /events/v3/event-definitions")
+	send(t, again, ev(`{"type":"track","userId":"u2","event":"Order Completed","properties":{"email":"b@example.com","total":9}}`))
+	if n := countCalls(p, "POST /events/v3/event-definitions") - calls; n != 0 {
+		t.Fatalf("%d create calls for a defined event, want 0", n)
+	}
+}
+
+func TestAnEventIsSentEvenWhenItCannotBeDefined(t *testing.T) {
+	p := newPortal(t)
+	h := p.destination(t, hubspot.Config{})
+	defer h.Close()
+	send(t, h, ev(`{"type":"identify","userId":"u1","traits":{"email":"a@example.com"}}`)) // reads the property lists
+	// The next call, reading the event's definition, fails.
+	p.sandbox.FailNext(1, http.StatusServiceUnavailable)
+	out := send(t, h, ev(`{"type":"track","userId":"u1","event":"Signed Up","properties":{"plan":"pro"}}`))
+	if out[0].Result != destinations.Delivered || !strings.Contains(out[0].Reason, "defining custom event signed_up in HubSpot failed") {
+		t.Fatalf("%+v", out[0])
+	}
+	if n := len(p.sandbox.Events()); n != 1 {
+		t.Fatalf("%d events sent, want 1", n)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/tidwall/gjson"
@@ -22,6 +23,7 @@ func (s *sending) events(ctx context.Context) {
 	h := s.h
 	var inputs []map[string]any
 	var idx []int
+	wanted := map[string]*wantedEvent{}
 	for i, ev := range s.batch {
 		if s.set[i] {
 			continue
@@ -47,7 +49,7 @@ func (s *sending) events(ctx context.Context) {
 		default:
 			continue
 		}
-		eventName, err := h.eventName(name)
+		eventName, own, err := h.eventName(name)
 		if err != nil {
 			s.finish(i, destinations.Dead("event_name", err.Error()))
 			continue
@@ -76,7 +78,20 @@ func (s *sending) events(ctx context.Context) {
 		in["properties"] = res.Properties
 		inputs = append(inputs, in)
 		idx = append(idx, i)
+		if own && !h.cfg.SkipEventDefinitions {
+			short := strings.TrimPrefix(eventName, "pe"+strconv.FormatInt(h.cfg.HubID, 10)+"_")
+			w := wanted[short]
+			if w == nil {
+				w = &wantedEvent{label: name, props: map[string]bool{}}
+				wanted[short] = w
+			}
+			for p := range res.Properties {
+				w.props[p] = true
+			}
+			w.events = append(w.events, i)
+		}
 	}
+	s.defineEvents(ctx, wanted)
 	for start := 0; start < len(inputs); start += maxEvents {
 		end := min(len(inputs), start+maxEvents)
 		h.records("events", end-start)
@@ -102,15 +117,17 @@ func (s *sending) events(ctx context.Context) {
 }
 
 // eventName is the custom event name of a call: the configured mapping,
-// else pe{HubID}_{normalized name}.
-func (h *HubSpot) eventName(name string) (string, error) {
+// else pe{HubID}_{normalized name}, which is the destination's own (own
+// is true).
+func (h *HubSpot) eventName(name string) (fullName string, own bool, err error) {
 	if mapped, ok := h.cfg.EventNames[name]; ok {
-		return mapped, nil
+		return mapped, false, nil
 	}
 	if h.cfg.HubID == 0 {
-		return "", fmt.Errorf("hub_id is not configured, so event %q has no custom event name", name)
+		return "", false, fmt.Errorf("hub_id is not configured, so event %q has no custom event name", name)
 	}
-	return transforms.EventName(h.cfg.HubID, name)
+	fullName, err = transforms.EventName(h.cfg.HubID, name)
+	return fullName, err == nil, err
 }
 
 func eventEmail(candidates ...gjson.Result) string {

@@ -116,6 +116,7 @@ type sbState struct {
 	props      map[string]*sbProperties // "contacts", "companies"
 	assocs     map[sbAssocKey]map[int]bool
 	events     []SandboxEvent
+	eventDefs  map[string]*sbEventDefinition
 	lists      map[int64]*sbList
 
 	windows   map[string]*sbWindow // token -> 10-second window
@@ -192,10 +193,11 @@ func (s *Sandbox) freshState() sbState {
 			"contacts":  sbDefaultProperties("contacts"),
 			"companies": sbDefaultProperties("companies"),
 		},
-		assocs:  map[sbAssocKey]map[int]bool{},
-		lists:   map[int64]*sbList{},
-		windows: map[string]*sbWindow{},
-		stats:   map[string]map[int]int{},
+		assocs:    map[sbAssocKey]map[int]bool{},
+		eventDefs: map[string]*sbEventDefinition{},
+		lists:     map[int64]*sbList{},
+		windows:   map[string]*sbWindow{},
+		stats:     map[string]map[int]int{},
 	}
 }
 
@@ -243,6 +245,9 @@ func (s *Sandbox) registerRoutes() {
 	// Custom behavioral events.
 	api(ev, "POST /events/v3/send", s.handleEventSend, "POST /events/custom/2026-03/send")
 	api(ev, "POST /events/v3/send/batch", s.handleEventSendBatch, "POST /events/custom/2026-03/send/batch")
+	api(g, "POST /events/v3/event-definitions", s.handleCreateEventDefinition, "POST /events/2026-03/event-definitions")
+	api(g, "GET /events/v3/event-definitions/{eventName}", s.handleGetEventDefinition, "GET /events/2026-03/event-definitions/{eventName}")
+	api(g, "POST /events/v3/event-definitions/{eventName}/property", s.handleCreateEventProperty, "POST /events/2026-03/event-definitions/{eventName}/property")
 
 	// Lists v3.
 	api(g, "POST /crm/v3/lists", s.handleCreateList, "POST /crm/lists/2026-03")

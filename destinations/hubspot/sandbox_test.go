@@ -1349,3 +1349,46 @@ func TestSandboxConfigValidate(t *testing.T) {
 		})
 	}
 }
+
+// [O-events-def] (the define-events guide): label and name rules, at most
+// 50 custom properties, the default properties, adding a property;
+// [O-events] fullyQualifiedName is pe{HubID}_{name}. The 201, 404 and 409
+// statuses are the sandbox's choice: HubSpot does not document them.
+func TestSandboxEventDefinitions(t *testing.T) {
+	s, _ := newSandbox(t, hubspot.SandboxConfig{Tier: "professional", HubID: 4242})
+	mustStatus(t, call(t, s, "GET", "/events/v3/event-definitions/order_completed?includeProperties=true", ""), http.StatusNotFound)
+
+	created := call(t, s, "POST", "/events/v3/event-definitions",
+		`{"name":"order_completed","label":"Order Completed","primaryObject":"CONTACT","includeDefaultProperties":true,
+		  "propertyDefinitions":[{"name":"total","label":"total","type":"string"}]}`)
+	mustStatus(t, created, http.StatusCreated)
+	if got := created.get("fullyQualifiedName").String(); got != "pe4242_order_completed" {
+		t.Fatalf("fullyQualifiedName %q", got)
+	}
+	read := call(t, s, "GET", "/events/v3/event-definitions/order_completed?includeProperties=true", "")
+	mustStatus(t, read, http.StatusOK)
+	if !read.get(`properties.#(name=="total")`).Exists() || !read.get(`properties.#(name=="hs_city")`).Exists() {
+		t.Fatalf("properties: %s", read.get("properties").Raw)
+	}
+	mustStatus(t, call(t, s, "POST", "/events/v3/event-definitions", `{"name":"order_completed","label":"Again"}`), http.StatusConflict)
+
+	for _, bad := range []string{
+		`{"name":"Order-Completed","label":"L"}`,                 // lowercase letters, digits, underscores
+		`{"name":"1st","label":"L"}`,                             // starts with a letter
+		`{"name":"` + strings.Repeat("a", 51) + `","label":"L"}`, // at most 50
+		`{"name":"ok","label":""}`,                               // label required
+		`{"name":"ok","label":"L","primaryObject":"PLANET"}`,     // CONTACT, COMPANY, DEAL, TICKET
+		`{"name":"ok","label":"L","propertyDefinitions":[{"name":"p","label":"p","type":"color"}]}`,
+		`{"name":"ok","label":"L","propertyDefinitions":[{"name":"p","label":"p","type":"enumeration"}]}`, // options needed
+	} {
+		mustStatus(t, call(t, s, "POST", "/events/v3/event-definitions", bad), http.StatusBadRequest)
+	}
+
+	mustStatus(t, call(t, s, "POST", "/events/v3/event-definitions/order_completed/property", `{"name":"coupon","label":"Coupon","type":"string"}`), http.StatusCreated)
+	mustStatus(t, call(t, s, "POST", "/events/v3/event-definitions/order_completed/property", `{"name":"coupon","label":"Coupon","type":"string"}`), http.StatusConflict)
+	mustStatus(t, call(t, s, "POST", "/events/v3/event-definitions/nope/property", `{"name":"x","label":"x","type":"string"}`), http.StatusNotFound)
+	for i := 2; i < 50; i++ { // total and coupon make 2 of the 50
+		mustStatus(t, call(t, s, "POST", "/events/v3/event-definitions/order_completed/property", fmt.Sprintf(`{"name":"p%d","label":"p","type":"string"}`, i)), http.StatusCreated)
+	}
+	mustStatus(t, call(t, s, "POST", "/events/v3/event-definitions/order_completed/property", `{"name":"one_too_many","label":"p","type":"string"}`), http.StatusBadRequest)
+}
