@@ -137,12 +137,19 @@ func (s *Sandbox) handleCreateEventDefinition(w http.ResponseWriter, r *http.Req
 func (s *Sandbox) handleGetEventDefinition(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if def, ok := s.eventDefinition(w, r); ok {
+		sbWriteJSON(w, http.StatusOK, def)
+	}
+}
+
+// eventDefinition finds the definition a request's path names, or answers
+// 404. Call with s.mu held.
+func (s *Sandbox) eventDefinition(w http.ResponseWriter, r *http.Request) (*sbEventDefinition, bool) {
 	def, ok := s.eventDefs[r.PathValue("eventName")]
 	if !ok {
 		sbFail(w, sbNewError("OBJECT_NOT_FOUND", "no event definition named "+r.PathValue("eventName")))
-		return
 	}
-	sbWriteJSON(w, http.StatusOK, def)
+	return def, ok
 }
 
 func (s *Sandbox) handleCreateEventProperty(w http.ResponseWriter, r *http.Request) {
@@ -156,9 +163,8 @@ func (s *Sandbox) handleCreateEventProperty(w http.ResponseWriter, r *http.Reque
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	def, ok := s.eventDefs[r.PathValue("eventName")]
+	def, ok := s.eventDefinition(w, r)
 	if !ok {
-		sbFail(w, sbNewError("OBJECT_NOT_FOUND", "no event definition named "+r.PathValue("eventName")))
 		return
 	}
 	custom := 0
