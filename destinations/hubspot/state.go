@@ -27,6 +27,8 @@ import (
 //     contact once it exists.
 type state struct {
 	db *pebble.DB
+	// lock is the directory's lock, released after db closes; nil in memory.
+	lock *pebble.Lock
 	// mu makes recordTimes' read-compare-write and takePending's
 	// read-delete atomic.
 	mu sync.Mutex
@@ -43,21 +45,37 @@ func openState(dir string, log *zap.Logger) (*state, error) {
 	opts := &pebble.Options{FormatMajorVersion: pebble.FormatNewest, MemTableSize: 8 << 20, Logger: storeLogger{log}}
 	if dir == "" {
 		opts.FS = vfs.NewMem()
-	} else if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
+	} else {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, err
+		}
+		lock, err := pebble.LockDirectory(dir, vfs.Default)
+		if err != nil {
+			var pathErr *os.PathError
+			if errors.As(err, &pathErr) {
+				return nil, fmt.Errorf("locking %s: %w", dir, err)
+			}
+			return nil, fmt.Errorf("%s is held by another process, a switchyard serving this destination: stop it first, or use another data directory, which starts empty (%w)", dir, err)
+		}
+		opts.Lock = lock
 	}
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
-		var pathErr *os.PathError
-		if !errors.As(err, &pathErr) {
-			return nil, fmt.Errorf("%s is held by another process, a switchyard serving this destination: stop it first, or use another data directory, which starts empty (%w)", dir, err)
+		if opts.Lock != nil {
+			opts.Lock.Close()
 		}
-		return nil, err
+		return nil, fmt.Errorf("opening %s: %w", dir, err)
 	}
-	return &state{db: db}, nil
+	return &state{db: db, lock: opts.Lock}, nil
 }
 
-func (st *state) close() error { return st.db.Close() }
+func (st *state) close() error {
+	err := st.db.Close()
+	if st.lock != nil {
+		err = errors.Join(err, st.lock.Close())
+	}
+	return err
+}
 
 // id returns the HubSpot id stored for a key.
 func (st *state) id(key string) (string, bool, error) {
