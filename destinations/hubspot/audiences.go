@@ -47,21 +47,15 @@ func (s *sending) audiences(ctx context.Context) {
 	}
 	lists := map[string]*listChanges{}
 	for i, ev := range s.batch {
-		if s.set[i] || ev.Type() != "track" {
+		if s.set[i] || !h.listEvent(ev) {
 			continue
 		}
 		name := ev.Get("event").String()
-		if name != audienceEntered && name != audienceExited {
-			continue
-		}
 		key := ev.Get("properties.audience_key").String()
-		listID, ok := h.cfg.Lists[key]
-		if !ok {
-			continue
-		}
+		listID := h.cfg.Lists[key]
 		contactID, ok := s.audienceContact(i)
 		if !ok {
-			s.finish(i, destinations.Dead("no_identifier", fmt.Sprintf("%s %q: no contact is known for its userId, anonymousId or email, so list %s cannot be changed; send an identify with an email first, then replay the dead letters", name, key, listID)))
+			s.finish(i, destinations.Dead("no_identifier", fmt.Sprintf("%s %q: no contact is known for its userId, anonymousId or email, so list %s cannot be changed; %s, then replay the dead letters", name, key, listID, h.identifyHint())))
 			continue
 		}
 		lc := lists[listID]
@@ -85,6 +79,19 @@ func (s *sending) audiences(ctx context.Context) {
 	for _, listID := range listIDs {
 		s.changeList(ctx, listID, lists[listID])
 	}
+}
+
+// listEvent tells whether a call changes a configured list: an Audience
+// Entered or Audience Exited track whose audience_key is in Config.Lists.
+func (h *HubSpot) listEvent(ev destinations.Event) bool {
+	if ev.Type() != "track" || len(h.cfg.Lists) == 0 {
+		return false
+	}
+	if name := ev.Get("event").String(); name != audienceEntered && name != audienceExited {
+		return false
+	}
+	_, ok := h.cfg.Lists[ev.Get("properties.audience_key").String()]
+	return ok
 }
 
 // audienceContact finds the HubSpot contact of audience event i: by its

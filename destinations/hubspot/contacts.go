@@ -3,12 +3,15 @@ package hubspot
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"strings"
 	"time"
 
 	"github.com/tidwall/gjson"
+	"go.uber.org/zap"
 
 	"github.com/switchyard/switchyard/destinations"
+	"github.com/switchyard/switchyard/destinations/hubspot/api"
 )
 
 // contacts writes the contact updates of the batch: identify traits, and a
@@ -136,4 +139,85 @@ func (h *HubSpot) knownContact(userID, anonymousID string) (string, bool) {
 		return h.knownID("a:" + anonymousID)
 	}
 	return "", false
+}
+
+// findContacts looks up the contacts the batch's events need and this
+// process does not know: a user identified through another router process,
+// or whose contact was made outside switchyard. Custom events without an
+// email are looked up by userId in id_property (with id_property email
+// there is nothing to look them up by); list changes need the contact id,
+// so theirs are also looked up by email.
+func (s *sending) findContacts(ctx context.Context) {
+	h := s.h
+	var byUser, byEmail []string
+	seen := map[string]bool{}
+	for i, ev := range s.batch {
+		if s.set[i] || !s.needsContact(ev) {
+			continue
+		}
+		if _, ok := h.knownContact(ev.UserID(), ev.AnonymousID()); ok {
+			continue
+		}
+		email := strings.ToLower(eventEmail(ev.Get("properties.email"), ev.Get("context.traits.email")))
+		switch {
+		case email != "" && h.listEvent(ev):
+			if _, ok := h.knownID("e:" + email); !ok && !seen["e:"+email] {
+				seen["e:"+email] = true
+				byEmail = append(byEmail, email)
+			}
+		case email == "" && ev.UserID() != "" && h.cfg.IDProperty != "email" && !seen["u:"+ev.UserID()]:
+			seen["u:"+ev.UserID()] = true
+			byUser = append(byUser, ev.UserID())
+		}
+	}
+	h.lookUpContacts(ctx, h.cfg.IDProperty, "u:", byUser)
+	h.lookUpContacts(ctx, "email", "e:", byEmail)
+}
+
+// lookUpContacts reads contacts by a unique property, 100 per call, and
+// remembers their ids under prefix+value. A failed lookup is logged: the
+// events that needed it are then dead-lettered with the reason.
+func (h *HubSpot) lookUpContacts(ctx context.Context, idProperty, prefix string, values []string) {
+	for start := 0; start < len(values); start += maxInputs {
+		chunk := values[start:min(len(values), start+maxInputs)]
+		inputs := make([]map[string]string, len(chunk))
+		for k, v := range chunk {
+			inputs[k] = map[string]string{"id": v}
+		}
+		resp, err := h.call(ctx, "contacts/read", api.Standard, http.MethodPost, "/crm/v3/objects/contacts/batch/read",
+			map[string]any{"idProperty": idProperty, "properties": []string{idProperty}, "inputs": inputs})
+		if err != nil {
+			h.log.Warn("looking up contacts by "+idProperty, zap.Error(err))
+			continue
+		}
+		var res batchResult
+		if err := json.Unmarshal(resp.Body, &res); err != nil {
+			h.log.Warn("reading HubSpot's answer to a contact lookup", zap.Error(err))
+			continue
+		}
+		found := map[string]string{}
+		for _, r := range res.Results {
+			if v := r.Properties[idProperty]; v != "" {
+				if idProperty == "email" {
+					v = strings.ToLower(v)
+				}
+				found[prefix+v] = r.ID
+			}
+		}
+		h.rememberIDs(found)
+	}
+}
+
+// needsContact tells whether a call goes to a contact it does not itself
+// write: a custom event, or a list change.
+func (s *sending) needsContact(ev destinations.Event) bool {
+	switch ev.Type() {
+	case "track":
+		return true
+	case "page":
+		return !s.h.cfg.SkipPages
+	case "screen":
+		return !s.h.cfg.SkipScreens
+	}
+	return false
 }

@@ -238,6 +238,7 @@ func (h *HubSpot) Send(ctx context.Context, batch []destinations.Event) []destin
 		}
 	}
 	s.contacts(ctx)
+	s.findContacts(ctx)
 	s.audiences(ctx)
 	s.companies(ctx)
 	s.flushLinks(ctx)

@@ -450,15 +450,9 @@ func TestAnOlderEventNeverOverwritesANewerValue(t *testing.T) {
 	if c, _ := contactByEmail(p, "ann@example.com"); c.Properties["jobtitle"] != "CTO" {
 		t.Fatalf("after a restart the older event rolled jobtitle back to %q", c.Properties["jobtitle"])
 	}
-	body := fmt.Sprintf(`{"inputs":[{"id":%q,"properties":{"jobtitle":"changed in HubSpot"}}]}`, c.ID)
-	req, _ := http.NewRequest(http.MethodPost, p.srv.URL+"/crm/v3/objects/contacts/batch/update", strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer pat-test")
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("updating the contact in HubSpot: %v %v", err, resp)
+	if code := p.call(t, "POST", "/crm/v3/objects/contacts/batch/update", fmt.Sprintf(`{"inputs":[{"id":%q,"properties":{"jobtitle":"changed in HubSpot"}}]}`, c.ID), nil); code != http.StatusOK {
+		t.Fatalf("updating the contact in HubSpot: %d", code)
 	}
-	resp.Body.Close()
 	if o := send(t, h, newer)[0]; o.Result != destinations.Delivered || strings.Contains(o.Reason, "kept") {
 		t.Fatalf("the newest event again: %+v", o)
 	}
@@ -575,5 +569,48 @@ func TestAnEventIsSentEvenWhenItCannotBeDefined(t *testing.T) {
 	}
 	if n := len(p.sandbox.Events()); n != 1 {
 		t.Fatalf("%d events sent, want 1", n)
+	}
+}
+
+func TestEventsFindContactsMadeElsewhere(t *testing.T) {
+	p := newPortal(t)
+	// The portal has a unique property holding the app's user id, and a
+	// contact made by another process (another router, or the app itself).
+	for _, c := range []struct{ path, body string }{
+		{"/crm/v3/properties/contacts", `{"name":"app_user_id","label":"App user id","type":"string","fieldType":"text","groupName":"contactinformation","hasUniqueValue":true}`},
+		{"/crm/v3/objects/contacts/batch/create", `{"inputs":[{"properties":{"app_user_id":"u-elsewhere","email":"else@example.com"}}]}`},
+	} {
+		if code := p.call(t, "POST", c.path, c.body, nil); code >= 300 {
+			t.Fatalf("POST %s: %d", c.path, code)
+		}
+	}
+	var list struct {
+		List struct {
+			ListID string `json:"listId"`
+		} `json:"list"`
+	}
+	p.call(t, "POST", "/crm/v3/lists", `{"name":"VIP","objectTypeId":"0-1","processingType":"MANUAL"}`, &list)
+	listID := list.List.ListID
+	h := p.destination(t, hubspot.Config{IDProperty: "app_user_id", Lists: map[string]string{"vip": listID}})
+	defer h.Close()
+	out := send(t, h,
+		ev(`{"type":"track","userId":"u-elsewhere","event":"Report Exported"}`),
+		ev(`{"type":"track","userId":"u-elsewhere","event":"Audience Entered","properties":{"audience_key":"vip"}}`),
+		ev(`{"type":"track","userId":"u-nobody","event":"Report Exported"}`))
+	c, _ := contactByEmail(p, "else@example.com")
+	if out[0].Result != destinations.Delivered || out[1].Result != destinations.Delivered {
+		t.Fatalf("outcomes %+v", out)
+	}
+	if events := p.sandbox.Events(); len(events) < 1 || events[0].ObjectID != c.ID {
+		t.Fatalf("events %+v, want the first on contact %s", events, c.ID)
+	}
+	if members, _ := p.sandbox.ListMembers(listID); len(members) != 1 || members[0] != c.ID {
+		t.Fatalf("list members %v, want %s", members, c.ID)
+	}
+	if out[2].Result != destinations.DeadLetter || !strings.Contains(out[2].Reason, "no contact has app_user_id equal to its userId") {
+		t.Fatalf("a user with no contact anywhere: %+v", out[2])
+	}
+	if n := countCalls(p, "batch/read"); n != 1 {
+		t.Fatalf("%d lookups, want one call for both users", n)
 	}
 }

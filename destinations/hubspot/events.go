@@ -60,7 +60,7 @@ func (s *sending) events(ctx context.Context) {
 		} else if id, ok := h.knownContact(ev.UserID(), ev.AnonymousID()); ok {
 			in["objectId"] = id
 		} else {
-			s.finish(i, destinations.Dead("no_identifier", fmt.Sprintf("%s %q has no email and no contact is known for its user yet; send an identify with an email first, then replay the dead letters", ev.Type(), name)))
+			s.finish(i, destinations.Dead("no_identifier", fmt.Sprintf("%s %q has no email and no contact is known for its user yet; %s, then replay the dead letters", ev.Type(), name, h.identifyHint())))
 			continue
 		}
 		if at := ev.Timestamp(); !at.IsZero() {
@@ -149,4 +149,12 @@ func pageProperties(name, props gjson.Result) gjson.Result {
 		return gjson.Parse(`{"name":` + name.Raw + `}`)
 	}
 	return gjson.Parse(`{"name":` + name.Raw + `,` + strings.TrimPrefix(strings.TrimSpace(raw), "{"))
+}
+
+// identifyHint says what makes a user's contact known.
+func (h *HubSpot) identifyHint() string {
+	if h.cfg.IDProperty == "email" {
+		return "send an identify with an email first"
+	}
+	return "no contact has " + h.cfg.IDProperty + " equal to its userId: send an identify first"
 }
