@@ -75,13 +75,6 @@ func replay(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	dest, err := buildDestination(index, dc, destinationDeps{logger: logger, dataDir: cfg.DataDir})
-	if err != nil {
-		return err
-	}
-	if c, ok := dest.(io.Closer); ok {
-		defer c.Close()
-	}
 	log, _, err := openLog(cfg, logger)
 	if err != nil {
 		return err
@@ -112,6 +105,13 @@ func replay(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	if *dryRun {
 		return printReplay(ctx, src, dc.Name, displayName, stdout)
+	}
+	dest, err := buildDestination(index, dc, destinationDeps{logger: logger, dataDir: cfg.DataDir})
+	if err != nil {
+		return err
+	}
+	if c, ok := dest.(io.Closer); ok {
+		defer c.Close()
 	}
 
 	progress := newProgress(total, stderr)
