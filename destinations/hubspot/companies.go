@@ -123,27 +123,34 @@ func (s *sending) associate(ctx context.Context, userID, anonymousID, companyID 
 	contactID, ok := h.knownContact(userID, anonymousID)
 	if !ok {
 		// The user is known by userId, else by anonymousId, as in the log.
-		switch {
-		case userID != "":
-			h.addPending("u:"+userID, companyID)
-			s.note(event, "the company will be associated with user %s's contact once HubSpot knows it", userID)
-		case anonymousID != "":
-			h.addPending("a:"+anonymousID, companyID)
-			s.note(event, "the company will be associated with anonymous user %s's contact once HubSpot knows it", anonymousID)
+		user, who := "u:"+userID, "user "+userID
+		if userID == "" {
+			user, who = "a:"+anonymousID, "anonymous user "+anonymousID
 		}
+		if err := h.state.addPending(user, companyID); err != nil {
+			s.finish(event, destinations.RetryLater("state", "storing the association waiting for the contact: "+err.Error(), 0))
+			return
+		}
+		s.note(event, "the company will be associated with %s's contact once HubSpot knows it", who)
 		return
 	}
 	s.links = append(s.links, link{contactID: contactID, companyID: companyID, event: event})
 }
 
 // associatePending queues the associations that waited for this user's
-// contact, by userId or by anonymousId.
+// contact, by userId or by anonymousId. They stay stored until made, so a
+// crash before the call loses none.
 func (s *sending) associatePending(userID, anonymousID, contactID string, event int) {
 	for _, user := range []string{"u:" + userID, "a:" + anonymousID} {
 		if len(user) == 2 {
 			continue
 		}
-		for _, companyID := range s.h.takePending(user) {
+		companies, err := s.h.state.pending(user)
+		if err != nil {
+			s.finish(event, destinations.RetryLater("state", "reading the associations waiting for the contact: "+err.Error(), 0))
+			continue
+		}
+		for _, companyID := range companies {
 			s.links = append(s.links, link{contactID: contactID, companyID: companyID, event: event, waiting: user})
 		}
 	}
@@ -155,7 +162,8 @@ type link struct {
 	contactID, companyID string
 	event                int
 	// waiting is the user ("u:"+userId or "a:"+anonymousId) when the
-	// association waited for the contact: on failure it waits again.
+	// association waited for the contact: it is forgotten once made or
+	// given up.
 	waiting string
 }
 
@@ -170,40 +178,29 @@ func (s *sending) flushLinks(ctx context.Context) {
 		}
 		_, err := h.call(ctx, "associations/default", api.Standard, http.MethodPost,
 			"/crm/v4/associations/contacts/companies/batch/associate/default", map[string]any{"inputs": inputs})
-		if err == nil {
-			continue
+		var done [][2]string
+		var o destinations.Outcome
+		if err != nil {
+			o = outcomeOf(err)
 		}
-		o := outcomeOf(err)
 		for _, l := range chunk {
-			if l.waiting != "" && o.Result != destinations.Retry {
+			switch {
+			case err == nil:
+			case l.waiting != "" && o.Result != destinations.Retry:
 				// The identify that resolved it is delivered; the association
 				// is given up with a note rather than failing the contact.
 				s.note(l.event, "associating contact %s with company %s failed: %s", l.contactID, l.companyID, o.Reason)
+			default:
+				s.finish(l.event, o) // a waiting association stays stored for the retry
 				continue
 			}
 			if l.waiting != "" {
-				h.addPending(l.waiting, l.companyID)
+				done = append(done, [2]string{l.waiting, l.companyID})
 			}
-			s.finish(l.event, o)
+		}
+		if err := h.state.removePending(done); err != nil {
+			h.log.Warn("forgetting associations made", zap.Error(err))
 		}
 	}
 	s.links = nil
-}
-
-// addPending records that a user's contact ("u:"+userId or
-// "a:"+anonymousId) is to be associated with a company once its id is
-// known. It is kept in the state, so it survives a restart.
-func (h *HubSpot) addPending(user, companyID string) {
-	if err := h.state.addPending(user, companyID); err != nil {
-		h.log.Warn("storing an association waiting for its contact", zap.String("user", user), zap.Error(err))
-	}
-}
-
-// takePending returns and forgets the companies waiting for a user.
-func (h *HubSpot) takePending(user string) []string {
-	companies, err := h.state.takePending(user)
-	if err != nil {
-		h.log.Warn("reading the associations waiting for a contact", zap.String("user", user), zap.Error(err))
-	}
-	return companies
 }

@@ -29,8 +29,7 @@ type state struct {
 	db *pebble.DB
 	// lock is the directory's lock, released after db closes; nil in memory.
 	lock *pebble.Lock
-	// mu makes recordTimes' read-compare-write and takePending's
-	// read-delete atomic.
+	// mu makes recordTimes' read-compare-write atomic.
 	mu sync.Mutex
 }
 
@@ -107,18 +106,14 @@ func (st *state) setIDs(ids map[string]string) error {
 	return b.Commit(pebble.NoSync)
 }
 
-// addPending stores a company waiting for a user's contact. Unlike ids it
-// is synced: nothing else remembers it.
+// addPending stores a company waiting for a user's contact ("u:"+userId or
+// "a:"+anonymousId). Unlike ids it is synced: nothing else remembers it.
 func (st *state) addPending(user, companyID string) error {
-	st.mu.Lock()
-	defer st.mu.Unlock()
 	return st.db.Set([]byte(pendingPrefix+user+"\x00"+companyID), nil, pebble.Sync)
 }
 
-// takePending returns and deletes the companies waiting for a user.
-func (st *state) takePending(user string) ([]string, error) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
+// pending returns the companies waiting for a user's contact.
+func (st *state) pending(user string) ([]string, error) {
 	prefix := []byte(pendingPrefix + user + "\x00")
 	iter, err := st.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
 	if err != nil {
@@ -128,16 +123,22 @@ func (st *state) takePending(user string) ([]string, error) {
 	for iter.First(); iter.Valid(); iter.Next() {
 		companies = append(companies, string(iter.Key()[len(prefix):]))
 	}
-	if err := iter.Close(); err != nil {
-		return nil, err
+	return companies, iter.Close()
+}
+
+// removePending forgets waiting associations, as {user, companyID} pairs.
+func (st *state) removePending(pairs [][2]string) error {
+	if len(pairs) == 0 {
+		return nil
 	}
-	if len(companies) == 0 {
-		return nil, nil
+	b := st.db.NewBatch()
+	defer b.Close()
+	for _, p := range pairs {
+		if err := b.Delete([]byte(pendingPrefix+p[0]+"\x00"+p[1]), nil); err != nil {
+			return err
+		}
 	}
-	if err := st.db.DeleteRange(prefix, prefixEnd(prefix), pebble.Sync); err != nil {
-		return nil, err
-	}
-	return companies, nil
+	return b.Commit(pebble.Sync)
 }
 
 // prefixEnd returns the first key after every key starting with prefix,

@@ -1,12 +1,18 @@
 package hubspot
 
 import (
+	"context"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/switchyard/switchyard/destinations"
+	"github.com/switchyard/switchyard/schemas"
 )
 
 func TestStateKeepsWhatItIsGivenAcrossOpens(t *testing.T) {
@@ -56,15 +62,18 @@ func TestStateKeepsWhatItIsGivenAcrossOpens(t *testing.T) {
 	if _, ok, _ := st.id("u:nobody"); ok {
 		t.Fatal("an id for a key never stored")
 	}
-	got, err := st.takePending("u:bob")
+	got, err := st.pending("u:bob")
 	if err != nil || !slices.Equal(got, []string{"7", "8"}) {
 		t.Fatalf("pending for bob: %v %v", got, err)
 	}
-	if got, _ := st.takePending("u:bob"); got != nil {
-		t.Fatalf("pending for bob taken twice: %v", got)
-	}
-	if got, _ := st.takePending("u:bo"); !slices.Equal(got, []string{"9"}) {
+	if got, _ := st.pending("u:bo"); !slices.Equal(got, []string{"9"}) {
 		t.Fatalf("pending for bo: %v", got)
+	}
+	if err := st.removePending([][2]string{{"u:bob", "7"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := st.pending("u:bob"); !slices.Equal(got, []string{"8"}) {
+		t.Fatalf("pending for bob after 7 was made: %v", got)
 	}
 }
 
@@ -78,5 +87,43 @@ func TestDamagedTimesAreAnErrorNotAGuess(t *testing.T) {
 	_, err = st.dropOlder("contacts", &input{key: "u:x", props: map[string]string{"a": "1"}, newest: map[string]time.Time{"a": time.Now()}})
 	if err == nil || !strings.Contains(err.Error(), "damaged") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// A waiting association is forgotten only once made: a crash during the
+// call must not lose it.
+func TestAWaitingAssociationIsKeptUntilMade(t *testing.T) {
+	srv := httptest.NewServer(NewSandbox(SandboxConfig{Tier: "professional", HubID: 1}))
+	defer srv.Close()
+	var h *HubSpot
+	var storedDuringCall []string
+	client := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		if strings.HasSuffix(r.URL.Path, "/batch/associate/default") {
+			storedDuringCall, _ = h.state.pending("u:late")
+		}
+		return http.DefaultTransport.RoundTrip(r)
+	})}
+	h, err := New("crm", Config{Token: "t", BaseURL: srv.URL, HubID: 1, Tier: "professional", StateDir: t.TempDir()}, zap.NewNop(), client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	event := func(raw string) destinations.Event {
+		return destinations.Event{Event: schemas.NewEvent([]byte(raw)), Attempt: 1}
+	}
+	h.Send(context.Background(), []destinations.Event{event(`{"type":"group","userId":"late","groupId":"g","traits":{"website":"acme.example"}}`)})
+	out := h.Send(context.Background(), []destinations.Event{event(`{"type":"identify","userId":"late","traits":{"email":"late@acme.example"}}`)})
+	if out[0].Result != destinations.Delivered {
+		t.Fatalf("%+v", out[0])
+	}
+	if len(storedDuringCall) != 1 {
+		t.Fatalf("stored during the association call: %v, want the company: a crash then would lose it", storedDuringCall)
+	}
+	if left, _ := h.state.pending("u:late"); len(left) != 0 {
+		t.Fatalf("still waiting after it was made: %v", left)
 	}
 }
