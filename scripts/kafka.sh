@@ -4,8 +4,9 @@
 # and Maven: the broker's jars come from Maven Central through
 # scripts/kafka/pom.xml.
 #
-#   scripts/kafka.sh start    download (once), format (once), start, wait until
-#                             the broker takes writes, print the bootstrap address
+#   scripts/kafka.sh start    download (once), format fresh storage, start, wait
+#                             until the broker takes writes, print the bootstrap
+#                             address
 #   scripts/kafka.sh stop     stop the broker and wait until it has exited
 #   scripts/kafka.sh status   print the bootstrap address if running, else exit 1
 #
@@ -23,7 +24,10 @@
 #   KAFKA_HOME             where the jars are cached
 #                          (default $HOME/.cache/switchyard/kafka-$KAFKA_VERSION)
 #   KAFKA_DATA             state: config, data, pid and log files
-#                          (default /tmp/switchyard-kafka)
+#                          (default /tmp/switchyard-kafka). The data is wiped
+#                          at each start: tests make topics of their own, and
+#                          a broker reloading every old run's partitions
+#                          starts slower each time.
 #   KAFKA_PORT             client (PLAINTEXT) port on 127.0.0.1 (default 19092)
 #   KAFKA_CONTROLLER_PORT  KRaft controller port on 127.0.0.1 (default 19093)
 #   KAFKA_START_TIMEOUT    seconds to wait for the broker to take writes (default 90)
@@ -116,9 +120,11 @@ write_config() {
 		"$TEMPLATES/server.properties.in" >"$CONFIG"
 }
 
-# format writes the KRaft metadata with a fresh cluster id, once per data dir.
+# format empties the data dir and writes the KRaft metadata with a fresh
+# cluster id.
 format() {
-	[[ -f $KAFKA_DATA/data/meta.properties ]] && return 0
+	rm -rf "$KAFKA_DATA/data"
+	mkdir -p "$KAFKA_DATA/data"
 	# A cluster id is 16 random bytes in unpadded URL-safe base64, as
 	# `kafka-storage random-uuid` prints them; like Kafka, avoid a leading '-'.
 	local id=-
