@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -32,7 +33,7 @@ func (s *sending) contacts(ctx context.Context) {
 		case "track":
 			traits = ev.Get("context.traits")
 			if email := ev.Get("properties.email"); email.Type == gjson.String && email.Str != "" {
-				traits = withEmail(traits, email.Str)
+				traits = withField(traits, "email", email.Raw)
 			}
 			if !traits.IsObject() || len(traits.Map()) == 0 {
 				continue
@@ -112,19 +113,21 @@ func deadNoIdentifier(idProperty string) destinations.Outcome {
 	return destinations.Dead("no_identifier", "identify has no userId to match the contact by "+idProperty)
 }
 
-// withEmail returns traits with email set, as JSON.
-func withEmail(traits gjson.Result, email string) gjson.Result {
-	m := map[string]any{}
-	if traits.IsObject() {
-		for k, v := range traits.Map() {
-			m[k] = v.Value()
+// withField returns obj with key set to the JSON value raw, unless obj
+// already has key. obj's own text is kept byte for byte, so numbers keep
+// every digit and keys their order.
+func withField(obj gjson.Result, key, raw string) gjson.Result {
+	if obj.Get(gjson.Escape(key)).Exists() {
+		return obj
+	}
+	field := strconv.Quote(key) + ":" + raw
+	if obj.IsObject() {
+		rest := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(obj.Raw), "{"))
+		if rest != "}" {
+			return gjson.Parse("{" + field + "," + rest)
 		}
 	}
-	if _, ok := m["email"]; !ok {
-		m["email"] = email
-	}
-	raw, _ := json.Marshal(m) // values came from JSON
-	return gjson.ParseBytes(raw)
+	return gjson.Parse("{" + field + "}")
 }
 
 // knownContact returns the contact id written for a user, by userId, else

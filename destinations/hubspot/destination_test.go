@@ -614,3 +614,18 @@ func TestEventsFindContactsMadeElsewhere(t *testing.T) {
 		t.Fatalf("%d lookups, want one call for both users", n)
 	}
 }
+
+func TestATracksTraitsKeepEveryDigit(t *testing.T) {
+	p := newPortal(t)
+	h := p.destination(t, hubspot.Config{AutoCreateProperties: true})
+	defer h.Close()
+	out := send(t, h, ev(`{"type":"track","userId":"u1","event":"Signed Up","properties":{"email":"big@example.com"},
+		"context":{"traits":{"account_number":12345678901234567890123}}}`))
+	if out[0].Result != destinations.Delivered {
+		t.Fatalf("%+v", out[0])
+	}
+	c, _ := contactByEmail(p, "big@example.com")
+	if got := c.Properties["account_number"]; got != "12345678901234567890123" {
+		t.Fatalf("account_number = %q, want every digit as sent", got)
+	}
+}

@@ -141,14 +141,10 @@ func eventEmail(candidates ...gjson.Result) string {
 
 // pageProperties adds the page or screen name to its properties.
 func pageProperties(name, props gjson.Result) gjson.Result {
-	if name.Type != gjson.String || name.Str == "" || props.Get("name").Exists() {
+	if name.Type != gjson.String || name.Str == "" {
 		return props
 	}
-	raw := props.Raw
-	if !props.IsObject() || raw == "{}" {
-		return gjson.Parse(`{"name":` + name.Raw + `}`)
-	}
-	return gjson.Parse(`{"name":` + name.Raw + `,` + strings.TrimPrefix(strings.TrimSpace(raw), "{"))
+	return withField(props, "name", name.Raw)
 }
 
 // identifyHint says what makes a user's contact known.
