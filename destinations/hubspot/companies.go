@@ -134,33 +134,30 @@ func (s *sending) associate(ctx context.Context, userID, anonymousID, companyID 
 		s.note(event, "the company will be associated with %s's contact once HubSpot knows it", who)
 		return
 	}
-	s.links = append(s.links, link{contactID: contactID, companyID: companyID, event: event})
+	s.links = append(s.links, link{contactID: contactID, companyID: companyID, events: []int{event}})
 }
 
-// associatePending queues the associations that waited for this user's
-// contact, by userId or by anonymousId. They stay stored until made, so a
-// crash before the call loses none.
-func (s *sending) associatePending(userID, anonymousID, contactID string, event int) {
-	for _, user := range []string{"u:" + userID, "a:" + anonymousID} {
-		if len(user) == 2 {
-			continue
+// associatePending queues the associations that waited for a user's
+// contact ("u:"+userId or "a:"+anonymousId), made for that user's events.
+// They stay stored until made, so a crash before the call loses none.
+func (s *sending) associatePending(user, contactID string, events []int) {
+	companies, err := s.h.state.pending(user)
+	if err != nil {
+		for _, i := range events {
+			s.finish(i, destinations.RetryLater("state", "reading the associations waiting for the contact: "+err.Error(), 0))
 		}
-		companies, err := s.h.state.pending(user)
-		if err != nil {
-			s.finish(event, destinations.RetryLater("state", "reading the associations waiting for the contact: "+err.Error(), 0))
-			continue
-		}
-		for _, companyID := range companies {
-			s.links = append(s.links, link{contactID: contactID, companyID: companyID, event: event, waiting: user})
-		}
+		return
+	}
+	for _, companyID := range companies {
+		s.links = append(s.links, link{contactID: contactID, companyID: companyID, events: events, waiting: user})
 	}
 }
 
-// link is one contact-to-company association to make, and the event it
+// link is one contact-to-company association to make, and the events it
 // is made for.
 type link struct {
 	contactID, companyID string
-	event                int
+	events               []int
 	// waiting is the user ("u:"+userId or "a:"+anonymousId) when the
 	// association waited for the contact: it is forgotten once made or
 	// given up.
@@ -189,9 +186,13 @@ func (s *sending) flushLinks(ctx context.Context) {
 			case l.waiting != "" && o.Result != destinations.Retry:
 				// The identify that resolved it is delivered; the association
 				// is given up with a note rather than failing the contact.
-				s.note(l.event, "associating contact %s with company %s failed: %s", l.contactID, l.companyID, o.Reason)
+				for _, i := range l.events {
+					s.note(i, "associating contact %s with company %s failed: %s", l.contactID, l.companyID, o.Reason)
+				}
 			default:
-				s.finish(l.event, o) // a waiting association stays stored for the retry
+				for _, i := range l.events {
+					s.finish(i, o) // a waiting association stays stored for the retry
+				}
 				continue
 			}
 			if l.waiting != "" {
@@ -202,5 +203,4 @@ func (s *sending) flushLinks(ctx context.Context) {
 			h.log.Warn("forgetting associations made", zap.Error(err))
 		}
 	}
-	s.links = nil
 }

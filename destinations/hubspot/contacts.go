@@ -21,7 +21,6 @@ func (s *sending) contacts(ctx context.Context) {
 	h := s.h
 	byKey := map[string]*input{}
 	var order []*input
-	users := map[*input][]int{}
 	for i, ev := range s.batch {
 		if s.set[i] {
 			continue
@@ -75,7 +74,6 @@ func (s *sending) contacts(ctx context.Context) {
 		}
 		in.merge(props, ev.Timestamp())
 		in.events = append(in.events, i)
-		users[in] = append(users[in], i)
 	}
 	var upserts, updates []*input
 	for _, in := range order {
@@ -87,15 +85,24 @@ func (s *sending) contacts(ctx context.Context) {
 	}
 	learned := map[string]string{}
 	done := func(in *input, contactID string) {
-		for _, i := range users[in] {
+		// The users of the input's events, each with its events.
+		users := map[string][]int{}
+		var order []string
+		for _, i := range in.events {
 			ev := s.batch[i]
-			if ev.UserID() != "" {
-				learned["u:"+ev.UserID()] = contactID
+			for _, user := range []string{"u:" + ev.UserID(), "a:" + ev.AnonymousID()} {
+				if len(user) == 2 {
+					continue
+				}
+				if users[user] == nil {
+					order = append(order, user)
+				}
+				users[user] = append(users[user], i)
+				learned[user] = contactID
 			}
-			if ev.AnonymousID() != "" {
-				learned["a:"+ev.AnonymousID()] = contactID
-			}
-			s.associatePending(ev.UserID(), ev.AnonymousID(), contactID, i)
+		}
+		for _, user := range order {
+			s.associatePending(user, contactID, users[user])
 		}
 		if in.idProperty == "email" {
 			learned["e:"+in.id] = contactID

@@ -1,7 +1,9 @@
 package hubspot
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -9,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tidwall/gjson"
 	"go.uber.org/zap"
 
 	"github.com/switchyard/switchyard/destinations"
@@ -95,15 +98,19 @@ type roundTripFunc func(*http.Request) (*http.Response, error)
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // A waiting association is forgotten only once made: a crash during the
-// call must not lose it.
+// call must not lose it. It is made once, however many events its user
+// has in the batch.
 func TestAWaitingAssociationIsKeptUntilMade(t *testing.T) {
 	srv := httptest.NewServer(NewSandbox(SandboxConfig{Tier: "professional", HubID: 1}))
 	defer srv.Close()
 	var h *HubSpot
 	var storedDuringCall []string
+	var associateBody []byte
 	client := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
 		if strings.HasSuffix(r.URL.Path, "/batch/associate/default") {
 			storedDuringCall, _ = h.state.pending("u:late")
+			associateBody, _ = io.ReadAll(r.Body)
+			r.Body = io.NopCloser(bytes.NewReader(associateBody))
 		}
 		return http.DefaultTransport.RoundTrip(r)
 	})}
@@ -116,9 +123,14 @@ func TestAWaitingAssociationIsKeptUntilMade(t *testing.T) {
 		return destinations.Event{Event: schemas.NewEvent([]byte(raw)), Attempt: 1}
 	}
 	h.Send(context.Background(), []destinations.Event{event(`{"type":"group","userId":"late","groupId":"g","traits":{"website":"acme.example"}}`)})
-	out := h.Send(context.Background(), []destinations.Event{event(`{"type":"identify","userId":"late","traits":{"email":"late@acme.example"}}`)})
-	if out[0].Result != destinations.Delivered {
-		t.Fatalf("%+v", out[0])
+	out := h.Send(context.Background(), []destinations.Event{
+		event(`{"type":"identify","userId":"late","traits":{"email":"late@acme.example"}}`),
+		event(`{"type":"identify","userId":"late","traits":{"email":"late@acme.example","firstName":"L"}}`)})
+	if out[0].Result != destinations.Delivered || out[1].Result != destinations.Delivered {
+		t.Fatalf("%+v", out)
+	}
+	if n := len(gjson.GetBytes(associateBody, "inputs").Array()); n != 1 {
+		t.Fatalf("the association call has %d inputs, want 1: %s", n, associateBody)
 	}
 	if len(storedDuringCall) != 1 {
 		t.Fatalf("stored during the association call: %v, want the company: a crash then would lose it", storedDuringCall)
