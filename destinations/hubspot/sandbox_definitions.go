@@ -123,7 +123,7 @@ func (s *Sandbox) handleCreateEventDefinition(w http.ResponseWriter, r *http.Req
 	}
 	s.nextID++
 	def := &sbEventDefinition{ID: strconv.FormatInt(s.nextID, 10), Name: in.Name, Label: in.Label, Description: in.Description,
-		FullyQualifiedName: "pe" + strconv.FormatInt(s.cfg.HubID, 10) + "_" + in.Name, PrimaryObject: primary, CreatedAt: time.Now().UTC(),
+		FullyQualifiedName: "pe" + strconv.FormatInt(s.cfg.HubID, 10) + "_" + in.Name, PrimaryObject: primary, CreatedAt: s.cfg.Now().UTC(),
 		Properties: append([]sbEventPropertyBody{}, in.PropertyDefinitions...)}
 	if in.IncludeDefaultProperties == nil || *in.IncludeDefaultProperties {
 		for _, name := range sbDefaultEventProperties {
@@ -182,7 +182,7 @@ func (s *Sandbox) handleCreateEventProperty(w http.ResponseWriter, r *http.Reque
 		return
 	}
 	def.Properties = append(def.Properties, p)
-	sbWriteJSON(w, http.StatusCreated, map[string]any{"name": p.Name, "label": p.Label, "type": p.Type, "createdAt": time.Now().UTC()})
+	sbWriteJSON(w, http.StatusCreated, map[string]any{"name": p.Name, "label": p.Label, "type": p.Type, "createdAt": s.cfg.Now().UTC()})
 }
 
 func sbCheckEventProperty(p sbEventPropertyBody) *sbError {

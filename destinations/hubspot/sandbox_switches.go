@@ -3,8 +3,9 @@ package hubspot
 import (
 	"encoding/json"
 	"io"
+	"maps"
 	"net/http"
-	"sort"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -235,8 +236,6 @@ func (s *Sandbox) handleCtlAssociations(w http.ResponseWriter, r *http.Request) 
 }
 
 func (s *Sandbox) handleCtlLists(w http.ResponseWriter, r *http.Request) {
-	ids := s.ListIDs()
-	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 	type listOut struct {
 		ListID  string   `json:"listId"`
 		Name    string   `json:"name"`
@@ -244,7 +243,7 @@ func (s *Sandbox) handleCtlLists(w http.ResponseWriter, r *http.Request) {
 	}
 	out := []listOut{}
 	s.mu.Lock()
-	for _, id := range ids {
+	for _, id := range slices.Sorted(maps.Keys(s.lists)) {
 		l := s.lists[id]
 		out = append(out, listOut{ListID: strconv.FormatInt(id, 10), Name: l.name, Members: sbIDStrings(l.sortedMembers())})
 	}
