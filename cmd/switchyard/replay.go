@@ -94,7 +94,7 @@ func replay(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", topic, err)
 	}
-	src := &rangeSource{reader: reader, end: end}
+	src := &rangeSource{reader: caughtUpReader{reader: reader, remaining: total}, end: end}
 	if *dlq {
 		src.deadLettersOf = dc.Name
 	}
@@ -162,7 +162,7 @@ func parsePosition(flag, v string) (queue.Position, error) {
 // hands on the original messages of those that destination gave up on.
 // Commits are dropped: a replay keeps no position.
 type rangeSource struct {
-	reader queue.Reader
+	reader caughtUpReader
 	// end, when set, is the last position to read in each partition.
 	end           *queue.Position
 	deadLettersOf string
@@ -171,13 +171,6 @@ type rangeSource struct {
 
 func (s *rangeSource) Fetch(ctx context.Context) (queue.Message, error) {
 	for {
-		lag, err := s.reader.Lag(ctx)
-		if err != nil {
-			return queue.Message{}, err
-		}
-		if lag == 0 {
-			return queue.Message{}, io.EOF
-		}
 		msg, err := s.reader.Fetch(ctx)
 		if err != nil {
 			return queue.Message{}, err

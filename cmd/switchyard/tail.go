@@ -61,29 +61,19 @@ func tail(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	out := bufio.NewWriter(stdout)
 	defer out.Flush()
+	next := reader.Fetch
+	if *exit {
+		next = (&caughtUpReader{reader: reader}).Fetch
+	}
 	for {
-		if *exit {
-			lag, err := reader.Lag(ctx)
-			if err != nil {
-				return fmt.Errorf("reading topic %s: %w", *topic, err)
+		if !*exit {
+			if err := out.Flush(); err != nil {
+				return err
 			}
-			if lag == 0 {
-				return nil
-			}
-		} else if err := out.Flush(); err != nil {
-			return err
 		}
-		fetchCtx := ctx
-		cancel := func() {}
-		if *exit {
-			// Lag said more is there; bound the wait in case retention
-			// removed it meanwhile.
-			fetchCtx, cancel = context.WithTimeout(ctx, 10*time.Second)
-		}
-		msg, err := reader.Fetch(fetchCtx)
-		cancel()
+		msg, err := next(ctx)
 		if err != nil {
-			if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+			if errors.Is(err, io.EOF) || (errors.Is(err, context.Canceled) && ctx.Err() != nil) {
 				return nil
 			}
 			return fmt.Errorf("reading topic %s: %w", *topic, err)
@@ -121,4 +111,36 @@ func writeMessage(w *bufio.Writer, msg queue.Message, meta bool) error {
 		return err
 	}
 	return w.WriteByte('\n')
+}
+
+// caughtUpReader reads a topic up to the end it has when the reading
+// starts, then reports io.EOF. It asks the log how much is left only when
+// its last answer is used up, not before every message: on Kafka that is a
+// round trip to the broker.
+type caughtUpReader struct {
+	reader    queue.Reader
+	remaining int64
+}
+
+func (r *caughtUpReader) Fetch(ctx context.Context) (queue.Message, error) {
+	if r.remaining == 0 {
+		lag, err := r.reader.Lag(ctx)
+		if err != nil {
+			return queue.Message{}, err
+		}
+		if lag == 0 {
+			return queue.Message{}, io.EOF
+		}
+		r.remaining = lag
+	}
+	// The lag said more is there; bound the wait in case retention removed
+	// it meanwhile.
+	fetchCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	msg, err := r.reader.Fetch(fetchCtx)
+	if err != nil {
+		return queue.Message{}, err
+	}
+	r.remaining--
+	return msg, nil
 }
