@@ -21,6 +21,19 @@ type request struct {
 	typ string
 	// The batch envelope's context, integrations and sentAt, if any.
 	context, integrations, sentAt gjson.Result
+	// receivedAtJSON and switchyardJSON are the same for every message of
+	// the request; see encoded.
+	receivedAtJSON, switchyardJSON string
+}
+
+// encoded returns, as JSON, the request's receivedAt and the _switchyard
+// object, made on the first call.
+func (r *request) encoded() (receivedAt, switchyard string) {
+	if r.receivedAtJSON == "" {
+		r.receivedAtJSON = quote(r.receivedAt.Format(timeLayout))
+		r.switchyardJSON = `{"source":` + quote(r.source) + `}`
+	}
+	return r.receivedAtJSON, r.switchyardJSON
 }
 
 // prepared is a message ready for the log.
@@ -115,7 +128,7 @@ func (g *Gateway) prepare(item gjson.Result, req *request) (prepared, error) {
 	case f.timestamp.Type == gjson.String:
 		originalRaw = f.timestamp.Raw
 	default:
-		originalRaw = quote(req.receivedAt.Format(timeLayout))
+		originalRaw, _ = req.encoded()
 	}
 
 	context := mergeObject(f.context, req.context, "ip", req.ip)
@@ -188,14 +201,15 @@ func (g *Gateway) prepare(item gjson.Result, req *request) (prepared, error) {
 	if !written["timestamp"] {
 		w.field(`"timestamp"`, quote(corrected.UTC().Format(timeLayout)))
 	}
-	w.field(`"receivedAt"`, quote(req.receivedAt.Format(timeLayout)))
+	receivedAt, switchyard := req.encoded()
+	w.field(`"receivedAt"`, receivedAt)
 	if !written["context"] && context != "" {
 		w.field(`"context"`, context)
 	}
 	if !written["integrations"] && integrations != "" {
 		w.field(`"integrations"`, integrations)
 	}
-	w.field(`"_switchyard"`, `{"source":`+quote(req.source)+`}`)
+	w.field(`"_switchyard"`, switchyard)
 	b.WriteByte('}')
 
 	value := b.Bytes()

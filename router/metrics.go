@@ -40,7 +40,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"destination"}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "switchyard_router_consumer_lag",
-			Help: "Messages past the destination's consumer group's committed offsets, read every 5s.",
+			Help: "Messages past the destination's consumer group's committed offsets, read every " + groupWatchInterval.String() + ".",
 		}, []string{"destination"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "switchyard_router_delivery_latency_seconds",

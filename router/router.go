@@ -77,11 +77,16 @@ func New(cfg Config, dest destinations.Destination, log queue.Log, logger *zap.L
 // Group is the consumer group live delivery uses.
 func (r *Router) Group() string { return r.cfg.Group }
 
+// groupWatchInterval is how often the consumer group's lag and ownership
+// are read.
+const groupWatchInterval = 2 * time.Second
+
 // delivery is one event on its way, owned by the run loop.
 type delivery struct {
-	msg          queue.Message
-	event        schemas.Event
-	key          string
+	msg   queue.Message
+	event schemas.Event
+	// seenKey is the event's dedupe key, remembered once it is delivered.
+	seenKey      dedupe.Key
 	attempt      int
 	firstAttempt time.Time
 	retryAt      time.Time
@@ -253,7 +258,7 @@ func (r *Router) watchGroup(ctx context.Context, src Source) {
 	if !hasLag && !(hasOwned && isSharer) {
 		return
 	}
-	ticker := time.NewTicker(2 * time.Second)
+	ticker := time.NewTicker(groupWatchInterval)
 	defer ticker.Stop()
 	lastOwned, lastTotal := -1, -1
 	for {
@@ -314,12 +319,13 @@ func (s *runState) accept(msg queue.Message) {
 		s.skip(msg)
 		return
 	}
-	if r.seen.Seen([]dedupe.Key{dedupe.KeyOf(ev.Source(), ev.MessageID())}, r.cfg.Now())[0] {
+	seenKey := dedupe.KeyOf(ev.Source(), ev.MessageID())
+	if r.seen.Seen([]dedupe.Key{seenKey}, r.cfg.Now())[0] {
 		s.skip(msg)
 		return
 	}
 	key := ev.Key()
-	d := &delivery{msg: msg, event: ev, key: key}
+	d := &delivery{msg: msg, event: ev, seenKey: seenKey}
 	ks := s.keys[key]
 	if ks == nil {
 		ks = &keyState{key: key}
@@ -520,7 +526,7 @@ func (s *runState) finish(res batchResult) {
 			if at := d.event.ReceivedAt(); !at.IsZero() {
 				r.latency.Observe(now.Sub(at).Seconds())
 			}
-			deliveredKeys = append(deliveredKeys, dedupe.KeyOf(d.event.Source(), d.event.MessageID()))
+			deliveredKeys = append(deliveredKeys, d.seenKey)
 		case destinations.DeadLetter:
 			r.deadLettered.Inc()
 			r.dead.WithLabelValues(o.Class).Inc()

@@ -1,5 +1,10 @@
 package router
 
+import (
+	"cmp"
+	"slices"
+)
+
 // tracker follows, per partition, which fetched offsets are done, so that
 // only a fully acknowledged prefix is ever committed: committing an offset
 // commits every earlier one of its partition.
@@ -43,21 +48,18 @@ func (t *tracker) done(partition int, offset int64) {
 	if p == nil {
 		return
 	}
-	// Offsets finish roughly in order; search from the front.
-	for i := range p.window {
-		if p.window[i].offset == offset {
-			p.window[i].done = true
-			break
-		}
+	// The window is in offset order.
+	if i, ok := slices.BinarySearchFunc(p.window, offset, func(t trackedOffset, o int64) int { return cmp.Compare(t.offset, o) }); ok {
+		p.window[i].done = true
 	}
 	n := 0
 	for n < len(p.window) && p.window[n].done {
 		p.committable = p.window[n].offset
 		n++
 	}
-	if n > 0 {
-		p.window = append(p.window[:0], p.window[n:]...)
-	}
+	// Dropping the done prefix by reslicing costs nothing; append
+	// reallocates once the front's capacity is gone, leaving it behind.
+	p.window = p.window[n:]
 }
 
 // toCommit returns, per partition, the offset to commit when it moved past

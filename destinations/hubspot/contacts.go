@@ -159,24 +159,38 @@ func (h *HubSpot) knownContact(userID, anonymousID string) (string, bool) {
 // so theirs are also looked up by email.
 func (s *sending) findContacts(ctx context.Context) {
 	h := s.h
+	byUserID := h.cfg.IDProperty != "email"
+	if !byUserID && len(h.cfg.Lists) == 0 {
+		return // nothing could be looked up
+	}
 	var byUser, byEmail []string
 	seen := map[string]bool{}
 	for i, ev := range s.batch {
 		if s.set[i] || !s.needsContact(ev) {
 			continue
 		}
+		email := strings.ToLower(eventEmail(ev.Get("properties.email"), ev.Get("context.traits.email")))
+		var key string
+		switch {
+		case email != "" && h.listEvent(ev):
+			key = "e:" + email
+		case email == "" && ev.UserID() != "" && byUserID:
+			key = "u:" + ev.UserID()
+		default:
+			continue
+		}
+		if seen[key] {
+			continue
+		}
 		if _, ok := h.knownContact(ev.UserID(), ev.AnonymousID()); ok {
 			continue
 		}
-		email := strings.ToLower(eventEmail(ev.Get("properties.email"), ev.Get("context.traits.email")))
-		switch {
-		case email != "" && h.listEvent(ev):
-			if _, ok := h.knownID("e:" + email); !ok && !seen["e:"+email] {
-				seen["e:"+email] = true
+		seen[key] = true
+		if key[0] == 'e' {
+			if _, ok := h.knownID(key); !ok {
 				byEmail = append(byEmail, email)
 			}
-		case email == "" && ev.UserID() != "" && h.cfg.IDProperty != "email" && !seen["u:"+ev.UserID()]:
-			seen["u:"+ev.UserID()] = true
+		} else {
 			byUser = append(byUser, ev.UserID())
 		}
 	}

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	kafkago "github.com/segmentio/kafka-go"
-	"go.uber.org/zap"
 
 	"github.com/switchyard/switchyard/queue"
 )
@@ -34,7 +33,6 @@ func (l *Log) Read(ctx context.Context, topic string, from queue.Position) (queu
 	// The partition readers live until Close, not until ctx ends.
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	r := &reader{
-		log:    l.log.With(zap.String("topic", topic)),
 		l:      l,
 		topic:  topic,
 		msgs:   make(chan fetched),
@@ -169,7 +167,6 @@ type fetched struct {
 // partition fetches into msgs, which is unbuffered: a message is taken from
 // kafka-go only when a Fetch is waiting or about to, so next stays exact.
 type reader struct {
-	log    *zap.Logger
 	l      *Log
 	topic  string
 	parts  []*kafkago.Reader
