@@ -668,7 +668,11 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 func TestStoredMessagesAreValidJSON(t *testing.T) {
 	f := newFixture(t, Config{})
 	wantStatus(t, f.post(t, "/v1/identify", `{"userId":"ü\"s\u0000er","traits":{"emoji":"🎉"},"context":{}}`), 200, "")
-	for _, m := range readAll(t, f.log, "events") {
+	stored := readAll(t, f.log, "events")
+	if len(stored) != 1 {
+		t.Fatalf("%d messages stored, want 1", len(stored))
+	}
+	for _, m := range stored {
 		if !json.Valid([]byte(m.Raw)) {
 			t.Fatalf("stored invalid JSON: %s", m.Raw)
 		}
