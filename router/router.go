@@ -189,7 +189,7 @@ func (s *runState) run(ctx context.Context) error {
 		if s.sourceDone && s.pending == 0 && s.inFlight == 0 {
 			break
 		}
-		resetTimer(timer, s.nextWake(r.cfg.Now()))
+		timer.Reset(s.nextWake(r.cfg.Now())) // since Go 1.23 a reset timer delivers no stale tick
 		select {
 		case <-ctx.Done():
 		case f := <-s.fetched:
@@ -639,16 +639,6 @@ func Wanted(ev schemas.Event, displayName string) bool {
 		v = integrations.Get("All")
 	}
 	return v.Type != gjson.False
-}
-
-func resetTimer(t *time.Timer, d time.Duration) {
-	if !t.Stop() {
-		select {
-		case <-t.C:
-		default:
-		}
-	}
-	t.Reset(d)
 }
 
 type retryEntry struct {

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -20,5 +19,3 @@ func newLogger(level string, w io.Writer) (*zap.Logger, error) {
 	core := zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.Lock(zapcore.AddSync(w)), lvl)
 	return zap.New(core), nil
 }
-
-func lookupEnv(name string) (string, bool) { return os.LookupEnv(name) }

@@ -63,7 +63,7 @@ func replay(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		end = &p
 	}
-	cfg, err := opts.load(fs, lookupEnv)
+	cfg, err := opts.load(fs, os.LookupEnv)
 	if err != nil {
 		return err
 	}

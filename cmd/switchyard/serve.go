@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -36,7 +37,7 @@ func serve(ctx context.Context, name string, args []string, stderr io.Writer) er
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	cfg, err := opts.load(fs, lookupEnv)
+	cfg, err := opts.load(fs, os.LookupEnv)
 	if err != nil {
 		return err
 	}

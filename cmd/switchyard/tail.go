@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"go.uber.org/zap"
@@ -29,7 +30,7 @@ func tail(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	cfg, err := opts.load(fs, lookupEnv)
+	cfg, err := opts.load(fs, os.LookupEnv)
 	if err != nil {
 		return err
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/tidwall/gjson"
@@ -64,7 +63,7 @@ func (s *sending) events(ctx context.Context) {
 			continue
 		}
 		if at := ev.Timestamp(); !at.IsZero() {
-			in["occurredAt"] = at.UTC().Format("2006-01-02T15:04:05.000Z")
+			in["occurredAt"] = at.UTC().Format(transforms.DateTimeLayout)
 		}
 		props := ev.Get("properties")
 		if ev.Type() != "track" {
@@ -79,7 +78,7 @@ func (s *sending) events(ctx context.Context) {
 		inputs = append(inputs, in)
 		idx = append(idx, i)
 		if own && !h.cfg.SkipEventDefinitions {
-			short := strings.TrimPrefix(eventName, "pe"+strconv.FormatInt(h.cfg.HubID, 10)+"_")
+			short := eventName[strings.IndexByte(eventName, '_')+1:] // pe{HubID}_{name}
 			w := wanted[short]
 			if w == nil {
 				w = &wantedEvent{label: name, props: map[string]bool{}}

@@ -3,6 +3,7 @@ package hubspot
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -173,7 +174,7 @@ func (s *Sandbox) handleCreateEventProperty(w http.ResponseWriter, r *http.Reque
 			sbFail(w, sbNewError("CONFLICT", fmt.Sprintf("event %s already has a property named %s", def.Name, p.Name)))
 			return
 		}
-		if !sbIsDefaultEventProperty(have.Name) {
+		if !slices.Contains(sbDefaultEventProperties, have.Name) {
 			custom++
 		}
 	}
@@ -197,13 +198,4 @@ func sbCheckEventProperty(p sbEventPropertyBody) *sbError {
 		return sbNewError("VALIDATION_ERROR", fmt.Sprintf("enumeration property %s needs at least one option", p.Name))
 	}
 	return nil
-}
-
-func sbIsDefaultEventProperty(name string) bool {
-	for _, d := range sbDefaultEventProperties {
-		if d == name {
-			return true
-		}
-	}
-	return false
 }

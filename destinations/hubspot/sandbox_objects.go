@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -538,7 +539,7 @@ func (s *Sandbox) planWrite(typ string, mode sbWriteMode, in *sbWriteInput, pend
 			plan.err = sbNewError("OBJECT_NOT_FOUND", fmt.Sprintf("Object not found. No %s with %s %s", strings.ToLower(sbSingular(typ)), sbOr(in.IDProperty, "id"), in.ID))
 			return plan, nil
 		}
-		if plan.target == nil && !sbHasIssue(issues, in.IDProperty) {
+		if plan.target == nil && !slices.ContainsFunc(issues, func(is sbPropIssue) bool { return is.name == in.IDProperty }) {
 			// Upsert of a new record: the id is the idProperty's value.
 			nv, issue := s.checkValue(typ, s.props[typ].byName[in.IDProperty], in.ID)
 			if issue != nil {
@@ -852,15 +853,4 @@ func (s *Sandbox) handleBatchRead(w http.ResponseWriter, r *http.Request) {
 		status = http.StatusMultiStatus
 	}
 	sbWriteJSON(w, status, out)
-}
-
-// sbHasIssue tells whether a property already has an issue, so one bad
-// value is reported once when it is both the id and a property.
-func sbHasIssue(issues []sbPropIssue, name string) bool {
-	for _, is := range issues {
-		if is.name == name {
-			return true
-		}
-	}
-	return false
 }
