@@ -19,8 +19,8 @@ import (
 	"github.com/tidwall/gjson"
 	"go.uber.org/zap"
 
+	"github.com/switchyard/switchyard/internal/dedupe"
 	"github.com/switchyard/switchyard/queue"
-	"github.com/switchyard/switchyard/queue/dedupe"
 	"github.com/switchyard/switchyard/schemas"
 )
 

@@ -15,20 +15,20 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/switchyard/switchyard/destinations"
+	"github.com/switchyard/switchyard/internal/dedupe"
 	"github.com/switchyard/switchyard/queue"
-	"github.com/switchyard/switchyard/queue/dedupe"
 	"github.com/switchyard/switchyard/schemas"
 )
 
-// Source is what a router reads: a consumer group's subscription for live
+// Input is what a router reads: a consumer group's subscription for live
 // delivery, or a bounded range for replay. Fetch returns io.EOF when a
-// bounded source is exhausted.
-type Source interface {
+// bounded input is exhausted.
+type Input interface {
 	Fetch(ctx context.Context) (queue.Message, error)
 	Commit(ctx context.Context, msgs ...queue.Message) error
 }
 
-// Router delivers one source's events to one destination.
+// Router delivers one input's events to one destination.
 type Router struct {
 	cfg    Config
 	dest   destinations.Destination
@@ -117,11 +117,11 @@ type batchResult struct {
 	outcomes []destinations.Outcome
 }
 
-// Run delivers until ctx ends or a bounded source is exhausted and every
+// Run delivers until ctx ends or a bounded input is exhausted and every
 // event is finished. On ctx's end it stops fetching, waits up to
 // ShutdownTimeout for batches in flight, commits what is finished and
 // returns nil. Events not finished are delivered again by the next run.
-func (r *Router) Run(ctx context.Context, src Source) error {
+func (r *Router) Run(ctx context.Context, src Input) error {
 	s := &runState{
 		r:       r,
 		src:     src,
@@ -142,7 +142,7 @@ type fetchResult struct {
 
 type runState struct {
 	r   *Router
-	src Source
+	src Input
 
 	keys       map[string]*keyState
 	ready      []*keyState
@@ -247,7 +247,7 @@ func (s *runState) run(ctx context.Context) error {
 
 // watchGroup reads, every 2 seconds, the consumer group's lag for the
 // metric and, for a Sharer destination, the partitions this member owns.
-func (r *Router) watchGroup(ctx context.Context, src Source) {
+func (r *Router) watchGroup(ctx context.Context, src Input) {
 	lagger, hasLag := src.(interface {
 		Lag(context.Context) (int64, error)
 	})

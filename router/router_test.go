@@ -434,14 +434,14 @@ func TestAFailingDestinationDoesNotDelayAnother(t *testing.T) {
 	}
 }
 
-// countingSource counts fetched messages.
-type countingSource struct {
+// countingInput counts fetched messages.
+type countingInput struct {
 	queue.Subscription
 	mu      sync.Mutex
 	fetched int
 }
 
-func (c *countingSource) Fetch(ctx context.Context) (queue.Message, error) {
+func (c *countingInput) Fetch(ctx context.Context) (queue.Message, error) {
 	m, err := c.Subscription.Fetch(ctx)
 	if err == nil {
 		c.mu.Lock()
@@ -467,7 +467,7 @@ func TestABlockedDestinationStopsFetchingAtMaxPending(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sub.Close()
-	src := &countingSource{Subscription: sub}
+	src := &countingInput{Subscription: sub}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx, src) }()

@@ -10,9 +10,9 @@ import (
 	"strings"
 	"time"
 
-	"go.uber.org/zap"
+	"github.com/switchyard/switchyard/internal/hubspot/sandbox"
 
-	"github.com/switchyard/switchyard/destinations/hubspot"
+	"go.uber.org/zap"
 )
 
 // hubspotSandbox serves the in-memory HubSpot simulator.
@@ -38,7 +38,7 @@ func hubspotSandbox(ctx context.Context, args []string, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	sandbox := hubspot.NewSandbox(hubspot.SandboxConfig{Tier: *tier, HubID: *hubID, Tokens: splitList(*tokens)})
+	sandbox := sandbox.New(sandbox.Config{Tier: *tier, HubID: *hubID, Tokens: splitList(*tokens)})
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return fmt.Errorf("--addr: listening on %s: %w", *addr, err)
@@ -88,7 +88,7 @@ func sandboxTokenlessHubSpot(cfg *config, logger *zap.Logger) (func(), error) {
 			if tier == "" {
 				tier = "free"
 			}
-			srv = &http.Server{Handler: hubspot.NewSandbox(hubspot.SandboxConfig{Tier: tier, HubID: sandboxHubID}), ReadHeaderTimeout: 10 * time.Second}
+			srv = &http.Server{Handler: sandbox.New(sandbox.Config{Tier: tier, HubID: sandboxHubID}), ReadHeaderTimeout: 10 * time.Second}
 			go srv.Serve(ln)
 			url = "http://" + ln.Addr().String()
 		}

@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/switchyard/switchyard/internal/hubspot/sandbox"
+
 	"github.com/tidwall/gjson"
 
 	"github.com/switchyard/switchyard/destinations"
@@ -50,7 +52,7 @@ func transform(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		return err
 	}
 
-	sandbox := hubspot.NewSandbox(hubspot.SandboxConfig{Tier: "api-add-on", HubID: *hubID})
+	sandbox := sandbox.New(sandbox.Config{Tier: "api-add-on", HubID: *hubID})
 	if *propsDir != "" {
 		if err := seedProperties(sandbox, *propsDir); err != nil {
 			return err

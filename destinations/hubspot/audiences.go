@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/destinations"
-	"github.com/switchyard/switchyard/destinations/hubspot/api"
+	"github.com/switchyard/switchyard/internal/hubspot/api"
 )
 
 // The track events Segment Engage sends when a user enters or leaves an

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/internal/hubspot/sandbox"
+
 	"github.com/tidwall/gjson"
 	"go.uber.org/zap"
 
@@ -87,7 +89,7 @@ func BenchmarkTransform(b *testing.B) {
 	results := map[string][2]float64{} // events/s, allocs/event
 
 	b.Run("send", func(b *testing.B) {
-		sb := hubspot.NewSandbox(hubspot.SandboxConfig{Tier: "api-add-on", HubID: hubID, TenSecondlyLimit: math.MaxInt32, DailyLimit: math.MaxInt32})
+		sb := sandbox.New(sandbox.Config{Tier: "api-add-on", HubID: hubID, TenSecondlyLimit: math.MaxInt32, DailyLimit: math.MaxInt32})
 		transport := &handlerTransport{h: sb}
 		h, err := hubspot.New("hubspot", hubspot.Config{Token: "pat-bench", BaseURL: "http://sandbox.invalid", HubID: hubID, Tier: "api-add-on", StateDir: b.TempDir()},
 			zap.NewNop(), &http.Client{Transport: transport})
@@ -107,7 +109,7 @@ func BenchmarkTransform(b *testing.B) {
 
 	b.Run("sandbox", func(b *testing.B) {
 		// Capture the upsert bodies Send makes, then replay them.
-		sb := hubspot.NewSandbox(hubspot.SandboxConfig{Tier: "api-add-on", HubID: hubID, TenSecondlyLimit: math.MaxInt32, DailyLimit: math.MaxInt32})
+		sb := sandbox.New(sandbox.Config{Tier: "api-add-on", HubID: hubID, TenSecondlyLimit: math.MaxInt32, DailyLimit: math.MaxInt32})
 		transport := &handlerTransport{h: sb}
 		h, err := hubspot.New("hubspot", hubspot.Config{Token: "pat-bench", BaseURL: "http://sandbox.invalid", HubID: hubID, Tier: "api-add-on"},
 			zap.NewNop(), &http.Client{Transport: transport})
@@ -137,7 +139,7 @@ func BenchmarkTransform(b *testing.B) {
 	})
 
 	b.Run("properties", func(b *testing.B) {
-		raw, _ := hubspot.SandboxDefaultProperties("contacts")
+		raw, _ := sandbox.DefaultProperties("contacts")
 		cat, err := transforms.ParseCatalog(raw)
 		if err != nil {
 			b.Fatal(err)

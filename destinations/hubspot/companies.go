@@ -9,7 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/switchyard/switchyard/destinations"
-	"github.com/switchyard/switchyard/destinations/hubspot/api"
+	"github.com/switchyard/switchyard/internal/hubspot/api"
 )
 
 // companies writes the companies of the batch's group calls and associates

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/switchyard/switchyard/destinations/hubspot/ratelimit"
+	"github.com/switchyard/switchyard/internal/hubspot/ratelimit"
 )
 
 // Config configures a HubSpot destination instance. Zero fields take the

@@ -12,7 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/switchyard/switchyard/destinations"
-	"github.com/switchyard/switchyard/destinations/hubspot/api"
+	"github.com/switchyard/switchyard/internal/hubspot/api"
 )
 
 // contacts writes the contact updates of the batch: identify traits, and a

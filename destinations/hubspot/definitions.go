@@ -12,7 +12,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/switchyard/switchyard/destinations/hubspot/api"
+	"github.com/switchyard/switchyard/internal/hubspot/api"
 )
 
 // HubSpot takes custom event occurrences only for defined events, each

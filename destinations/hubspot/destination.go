@@ -18,8 +18,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/switchyard/switchyard/destinations"
-	"github.com/switchyard/switchyard/destinations/hubspot/api"
-	"github.com/switchyard/switchyard/destinations/hubspot/ratelimit"
+	"github.com/switchyard/switchyard/internal/hubspot/api"
+	"github.com/switchyard/switchyard/internal/hubspot/ratelimit"
 	"github.com/switchyard/switchyard/transforms"
 )
 

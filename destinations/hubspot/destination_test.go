@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/internal/hubspot/sandbox"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
@@ -20,13 +22,13 @@ import (
 const hubID = 4242
 
 type portal struct {
-	sandbox *hubspot.Sandbox
+	sandbox *sandbox.Server
 	srv     *httptest.Server
 }
 
 func newPortal(t *testing.T) *portal {
 	t.Helper()
-	sb := hubspot.NewSandbox(hubspot.SandboxConfig{Tier: "professional", HubID: hubID})
+	sb := sandbox.New(sandbox.Config{Tier: "professional", HubID: hubID})
 	srv := httptest.NewServer(sb)
 	t.Cleanup(srv.Close)
 	return &portal{sandbox: sb, srv: srv}
@@ -55,13 +57,13 @@ func send(t *testing.T, h *hubspot.HubSpot, events ...destinations.Event) []dest
 	return out
 }
 
-func contactByEmail(p *portal, email string) (hubspot.SandboxRecord, bool) {
+func contactByEmail(p *portal, email string) (sandbox.Record, bool) {
 	for _, c := range p.sandbox.Contacts() {
 		if c.Properties["email"] == email {
 			return c, true
 		}
 	}
-	return hubspot.SandboxRecord{}, false
+	return sandbox.Record{}, false
 }
 
 func TestIdentifyUpsertsAContactWithCleanProperties(t *testing.T) {

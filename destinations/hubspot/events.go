@@ -9,7 +9,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/switchyard/switchyard/destinations"
-	"github.com/switchyard/switchyard/destinations/hubspot/api"
+	"github.com/switchyard/switchyard/internal/hubspot/api"
 	"github.com/switchyard/switchyard/transforms"
 )
 

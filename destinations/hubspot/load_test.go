@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/internal/hubspot/sandbox"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
@@ -129,7 +131,7 @@ var _ destinations.Destination = (*countingDestination)(nil)
 // pipeline is one router delivering the log's events to a sandbox portal.
 type pipeline struct {
 	log      queue.Log
-	sandbox  *hubspot.Sandbox
+	sandbox  *sandbox.Server
 	calls    *callRecorder
 	dest     *countingDestination
 	router   *router.Router
@@ -140,7 +142,7 @@ type pipelineConfig struct {
 	// clock is the time of the sandbox, the destination and the router;
 	// nil means the wall clock.
 	clock  *loadClock
-	sbox   hubspot.SandboxConfig
+	sbox   sandbox.Config
 	dest   hubspot.Config
 	router router.Config
 }
@@ -164,7 +166,7 @@ func newPipeline(tb testing.TB, cfg pipelineConfig) *pipeline {
 		cfg.sbox.Tier = "free"
 	}
 	cfg.sbox.HubID = hubID
-	p := &pipeline{log: log, sandbox: hubspot.NewSandbox(cfg.sbox)}
+	p := &pipeline{log: log, sandbox: sandbox.New(cfg.sbox)}
 	p.calls = &callRecorder{next: p.sandbox, now: now}
 	srv := httptest.NewServer(p.calls)
 	tb.Cleanup(srv.Close)
@@ -518,7 +520,7 @@ func TestADaily429PausesAndResumes(t *testing.T) {
 func TestAPausedSendWaitsByTheInjectedClock(t *testing.T) {
 	midnight := time.Date(2027, 1, 16, 0, 0, 0, 0, time.UTC)
 	clock := newLoadClock(midnight.Add(-2*time.Minute), 1)
-	sb := hubspot.NewSandbox(hubspot.SandboxConfig{HubID: hubID, Now: clock.Now})
+	sb := sandbox.New(sandbox.Config{HubID: hubID, Now: clock.Now})
 	srv := httptest.NewServer(sb)
 	defer srv.Close()
 	h, err := hubspot.New("hubspot", hubspot.Config{Token: "pat", BaseURL: srv.URL, HubID: hubID, Clock: clock}, zap.NewNop(), nil)

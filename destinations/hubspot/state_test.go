@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/internal/hubspot/sandbox"
+
 	"github.com/tidwall/gjson"
 	"go.uber.org/zap"
 
@@ -101,7 +103,7 @@ func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { retu
 // call must not lose it. It is made once, however many events its user
 // has in the batch.
 func TestAWaitingAssociationIsKeptUntilMade(t *testing.T) {
-	srv := httptest.NewServer(NewSandbox(SandboxConfig{Tier: "professional", HubID: 1}))
+	srv := httptest.NewServer(sandbox.New(sandbox.Config{Tier: "professional", HubID: 1}))
 	defer srv.Close()
 	var h *HubSpot
 	var storedDuringCall []string

@@ -19,7 +19,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/switchyard/switchyard/destinations/hubspot/ratelimit"
+	"github.com/switchyard/switchyard/internal/hubspot/ratelimit"
 )
 
 // DefaultBaseURL is HubSpot's API host.

@@ -1,4 +1,4 @@
-package hubspot
+package sandbox
 
 import (
 	"encoding/json"
@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"path"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -14,15 +15,15 @@ import (
 
 // Search limits ([O-search]).
 const (
-	sbSearchMaxBody     = 3000
-	sbSearchMaxLimit    = 200
-	sbSearchMaxResults  = 10000
-	sbSearchMaxGroups   = 5
-	sbSearchMaxPerGroup = 6
-	sbSearchMaxFilters  = 18
+	searchMaxBody     = 3000
+	searchMaxLimit    = 200
+	searchMaxResults  = 10000
+	searchMaxGroups   = 5
+	searchMaxPerGroup = 6
+	searchMaxFilters  = 18
 )
 
-type sbFilter struct {
+type filter struct {
 	PropertyName string            `json:"propertyName"`
 	Operator     string            `json:"operator"`
 	Value        json.RawMessage   `json:"value"`
@@ -30,13 +31,13 @@ type sbFilter struct {
 	Values       []json.RawMessage `json:"values"`
 }
 
-type sbSort struct {
+type sortRecords struct {
 	PropertyName string `json:"propertyName"`
 	Direction    string `json:"direction"`
 }
 
-// sbScalar turns a filter value, sent as a JSON string or number, into a string.
-func sbScalar(raw json.RawMessage) string {
+// scalar turns a filter value, sent as a JSON string or number, into a string.
+func scalar(raw json.RawMessage) string {
 	if len(raw) == 0 || string(raw) == "null" {
 		return ""
 	}
@@ -47,8 +48,8 @@ func sbScalar(raw json.RawMessage) string {
 	return strings.TrimSpace(string(raw))
 }
 
-// sbSearchText are the properties a free-text query looks at.
-var sbSearchText = map[string][]string{
+// searchText are the properties a free-text query looks at.
+var searchText = map[string][]string{
 	"contacts":  {"firstname", "lastname", "email", "phone", "mobilephone", "company"},
 	"companies": {"name", "domain", "website", "phone"},
 }
@@ -56,23 +57,23 @@ var sbSearchText = map[string][]string{
 // handleSearch runs POST /crm/v3/objects/{objectType}/search: filter groups
 // (ORed) of filters (ANDed), one sort, limit ≤ 200, after, total, the 10,000
 // results cap and the 3,000-character body cap ([O-search]).
-func (s *Sandbox) handleSearch(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleSearch(w http.ResponseWriter, r *http.Request) {
 	typ, ok := s.objectTypeOrFail(w, r, "objectType")
 	if !ok {
 		return
 	}
-	data, err := io.ReadAll(io.LimitReader(r.Body, sbMaxBody))
+	data, err := io.ReadAll(io.LimitReader(r.Body, maxBody))
 	if err != nil {
-		sbFail(w, sbNewError("VALIDATION_ERROR", "Invalid input JSON: "+err.Error()))
+		fail(w, newError("VALIDATION_ERROR", "Invalid input JSON: "+err.Error()))
 		return
 	}
-	if len(data) > sbSearchMaxBody {
-		sbFail(w, sbNewError("VALIDATION_ERROR", fmt.Sprintf("The request body is %d characters long; search requests are limited to %d", len(data), sbSearchMaxBody)))
+	if len(data) > searchMaxBody {
+		fail(w, newError("VALIDATION_ERROR", fmt.Sprintf("The request body is %d characters long; search requests are limited to %d", len(data), searchMaxBody)))
 		return
 	}
 	var body struct {
 		FilterGroups []struct {
-			Filters []sbFilter `json:"filters"`
+			Filters []filter `json:"filters"`
 		} `json:"filterGroups"`
 		Sorts      []json.RawMessage `json:"sorts"`
 		Query      string            `json:"query"`
@@ -80,7 +81,7 @@ func (s *Sandbox) handleSearch(w http.ResponseWriter, r *http.Request) {
 		Limit      *int              `json:"limit"`
 		After      json.RawMessage   `json:"after"`
 	}
-	if !sbDecodeBytes(w, data, &body) {
+	if !decodeBytes(w, data, &body) {
 		return
 	}
 
@@ -88,43 +89,43 @@ func (s *Sandbox) handleSearch(w http.ResponseWriter, r *http.Request) {
 	if body.Limit != nil {
 		limit = *body.Limit
 	}
-	if limit < 1 || limit > sbSearchMaxLimit {
-		sbFail(w, sbNewError("VALIDATION_ERROR", fmt.Sprintf("limit must be between 1 and %d, got %d", sbSearchMaxLimit, limit)))
+	if limit < 1 || limit > searchMaxLimit {
+		fail(w, newError("VALIDATION_ERROR", fmt.Sprintf("limit must be between 1 and %d, got %d", searchMaxLimit, limit)))
 		return
 	}
 	after := 0
-	if a := sbScalar(body.After); a != "" {
+	if a := scalar(body.After); a != "" {
 		if after, err = strconv.Atoi(a); err != nil || after < 0 {
-			sbFail(w, sbNewError("VALIDATION_ERROR", "after must be the paging.next.after of a previous page, got "+a))
+			fail(w, newError("VALIDATION_ERROR", "after must be the paging.next.after of a previous page, got "+a))
 			return
 		}
 	}
-	if after >= sbSearchMaxResults {
-		sbFail(w, sbNewError("VALIDATION_ERROR", fmt.Sprintf("Search results are limited to %d per query; after %d is beyond them", sbSearchMaxResults, after)))
+	if after >= searchMaxResults {
+		fail(w, newError("VALIDATION_ERROR", fmt.Sprintf("Search results are limited to %d per query; after %d is beyond them", searchMaxResults, after)))
 		return
 	}
 	total := 0
 	for _, g := range body.FilterGroups {
-		if len(g.Filters) > sbSearchMaxPerGroup {
-			sbFail(w, sbNewError("VALIDATION_ERROR", fmt.Sprintf("Too many filters in a filter group: %d, at most %d", len(g.Filters), sbSearchMaxPerGroup)))
+		if len(g.Filters) > searchMaxPerGroup {
+			fail(w, newError("VALIDATION_ERROR", fmt.Sprintf("Too many filters in a filter group: %d, at most %d", len(g.Filters), searchMaxPerGroup)))
 			return
 		}
 		total += len(g.Filters)
 	}
-	if len(body.FilterGroups) > sbSearchMaxGroups || total > sbSearchMaxFilters {
-		sbFail(w, sbNewError("VALIDATION_ERROR", fmt.Sprintf("Too many filter groups or filters: %d groups, %d filters; at most %d groups and %d filters", len(body.FilterGroups), total, sbSearchMaxGroups, sbSearchMaxFilters)))
+	if len(body.FilterGroups) > searchMaxGroups || total > searchMaxFilters {
+		fail(w, newError("VALIDATION_ERROR", fmt.Sprintf("Too many filter groups or filters: %d groups, %d filters; at most %d groups and %d filters", len(body.FilterGroups), total, searchMaxGroups, searchMaxFilters)))
 		return
 	}
 	if len(body.Sorts) > 1 {
-		sbFail(w, sbNewError("VALIDATION_ERROR", "Only one sort is supported"))
+		fail(w, newError("VALIDATION_ERROR", "Only one sort is supported"))
 		return
 	}
-	var sortBy sbSort
+	var sortBy sortRecords
 	if len(body.Sorts) == 1 {
 		if err := json.Unmarshal(body.Sorts[0], &sortBy); err != nil {
 			// A sort may also be a bare property name, "-name" for descending.
-			name := sbScalar(body.Sorts[0])
-			sortBy = sbSort{PropertyName: strings.TrimPrefix(name, "-"), Direction: "ASCENDING"}
+			name := scalar(body.Sorts[0])
+			sortBy = sortRecords{PropertyName: strings.TrimPrefix(name, "-"), Direction: "ASCENDING"}
 			if strings.HasPrefix(name, "-") {
 				sortBy.Direction = "DESCENDING"
 			}
@@ -132,8 +133,8 @@ func (s *Sandbox) handleSearch(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, g := range body.FilterGroups {
 		for _, f := range g.Filters {
-			if !sbContains(sbOperators, f.Operator) {
-				sbFail(w, sbNewError("VALIDATION_ERROR", fmt.Sprintf("Unknown filter operator %q", f.Operator)))
+			if !slices.Contains(operators, f.Operator) {
+				fail(w, newError("VALIDATION_ERROR", fmt.Sprintf("Unknown filter operator %q", f.Operator)))
 				return
 			}
 		}
@@ -144,20 +145,20 @@ func (s *Sandbox) handleSearch(w http.ResponseWriter, r *http.Request) {
 	now := s.cfg.Now()
 	objs := s.objects[typ]
 	defs := s.props[typ]
-	var matches []*sbRecord
+	var matches []*record
 	for _, id := range objs.sortedIDs() {
 		rec := objs.byID[id]
 		if s.cfg.SearchLag > 0 && now.Sub(rec.createdAt) < s.cfg.SearchLag {
 			continue
 		}
-		if !sbMatchesQuery(rec, sbSearchText[typ], body.Query) {
+		if !matchesQuery(rec, searchText[typ], body.Query) {
 			continue
 		}
 		ok := len(body.FilterGroups) == 0
 		for _, g := range body.FilterGroups {
 			all := true
 			for _, f := range g.Filters {
-				if !sbMatches(defs.byName[f.PropertyName], rec, f) {
+				if !filterMatches(defs.byName[f.PropertyName], rec, f) {
 					all = false
 					break
 				}
@@ -180,7 +181,7 @@ func (s *Sandbox) handleSearch(w http.ResponseWriter, r *http.Request) {
 			if aok != bok {
 				return aok // records without the value go last
 			}
-			c := sbCompare(prop, a, b)
+			c := compare(prop, a, b)
 			if desc {
 				return c > 0
 			}
@@ -190,21 +191,21 @@ func (s *Sandbox) handleSearch(w http.ResponseWriter, r *http.Request) {
 
 	names := s.readNames(typ, body.Properties)
 	n := len(matches)
-	results := []sbObjectOut{}
+	results := []objectOut{}
 	end := min(after+limit, n)
 	for i := after; i < end; i++ {
-		results = append(results, sbRecordOut(matches[i], names))
+		results = append(results, recordOut(matches[i], names))
 	}
-	page := sbPage{Total: &n, Results: results}
+	page := page{Total: &n, Results: results}
 	if end < n {
-		page.Paging = &sbPaging{Next: sbNext{After: strconv.Itoa(end)}}
+		page.Paging = &paging{Next: nextPage{After: strconv.Itoa(end)}}
 	}
-	sbWriteJSON(w, http.StatusOK, page)
+	writeJSON(w, http.StatusOK, page)
 }
 
-var sbOperators = []string{"EQ", "NEQ", "LT", "LTE", "GT", "GTE", "BETWEEN", "IN", "NOT_IN", "HAS_PROPERTY", "NOT_HAS_PROPERTY", "CONTAINS_TOKEN", "NOT_CONTAINS_TOKEN"}
+var operators = []string{"EQ", "NEQ", "LT", "LTE", "GT", "GTE", "BETWEEN", "IN", "NOT_IN", "HAS_PROPERTY", "NOT_HAS_PROPERTY", "CONTAINS_TOKEN", "NOT_CONTAINS_TOKEN"}
 
-func sbMatchesQuery(rec *sbRecord, fields []string, q string) bool {
+func matchesQuery(rec *record, fields []string, q string) bool {
 	q = strings.ToLower(strings.TrimSpace(q))
 	if q == "" {
 		return true
@@ -217,8 +218,8 @@ func sbMatchesQuery(rec *sbRecord, fields []string, q string) bool {
 	return false
 }
 
-// sbMatches applies one filter to a record.
-func sbMatches(prop *sbProperty, rec *sbRecord, f sbFilter) bool {
+// filterMatches applies one filter to a record.
+func filterMatches(prop *property, rec *record, f filter) bool {
 	v, has := rec.props[f.PropertyName]
 	switch f.Operator {
 	case "HAS_PROPERTY":
@@ -226,50 +227,50 @@ func sbMatches(prop *sbProperty, rec *sbRecord, f sbFilter) bool {
 	case "NOT_HAS_PROPERTY":
 		return !has
 	case "NEQ":
-		return !has || sbCompare(prop, v, sbScalar(f.Value)) != 0
+		return !has || compare(prop, v, scalar(f.Value)) != 0
 	case "NOT_IN":
 		for _, x := range f.Values {
-			if has && sbCompare(prop, v, sbScalar(x)) == 0 {
+			if has && compare(prop, v, scalar(x)) == 0 {
 				return false
 			}
 		}
 		return true
 	case "NOT_CONTAINS_TOKEN":
-		return !has || !sbContainsToken(v, sbScalar(f.Value))
+		return !has || !containsToken(v, scalar(f.Value))
 	}
 	if !has {
 		return false
 	}
 	switch f.Operator {
 	case "EQ":
-		return sbCompare(prop, v, sbScalar(f.Value)) == 0
+		return compare(prop, v, scalar(f.Value)) == 0
 	case "LT":
-		return sbCompare(prop, v, sbScalar(f.Value)) < 0
+		return compare(prop, v, scalar(f.Value)) < 0
 	case "LTE":
-		return sbCompare(prop, v, sbScalar(f.Value)) <= 0
+		return compare(prop, v, scalar(f.Value)) <= 0
 	case "GT":
-		return sbCompare(prop, v, sbScalar(f.Value)) > 0
+		return compare(prop, v, scalar(f.Value)) > 0
 	case "GTE":
-		return sbCompare(prop, v, sbScalar(f.Value)) >= 0
+		return compare(prop, v, scalar(f.Value)) >= 0
 	case "BETWEEN":
-		return sbCompare(prop, v, sbScalar(f.Value)) >= 0 && sbCompare(prop, v, sbScalar(f.HighValue)) <= 0
+		return compare(prop, v, scalar(f.Value)) >= 0 && compare(prop, v, scalar(f.HighValue)) <= 0
 	case "IN":
 		for _, x := range f.Values {
-			if sbCompare(prop, v, sbScalar(x)) == 0 {
+			if compare(prop, v, scalar(x)) == 0 {
 				return true
 			}
 		}
 		return false
 	case "CONTAINS_TOKEN":
-		return sbContainsToken(v, sbScalar(f.Value))
+		return containsToken(v, scalar(f.Value))
 	}
 	return false
 }
 
-// sbCompare orders two values by the property's type: numbers as numbers,
+// compare orders two values by the property's type: numbers as numbers,
 // dates and datetimes as instants (ISO 8601 or epoch ms), anything else as
 // case-insensitive text.
-func sbCompare(prop *sbProperty, a, b string) int {
+func compare(prop *property, a, b string) int {
 	typ := "string"
 	if prop != nil {
 		typ = prop.Type
@@ -279,19 +280,19 @@ func sbCompare(prop *sbProperty, a, b string) int {
 		x, err1 := strconv.ParseFloat(a, 64)
 		y, err2 := strconv.ParseFloat(b, 64)
 		if err1 == nil && err2 == nil {
-			return sbCmp(x, y)
+			return compareValues(x, y)
 		}
 	case "date", "datetime":
-		x, ok1 := sbInstant(a)
-		y, ok2 := sbInstant(b)
+		x, ok1 := instant(a)
+		y, ok2 := instant(b)
 		if ok1 && ok2 {
-			return sbCmp(x, y)
+			return compareValues(x, y)
 		}
 	}
 	return strings.Compare(strings.ToLower(a), strings.ToLower(b))
 }
 
-func sbCmp[T int64 | float64](x, y T) int {
+func compareValues[T int64 | float64](x, y T) int {
 	switch {
 	case x < y:
 		return -1
@@ -301,9 +302,9 @@ func sbCmp[T int64 | float64](x, y T) int {
 	return 0
 }
 
-// sbInstant reads epoch ms, ISO 8601 or YYYY-MM-DD as epoch ms.
-func sbInstant(v string) (int64, bool) {
-	if sbEpochRe.MatchString(v) {
+// instant reads epoch ms, ISO 8601 or YYYY-MM-DD as epoch ms.
+func instant(v string) (int64, bool) {
+	if epochRe.MatchString(v) {
 		n, err := strconv.ParseInt(v, 10, 64)
 		return n, err == nil
 	}
@@ -315,9 +316,9 @@ func sbInstant(v string) (int64, bool) {
 	return 0, false
 }
 
-// sbContainsToken matches a word of the value, or with * wildcards the
+// containsToken matches a word of the value, or with * wildcards the
 // whole value or a word of it, ignoring case.
-func sbContainsToken(value, token string) bool {
+func containsToken(value, token string) bool {
 	value, token = strings.ToLower(value), strings.ToLower(token)
 	if token == "" {
 		return false

@@ -1,4 +1,4 @@
-package hubspot_test
+package sandbox_test
 
 import (
 	"encoding/json"
@@ -15,7 +15,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
-	"github.com/switchyard/switchyard/destinations/hubspot"
+	"github.com/switchyard/switchyard/internal/hubspot/sandbox"
 )
 
 // Each test names, in its cases or comments, the source tag of the fact it
@@ -38,13 +38,13 @@ func (c *sandboxClock) Advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-func newSandbox(t *testing.T, cfg hubspot.SandboxConfig) (*hubspot.Sandbox, *sandboxClock) {
+func newSandbox(t *testing.T, cfg sandbox.Config) (*sandbox.Server, *sandboxClock) {
 	t.Helper()
 	clock := &sandboxClock{t: time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)}
 	if cfg.Now == nil {
 		cfg.Now = clock.Now
 	}
-	return hubspot.NewSandbox(cfg), clock
+	return sandbox.New(cfg), clock
 }
 
 type sandboxResp struct {
@@ -57,12 +57,12 @@ func (r sandboxResp) get(path string) gjson.Result { return gjson.Get(r.body, pa
 
 const testToken = "pat-na1-test"
 
-func call(t *testing.T, s *hubspot.Sandbox, method, path, body string) sandboxResp {
+func call(t *testing.T, s *sandbox.Server, method, path, body string) sandboxResp {
 	t.Helper()
 	return callAs(t, s, testToken, method, path, body)
 }
 
-func callAs(t *testing.T, s *hubspot.Sandbox, token, method, path, body string) sandboxResp {
+func callAs(t *testing.T, s *sandbox.Server, token, method, path, body string) sandboxResp {
 	t.Helper()
 	req := httptest.NewRequest(method, path, strings.NewReader(body))
 	if token != "" {
@@ -96,7 +96,7 @@ func upsertEmail(email, props string) string {
 	return fmt.Sprintf(`{"id":%q,"idProperty":"email","properties":{%s}}`, email, props)
 }
 
-func createContacts(t *testing.T, s *hubspot.Sandbox, n int) []string {
+func createContacts(t *testing.T, s *sandbox.Server, n int) []string {
 	t.Helper()
 	r := call(t, s, "POST", "/crm/v3/objects/contacts/batch/create", inputs(n, func(i int) string {
 		return fmt.Sprintf(`{"properties":{"email":"user%d@example.com"}}`, i)
@@ -109,7 +109,7 @@ func createContacts(t *testing.T, s *hubspot.Sandbox, n int) []string {
 	return ids
 }
 
-func createCompanies(t *testing.T, s *hubspot.Sandbox, n int) []string {
+func createCompanies(t *testing.T, s *sandbox.Server, n int) []string {
 	t.Helper()
 	r := call(t, s, "POST", "/crm/v3/objects/companies/batch/create", inputs(n, func(i int) string {
 		return fmt.Sprintf(`{"properties":{"name":"Company %d","domain":"c%d.example"}}`, i, i)
@@ -123,7 +123,7 @@ func createCompanies(t *testing.T, s *hubspot.Sandbox, n int) []string {
 }
 
 func TestSandboxBatchSizeLimits(t *testing.T) {
-	s, _ := newSandbox(t, hubspot.SandboxConfig{TenSecondlyLimit: 10000})
+	s, _ := newSandbox(t, sandbox.Config{TenSecondlyLimit: 10000})
 	contacts := createContacts(t, s, 2)
 	companies := createCompanies(t, s, 1)
 	assoc := func(i int) string {
@@ -202,7 +202,7 @@ func TestSandboxPropertyValuesMustBeStrings(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			s, _ := newSandbox(t, hubspot.SandboxConfig{})
+			s, _ := newSandbox(t, sandbox.Config{})
 			r := call(t, s, "POST", "/crm/v3/objects/contacts/batch/upsert",
 				`{"inputs":[{"id":"a@example.com","idProperty":"email","objectWriteTraceId":"t1","properties":{`+tc.props+`}}]}`)
 			mustStatus(t, r, 400)
@@ -215,7 +215,7 @@ func TestSandboxPropertyValuesMustBeStrings(t *testing.T) {
 		})
 	}
 	t.Run("string values are accepted", func(t *testing.T) {
-		s, _ := newSandbox(t, hubspot.SandboxConfig{})
+		s, _ := newSandbox(t, sandbox.Config{})
 		r := call(t, s, "POST", "/crm/v3/objects/contacts/batch/upsert",
 			`{"inputs":[{"id":"a@example.com","idProperty":"email","properties":{"annualrevenue":"42","phone":"+44 20 7946 0000"}}]}`)
 		mustStatus(t, r, 200)
@@ -227,7 +227,7 @@ func TestSandboxPropertyValuesMustBeStrings(t *testing.T) {
 
 // [O-objapis] the exact PROPERTY_DOESNT_EXIST body.
 func TestSandboxUnknownPropertyBody(t *testing.T) {
-	s, _ := newSandbox(t, hubspot.SandboxConfig{HubID: 62515})
+	s, _ := newSandbox(t, sandbox.Config{HubID: 62515})
 	r := call(t, s, "POST", "/crm/v3/objects/contacts/batch/upsert",
 		`{"inputs":[{"id":"a@example.com","idProperty":"email","properties":{"firstname":"A","testproperty":"x"}}]}`)
 	mustStatus(t, r, 400)
@@ -277,7 +277,7 @@ func TestSandboxDateValues(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			s, _ := newSandbox(t, hubspot.SandboxConfig{})
+			s, _ := newSandbox(t, sandbox.Config{})
 			r := call(t, s, "POST", "/crm/v3/objects/contacts/batch/upsert",
 				inputs(1, func(int) string { return upsertEmail("a@example.com", `"date_of_birth":"`+tc.value+`"`) }))
 			if tc.message == "" {
@@ -301,7 +301,7 @@ func TestSandboxDateValues(t *testing.T) {
 
 // [C-conflict] creating an existing email is CONFLICT "Contact already exists. Existing ID: N".
 func TestSandboxEmailUniqueness(t *testing.T) {
-	s, _ := newSandbox(t, hubspot.SandboxConfig{})
+	s, _ := newSandbox(t, sandbox.Config{})
 	ids := createContacts(t, s, 2) // user0@, user1@
 
 	t.Run("creating an existing email in another case is a CONFLICT", func(t *testing.T) {
@@ -336,7 +336,7 @@ func TestSandboxEmailUniqueness(t *testing.T) {
 
 // [O-contacts], [S] upsert by email creates, then updates; results carry `new`.
 func TestSandboxUpsertByEmailCreatesThenUpdates(t *testing.T) {
-	s, clock := newSandbox(t, hubspot.SandboxConfig{})
+	s, clock := newSandbox(t, sandbox.Config{})
 	r1 := call(t, s, "POST", "/crm/v3/objects/contacts/batch/upsert", inputs(1, func(int) string {
 		return upsertEmail("Ada@Example.com", `"firstname":"Ada","lifecyclestage":"lead"`)
 	}))
@@ -385,7 +385,7 @@ func TestSandboxUpsertByEmailCreatesThenUpdates(t *testing.T) {
 
 // [C-nonunique] idProperty must be a unique property; [O-props] hasUniqueValue properties work.
 func TestSandboxIDPropertyMustBeUnique(t *testing.T) {
-	s, _ := newSandbox(t, hubspot.SandboxConfig{HubID: 21939747})
+	s, _ := newSandbox(t, sandbox.Config{HubID: 21939747})
 	mustStatus(t, call(t, s, "POST", "/crm/v3/properties/companies",
 		`{"name":"external_company_id","label":"External id","type":"string","fieldType":"text","groupName":"companyinformation","hasUniqueValue":true}`), 201)
 
@@ -424,7 +424,7 @@ func TestSandboxIDPropertyMustBeUnique(t *testing.T) {
 
 // [O-err] with objectWriteTraceId, failures are per input in a 207.
 func TestSandboxMultiStatusWithTraceIDs(t *testing.T) {
-	s, _ := newSandbox(t, hubspot.SandboxConfig{})
+	s, _ := newSandbox(t, sandbox.Config{})
 	existing := createContacts(t, s, 1)[0] // user0@example.com
 	body := `{"inputs":[
 		{"properties":{"email":"good@example.com","firstname":"Good"},"objectWriteTraceId":"t-good"},
@@ -470,7 +470,7 @@ func TestSandboxMultiStatusWithTraceIDs(t *testing.T) {
 		}
 	})
 	t.Run("EmailUpsertAllOrNothing fails the whole email upsert", func(t *testing.T) {
-		s, _ := newSandbox(t, hubspot.SandboxConfig{EmailUpsertAllOrNothing: true})
+		s, _ := newSandbox(t, sandbox.Config{EmailUpsertAllOrNothing: true})
 		r := call(t, s, "POST", "/crm/v3/objects/contacts/batch/upsert", `{"inputs":[
 			{"id":"a@example.com","idProperty":"email","properties":{},"objectWriteTraceId":"u1"},
 			{"id":"b@example.com","idProperty":"email","properties":{"nope":"x"},"objectWriteTraceId":"u2"}]}`)
@@ -501,7 +501,7 @@ func TestSandboxWithoutTraceIDsTheWholeBatchFails(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			s, _ := newSandbox(t, hubspot.SandboxConfig{})
+			s, _ := newSandbox(t, sandbox.Config{})
 			mustStatus(t, call(t, s, "POST", "/crm/v3/objects/contacts/batch/create", `{"inputs":[{"properties":{"email":"seed@example.com"}}]}`), 201)
 			r := call(t, s, "POST", tc.path, tc.body)
 			mustStatus(t, r, tc.status)
@@ -517,7 +517,7 @@ func TestSandboxWithoutTraceIDsTheWholeBatchFails(t *testing.T) {
 
 // [O-search] filters, sorts, paging, total, limits.
 func TestSandboxSearch(t *testing.T) {
-	s, clock := newSandbox(t, hubspot.SandboxConfig{})
+	s, clock := newSandbox(t, sandbox.Config{})
 	people := []string{
 		`"email":"ada@example.com","firstname":"Ada","lastname":"Lovelace","city":"London","lifecyclestage":"customer"`,
 		`"email":"alan@example.org","firstname":"Alan","lastname":"Turing","city":"London"`,
@@ -640,7 +640,7 @@ func TestSandboxSearch(t *testing.T) {
 
 // [O-search] the 10,000 cap: a query's pages stop at offset 10,000.
 func TestSandboxSearchStopsAtTenThousandResults(t *testing.T) {
-	s, clock := newSandbox(t, hubspot.SandboxConfig{TenSecondlyLimit: 1000})
+	s, clock := newSandbox(t, sandbox.Config{TenSecondlyLimit: 1000})
 	for b := 0; b < 101; b++ {
 		mustStatus(t, call(t, s, "POST", "/crm/v3/objects/companies/batch/create", inputs(100, func(i int) string {
 			return `{"properties":{"name":"c"}}`
@@ -658,7 +658,7 @@ func TestSandboxSearchStopsAtTenThousandResults(t *testing.T) {
 
 // [O24-usage] no rate-limit headers on search; [O-search] its own 5/s limit; [SDK-retry] "secondly" message.
 func TestSandboxSearchRateLimit(t *testing.T) {
-	s, clock := newSandbox(t, hubspot.SandboxConfig{})
+	s, clock := newSandbox(t, sandbox.Config{})
 	for i := 0; i < 5; i++ {
 		r := call(t, s, "POST", "/crm/v3/objects/contacts/search", `{}`)
 		mustStatus(t, r, 200)
@@ -701,7 +701,7 @@ func TestSandboxTenSecondWindowByTier(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			s, clock := newSandbox(t, hubspot.SandboxConfig{Tier: tc.tier})
+			s, clock := newSandbox(t, sandbox.Config{Tier: tc.tier})
 			for i := 1; i <= tc.max; i++ {
 				r := callAs(t, s, tc.token, "GET", "/crm/v3/objects/contacts", "")
 				mustStatus(t, r, 200)
@@ -735,7 +735,7 @@ func TestSandboxTenSecondWindowByTier(t *testing.T) {
 
 // [O-usage] the window rolls: requests leave it 10 s after they were made.
 func TestSandboxTenSecondWindowRolls(t *testing.T) {
-	s, clock := newSandbox(t, hubspot.SandboxConfig{})
+	s, clock := newSandbox(t, sandbox.Config{})
 	get := func() sandboxResp { return call(t, s, "GET", "/crm/v3/objects/contacts", "") }
 	for i := 0; i < 60; i++ {
 		mustStatus(t, get(), 200)
@@ -753,7 +753,7 @@ func TestSandboxTenSecondWindowRolls(t *testing.T) {
 		t.Errorf("Remaining %s, want 59: a rejected request must not spend the budget", got)
 	}
 	t.Run("Retry-After is sent when configured", func(t *testing.T) {
-		s, _ := newSandbox(t, hubspot.SandboxConfig{SendRetryAfter: true, TenSecondlyLimit: 1})
+		s, _ := newSandbox(t, sandbox.Config{SendRetryAfter: true, TenSecondlyLimit: 1})
 		mustStatus(t, call(t, s, "GET", "/crm/v3/objects/contacts", ""), 200)
 		r := call(t, s, "GET", "/crm/v3/objects/contacts", "")
 		mustStatus(t, r, 429)
@@ -769,7 +769,7 @@ func TestSandboxDailyLimit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, clock := newSandbox(t, hubspot.SandboxConfig{DailyLimit: 3, TimeZone: ny})
+	s, clock := newSandbox(t, sandbox.Config{DailyLimit: 3, TimeZone: ny})
 	// 23:59:00 in New York on 10 March 2026 is 03:59 UTC on 11 March.
 	clock.t = time.Date(2026, 3, 10, 23, 59, 0, 0, ny)
 	get := func(token string) sandboxResp { return callAs(t, s, token, "GET", "/crm/v3/objects/contacts", "") }
@@ -797,7 +797,7 @@ func TestSandboxDailyLimit(t *testing.T) {
 	}
 
 	t.Run("the exhaust switch gives DAILY 429s until the local midnight", func(t *testing.T) {
-		s, clock := newSandbox(t, hubspot.SandboxConfig{TimeZone: ny, SendRetryAfter: true})
+		s, clock := newSandbox(t, sandbox.Config{TimeZone: ny, SendRetryAfter: true})
 		clock.t = time.Date(2026, 3, 10, 20, 0, 0, 0, ny) // 00:00 UTC on the 11th: no reset in UTC terms
 		mustStatus(t, call(t, s, "POST", "/_sandbox/exhaust-daily", ""), 204)
 		r := call(t, s, "GET", "/crm/v3/objects/contacts", "")
@@ -814,7 +814,7 @@ func TestSandboxDailyLimit(t *testing.T) {
 
 // [O24-usage], [O-changelog-oauth-headers] OAuth calls carry no Daily headers and have 110 per 10 s.
 func TestSandboxOAuthTokens(t *testing.T) {
-	s, _ := newSandbox(t, hubspot.SandboxConfig{Tier: "professional"})
+	s, _ := newSandbox(t, sandbox.Config{Tier: "professional"})
 	r := callAs(t, s, "oauth-token-1", "GET", "/crm/v3/objects/contacts", "")
 	mustStatus(t, r, 200)
 	if r.header.Get("X-HubSpot-RateLimit-Daily") != "" || r.header.Get("X-HubSpot-RateLimit-Daily-Remaining") != "" {
@@ -834,7 +834,7 @@ func TestSandboxOAuthTokens(t *testing.T) {
 
 // [O-usage] the burst limit is per app: two tokens have separate 10-second budgets.
 func TestSandboxTokensHaveSeparateBudgets(t *testing.T) {
-	s, _ := newSandbox(t, hubspot.SandboxConfig{Tokens: []string{"pat-a", "pat-b"}})
+	s, _ := newSandbox(t, sandbox.Config{Tokens: []string{"pat-a", "pat-b"}})
 	for i := 0; i < 100; i++ {
 		mustStatus(t, callAs(t, s, "pat-a", "GET", "/crm/v3/objects/contacts", ""), 200)
 	}
@@ -861,7 +861,7 @@ func TestSandboxTokensHaveSeparateBudgets(t *testing.T) {
 
 // [O-assoc] v4 default associations, batch read, and [S] 500-per-page reads.
 func TestSandboxAssociations(t *testing.T) {
-	s, _ := newSandbox(t, hubspot.SandboxConfig{})
+	s, _ := newSandbox(t, sandbox.Config{})
 	contacts := createContacts(t, s, 1)
 	companies := createCompanies(t, s, 3)
 	body := inputs(3, func(i int) string {
@@ -928,7 +928,7 @@ func TestSandboxAssociations(t *testing.T) {
 
 // [O-events], [S] custom events: batches of 500, exempt from the general limits, 204.
 func TestSandboxEvents(t *testing.T) {
-	s, _ := newSandbox(t, hubspot.SandboxConfig{})
+	s, _ := newSandbox(t, sandbox.Config{})
 	for i := 0; i < 100; i++ {
 		mustStatus(t, call(t, s, "GET", "/crm/v3/objects/contacts", ""), 200)
 	}
@@ -985,7 +985,7 @@ func TestSandboxEvents(t *testing.T) {
 		})
 	}
 	t.Run("the send endpoints have their own 1,250 per second limit", func(t *testing.T) {
-		s, clock := newSandbox(t, hubspot.SandboxConfig{})
+		s, clock := newSandbox(t, sandbox.Config{})
 		ev := `{"eventName":"pe12345678_ping","email":"a@example.com","properties":{}}`
 		for i := 0; i < 1250; i++ {
 			mustStatus(t, call(t, s, "POST", "/events/v3/send", ev), 204)
@@ -998,7 +998,7 @@ func TestSandboxEvents(t *testing.T) {
 
 // [S], [O-lists] add-and-remove on a MANUAL list.
 func TestSandboxListMemberships(t *testing.T) {
-	s, _ := newSandbox(t, hubspot.SandboxConfig{})
+	s, _ := newSandbox(t, sandbox.Config{})
 	ids := createContacts(t, s, 3)
 	r := call(t, s, "POST", "/crm/v3/lists", `{"name":"Trial users","objectTypeId":"0-1","processingType":"MANUAL"}`)
 	mustStatus(t, r, 200)
@@ -1040,33 +1040,33 @@ func TestSandboxListMemberships(t *testing.T) {
 
 // [O-err] 5xx and 423; [C-429] bursts; latency.
 func TestSandboxSwitches(t *testing.T) {
-	get := func(t *testing.T, s *hubspot.Sandbox) sandboxResp {
+	get := func(t *testing.T, s *sandbox.Server) sandboxResp {
 		return call(t, s, "GET", "/crm/v3/objects/contacts", "")
 	}
 	cases := []struct {
 		name    string
-		on      func(s *hubspot.Sandbox)
+		on      func(s *sandbox.Server)
 		control string // the same switch over HTTP
 		body    string
 		want    []int
 		check   func(t *testing.T, r sandboxResp)
 	}{
 		{"injected 503s fail the next requests, then they pass",
-			func(s *hubspot.Sandbox) { s.FailNext(2, 503) }, "/_sandbox/fail", `{"count":2,"status":503}`,
+			func(s *sandbox.Server) { s.FailNext(2, 503) }, "/_sandbox/fail", `{"count":2,"status":503}`,
 			[]int{503, 503, 200}, func(t *testing.T, r sandboxResp) {
 				if r.get("status").String() != "error" || !uuidRe.MatchString(r.get("correlationId").String()) {
 					t.Errorf("5xx body %s", r.body)
 				}
 			}},
 		{"a 429 burst answers TEN_SECONDLY_ROLLING",
-			func(s *hubspot.Sandbox) { s.RateLimitBurst(3) }, "/_sandbox/ratelimit-burst", `{"count":3}`,
+			func(s *sandbox.Server) { s.RateLimitBurst(3) }, "/_sandbox/ratelimit-burst", `{"count":3}`,
 			[]int{429, 429, 429, 200}, func(t *testing.T, r sandboxResp) {
 				if r.get("policyName").String() != "TEN_SECONDLY_ROLLING" || r.get("errorType").String() != "RATE_LIMIT" {
 					t.Errorf("burst body %s", r.body)
 				}
 			}},
 		{"a lock answers 423",
-			func(s *hubspot.Sandbox) { s.LockNext(1) }, "/_sandbox/lock", `{"count":1}`,
+			func(s *sandbox.Server) { s.LockNext(1) }, "/_sandbox/lock", `{"count":1}`,
 			[]int{423, 200}, func(t *testing.T, r sandboxResp) {
 				if r.get("status").String() != "error" {
 					t.Errorf("423 body %s", r.body)
@@ -1076,7 +1076,7 @@ func TestSandboxSwitches(t *testing.T) {
 	for _, tc := range cases {
 		for _, via := range []string{"Go", "HTTP"} {
 			t.Run(tc.name+" ("+via+")", func(t *testing.T) {
-				s, _ := newSandbox(t, hubspot.SandboxConfig{})
+				s, _ := newSandbox(t, sandbox.Config{})
 				if via == "Go" {
 					tc.on(s)
 				} else {
@@ -1093,13 +1093,13 @@ func TestSandboxSwitches(t *testing.T) {
 		}
 	}
 	t.Run("a burst also reaches search and events", func(t *testing.T) {
-		s, _ := newSandbox(t, hubspot.SandboxConfig{})
+		s, _ := newSandbox(t, sandbox.Config{})
 		s.RateLimitBurst(2)
 		mustStatus(t, call(t, s, "POST", "/crm/v3/objects/contacts/search", `{}`), 429)
 		mustStatus(t, call(t, s, "POST", "/events/v3/send", `{"eventName":"pe12345678_x","email":"a@example.com","properties":{}}`), 429)
 	})
 	t.Run("latency delays each request", func(t *testing.T) {
-		s, _ := newSandbox(t, hubspot.SandboxConfig{})
+		s, _ := newSandbox(t, sandbox.Config{})
 		mustStatus(t, callAs(t, s, "", "POST", "/_sandbox/latency", `{"ms":30}`), 204)
 		start := time.Now()
 		mustStatus(t, get(t, s), 200)
@@ -1114,7 +1114,7 @@ func TestSandboxSwitches(t *testing.T) {
 		}
 	})
 	t.Run("reset clears data, limits and switches", func(t *testing.T) {
-		s, _ := newSandbox(t, hubspot.SandboxConfig{TenSecondlyLimit: 2})
+		s, _ := newSandbox(t, sandbox.Config{TenSecondlyLimit: 2})
 		createContacts(t, s, 1)
 		s.LockNext(5)
 		mustStatus(t, callAs(t, s, "", "POST", "/_sandbox/reset", ""), 204)
@@ -1127,7 +1127,7 @@ func TestSandboxSwitches(t *testing.T) {
 }
 
 func TestSandboxStats(t *testing.T) {
-	s, _ := newSandbox(t, hubspot.SandboxConfig{TenSecondlyLimit: 2})
+	s, _ := newSandbox(t, sandbox.Config{TenSecondlyLimit: 2})
 	call(t, s, "GET", "/crm/v3/objects/contacts", "")
 	call(t, s, "GET", "/crm/v3/objects/companies", "")
 	call(t, s, "GET", "/crm/v3/objects/contacts", "") // 429
@@ -1158,7 +1158,7 @@ func TestSandboxStats(t *testing.T) {
 
 // [O-props], [S] the property catalogue and property creation.
 func TestSandboxProperties(t *testing.T) {
-	s, _ := newSandbox(t, hubspot.SandboxConfig{TenSecondlyLimit: 1000})
+	s, _ := newSandbox(t, sandbox.Config{TenSecondlyLimit: 1000})
 	r := call(t, s, "GET", "/crm/v3/properties/contacts", "")
 	mustStatus(t, r, 200)
 	for _, name := range []string{"email", "firstname", "lastname", "phone", "company", "website", "jobtitle", "lifecyclestage", "city", "state", "zip", "country", "address", "date_of_birth", "hs_lead_status", "createdate", "lastmodifieddate"} {
@@ -1213,14 +1213,14 @@ func TestSandboxProperties(t *testing.T) {
 			t.Errorf("body %s", r.body)
 		}
 	})
-	if _, ok := hubspot.SandboxDefaultProperties("companies"); !ok {
+	if _, ok := sandbox.DefaultProperties("companies"); !ok {
 		t.Error("no default companies catalogue")
 	}
 }
 
 // [S] reads: get by id or idProperty, list paging, batch read with missing ids.
 func TestSandboxReads(t *testing.T) {
-	s, _ := newSandbox(t, hubspot.SandboxConfig{})
+	s, _ := newSandbox(t, sandbox.Config{})
 	ids := createContacts(t, s, 5)
 	r := call(t, s, "GET", "/crm/v3/objects/contacts/"+ids[2], "")
 	mustStatus(t, r, 200)
@@ -1256,7 +1256,7 @@ func TestSandboxReads(t *testing.T) {
 
 // [O-props] a value starting with ";" appends to a multi-checkbox; "" clears a value.
 func TestSandboxMultiCheckboxAppendAndClear(t *testing.T) {
-	s, _ := newSandbox(t, hubspot.SandboxConfig{})
+	s, _ := newSandbox(t, sandbox.Config{})
 	id := createCompanies(t, s, 1)[0]
 	update := func(props string) {
 		t.Helper()
@@ -1279,7 +1279,7 @@ func TestSandboxMultiCheckboxAppendAndClear(t *testing.T) {
 
 // [O-search] newly written records may take a moment to appear in search.
 func TestSandboxSearchLag(t *testing.T) {
-	s, clock := newSandbox(t, hubspot.SandboxConfig{SearchLag: 3 * time.Second})
+	s, clock := newSandbox(t, sandbox.Config{SearchLag: 3 * time.Second})
 	createContacts(t, s, 2)
 	r := call(t, s, "POST", "/crm/v3/objects/contacts/search", `{}`)
 	if r.get("total").Int() != 0 {
@@ -1294,7 +1294,7 @@ func TestSandboxSearchLag(t *testing.T) {
 
 // The sandbox serves real HTTP: a client sees HubSpot's statuses, headers and bodies.
 func TestSandboxOverHTTP(t *testing.T) {
-	s, _ := newSandbox(t, hubspot.SandboxConfig{Tokens: []string{"pat-na1-x"}})
+	s, _ := newSandbox(t, sandbox.Config{Tokens: []string{"pat-na1-x"}})
 	srv := httptest.NewServer(s)
 	defer srv.Close()
 	req, err := http.NewRequest("POST", srv.URL+"/events/v3/send", strings.NewReader(`{"eventName":"pe12345678_x","email":"a@example.com","properties":{}}`))
@@ -1327,13 +1327,13 @@ func TestSandboxOverHTTP(t *testing.T) {
 func TestSandboxConfigValidate(t *testing.T) {
 	cases := []struct {
 		name string
-		cfg  hubspot.SandboxConfig
+		cfg  sandbox.Config
 		ok   bool
 	}{
-		{"the zero config is valid", hubspot.SandboxConfig{}, true},
-		{"every documented tier is valid", hubspot.SandboxConfig{Tier: "api-add-on"}, true},
-		{"an unknown tier is refused", hubspot.SandboxConfig{Tier: "gold"}, false},
-		{"a negative limit is refused", hubspot.SandboxConfig{DailyLimit: -1}, false},
+		{"the zero config is valid", sandbox.Config{}, true},
+		{"every documented tier is valid", sandbox.Config{Tier: "api-add-on"}, true},
+		{"an unknown tier is refused", sandbox.Config{Tier: "gold"}, false},
+		{"a negative limit is refused", sandbox.Config{DailyLimit: -1}, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1349,7 +1349,7 @@ func TestSandboxConfigValidate(t *testing.T) {
 // [O-events] fullyQualifiedName is pe{HubID}_{name}. The 201, 404 and 409
 // statuses are the sandbox's choice: HubSpot does not document them.
 func TestSandboxEventDefinitions(t *testing.T) {
-	s, _ := newSandbox(t, hubspot.SandboxConfig{Tier: "professional", HubID: 4242})
+	s, _ := newSandbox(t, sandbox.Config{Tier: "professional", HubID: 4242})
 	mustStatus(t, call(t, s, "GET", "/events/v3/event-definitions/order_completed?includeProperties=true", ""), http.StatusNotFound)
 
 	created := call(t, s, "POST", "/events/v3/event-definitions",

@@ -1,4 +1,4 @@
-package hubspot
+package sandbox
 
 import (
 	"context"
@@ -9,9 +9,9 @@ import (
 	"time"
 )
 
-// SandboxConfig configures a Sandbox. The zero value is a new free-tier
+// Config configures a Server. The zero value is a new free-tier
 // portal that accepts any bearer token.
-type SandboxConfig struct {
+type Config struct {
 	// Tier is the account's product tier; it sizes the rate limits as
 	// HubSpot's usage guidelines document them ([O-usage]):
 	//
@@ -81,7 +81,7 @@ type SandboxConfig struct {
 	EmailUpsertAllOrNothing bool
 }
 
-// Sandbox is an in-memory HubSpot portal that answers the parts of HubSpot's
+// Server is an in-memory HubSpot portal that answers the parts of HubSpot's
 // API that switchyard uses, with HubSpot's limits, errors and rate-limit
 // headers. It is an http.Handler; its methods are safe for concurrent use.
 //
@@ -99,46 +99,46 @@ type SandboxConfig struct {
 //	GET  /_sandbox/objects/{objectType}                        every record of a type
 //	GET  /_sandbox/associations                                every default association
 //	GET  /_sandbox/lists                                       every list with its members
-type Sandbox struct {
-	cfg    SandboxConfig
+type Server struct {
+	cfg    Config
 	mux    *http.ServeMux
-	routes map[string]sbLimitClass // pattern -> which limiter applies
+	routes map[string]limitClass // pattern -> which limiter applies
 
 	mu sync.Mutex
-	sbState
+	portalState
 }
 
-// sbState is everything a reset clears. Guarded by Sandbox.mu.
-type sbState struct {
+// portalState is everything a reset clears. Guarded by Server.mu.
+type portalState struct {
 	nextID     int64
 	nextListID int64
-	objects    map[string]*sbObjects    // "contacts", "companies"
-	props      map[string]*sbProperties // "contacts", "companies"
-	assocs     map[sbAssocKey]map[int]bool
-	events     []SandboxEvent
-	eventDefs  map[string]*sbEventDefinition
-	lists      map[int64]*sbList
+	objects    map[string]*objects    // "contacts", "companies"
+	props      map[string]*properties // "contacts", "companies"
+	assocs     map[assocKey]map[int]bool
+	events     []Event
+	eventDefs  map[string]*eventDefinition
+	lists      map[int64]*list
 
-	windows   map[string]*sbWindow // token -> 10-second window
-	daily     sbDaily
-	searchWin sbWindow
-	eventsWin sbWindow
+	windows   map[string]*window // token -> 10-second window
+	daily     daily
+	searchWin window
+	eventsWin window
 
-	faults sbFaults
+	faults faults
 	stats  map[string]map[int]int
 }
 
-type sbLimitClass int
+type limitClass int
 
 const (
-	sbLimitGeneral sbLimitClass = iota // the 10-second window and the daily budget
-	sbLimitSearch                      // 5/s, counts against the day, no headers
-	sbLimitEvents                      // 1250/s, exempt from both general limits
+	limitGeneral limitClass = iota // the 10-second window and the daily budget
+	limitSearch                    // 5/s, counts against the day, no headers
+	limitEvents                    // 1250/s, exempt from both general limits
 )
 
-// Validate reports a configuration NewSandbox would not honour: an unknown
+// Validate reports a configuration New would not honour: an unknown
 // Tier or a negative limit.
-func (c SandboxConfig) Validate() error {
+func (c Config) Validate() error {
 	switch c.Tier {
 	case "", "free", "starter", "professional", "enterprise", "api-add-on", "oauth":
 	default:
@@ -150,10 +150,10 @@ func (c SandboxConfig) Validate() error {
 	return nil
 }
 
-// NewSandbox returns a sandbox portal with the default property catalogue
+// New returns a sandbox portal with the default property catalogue
 // and no records. An unknown Tier gets the free tier's limits; call
 // Validate first to refuse one.
-func NewSandbox(cfg SandboxConfig) *Sandbox {
+func New(cfg Config) *Server {
 	if cfg.Tier == "" {
 		cfg.Tier = "free"
 	}
@@ -175,28 +175,28 @@ func NewSandbox(cfg SandboxConfig) *Sandbox {
 	if cfg.TimeZone == nil {
 		cfg.TimeZone = time.UTC
 	}
-	s := &Sandbox{cfg: cfg, mux: http.NewServeMux(), routes: map[string]sbLimitClass{}}
-	s.sbState = s.freshState()
+	s := &Server{cfg: cfg, mux: http.NewServeMux(), routes: map[string]limitClass{}}
+	s.portalState = s.freshState()
 	s.registerRoutes()
 	return s
 }
 
-func (s *Sandbox) freshState() sbState {
-	return sbState{
+func (s *Server) freshState() portalState {
+	return portalState{
 		nextID:     1001,
 		nextListID: 1,
-		objects: map[string]*sbObjects{
+		objects: map[string]*objects{
 			"contacts":  newSBObjects("contacts"),
 			"companies": newSBObjects("companies"),
 		},
-		props: map[string]*sbProperties{
-			"contacts":  sbDefaultProperties("contacts"),
-			"companies": sbDefaultProperties("companies"),
+		props: map[string]*properties{
+			"contacts":  defaultProperties("contacts"),
+			"companies": defaultProperties("companies"),
 		},
-		assocs:    map[sbAssocKey]map[int]bool{},
-		eventDefs: map[string]*sbEventDefinition{},
-		lists:     map[int64]*sbList{},
-		windows:   map[string]*sbWindow{},
+		assocs:    map[assocKey]map[int]bool{},
+		eventDefs: map[string]*eventDefinition{},
+		lists:     map[int64]*list{},
+		windows:   map[string]*window{},
 		stats:     map[string]map[int]int{},
 	}
 }
@@ -204,15 +204,15 @@ func (s *Sandbox) freshState() sbState {
 // Reset makes the sandbox a fresh portal again: no records, associations,
 // events or lists, the default catalogue, full rate budgets, no switches and
 // no stats.
-func (s *Sandbox) Reset() {
+func (s *Server) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.sbState = s.freshState()
+	s.portalState = s.freshState()
 }
 
-func (s *Sandbox) registerRoutes() {
-	g, se, ev := sbLimitGeneral, sbLimitSearch, sbLimitEvents
-	api := func(class sbLimitClass, pattern string, h http.HandlerFunc, versioned ...string) {
+func (s *Server) registerRoutes() {
+	g, se, ev := limitGeneral, limitSearch, limitEvents
+	api := func(class limitClass, pattern string, h http.HandlerFunc, versioned ...string) {
 		for _, p := range append([]string{pattern}, versioned...) {
 			s.routes[p] = class
 			s.mux.HandleFunc(p, h)
@@ -279,7 +279,7 @@ func (s *Sandbox) registerRoutes() {
 // ServeHTTP answers one request: latency, authentication, injected faults
 // and rate limits, then the endpoint. Every API request is counted in the
 // stats under its route pattern and final status.
-func (s *Sandbox) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if strings.HasPrefix(r.URL.Path, "/_sandbox/") {
 		s.mux.ServeHTTP(w, r)
 		return
@@ -289,7 +289,7 @@ func (s *Sandbox) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if pattern == "/" || pattern == "" {
 		pattern = "unmatched"
 	}
-	rec := &sbRecorder{ResponseWriter: w}
+	rec := &recorder{ResponseWriter: w}
 	s.serveAPI(rec, r, class)
 	if rec.status == 0 {
 		rec.status = http.StatusOK
@@ -306,41 +306,41 @@ func (s *Sandbox) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 }
 
-func (s *Sandbox) serveAPI(w http.ResponseWriter, r *http.Request, class sbLimitClass) {
+func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, class limitClass) {
 	s.mu.Lock()
 	latency := s.faults.latency
 	s.mu.Unlock()
-	if latency > 0 && !sbSleep(r.Context(), latency) {
+	if latency > 0 && !sleep(r.Context(), latency) {
 		return
 	}
 
-	token, ok := sbBearer(r)
+	token, ok := bearer(r)
 	if !ok {
-		sbWriteError(w, http.StatusUnauthorized, "INVALID_AUTHENTICATION",
+		writeError(w, http.StatusUnauthorized, "INVALID_AUTHENTICATION",
 			"Authentication credentials not found. Send a private app or OAuth access token as 'Authorization: Bearer <token>'.", nil)
 		return
 	}
 	if !s.tokenAccepted(token) {
-		sbWriteError(w, http.StatusUnauthorized, "INVALID_AUTHENTICATION",
+		writeError(w, http.StatusUnauthorized, "INVALID_AUTHENTICATION",
 			"The access token provided is not valid for this portal.", nil)
 		return
 	}
 
 	s.mu.Lock()
 	fault := s.faults.take()
-	var verdict sbVerdict
-	if fault.kind == sbFaultNone || fault.kind == sbFaultBurst {
-		verdict = s.admit(token, class, fault.kind == sbFaultBurst)
+	var verdict verdict
+	if fault.kind == faultNone || fault.kind == faultBurst {
+		verdict = s.admit(token, class, fault.kind == faultBurst)
 	}
 	s.mu.Unlock()
 
 	switch fault.kind {
-	case sbFaultStatus:
-		sbWriteError(w, fault.status, "INTERNAL_ERROR",
+	case faultStatus:
+		writeError(w, fault.status, "INTERNAL_ERROR",
 			"The sandbox was told to fail this request ("+http.StatusText(fault.status)+").", nil)
 		return
-	case sbFaultLock:
-		sbWriteError(w, http.StatusLocked, "LOCKED",
+	case faultLock:
+		writeError(w, http.StatusLocked, "LOCKED",
 			"The record is locked while a large volume of data is synced. Wait at least 2 seconds and retry.", nil)
 		return
 	}
@@ -352,7 +352,7 @@ func (s *Sandbox) serveAPI(w http.ResponseWriter, r *http.Request, class sbLimit
 	s.mux.ServeHTTP(w, r)
 }
 
-func (s *Sandbox) tokenAccepted(token string) bool {
+func (s *Server) tokenAccepted(token string) bool {
 	if len(s.cfg.Tokens) == 0 {
 		return true
 	}
@@ -364,7 +364,7 @@ func (s *Sandbox) tokenAccepted(token string) bool {
 	return false
 }
 
-func sbBearer(r *http.Request) (string, bool) {
+func bearer(r *http.Request) (string, bool) {
 	h := r.Header.Get("Authorization")
 	scheme, token, ok := strings.Cut(h, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
@@ -374,8 +374,8 @@ func sbBearer(r *http.Request) (string, bool) {
 	return token, token != ""
 }
 
-// sbSleep waits d or until ctx ends; it reports whether d passed.
-func sbSleep(ctx context.Context, d time.Duration) bool {
+// sleep waits d or until ctx ends; it reports whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -386,24 +386,24 @@ func sbSleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// sbRecorder remembers the status written through it.
-type sbRecorder struct {
+// recorder remembers the status written through it.
+type recorder struct {
 	http.ResponseWriter
 	status int
 }
 
-func (r *sbRecorder) WriteHeader(code int) {
+func (r *recorder) WriteHeader(code int) {
 	if r.status == 0 {
 		r.status = code
 	}
 	r.ResponseWriter.WriteHeader(code)
 }
 
-func (r *sbRecorder) Write(b []byte) (int, error) {
+func (r *recorder) Write(b []byte) (int, error) {
 	if r.status == 0 {
 		r.status = http.StatusOK
 	}
 	return r.ResponseWriter.Write(b)
 }
 
-var _ http.Handler = (*Sandbox)(nil)
+var _ http.Handler = (*Server)(nil)

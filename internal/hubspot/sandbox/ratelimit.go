@@ -1,4 +1,4 @@
-package hubspot
+package sandbox
 
 import (
 	"math"
@@ -8,15 +8,15 @@ import (
 	"time"
 )
 
-const sbTenSeconds = 10 * time.Second
+const tenSeconds = 10 * time.Second
 
-// sbWindow is a rolling window: the times of the requests it admitted.
-type sbWindow struct {
+// window is a rolling window: the times of the requests it admitted.
+type window struct {
 	times []time.Time
 }
 
 // prune forgets the requests older than d before now.
-func (w *sbWindow) prune(now time.Time, d time.Duration) {
+func (w *window) prune(now time.Time, d time.Duration) {
 	cut := now.Add(-d)
 	i := 0
 	for i < len(w.times) && !w.times[i].After(cut) {
@@ -28,7 +28,7 @@ func (w *sbWindow) prune(now time.Time, d time.Duration) {
 }
 
 // since counts the admitted requests in the last d.
-func (w *sbWindow) since(now time.Time, d time.Duration) int {
+func (w *window) since(now time.Time, d time.Duration) int {
 	cut := now.Add(-d)
 	n := 0
 	for j := len(w.times) - 1; j >= 0 && w.times[j].After(cut); j-- {
@@ -37,23 +37,23 @@ func (w *sbWindow) since(now time.Time, d time.Duration) int {
 	return n
 }
 
-// sbDaily is the account's daily counter; it restarts when the date in the
+// daily is the account's daily counter; it restarts when the date in the
 // account's time zone changes.
-type sbDaily struct {
+type daily struct {
 	day  string
 	used int
 }
 
-// sbPolicy is the limit a request ran into.
-type sbPolicy struct {
+// policy is the limit a request ran into.
+type policy struct {
 	policy            string
 	message           string
 	retryAfterSeconds int
 }
 
-// sbVerdict is the result of admission: the rate-limit headers to send and,
+// verdict is the result of admission: the rate-limit headers to send and,
 // when the request is refused, the policy that refused it.
-type sbVerdict struct {
+type verdict struct {
 	headers  bool // send the X-HubSpot-RateLimit-* headers
 	daily    bool // include the Daily ones
 	max      int
@@ -62,10 +62,10 @@ type sbVerdict struct {
 	secRem   int
 	dayMax   int
 	dayRem   int
-	rejected *sbPolicy
+	rejected *policy
 }
 
-func (v sbVerdict) writeHeaders(w http.ResponseWriter) {
+func (v verdict) writeHeaders(w http.ResponseWriter) {
 	if !v.headers {
 		return
 	}
@@ -81,12 +81,12 @@ func (v sbVerdict) writeHeaders(w http.ResponseWriter) {
 	h.Set("X-HubSpot-RateLimit-Secondly-Remaining", strconv.Itoa(v.secRem))
 }
 
-func (s *Sandbox) isOAuth(token string) bool {
+func (s *Server) isOAuth(token string) bool {
 	return s.cfg.Tier == "oauth" || strings.HasPrefix(token, s.cfg.OAuthTokenPrefix)
 }
 
 // tenSecondLimit is the token's requests per 10 s ([O-usage], [O24-usage]).
-func (s *Sandbox) tenSecondLimit(token string) int {
+func (s *Server) tenSecondLimit(token string) int {
 	if s.isOAuth(token) {
 		return 110
 	}
@@ -104,7 +104,7 @@ func (s *Sandbox) tenSecondLimit(token string) int {
 }
 
 // dailyLimit is the account's requests per day ([O-usage]).
-func (s *Sandbox) dailyLimit() int {
+func (s *Server) dailyLimit() int {
 	if s.cfg.DailyLimit > 0 {
 		return s.cfg.DailyLimit
 	}
@@ -121,86 +121,86 @@ func (s *Sandbox) dailyLimit() int {
 }
 
 // dayKey is the account-local date of t; the daily limit resets when it changes.
-func (s *Sandbox) dayKey(t time.Time) string {
+func (s *Server) dayKey(t time.Time) string {
 	return t.In(s.cfg.TimeZone).Format("2006-01-02")
 }
 
 // secondsToMidnight is how long until the account's next midnight, rounded up.
-func (s *Sandbox) secondsToMidnight(now time.Time) int {
+func (s *Server) secondsToMidnight(now time.Time) int {
 	local := now.In(s.cfg.TimeZone)
 	y, m, d := local.Date()
 	next := time.Date(y, m, d+1, 0, 0, 0, 0, s.cfg.TimeZone)
 	return int(math.Ceil(next.Sub(now).Seconds()))
 }
 
-func (s *Sandbox) rollDay(now time.Time) {
+func (s *Server) rollDay(now time.Time) {
 	if day := s.dayKey(now); s.daily.day != day {
-		s.daily = sbDaily{day: day}
+		s.daily = daily{day: day}
 	}
 }
 
 var (
-	sbPolicyDaily = sbPolicy{policy: "DAILY", message: "You have reached your daily limit."}
-	sbPolicyTen   = sbPolicy{policy: "TEN_SECONDLY_ROLLING", message: "You have reached your ten_secondly_rolling limit."}
-	sbPolicySec   = sbPolicy{policy: "SECONDLY", message: "You have reached your secondly limit.", retryAfterSeconds: 1}
+	policyDaily = policy{policy: "DAILY", message: "You have reached your daily limit."}
+	policyTen   = policy{policy: "TEN_SECONDLY_ROLLING", message: "You have reached your ten_secondly_rolling limit."}
+	policySec   = policy{policy: "SECONDLY", message: "You have reached your secondly limit.", retryAfterSeconds: 1}
 )
 
 // admit decides whether a request may proceed and counts it if so. burst
 // forces a TEN_SECONDLY_ROLLING refusal. Callers hold s.mu.
-func (s *Sandbox) admit(token string, class sbLimitClass, burst bool) sbVerdict {
+func (s *Server) admit(token string, class limitClass, burst bool) verdict {
 	now := s.cfg.Now()
 	oauth := s.isOAuth(token)
 	s.rollDay(now)
 	dayMax := s.dailyLimit()
 
 	switch class {
-	case sbLimitEvents:
+	case limitEvents:
 		// Exempt from the daily and ten-secondly limits ([S]); own per-second limit ([O-events]).
 		if burst {
-			p := sbPolicyTen
+			p := policyTen
 			p.retryAfterSeconds = 10
-			return sbVerdict{rejected: &p}
+			return verdict{rejected: &p}
 		}
 		s.eventsWin.prune(now, time.Second)
 		if len(s.eventsWin.times) >= s.cfg.EventsPerSecond {
-			p := sbPolicySec
-			return sbVerdict{rejected: &p}
+			p := policySec
+			return verdict{rejected: &p}
 		}
 		s.eventsWin.times = append(s.eventsWin.times, now)
-		return sbVerdict{}
+		return verdict{}
 
-	case sbLimitSearch:
+	case limitSearch:
 		// Own 5/s limit and no rate-limit headers ([O-search], [O24-usage]).
 		if burst {
-			p := sbPolicyTen
+			p := policyTen
 			p.retryAfterSeconds = 10
-			return sbVerdict{rejected: &p}
+			return verdict{rejected: &p}
 		}
 		if !oauth && s.daily.used >= dayMax {
-			p := sbPolicyDaily
+			p := policyDaily
 			p.retryAfterSeconds = s.secondsToMidnight(now)
-			return sbVerdict{rejected: &p}
+			return verdict{rejected: &p}
 		}
 		s.searchWin.prune(now, time.Second)
 		if len(s.searchWin.times) >= s.cfg.SearchPerSecond {
-			p := sbPolicySec
-			return sbVerdict{rejected: &p}
+			p := policySec
+			return verdict{rejected: &p}
 		}
 		s.searchWin.times = append(s.searchWin.times, now)
 		if !oauth {
 			s.daily.used++
 		}
-		return sbVerdict{}
+		return verdict{}
 	}
 
 	limit := s.tenSecondLimit(token)
 	win := s.windows[token]
 	if win == nil {
-		win = &sbWindow{}
+		win = &window{}
 		s.windows[token] = win
 	}
-	win.prune(now, sbTenSeconds)
-	v := sbVerdict{
+	win.prune(now, tenSeconds)
+	v := verdict{
 		headers: true,
 		daily:   !oauth,
 		max:     limit,
@@ -214,16 +214,16 @@ func (s *Sandbox) admit(token string, class sbLimitClass, burst bool) sbVerdict 
 	}
 	switch {
 	case burst:
-		p := sbPolicyTen
+		p := policyTen
 		p.retryAfterSeconds = 10
 		v.rejected = &p
 	case !oauth && s.daily.used >= dayMax:
-		p := sbPolicyDaily
+		p := policyDaily
 		p.retryAfterSeconds = s.secondsToMidnight(now)
 		v.rejected = &p
 	case len(win.times) >= limit:
-		p := sbPolicyTen
-		p.retryAfterSeconds = max(1, int(math.Ceil(win.times[0].Add(sbTenSeconds).Sub(now).Seconds())))
+		p := policyTen
+		p.retryAfterSeconds = max(1, int(math.Ceil(win.times[0].Add(tenSeconds).Sub(now).Seconds())))
 		v.rejected = &p
 	default:
 		win.times = append(win.times, now)

@@ -1,4 +1,4 @@
-package hubspot
+package sandbox
 
 import (
 	"encoding/json"
@@ -10,8 +10,8 @@ import (
 	"time"
 )
 
-// sbFaults are the switches that make the sandbox misbehave on purpose.
-type sbFaults struct {
+// faults are the switches that make the sandbox misbehave on purpose.
+type faults struct {
 	failCount  int
 	failStatus int
 	burstCount int
@@ -19,40 +19,40 @@ type sbFaults struct {
 	latency    time.Duration
 }
 
-type sbFaultKind int
+type faultKind int
 
 const (
-	sbFaultNone sbFaultKind = iota
-	sbFaultStatus
-	sbFaultLock
-	sbFaultBurst
+	faultNone faultKind = iota
+	faultStatus
+	faultLock
+	faultBurst
 )
 
-type sbFault struct {
-	kind   sbFaultKind
+type fault struct {
+	kind   faultKind
 	status int
 }
 
 // take consumes one pending fault, in the order: injected status, 423, 429
 // burst.
-func (f *sbFaults) take() sbFault {
+func (f *faults) take() fault {
 	switch {
 	case f.failCount > 0:
 		f.failCount--
-		return sbFault{kind: sbFaultStatus, status: f.failStatus}
+		return fault{kind: faultStatus, status: f.failStatus}
 	case f.lockCount > 0:
 		f.lockCount--
-		return sbFault{kind: sbFaultLock}
+		return fault{kind: faultLock}
 	case f.burstCount > 0:
 		f.burstCount--
-		return sbFault{kind: sbFaultBurst}
+		return fault{kind: faultBurst}
 	}
-	return sbFault{}
+	return fault{}
 }
 
 // FailNext makes the next n API requests fail with status (a 5xx such as
 // 500, 502, 503 or 504; other values become 500) and a HubSpot error body.
-func (s *Sandbox) FailNext(n, status int) {
+func (s *Server) FailNext(n, status int) {
 	if status < 500 || status > 599 {
 		status = http.StatusInternalServerError
 	}
@@ -63,21 +63,21 @@ func (s *Sandbox) FailNext(n, status int) {
 
 // RateLimitBurst makes the next n API requests, search and events
 // included, get a 429 TEN_SECONDLY_ROLLING.
-func (s *Sandbox) RateLimitBurst(n int) {
+func (s *Server) RateLimitBurst(n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.faults.burstCount = n
 }
 
 // LockNext makes the next n API requests get 423 Locked ([O-err]).
-func (s *Sandbox) LockNext(n int) {
+func (s *Server) LockNext(n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.faults.lockCount = n
 }
 
 // SetLatency delays every API request by d before it is answered.
-func (s *Sandbox) SetLatency(d time.Duration) {
+func (s *Server) SetLatency(d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.faults.latency = d
@@ -85,7 +85,7 @@ func (s *Sandbox) SetLatency(d time.Duration) {
 
 // ExhaustDaily spends the account's daily budget: every non-OAuth request
 // gets a 429 DAILY until the account's next midnight.
-func (s *Sandbox) ExhaustDaily() {
+func (s *Server) ExhaustDaily() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.rollDay(s.cfg.Now())
@@ -94,15 +94,15 @@ func (s *Sandbox) ExhaustDaily() {
 
 // ClearFaults turns off every switch: injected statuses, bursts, locks and
 // latency. Rate budgets and data stay as they are.
-func (s *Sandbox) ClearFaults() {
+func (s *Server) ClearFaults() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.faults = sbFaults{}
+	s.faults = faults{}
 }
 
 // Stats returns the API requests answered so far, by endpoint ("POST
 // /crm/v3/objects/{objectType}/batch/upsert") and status.
-func (s *Sandbox) Stats() map[string]map[int]int {
+func (s *Server) Stats() map[string]map[int]int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make(map[string]map[int]int, len(s.stats))
@@ -116,34 +116,34 @@ func (s *Sandbox) Stats() map[string]map[int]int {
 	return out
 }
 
-type sbCountBody struct {
+type countBody struct {
 	Count  int `json:"count"`
 	Status int `json:"status"`
 	MS     int `json:"ms"`
 }
 
-func sbReadControl(w http.ResponseWriter, r *http.Request) (sbCountBody, bool) {
-	var b sbCountBody
+func readControl(w http.ResponseWriter, r *http.Request) (countBody, bool) {
+	var b countBody
 	data, err := io.ReadAll(r.Body)
 	if err != nil {
-		sbWriteError(w, http.StatusBadRequest, "VALIDATION_ERROR", "reading body: "+err.Error(), nil)
+		writeError(w, http.StatusBadRequest, "VALIDATION_ERROR", "reading body: "+err.Error(), nil)
 		return b, false
 	}
 	if len(data) > 0 {
 		if err := json.Unmarshal(data, &b); err != nil {
-			sbWriteError(w, http.StatusBadRequest, "VALIDATION_ERROR", "parsing body: "+err.Error(), nil)
+			writeError(w, http.StatusBadRequest, "VALIDATION_ERROR", "parsing body: "+err.Error(), nil)
 			return b, false
 		}
 	}
 	if b.Count < 0 || b.MS < 0 {
-		sbWriteError(w, http.StatusBadRequest, "VALIDATION_ERROR", "count and ms must not be negative", nil)
+		writeError(w, http.StatusBadRequest, "VALIDATION_ERROR", "count and ms must not be negative", nil)
 		return b, false
 	}
 	return b, true
 }
 
-func (s *Sandbox) handleCtlFail(w http.ResponseWriter, r *http.Request) {
-	b, ok := sbReadControl(w, r)
+func (s *Server) handleCtlFail(w http.ResponseWriter, r *http.Request) {
+	b, ok := readControl(w, r)
 	if !ok {
 		return
 	}
@@ -151,15 +151,15 @@ func (s *Sandbox) handleCtlFail(w http.ResponseWriter, r *http.Request) {
 		b.Status = http.StatusInternalServerError
 	}
 	if b.Status < 500 || b.Status > 599 {
-		sbWriteError(w, http.StatusBadRequest, "VALIDATION_ERROR", "status must be a 5xx, got "+strconv.Itoa(b.Status), nil)
+		writeError(w, http.StatusBadRequest, "VALIDATION_ERROR", "status must be a 5xx, got "+strconv.Itoa(b.Status), nil)
 		return
 	}
 	s.FailNext(b.Count, b.Status)
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (s *Sandbox) handleCtlBurst(w http.ResponseWriter, r *http.Request) {
-	b, ok := sbReadControl(w, r)
+func (s *Server) handleCtlBurst(w http.ResponseWriter, r *http.Request) {
+	b, ok := readControl(w, r)
 	if !ok {
 		return
 	}
@@ -167,8 +167,8 @@ func (s *Sandbox) handleCtlBurst(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (s *Sandbox) handleCtlLock(w http.ResponseWriter, r *http.Request) {
-	b, ok := sbReadControl(w, r)
+func (s *Server) handleCtlLock(w http.ResponseWriter, r *http.Request) {
+	b, ok := readControl(w, r)
 	if !ok {
 		return
 	}
@@ -176,8 +176,8 @@ func (s *Sandbox) handleCtlLock(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (s *Sandbox) handleCtlLatency(w http.ResponseWriter, r *http.Request) {
-	b, ok := sbReadControl(w, r)
+func (s *Server) handleCtlLatency(w http.ResponseWriter, r *http.Request) {
+	b, ok := readControl(w, r)
 	if !ok {
 		return
 	}
@@ -185,23 +185,23 @@ func (s *Sandbox) handleCtlLatency(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (s *Sandbox) handleCtlExhaustDaily(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleCtlExhaustDaily(w http.ResponseWriter, r *http.Request) {
 	s.ExhaustDaily()
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (s *Sandbox) handleCtlClear(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleCtlClear(w http.ResponseWriter, r *http.Request) {
 	s.ClearFaults()
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (s *Sandbox) handleCtlReset(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleCtlReset(w http.ResponseWriter, r *http.Request) {
 	s.Reset()
 	w.WriteHeader(http.StatusNoContent)
 }
 
 // handleCtlStats answers {"total":N,"endpoints":{"POST /crm/...":{"200":3,"429":1}}}.
-func (s *Sandbox) handleCtlStats(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleCtlStats(w http.ResponseWriter, r *http.Request) {
 	stats := s.Stats()
 	out := struct {
 		Total     int                       `json:"total"`
@@ -215,27 +215,27 @@ func (s *Sandbox) handleCtlStats(w http.ResponseWriter, r *http.Request) {
 		}
 		out.Endpoints[k] = c
 	}
-	sbWriteJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, out)
 }
 
-func (s *Sandbox) handleCtlEvents(w http.ResponseWriter, r *http.Request) {
-	sbWriteJSON(w, http.StatusOK, map[string]any{"results": s.Events()})
+func (s *Server) handleCtlEvents(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"results": s.Events()})
 }
 
-func (s *Sandbox) handleCtlObjects(w http.ResponseWriter, r *http.Request) {
-	typ, ok := sbObjectType(r.PathValue("objectType"))
+func (s *Server) handleCtlObjects(w http.ResponseWriter, r *http.Request) {
+	typ, ok := canonicalType(r.PathValue("objectType"))
 	if !ok {
-		sbWriteError(w, http.StatusNotFound, "OBJECT_NOT_FOUND", "unknown object type "+r.PathValue("objectType"), nil)
+		writeError(w, http.StatusNotFound, "OBJECT_NOT_FOUND", "unknown object type "+r.PathValue("objectType"), nil)
 		return
 	}
-	sbWriteJSON(w, http.StatusOK, map[string]any{"results": s.Objects(typ)})
+	writeJSON(w, http.StatusOK, map[string]any{"results": s.Objects(typ)})
 }
 
-func (s *Sandbox) handleCtlAssociations(w http.ResponseWriter, r *http.Request) {
-	sbWriteJSON(w, http.StatusOK, map[string]any{"results": s.Associations()})
+func (s *Server) handleCtlAssociations(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"results": s.Associations()})
 }
 
-func (s *Sandbox) handleCtlLists(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleCtlLists(w http.ResponseWriter, r *http.Request) {
 	type listOut struct {
 		ListID  string   `json:"listId"`
 		Name    string   `json:"name"`
@@ -245,8 +245,8 @@ func (s *Sandbox) handleCtlLists(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	for _, id := range slices.Sorted(maps.Keys(s.lists)) {
 		l := s.lists[id]
-		out = append(out, listOut{ListID: strconv.FormatInt(id, 10), Name: l.name, Members: sbIDStrings(l.sortedMembers())})
+		out = append(out, listOut{ListID: strconv.FormatInt(id, 10), Name: l.name, Members: idStrings(l.sortedMembers())})
 	}
 	s.mu.Unlock()
-	sbWriteJSON(w, http.StatusOK, map[string]any{"results": out})
+	writeJSON(w, http.StatusOK, map[string]any{"results": out})
 }

@@ -1,4 +1,4 @@
-package hubspot
+package sandbox
 
 import (
 	"encoding/json"
@@ -13,19 +13,19 @@ import (
 
 // Custom event limits ([O-events]).
 const (
-	sbMaxEventBatch      = 500
-	sbMaxEventProperties = 50
-	sbMaxEventName       = 50
-	sbMaxEventValue      = 256
-	sbMaxEventURLValue   = 1024
+	maxEventBatch      = 500
+	maxEventProperties = 50
+	maxEventName       = 50
+	maxEventValue      = 256
+	maxEventURLValue   = 1024
 )
 
-// sbEventNameRe is the rule for event and event property names: lowercase
+// eventNameRe is the rule for event and event property names: lowercase
 // letters, digits and underscores, starting with a letter ([O-events-def]).
-var sbEventNameRe = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+var eventNameRe = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 
-// SandboxEvent is one custom behavioral event occurrence the sandbox received.
-type SandboxEvent struct {
+// Event is one custom behavioral event occurrence the sandbox received.
+type Event struct {
 	EventName  string            `json:"eventName"`
 	Email      string            `json:"email,omitempty"`
 	ObjectID   string            `json:"objectId,omitempty"`
@@ -36,10 +36,10 @@ type SandboxEvent struct {
 }
 
 // Events returns a copy of every event received, in arrival order.
-func (s *Sandbox) Events() []SandboxEvent {
+func (s *Server) Events() []Event {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]SandboxEvent, len(s.events))
+	out := make([]Event, len(s.events))
 	for i, e := range s.events {
 		e.Properties = make(map[string]string, len(s.events[i].Properties))
 		for k, v := range s.events[i].Properties {
@@ -50,7 +50,7 @@ func (s *Sandbox) Events() []SandboxEvent {
 	return out
 }
 
-type sbEventInput struct {
+type eventInput struct {
 	EventName  string                     `json:"eventName"`
 	Email      string                     `json:"email"`
 	ObjectID   json.RawMessage            `json:"objectId"`
@@ -60,29 +60,29 @@ type sbEventInput struct {
 }
 
 // handleEventSend is POST /events/v3/send: one occurrence, 204 ([O-events], [S]).
-func (s *Sandbox) handleEventSend(w http.ResponseWriter, r *http.Request) {
-	var in sbEventInput
-	if !sbDecode(w, r, &in) {
+func (s *Server) handleEventSend(w http.ResponseWriter, r *http.Request) {
+	var in eventInput
+	if !decode(w, r, &in) {
 		return
 	}
-	s.recordEvents(w, []sbEventInput{in}, false)
+	s.recordEvents(w, []eventInput{in}, false)
 }
 
 // handleEventSendBatch is POST /events/v3/send/batch: up to 500, 204 ([O-events], [S]).
-func (s *Sandbox) handleEventSendBatch(w http.ResponseWriter, r *http.Request) {
-	data, err := io.ReadAll(io.LimitReader(r.Body, sbMaxBody))
+func (s *Server) handleEventSendBatch(w http.ResponseWriter, r *http.Request) {
+	data, err := io.ReadAll(io.LimitReader(r.Body, maxBody))
 	if err != nil {
-		sbFail(w, sbNewError("VALIDATION_ERROR", "Invalid input JSON: "+err.Error()))
+		fail(w, newError("VALIDATION_ERROR", "Invalid input JSON: "+err.Error()))
 		return
 	}
 	var body struct {
-		Inputs []sbEventInput `json:"inputs"`
+		Inputs []eventInput `json:"inputs"`
 	}
-	if !sbDecodeBytes(w, data, &body) {
+	if !decodeBytes(w, data, &body) {
 		return
 	}
-	if len(body.Inputs) > sbMaxEventBatch {
-		sbFail(w, sbBatchTooLarge(len(body.Inputs), sbMaxEventBatch))
+	if len(body.Inputs) > maxEventBatch {
+		fail(w, batchTooLarge(len(body.Inputs), maxEventBatch))
 		return
 	}
 	s.recordEvents(w, body.Inputs, true)
@@ -90,9 +90,9 @@ func (s *Sandbox) handleEventSendBatch(w http.ResponseWriter, r *http.Request) {
 
 // recordEvents checks every occurrence; any problem fails the request and
 // nothing is recorded ([O-events]: "Exceeding any of these fails the request").
-func (s *Sandbox) recordEvents(w http.ResponseWriter, inputs []sbEventInput, batch bool) {
+func (s *Server) recordEvents(w http.ResponseWriter, inputs []eventInput, batch bool) {
 	now := s.cfg.Now()
-	events := make([]SandboxEvent, 0, len(inputs))
+	events := make([]Event, 0, len(inputs))
 	for i, in := range inputs {
 		ev, err := s.checkEvent(in, now)
 		if err != nil {
@@ -100,7 +100,7 @@ func (s *Sandbox) recordEvents(w http.ResponseWriter, inputs []sbEventInput, bat
 			if batch {
 				msg = fmt.Sprintf("inputs[%d]: %s", i, msg)
 			}
-			sbFail(w, sbNewError("VALIDATION_ERROR", msg))
+			fail(w, newError("VALIDATION_ERROR", msg))
 			return
 		}
 		events = append(events, ev)
@@ -111,8 +111,8 @@ func (s *Sandbox) recordEvents(w http.ResponseWriter, inputs []sbEventInput, bat
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (s *Sandbox) checkEvent(in sbEventInput, now time.Time) (SandboxEvent, error) {
-	ev := SandboxEvent{EventName: in.EventName, Email: in.Email, UTK: in.UTK, ReceivedAt: now, OccurredAt: now, Properties: map[string]string{}}
+func (s *Server) checkEvent(in eventInput, now time.Time) (Event, error) {
+	ev := Event{EventName: in.EventName, Email: in.Email, UTK: in.UTK, ReceivedAt: now, OccurredAt: now, Properties: map[string]string{}}
 	prefix := "pe" + strconv.FormatInt(s.cfg.HubID, 10) + "_"
 	if in.EventName == "" {
 		return ev, fmt.Errorf("eventName is required")
@@ -121,13 +121,13 @@ func (s *Sandbox) checkEvent(in sbEventInput, now time.Time) (SandboxEvent, erro
 	if !ok {
 		return ev, fmt.Errorf("event %s is not defined in portal %d: names look like %s{name}", in.EventName, s.cfg.HubID, prefix)
 	}
-	if !sbEventNameRe.MatchString(name) || len(name) > sbMaxEventName {
-		return ev, fmt.Errorf("event name %q must be at most %d characters, start with a letter and hold only lowercase letters, numbers and underscores", name, sbMaxEventName)
+	if !eventNameRe.MatchString(name) || len(name) > maxEventName {
+		return ev, fmt.Errorf("event name %q must be at most %d characters, start with a letter and hold only lowercase letters, numbers and underscores", name, maxEventName)
 	}
 	if in.Properties == nil {
 		return ev, fmt.Errorf("properties is required")
 	}
-	ev.ObjectID = sbScalar(in.ObjectID)
+	ev.ObjectID = scalar(in.ObjectID)
 	if ev.ObjectID != "" {
 		if _, err := strconv.ParseInt(ev.ObjectID, 10, 64); err != nil {
 			return ev, fmt.Errorf("objectId %q is not a record id", ev.ObjectID)
@@ -136,28 +136,28 @@ func (s *Sandbox) checkEvent(in sbEventInput, now time.Time) (SandboxEvent, erro
 	if ev.ObjectID == "" && ev.Email == "" && ev.UTK == "" && len(in.Properties["customMatchingId"]) == 0 {
 		return ev, fmt.Errorf("an event needs objectId, email, utk or a customMatchingId property to find its record")
 	}
-	if occ := sbScalar(in.OccurredAt); occ != "" {
-		ms, ok := sbInstant(occ)
-		if !ok || sbDateRe.MatchString(occ) {
+	if occ := scalar(in.OccurredAt); occ != "" {
+		ms, ok := instant(occ)
+		if !ok || dateRe.MatchString(occ) {
 			return ev, fmt.Errorf("occurredAt %q is neither ISO 8601 nor epoch milliseconds", occ)
 		}
 		ev.OccurredAt = time.UnixMilli(ms).UTC()
 	}
-	if len(in.Properties) > sbMaxEventProperties {
-		return ev, fmt.Errorf("%d properties; an occurrence takes at most %d", len(in.Properties), sbMaxEventProperties)
+	if len(in.Properties) > maxEventProperties {
+		return ev, fmt.Errorf("%d properties; an occurrence takes at most %d", len(in.Properties), maxEventProperties)
 	}
-	for _, k := range sbSortedKeys(in.Properties) {
+	for _, k := range sortedKeys(in.Properties) {
 		raw := in.Properties[k]
-		if k != "customMatchingId" && (!sbEventNameRe.MatchString(k) || len(k) > sbMaxEventName) {
-			return ev, fmt.Errorf("property name %q must be at most %d characters, start with a letter and hold only lowercase letters, numbers and underscores", k, sbMaxEventName)
+		if k != "customMatchingId" && (!eventNameRe.MatchString(k) || len(k) > maxEventName) {
+			return ev, fmt.Errorf("property name %q must be at most %d characters, start with a letter and hold only lowercase letters, numbers and underscores", k, maxEventName)
 		}
 		var v string
 		if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &v) != nil {
-			return ev, fmt.Errorf("the value of property %q is %s; property values must be strings", k, sbJSONKind(raw))
+			return ev, fmt.Errorf("the value of property %q is %s; property values must be strings", k, jsonKind(raw))
 		}
-		limit := sbMaxEventValue
+		limit := maxEventValue
 		if strings.Contains(k, "url") || strings.Contains(k, "referrer") {
-			limit = sbMaxEventURLValue
+			limit = maxEventURLValue
 		}
 		if len(v) > limit {
 			return ev, fmt.Errorf("the value of property %q is %d characters long; at most %d", k, len(v), limit)

@@ -1,4 +1,4 @@
-package hubspot
+package sandbox
 
 import (
 	"encoding/json"
@@ -14,12 +14,12 @@ import (
 	"time"
 )
 
-// sbObjectTypeIDs are HubSpot's ids of the object types the sandbox holds ([O-assoc], [S]).
-var sbObjectTypeIDs = map[string]string{"contacts": "0-1", "companies": "0-2"}
+// objectTypeIDs are HubSpot's ids of the object types the sandbox holds ([O-assoc], [S]).
+var objectTypeIDs = map[string]string{"contacts": "0-1", "companies": "0-2"}
 
-// sbObjectType maps the names HubSpot accepts for an object type to
+// canonicalType maps the names HubSpot accepts for an object type to
 // "contacts" or "companies".
-func sbObjectType(name string) (string, bool) {
+func canonicalType(name string) (string, bool) {
 	switch strings.ToLower(name) {
 	case "contacts", "contact", "0-1":
 		return "contacts", true
@@ -29,83 +29,83 @@ func sbObjectType(name string) (string, bool) {
 	return "", false
 }
 
-func (s *Sandbox) objectTypeOrFail(w http.ResponseWriter, r *http.Request, key string) (string, bool) {
+func (s *Server) objectTypeOrFail(w http.ResponseWriter, r *http.Request, key string) (string, bool) {
 	name := r.PathValue(key)
-	typ, ok := sbObjectType(name)
+	typ, ok := canonicalType(name)
 	if !ok {
-		sbFail(w, sbNewError("VALIDATION_ERROR", "Unable to infer object type from: "+name))
+		fail(w, newError("VALIDATION_ERROR", "Unable to infer object type from: "+name))
 	}
 	return typ, ok
 }
 
-// sbMaxBody bounds request bodies.
-const sbMaxBody = 16 << 20
+// maxBody bounds request bodies.
+const maxBody = 16 << 20
 
-// sbDecode reads a JSON body into v, answering 400 when it is not valid JSON
+// decode reads a JSON body into v, answering 400 when it is not valid JSON
 // of the expected shape.
-func sbDecode(w http.ResponseWriter, r *http.Request, v any) bool {
-	data, err := io.ReadAll(io.LimitReader(r.Body, sbMaxBody))
+func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	data, err := io.ReadAll(io.LimitReader(r.Body, maxBody))
 	if err != nil {
-		sbFail(w, sbNewError("VALIDATION_ERROR", "Invalid input JSON: "+err.Error()))
+		fail(w, newError("VALIDATION_ERROR", "Invalid input JSON: "+err.Error()))
 		return false
 	}
-	return sbDecodeBytes(w, data, v)
+	return decodeBytes(w, data, v)
 }
 
-func sbDecodeBytes(w http.ResponseWriter, data []byte, v any) bool {
+func decodeBytes(w http.ResponseWriter, data []byte, v any) bool {
 	if err := json.Unmarshal(data, v); err != nil {
-		sbFail(w, sbNewError("VALIDATION_ERROR", "Invalid input JSON: "+err.Error()))
+		fail(w, newError("VALIDATION_ERROR", "Invalid input JSON: "+err.Error()))
 		return false
 	}
 	return true
 }
 
-// sbRecord is one CRM record.
-type sbRecord struct {
+// record is one CRM record.
+type record struct {
 	id        int64
 	props     map[string]string
 	createdAt time.Time
 	updatedAt time.Time
 }
 
-// sbObjects holds the records of one object type with an index of unique
+// objects holds the records of one object type with an index of unique
 // values.
-type sbObjects struct {
+type objects struct {
 	typ    string
-	byID   map[int64]*sbRecord
+	byID   map[int64]*record
 	unique map[string]map[string]int64 // property -> value key -> record id
 }
 
-func newSBObjects(typ string) *sbObjects {
-	o := &sbObjects{typ: typ, byID: map[int64]*sbRecord{}, unique: map[string]map[string]int64{}}
+func newSBObjects(typ string) *objects {
+	o := &objects{typ: typ, byID: map[int64]*record{}, unique: map[string]map[string]int64{}}
 	if typ == "contacts" {
 		o.unique["email"] = map[string]int64{}
 	}
 	return o
 }
 
-// sbUniqueKey is the index key of a unique value: emails match whatever
+// uniqueKey is the index key of a unique value: emails match whatever
 // their case.
-func sbUniqueKey(prop, v string) string {
+func uniqueKey(prop, v string) string {
 	if prop == "email" {
 		return strings.ToLower(v)
 	}
 	return v
 }
 
-func (o *sbObjects) lookup(prop, v string) *sbRecord {
+func (o *objects) lookup(prop, v string) *record {
 	idx := o.unique[prop]
 	if idx == nil {
 		return nil
 	}
-	id, ok := idx[sbUniqueKey(prop, v)]
+	id, ok := idx[uniqueKey(prop, v)]
 	if !ok {
 		return nil
 	}
 	return o.byID[id]
 }
 
-func (o *sbObjects) sortedIDs() []int64 {
+func (o *objects) sortedIDs() []int64 {
 	ids := make([]int64, 0, len(o.byID))
 	for id := range o.byID {
 		ids = append(ids, id)
@@ -116,13 +116,13 @@ func (o *sbObjects) sortedIDs() []int64 {
 
 // set writes one property value, keeping the unique index in step. An empty
 // value clears the property.
-func (o *sbObjects) set(rec *sbRecord, prop, v string) {
+func (o *objects) set(rec *record, prop, v string) {
 	if idx := o.unique[prop]; idx != nil {
-		if old, ok := rec.props[prop]; ok && idx[sbUniqueKey(prop, old)] == rec.id {
-			delete(idx, sbUniqueKey(prop, old))
+		if old, ok := rec.props[prop]; ok && idx[uniqueKey(prop, old)] == rec.id {
+			delete(idx, uniqueKey(prop, old))
 		}
 		if v != "" {
-			idx[sbUniqueKey(prop, v)] = rec.id
+			idx[uniqueKey(prop, v)] = rec.id
 		}
 	}
 	if v == "" {
@@ -132,8 +132,8 @@ func (o *sbObjects) set(rec *sbRecord, prop, v string) {
 	rec.props[prop] = v
 }
 
-// SandboxRecord is a copy of one sandbox CRM record.
-type SandboxRecord struct {
+// Record is a copy of one sandbox CRM record.
+type Record struct {
 	ID         string            `json:"id"`
 	Properties map[string]string `json:"properties"`
 	CreatedAt  time.Time         `json:"createdAt"`
@@ -142,48 +142,48 @@ type SandboxRecord struct {
 
 // Objects returns a copy of every record of objectType ("contacts" or
 // "companies", or their singular and 0-1/0-2 forms), in id order.
-func (s *Sandbox) Objects(objectType string) []SandboxRecord {
-	typ, ok := sbObjectType(objectType)
+func (s *Server) Objects(objectType string) []Record {
+	typ, ok := canonicalType(objectType)
 	if !ok {
 		return nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	o := s.objects[typ]
-	out := []SandboxRecord{}
+	out := []Record{}
 	for _, id := range o.sortedIDs() {
 		rec := o.byID[id]
 		props := make(map[string]string, len(rec.props))
 		for k, v := range rec.props {
 			props[k] = v
 		}
-		out = append(out, SandboxRecord{ID: strconv.FormatInt(id, 10), Properties: props, CreatedAt: rec.createdAt, UpdatedAt: rec.updatedAt})
+		out = append(out, Record{ID: strconv.FormatInt(id, 10), Properties: props, CreatedAt: rec.createdAt, UpdatedAt: rec.updatedAt})
 	}
 	return out
 }
 
 // Contacts returns a copy of every contact, in id order.
-func (s *Sandbox) Contacts() []SandboxRecord { return s.Objects("contacts") }
+func (s *Server) Contacts() []Record { return s.Objects("contacts") }
 
 // Companies returns a copy of every company, in id order.
-func (s *Sandbox) Companies() []SandboxRecord { return s.Objects("companies") }
+func (s *Server) Companies() []Record { return s.Objects("companies") }
 
 // --- property values ---
 
 var (
-	sbDateRe  = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}$`)
-	sbEpochRe = regexp.MustCompile(`^-?\d+$`)
-	sbEmailRe = regexp.MustCompile(`^[^@\s]+@[^@\s]+\.[^@\s]+$`)
+	dateRe  = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}$`)
+	epochRe = regexp.MustCompile(`^-?\d+$`)
+	emailRe = regexp.MustCompile(`^[^@\s]+@[^@\s]+\.[^@\s]+$`)
 )
 
-// sbMaxString is the longest string value ([O-props]).
-const sbMaxString = 65536
+// maxString is the longest string value ([O-props]).
+const maxString = 65536
 
 // checkValue validates v for prop and returns the value as HubSpot stores
 // it: dates as YYYY-MM-DD, datetimes as ISO 8601 in UTC ([O-props]).
-func (s *Sandbox) checkValue(typ string, prop *sbProperty, v string) (string, *sbPropIssue) {
-	issue := func(code, msg string) (string, *sbPropIssue) {
-		return "", &sbPropIssue{name: prop.Name, code: code, message: msg}
+func (s *Server) checkValue(typ string, prop *property, v string) (string, *propIssue) {
+	issue := func(code, msg string) (string, *propIssue) {
+		return "", &propIssue{name: prop.Name, code: code, message: msg}
 	}
 	if prop.ModificationMetadata.ReadOnlyValue {
 		return issue("READ_ONLY_VALUE", fmt.Sprintf("Property %q is read-only", prop.Name))
@@ -193,10 +193,10 @@ func (s *Sandbox) checkValue(typ string, prop *sbProperty, v string) (string, *s
 	}
 	switch prop.Type {
 	case "string", "phone_number":
-		if len(v) > sbMaxString {
-			return issue("INVALID_STRING", fmt.Sprintf("%s is longer than %d characters", prop.Name, sbMaxString))
+		if len(v) > maxString {
+			return issue("INVALID_STRING", fmt.Sprintf("%s is longer than %d characters", prop.Name, maxString))
 		}
-		if typ == "contacts" && prop.Name == "email" && !sbEmailRe.MatchString(v) {
+		if typ == "contacts" && prop.Name == "email" && !emailRe.MatchString(v) {
 			return issue("INVALID_EMAIL", fmt.Sprintf("Email address %s is invalid", v))
 		}
 		return v, nil
@@ -214,16 +214,16 @@ func (s *Sandbox) checkValue(typ string, prop *sbProperty, v string) (string, *s
 	case "date":
 		return s.checkDate(prop, v)
 	case "datetime":
-		if sbEpochRe.MatchString(v) {
+		if epochRe.MatchString(v) {
 			ms, err := strconv.ParseInt(v, 10, 64)
 			if err != nil {
 				return issue("INVALID_DATETIME", fmt.Sprintf("%s was not a valid datetime", v))
 			}
-			return sbTime(time.UnixMilli(ms)), nil
+			return formatTime(time.UnixMilli(ms)), nil
 		}
 		for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.000Z0700", "2006-01-02"} {
 			if t, err := time.Parse(layout, v); err == nil {
-				return sbTime(t), nil
+				return formatTime(t), nil
 			}
 		}
 		return issue("INVALID_DATETIME", fmt.Sprintf("%s was not a valid datetime", v))
@@ -245,7 +245,7 @@ func (s *Sandbox) checkValue(typ string, prop *sbProperty, v string) (string, *s
 			allowed[i] = o.Value
 		}
 		for _, x := range values {
-			if !sbContains(allowed, x) {
+			if !slices.Contains(allowed, x) {
 				return issue("INVALID_OPTION", fmt.Sprintf("%s was not one of the allowed options: [%s]", x, strings.Join(allowed, ", ")))
 			}
 		}
@@ -256,15 +256,15 @@ func (s *Sandbox) checkValue(typ string, prop *sbProperty, v string) (string, *s
 
 // checkDate accepts YYYY-MM-DD, or an instant (epoch ms or ISO 8601) at
 // midnight UTC; any other instant is INVALID_DATE ([O-props], [C-date]).
-func (s *Sandbox) checkDate(prop *sbProperty, v string) (string, *sbPropIssue) {
-	if sbDateRe.MatchString(v) {
+func (s *Server) checkDate(prop *property, v string) (string, *propIssue) {
+	if dateRe.MatchString(v) {
 		if _, err := time.Parse("2006-01-02", v); err == nil {
 			return v, nil
 		}
 	}
 	var t time.Time
 	parsed := false
-	if sbEpochRe.MatchString(v) {
+	if epochRe.MatchString(v) {
 		if ms, err := strconv.ParseInt(v, 10, 64); err == nil {
 			t, parsed = time.UnixMilli(ms).UTC(), true
 		}
@@ -272,10 +272,10 @@ func (s *Sandbox) checkDate(prop *sbProperty, v string) (string, *sbPropIssue) {
 		t, parsed = tt.UTC(), true
 	}
 	if !parsed {
-		return "", &sbPropIssue{name: prop.Name, code: "INVALID_DATE", message: fmt.Sprintf("%s is not a valid date", v)}
+		return "", &propIssue{name: prop.Name, code: "INVALID_DATE", message: fmt.Sprintf("%s is not a valid date", v)}
 	}
 	if t.Hour() != 0 || t.Minute() != 0 || t.Second() != 0 || t.Nanosecond() != 0 {
-		return "", &sbPropIssue{name: prop.Name, code: "INVALID_DATE", message: fmt.Sprintf("%s is at %02d:%02d:%02d.%03d UTC, not midnight!",
+		return "", &propIssue{name: prop.Name, code: "INVALID_DATE", message: fmt.Sprintf("%s is at %02d:%02d:%02d.%03d UTC, not midnight!",
 			v, t.Hour(), t.Minute(), t.Second(), t.Nanosecond()/int(time.Millisecond))}
 	}
 	return t.Format("2006-01-02"), nil
@@ -284,21 +284,21 @@ func (s *Sandbox) checkDate(prop *sbProperty, v string) (string, *sbPropIssue) {
 // checkProps validates one input's properties. A value that is not a JSON
 // string fails the whole request (values are typed as strings, [S]); the
 // other problems are the input's own.
-func (s *Sandbox) checkProps(typ string, raw map[string]json.RawMessage) (map[string]string, []sbPropIssue, *sbError) {
+func (s *Server) checkProps(typ string, raw map[string]json.RawMessage) (map[string]string, []propIssue, *errorBody) {
 	out := make(map[string]string, len(raw))
-	var issues []sbPropIssue
+	var issues []propIssue
 	defs := s.props[typ]
-	for _, name := range sbSortedKeys(raw) {
+	for _, name := range sortedKeys(raw) {
 		rv := raw[name]
 		var v string
 		if len(rv) == 0 || rv[0] != '"' || json.Unmarshal(rv, &v) != nil {
-			e := sbNewError("VALIDATION_ERROR", fmt.Sprintf("Invalid input JSON: the value of property %q is %s; property values must be strings", name, sbJSONKind(rv)))
-			e.Errors = []sbErrorDetail{{Message: "property values must be strings", Code: "INVALID_TYPE", Context: map[string][]string{"propertyName": {name}}}}
+			e := newError("VALIDATION_ERROR", fmt.Sprintf("Invalid input JSON: the value of property %q is %s; property values must be strings", name, jsonKind(rv)))
+			e.Errors = []errorDetail{{Message: "property values must be strings", Code: "INVALID_TYPE", Context: map[string][]string{"propertyName": {name}}}}
 			return nil, nil, e
 		}
 		prop := defs.byName[name]
 		if prop == nil {
-			issues = append(issues, sbPropIssue{name: name, code: "PROPERTY_DOESNT_EXIST", message: fmt.Sprintf("Property %q does not exist", name)})
+			issues = append(issues, propIssue{name: name, code: "PROPERTY_DOESNT_EXIST", message: fmt.Sprintf("Property %q does not exist", name)})
 			continue
 		}
 		nv, issue := s.checkValue(typ, prop, v)
@@ -311,7 +311,7 @@ func (s *Sandbox) checkProps(typ string, raw map[string]json.RawMessage) (map[st
 	return out, issues, nil
 }
 
-func sbJSONKind(rv json.RawMessage) string {
+func jsonKind(rv json.RawMessage) string {
 	if len(rv) == 0 {
 		return "missing"
 	}
@@ -330,34 +330,34 @@ func sbJSONKind(rv json.RawMessage) string {
 
 // --- batch writes ---
 
-type sbWriteMode int
+type writeMode int
 
 const (
-	sbCreate sbWriteMode = iota
-	sbUpdate
-	sbUpsert
+	create writeMode = iota
+	update
+	upsert
 )
 
-type sbWriteInput struct {
+type writeInput struct {
 	ID                 string                     `json:"id"`
 	IDProperty         string                     `json:"idProperty"`
 	Properties         map[string]json.RawMessage `json:"properties"`
 	ObjectWriteTraceID string                     `json:"objectWriteTraceId"`
 }
 
-// sbMaxBatch is the object batch limit ([O-objapis], [O-contacts], [O24-usage]).
-const sbMaxBatch = 100
+// maxBatch is the object batch limit ([O-objapis], [O-contacts], [O24-usage]).
+const maxBatch = 100
 
-// sbPlan is what one input will do once the whole batch is checked.
-type sbPlan struct {
-	in     *sbWriteInput
-	target *sbRecord // nil: create a record with id newID
+// plan is what one input will do once the whole batch is checked.
+type plan struct {
+	in     *writeInput
+	target *record // nil: create a record with id newID
 	newID  int64
 	props  map[string]string
-	err    *sbError
+	err    *errorBody
 }
 
-type sbObjectOut struct {
+type objectOut struct {
 	ID                 string             `json:"id"`
 	Properties         map[string]*string `json:"properties"`
 	PropertiesHistory  map[string]any     `json:"propertiesWithHistory,omitempty"`
@@ -368,36 +368,36 @@ type sbObjectOut struct {
 	ObjectWriteTraceID string             `json:"objectWriteTraceId,omitempty"`
 }
 
-type sbBatchOut struct {
-	Status      string        `json:"status"`
-	Results     []sbObjectOut `json:"results"`
-	NumErrors   int           `json:"numErrors,omitempty"`
-	Errors      []*sbError    `json:"errors,omitempty"`
-	StartedAt   string        `json:"startedAt"`
-	CompletedAt string        `json:"completedAt"`
+type batchOut struct {
+	Status      string       `json:"status"`
+	Results     []objectOut  `json:"results"`
+	NumErrors   int          `json:"numErrors,omitempty"`
+	Errors      []*errorBody `json:"errors,omitempty"`
+	StartedAt   string       `json:"startedAt"`
+	CompletedAt string       `json:"completedAt"`
 }
 
-func (s *Sandbox) handleBatchUpsert(w http.ResponseWriter, r *http.Request) {
-	s.batchWrite(w, r, sbUpsert)
+func (s *Server) handleBatchUpsert(w http.ResponseWriter, r *http.Request) {
+	s.batchWrite(w, r, upsert)
 }
 
-func (s *Sandbox) handleBatchCreate(w http.ResponseWriter, r *http.Request) {
-	s.batchWrite(w, r, sbCreate)
+func (s *Server) handleBatchCreate(w http.ResponseWriter, r *http.Request) {
+	s.batchWrite(w, r, create)
 }
 
-func (s *Sandbox) handleBatchUpdate(w http.ResponseWriter, r *http.Request) {
-	s.batchWrite(w, r, sbUpdate)
+func (s *Server) handleBatchUpdate(w http.ResponseWriter, r *http.Request) {
+	s.batchWrite(w, r, update)
 }
 
-func sbBatchTooLarge(n, max int) *sbError {
-	return sbNewError("VALIDATION_ERROR", fmt.Sprintf("Batch input size %d exceeds the limit of %d inputs per request", n, max))
+func batchTooLarge(n, max int) *errorBody {
+	return newError("VALIDATION_ERROR", fmt.Sprintf("Batch input size %d exceeds the limit of %d inputs per request", n, max))
 }
 
-func (s *Sandbox) nonUniqueError(typ, prop string) *sbError {
-	return sbNewError("VALIDATION_ERROR", fmt.Sprintf("Unable to perform update/upsert by non-unique %s property %s in portal ID %d", sbObjectTypeIDs[typ], prop, s.cfg.HubID))
+func (s *Server) nonUniqueError(typ, prop string) *errorBody {
+	return newError("VALIDATION_ERROR", fmt.Sprintf("Unable to perform update/upsert by non-unique %s property %s in portal ID %d", objectTypeIDs[typ], prop, s.cfg.HubID))
 }
 
-func sbSingular(typ string) string {
+func singular(typ string) string {
 	if typ == "companies" {
 		return "Company"
 	}
@@ -409,26 +409,26 @@ func sbSingular(typ string) string {
 // objectWriteTraceId, its error is reported in a 207 and the other inputs are
 // written ([O-err]); otherwise the first failure fails the whole request and
 // nothing is written ([O-objapis]).
-func (s *Sandbox) batchWrite(w http.ResponseWriter, r *http.Request, mode sbWriteMode) {
+func (s *Server) batchWrite(w http.ResponseWriter, r *http.Request, mode writeMode) {
 	typ, ok := s.objectTypeOrFail(w, r, "objectType")
 	if !ok {
 		return
 	}
 	var body struct {
-		Inputs []sbWriteInput `json:"inputs"`
+		Inputs []writeInput `json:"inputs"`
 	}
-	if !sbDecode(w, r, &body) {
+	if !decode(w, r, &body) {
 		return
 	}
-	if len(body.Inputs) > sbMaxBatch {
-		sbFail(w, sbBatchTooLarge(len(body.Inputs), sbMaxBatch))
+	if len(body.Inputs) > maxBatch {
+		fail(w, batchTooLarge(len(body.Inputs), maxBatch))
 		return
 	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.cfg.Now()
-	started := sbTime(now)
+	started := formatTime(now)
 	objs := s.objects[typ]
 	defs := s.props[typ]
 
@@ -436,29 +436,29 @@ func (s *Sandbox) batchWrite(w http.ResponseWriter, r *http.Request, mode sbWrit
 	seen := map[string]bool{}
 	for i := range body.Inputs {
 		in := &body.Inputs[i]
-		if mode == sbCreate {
+		if mode == create {
 			continue
 		}
 		if in.IDProperty != "" && !defs.isUnique(typ, in.IDProperty) {
-			sbFail(w, s.nonUniqueError(typ, in.IDProperty))
+			fail(w, s.nonUniqueError(typ, in.IDProperty))
 			return
 		}
-		key := in.IDProperty + "\x00" + sbUniqueKey(in.IDProperty, in.ID)
+		key := in.IDProperty + "\x00" + uniqueKey(in.IDProperty, in.ID)
 		if seen[key] {
-			sbFail(w, sbNewError("VALIDATION_ERROR", fmt.Sprintf("Duplicate IDs found in batch input: [%s]. IDs must be unique", in.ID)))
+			fail(w, newError("VALIDATION_ERROR", fmt.Sprintf("Duplicate IDs found in batch input: [%s]. IDs must be unique", in.ID)))
 			return
 		}
 		seen[key] = true
 	}
 
 	pending := map[string]map[string]int64{} // unique values claimed by earlier inputs of this batch
-	plans := make([]sbPlan, len(body.Inputs))
+	plans := make([]plan, len(body.Inputs))
 	var failed []int
 	for i := range body.Inputs {
 		in := &body.Inputs[i]
 		plan, werr := s.planWrite(typ, mode, in, pending)
 		if werr != nil {
-			sbFail(w, werr)
+			fail(w, werr)
 			return
 		}
 		plans[i] = plan
@@ -477,7 +477,7 @@ func (s *Sandbox) batchWrite(w http.ResponseWriter, r *http.Request, mode sbWrit
 			perInput = false
 		}
 	}
-	if mode == sbUpsert && typ == "contacts" && s.cfg.EmailUpsertAllOrNothing {
+	if mode == upsert && typ == "contacts" && s.cfg.EmailUpsertAllOrNothing {
 		for _, in := range body.Inputs {
 			if in.IDProperty == "email" {
 				perInput = false
@@ -487,11 +487,11 @@ func (s *Sandbox) batchWrite(w http.ResponseWriter, r *http.Request, mode sbWrit
 	if len(failed) > 0 && !perInput {
 		e := *plans[failed[0]].err
 		e.Context = nil
-		sbFail(w, &e)
+		fail(w, &e)
 		return
 	}
 
-	out := sbBatchOut{Status: "COMPLETE", Results: []sbObjectOut{}, StartedAt: started}
+	out := batchOut{Status: "COMPLETE", Results: []objectOut{}, StartedAt: started}
 	for i := range plans {
 		p := &plans[i]
 		if p.err != nil {
@@ -499,29 +499,29 @@ func (s *Sandbox) batchWrite(w http.ResponseWriter, r *http.Request, mode sbWrit
 			continue
 		}
 		rec, created := s.applyPlan(objs, p, now)
-		res := sbRecordOut(rec, nil)
+		res := recordOut(rec, nil)
 		res.ObjectWriteTraceID = p.in.ObjectWriteTraceID
-		if mode == sbUpsert {
+		if mode == upsert {
 			res.New = &created
 		}
 		out.Results = append(out.Results, res)
 	}
 	out.NumErrors = len(out.Errors)
-	out.CompletedAt = sbTime(s.cfg.Now())
+	out.CompletedAt = formatTime(s.cfg.Now())
 	status := http.StatusOK
-	if mode == sbCreate {
+	if mode == create {
 		status = http.StatusCreated
 	}
 	if out.NumErrors > 0 {
 		status = http.StatusMultiStatus
 	}
-	sbWriteJSON(w, status, out)
+	writeJSON(w, status, out)
 }
 
-// planWrite checks one input. A returned *sbError fails the whole request;
+// planWrite checks one input. A returned *errorBody fails the whole request;
 // plan.err is the input's own failure.
-func (s *Sandbox) planWrite(typ string, mode sbWriteMode, in *sbWriteInput, pending map[string]map[string]int64) (sbPlan, *sbError) {
-	plan := sbPlan{in: in}
+func (s *Server) planWrite(typ string, mode writeMode, in *writeInput, pending map[string]map[string]int64) (plan, *errorBody) {
+	plan := plan{in: in}
 	objs := s.objects[typ]
 	props, issues, werr := s.checkProps(typ, in.Properties)
 	if werr != nil {
@@ -529,30 +529,30 @@ func (s *Sandbox) planWrite(typ string, mode sbWriteMode, in *sbWriteInput, pend
 	}
 
 	switch mode {
-	case sbUpdate, sbUpsert:
+	case update, upsert:
 		if in.IDProperty != "" {
 			plan.target = objs.lookup(in.IDProperty, in.ID)
 		} else if id, err := strconv.ParseInt(in.ID, 10, 64); err == nil {
 			plan.target = objs.byID[id]
 		}
-		if plan.target == nil && (mode == sbUpdate || in.IDProperty == "") {
-			plan.err = sbNewError("OBJECT_NOT_FOUND", fmt.Sprintf("Object not found. No %s with %s %s", strings.ToLower(sbSingular(typ)), sbOr(in.IDProperty, "id"), in.ID))
+		if plan.target == nil && (mode == update || in.IDProperty == "") {
+			plan.err = newError("OBJECT_NOT_FOUND", fmt.Sprintf("Object not found. No %s with %s %s", strings.ToLower(singular(typ)), orDefault(in.IDProperty, "id"), in.ID))
 			return plan, nil
 		}
-		if plan.target == nil && !slices.ContainsFunc(issues, func(is sbPropIssue) bool { return is.name == in.IDProperty }) {
+		if plan.target == nil && !slices.ContainsFunc(issues, func(is propIssue) bool { return is.name == in.IDProperty }) {
 			// Upsert of a new record: the id is the idProperty's value.
 			nv, issue := s.checkValue(typ, s.props[typ].byName[in.IDProperty], in.ID)
 			if issue != nil {
 				issues = append(issues, *issue)
 			} else if in.ID == "" {
-				issues = append(issues, sbPropIssue{name: in.IDProperty, code: "INVALID_VALUE", message: "id must not be empty"})
+				issues = append(issues, propIssue{name: in.IDProperty, code: "INVALID_VALUE", message: "id must not be empty"})
 			} else {
 				props[in.IDProperty] = nv
 			}
 		}
 	}
 	if len(issues) > 0 {
-		plan.err = sbPropertyError(s.cfg.HubID, issues)
+		plan.err = propertyError(s.cfg.HubID, issues)
 		return plan, nil
 	}
 
@@ -565,13 +565,13 @@ func (s *Sandbox) planWrite(typ string, mode sbWriteMode, in *sbWriteInput, pend
 		if !ok || v == "" {
 			continue
 		}
-		key := sbUniqueKey(u, v)
+		key := uniqueKey(u, v)
 		if owner, ok := objs.unique[u][key]; ok && owner != selfID {
-			plan.err = sbNewError("CONFLICT", fmt.Sprintf("%s already exists. Existing ID: %d", sbSingular(typ), owner))
+			plan.err = newError("CONFLICT", fmt.Sprintf("%s already exists. Existing ID: %d", singular(typ), owner))
 			return plan, nil
 		}
 		if owner, ok := pending[u][key]; ok && owner != selfID {
-			plan.err = sbNewError("CONFLICT", fmt.Sprintf("%s already exists. Existing ID: %d", sbSingular(typ), owner))
+			plan.err = newError("CONFLICT", fmt.Sprintf("%s already exists. Existing ID: %d", singular(typ), owner))
 			return plan, nil
 		}
 	}
@@ -586,14 +586,14 @@ func (s *Sandbox) planWrite(typ string, mode sbWriteMode, in *sbWriteInput, pend
 			if pending[u] == nil {
 				pending[u] = map[string]int64{}
 			}
-			pending[u][sbUniqueKey(u, v)] = selfID
+			pending[u][uniqueKey(u, v)] = selfID
 		}
 	}
 	plan.props = props
 	return plan, nil
 }
 
-func sbOr(a, b string) string {
+func orDefault(a, b string) string {
 	if a != "" {
 		return a
 	}
@@ -601,17 +601,17 @@ func sbOr(a, b string) string {
 }
 
 // applyPlan writes one checked input and reports whether it created a record.
-func (s *Sandbox) applyPlan(objs *sbObjects, p *sbPlan, now time.Time) (*sbRecord, bool) {
+func (s *Server) applyPlan(objs *objects, p *plan, now time.Time) (*record, bool) {
 	created := p.target == nil
 	rec := p.target
 	if created {
-		rec = &sbRecord{id: p.newID, props: map[string]string{}, createdAt: now}
+		rec = &record{id: p.newID, props: map[string]string{}, createdAt: now}
 		objs.byID[rec.id] = rec
 		rec.props["hs_object_id"] = strconv.FormatInt(rec.id, 10)
-		rec.props["createdate"] = sbTime(now)
+		rec.props["createdate"] = formatTime(now)
 	}
 	defs := s.props[objs.typ]
-	for _, name := range sbSortedKeys(p.props) {
+	for _, name := range sortedKeys(p.props) {
 		v := p.props[name]
 		if prop := defs.byName[name]; prop != nil && prop.FieldType == "checkbox" && strings.HasPrefix(v, ";") {
 			// ";A;B" appends to a multi-checkbox ([O-props]).
@@ -625,14 +625,14 @@ func (s *Sandbox) applyPlan(objs *sbObjects, p *sbPlan, now time.Time) (*sbRecor
 	}
 	rec.updatedAt = now
 	if objs.typ == "contacts" {
-		rec.props["lastmodifieddate"] = sbTime(now)
+		rec.props["lastmodifieddate"] = formatTime(now)
 	}
-	rec.props["hs_lastmodifieddate"] = sbTime(now)
+	rec.props["hs_lastmodifieddate"] = formatTime(now)
 	return rec, created
 }
 
-// sbRecordOut renders a record. names nil means every property it has.
-func sbRecordOut(rec *sbRecord, names []string) sbObjectOut {
+// recordOut renders a record. names nil means every property it has.
+func recordOut(rec *record, names []string) objectOut {
 	props := map[string]*string{}
 	if names == nil {
 		for k, v := range rec.props {
@@ -648,37 +648,37 @@ func sbRecordOut(rec *sbRecord, names []string) sbObjectOut {
 			}
 		}
 	}
-	return sbObjectOut{
+	return objectOut{
 		ID:         strconv.FormatInt(rec.id, 10),
 		Properties: props,
-		CreatedAt:  sbTime(rec.createdAt),
-		UpdatedAt:  sbTime(rec.updatedAt),
+		CreatedAt:  formatTime(rec.createdAt),
+		UpdatedAt:  formatTime(rec.updatedAt),
 	}
 }
 
 // --- reads ---
 
-// sbDefaultReadProperties are the properties reads return when none are asked for.
-var sbDefaultReadProperties = map[string][]string{
+// defaultReadProperties are the properties reads return when none are asked for.
+var defaultReadProperties = map[string][]string{
 	"contacts":  {"createdate", "email", "firstname", "hs_object_id", "lastmodifieddate", "lastname"},
 	"companies": {"createdate", "domain", "hs_lastmodifieddate", "hs_object_id", "name"},
 }
 
 // readNames picks the requested properties that exist, or the defaults.
-func (s *Sandbox) readNames(typ string, requested []string) []string {
+func (s *Server) readNames(typ string, requested []string) []string {
 	if len(requested) == 0 {
-		return sbDefaultReadProperties[typ]
+		return defaultReadProperties[typ]
 	}
 	var out []string
 	for _, n := range requested {
-		if s.props[typ].byName[n] != nil && !sbContains(out, n) {
+		if s.props[typ].byName[n] != nil && !slices.Contains(out, n) {
 			out = append(out, n)
 		}
 	}
 	return out
 }
 
-func sbQueryList(q url.Values, key string) []string {
+func queryList(q url.Values, key string) []string {
 	var out []string
 	for _, v := range q[key] {
 		for _, part := range strings.Split(v, ",") {
@@ -690,7 +690,7 @@ func sbQueryList(q url.Values, key string) []string {
 	return out
 }
 
-func (s *Sandbox) handleGetObject(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleGetObject(w http.ResponseWriter, r *http.Request) {
 	typ, ok := s.objectTypeOrFail(w, r, "objectType")
 	if !ok {
 		return
@@ -701,18 +701,18 @@ func (s *Sandbox) handleGetObject(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if idProp != "" && !s.props[typ].isUnique(typ, idProp) && idProp != "hs_object_id" {
-		sbFail(w, s.nonUniqueError(typ, idProp))
+		fail(w, s.nonUniqueError(typ, idProp))
 		return
 	}
 	rec := s.findRecord(typ, idProp, id)
 	if rec == nil {
-		sbWriteError(w, http.StatusNotFound, "OBJECT_NOT_FOUND", "Object not found.  objectId are usually numeric.", nil)
+		writeError(w, http.StatusNotFound, "OBJECT_NOT_FOUND", "Object not found.  objectId are usually numeric.", nil)
 		return
 	}
-	sbWriteJSON(w, http.StatusOK, sbRecordOut(rec, s.readNames(typ, sbQueryList(q, "properties"))))
+	writeJSON(w, http.StatusOK, recordOut(rec, s.readNames(typ, queryList(q, "properties"))))
 }
 
-func (s *Sandbox) findRecord(typ, idProp, id string) *sbRecord {
+func (s *Server) findRecord(typ, idProp, id string) *record {
 	objs := s.objects[typ]
 	if idProp != "" && idProp != "hs_object_id" {
 		return objs.lookup(idProp, id)
@@ -727,71 +727,71 @@ func (s *Sandbox) findRecord(typ, idProp, id string) *sbRecord {
 // handleListObjects pages through a type's records in id order: limit
 // (default 10, at most 100) and after (the paging.next.after of the
 // previous page).
-func (s *Sandbox) handleListObjects(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleListObjects(w http.ResponseWriter, r *http.Request) {
 	typ, ok := s.objectTypeOrFail(w, r, "objectType")
 	if !ok {
 		return
 	}
 	q := r.URL.Query()
-	limit, err := sbIntParam(q.Get("limit"), 10)
+	limit, err := intParam(q.Get("limit"), 10)
 	if err != nil || limit < 1 {
-		sbFail(w, sbNewError("VALIDATION_ERROR", "limit must be a positive integer"))
+		fail(w, newError("VALIDATION_ERROR", "limit must be a positive integer"))
 		return
 	}
 	limit = min(limit, 100)
 	after := int64(0)
 	if a := q.Get("after"); a != "" {
 		if after, err = strconv.ParseInt(a, 10, 64); err != nil {
-			sbFail(w, sbNewError("VALIDATION_ERROR", "after must be the paging.next.after of a previous page"))
+			fail(w, newError("VALIDATION_ERROR", "after must be the paging.next.after of a previous page"))
 			return
 		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	names := s.readNames(typ, sbQueryList(q, "properties"))
+	names := s.readNames(typ, queryList(q, "properties"))
 	objs := s.objects[typ]
-	results := []sbObjectOut{}
-	var next *sbPaging
+	results := []objectOut{}
+	var next *paging
 	for _, id := range objs.sortedIDs() {
 		if id <= after {
 			continue
 		}
 		if len(results) == limit {
 			last := results[len(results)-1].ID
-			next = &sbPaging{Next: sbNext{After: last, Link: r.URL.Path + "?after=" + last}}
+			next = &paging{Next: nextPage{After: last, Link: r.URL.Path + "?after=" + last}}
 			break
 		}
-		results = append(results, sbRecordOut(objs.byID[id], names))
+		results = append(results, recordOut(objs.byID[id], names))
 	}
-	sbWriteJSON(w, http.StatusOK, sbPage{Results: results, Paging: next})
+	writeJSON(w, http.StatusOK, page{Results: results, Paging: next})
 }
 
-type sbPage struct {
-	Total   *int          `json:"total,omitempty"`
-	Results []sbObjectOut `json:"results"`
-	Paging  *sbPaging     `json:"paging,omitempty"`
+type page struct {
+	Total   *int        `json:"total,omitempty"`
+	Results []objectOut `json:"results"`
+	Paging  *paging     `json:"paging,omitempty"`
 }
 
-type sbPaging struct {
-	Next sbNext `json:"next"`
+type paging struct {
+	Next nextPage `json:"next"`
 }
 
-type sbNext struct {
+type nextPage struct {
 	After string `json:"after"`
 	Link  string `json:"link,omitempty"`
 }
 
-func sbIntParam(v string, def int) (int, error) {
+func intParam(v string, def int) (int, error) {
 	if v == "" {
 		return def, nil
 	}
 	return strconv.Atoi(v)
 }
 
-// sbMaxHistoryBatch is batch/read's limit with propertiesWithHistory ([C-hist50]).
-const sbMaxHistoryBatch = 50
+// maxHistoryBatch is batch/read's limit with propertiesWithHistory ([C-hist50]).
+const maxHistoryBatch = 50
 
-func (s *Sandbox) handleBatchRead(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleBatchRead(w http.ResponseWriter, r *http.Request) {
 	typ, ok := s.objectTypeOrFail(w, r, "objectType")
 	if !ok {
 		return
@@ -804,26 +804,26 @@ func (s *Sandbox) handleBatchRead(w http.ResponseWriter, r *http.Request) {
 		Properties            []string `json:"properties"`
 		PropertiesWithHistory []string `json:"propertiesWithHistory"`
 	}
-	if !sbDecode(w, r, &body) {
+	if !decode(w, r, &body) {
 		return
 	}
-	if len(body.PropertiesWithHistory) > 0 && len(body.Inputs) > sbMaxHistoryBatch {
-		sbFail(w, sbNewError("VALIDATION_ERROR", fmt.Sprintf("The maximum number of inputs supported in a batch request for property histories is %d; got %d", sbMaxHistoryBatch, len(body.Inputs))))
+	if len(body.PropertiesWithHistory) > 0 && len(body.Inputs) > maxHistoryBatch {
+		fail(w, newError("VALIDATION_ERROR", fmt.Sprintf("The maximum number of inputs supported in a batch request for property histories is %d; got %d", maxHistoryBatch, len(body.Inputs))))
 		return
 	}
-	if len(body.Inputs) > sbMaxBatch {
-		sbFail(w, sbBatchTooLarge(len(body.Inputs), sbMaxBatch))
+	if len(body.Inputs) > maxBatch {
+		fail(w, batchTooLarge(len(body.Inputs), maxBatch))
 		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if body.IDProperty != "" && body.IDProperty != "hs_object_id" && !s.props[typ].isUnique(typ, body.IDProperty) {
-		sbFail(w, s.nonUniqueError(typ, body.IDProperty))
+		fail(w, s.nonUniqueError(typ, body.IDProperty))
 		return
 	}
-	started := sbTime(s.cfg.Now())
+	started := formatTime(s.cfg.Now())
 	names := s.readNames(typ, body.Properties)
-	out := sbBatchOut{Status: "COMPLETE", Results: []sbObjectOut{}, StartedAt: started}
+	out := batchOut{Status: "COMPLETE", Results: []objectOut{}, StartedAt: started}
 	var missing []string
 	for _, in := range body.Inputs {
 		rec := s.findRecord(typ, body.IDProperty, in.ID)
@@ -831,26 +831,26 @@ func (s *Sandbox) handleBatchRead(w http.ResponseWriter, r *http.Request) {
 			missing = append(missing, in.ID)
 			continue
 		}
-		res := sbRecordOut(rec, names)
+		res := recordOut(rec, names)
 		if len(body.PropertiesWithHistory) > 0 {
 			res.PropertiesHistory = map[string]any{}
 			for _, n := range body.PropertiesWithHistory {
 				hist := []map[string]string{}
 				if v, ok := rec.props[n]; ok {
-					hist = append(hist, map[string]string{"value": v, "timestamp": sbTime(rec.updatedAt), "sourceType": "API"})
+					hist = append(hist, map[string]string{"value": v, "timestamp": formatTime(rec.updatedAt), "sourceType": "API"})
 				}
 				res.PropertiesHistory[n] = hist
 			}
 		}
 		out.Results = append(out.Results, res)
 	}
-	out.CompletedAt = sbTime(s.cfg.Now())
+	out.CompletedAt = formatTime(s.cfg.Now())
 	status := http.StatusOK
 	if len(missing) > 0 {
-		e := sbNewError("OBJECT_NOT_FOUND", fmt.Sprintf("Could not get some %s objects, they may be deleted or not exist. Check that ids are valid.", strings.ToUpper(sbSingular(typ))))
+		e := newError("OBJECT_NOT_FOUND", fmt.Sprintf("Could not get some %s objects, they may be deleted or not exist. Check that ids are valid.", strings.ToUpper(singular(typ))))
 		e.Context = map[string][]string{"ids": missing}
-		out.Errors, out.NumErrors = []*sbError{e}, 1
+		out.Errors, out.NumErrors = []*errorBody{e}, 1
 		status = http.StatusMultiStatus
 	}
-	sbWriteJSON(w, status, out)
+	writeJSON(w, status, out)
 }

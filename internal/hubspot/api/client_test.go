@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchyard/switchyard/destinations/hubspot/ratelimit"
+	"github.com/switchyard/switchyard/internal/hubspot/ratelimit"
 )
 
 const token = "pat-na1-secret-token"

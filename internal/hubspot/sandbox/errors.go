@@ -1,4 +1,4 @@
-package hubspot
+package sandbox
 
 import (
 	"bytes"
@@ -10,29 +10,29 @@ import (
 	"github.com/google/uuid"
 )
 
-// sbError is HubSpot's error body ([O-err], [S] Error and StandardError).
+// errorBody is HubSpot's error body ([O-err], [S] Error and StandardError).
 // CorrelationID is set on top-level errors; errors inside a 207 response
 // carry Status, Category, Message, Errors and Context.
-type sbError struct {
+type errorBody struct {
 	Status        string              `json:"status"`
 	Message       string              `json:"message"`
 	CorrelationID string              `json:"correlationId,omitempty"`
-	Errors        []sbErrorDetail     `json:"errors,omitempty"`
+	Errors        []errorDetail       `json:"errors,omitempty"`
 	Category      string              `json:"category"`
 	SubCategory   string              `json:"subCategory,omitempty"`
 	Context       map[string][]string `json:"context,omitempty"`
 	Links         map[string]string   `json:"links,omitempty"`
 }
 
-type sbErrorDetail struct {
+type errorDetail struct {
 	Message string              `json:"message"`
 	Code    string              `json:"code,omitempty"`
 	Context map[string][]string `json:"context,omitempty"`
 }
 
-// sbStatusOf maps an error category to the HTTP status the sandbox answers
+// statusOf maps an error category to the HTTP status the sandbox answers
 // it with when it fails a whole request.
-func sbStatusOf(category string) int {
+func statusOf(category string) int {
 	switch category {
 	case "CONFLICT":
 		return http.StatusConflict
@@ -43,26 +43,26 @@ func sbStatusOf(category string) int {
 	}
 }
 
-func sbNewError(category, message string) *sbError {
-	return &sbError{Status: "error", Category: category, Message: message}
+func newError(category, message string) *errorBody {
+	return &errorBody{Status: "error", Category: category, Message: message}
 }
 
-func sbWriteError(w http.ResponseWriter, status int, category, message string, e *sbError) {
+func writeError(w http.ResponseWriter, status int, category, message string, e *errorBody) {
 	if e == nil {
-		e = sbNewError(category, message)
+		e = newError(category, message)
 	}
 	out := *e
 	out.Status = "error"
 	out.CorrelationID = uuid.NewString()
-	sbWriteJSON(w, status, out)
+	writeJSON(w, status, out)
 }
 
-// sbFail writes e as the whole request's error.
-func sbFail(w http.ResponseWriter, e *sbError) {
-	sbWriteError(w, sbStatusOf(e.Category), e.Category, e.Message, e)
+// fail writes e as the whole request's error.
+func fail(w http.ResponseWriter, e *errorBody) {
+	writeError(w, statusOf(e.Category), e.Category, e.Message, e)
 }
 
-func sbWriteJSON(w http.ResponseWriter, status int, v any) {
+func writeJSON(w http.ResponseWriter, status int, v any) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
@@ -75,7 +75,7 @@ func sbWriteJSON(w http.ResponseWriter, status int, v any) {
 	_, _ = w.Write(buf.Bytes())
 }
 
-func sbMarshal(v any) string {
+func marshal(v any) string {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
@@ -83,16 +83,16 @@ func sbMarshal(v any) string {
 	return string(bytes.TrimRight(buf.Bytes(), "\n"))
 }
 
-// sbPropIssue is one invalid property value of one input.
-type sbPropIssue struct {
+// propIssue is one invalid property value of one input.
+type propIssue struct {
 	name, code, message string
 }
 
-// sbPropertyError builds the "Property values were not valid" error: a
+// propertyError builds the "Property values were not valid" error: a
 // message embedding a JSON array of the invalid values, one errors[] entry
 // per property with context.propertyName, category VALIDATION_ERROR
 // ([O-objapis] PROPERTY_DOESNT_EXIST, [C-date] INVALID_DATE).
-func sbPropertyError(hubID int64, issues []sbPropIssue) *sbError {
+func propertyError(hubID int64, issues []propIssue) *errorBody {
 	sort.Slice(issues, func(i, j int) bool { return issues[i].name < issues[j].name })
 	type entry struct {
 		IsValid               bool   `json:"isValid"`
@@ -103,21 +103,21 @@ func sbPropertyError(hubID int64, issues []sbPropIssue) *sbError {
 		PortalID              int64  `json:"portalId"`
 	}
 	entries := make([]entry, len(issues))
-	e := sbNewError("VALIDATION_ERROR", "")
+	e := newError("VALIDATION_ERROR", "")
 	for i, is := range issues {
 		entries[i] = entry{Message: is.message, Error: is.code, Name: is.name, LocalizedErrorMessage: is.message, PortalID: hubID}
-		e.Errors = append(e.Errors, sbErrorDetail{
+		e.Errors = append(e.Errors, errorDetail{
 			Message: is.message,
 			Code:    is.code,
 			Context: map[string][]string{"propertyName": {is.name}},
 		})
 	}
-	e.Message = "Property values were not valid: " + sbMarshal(entries)
+	e.Message = "Property values were not valid: " + marshal(entries)
 	return e
 }
 
-// sbRateLimitBody is the 429 body ([O24-usage] DAILY, [C-429] TEN_SECONDLY_ROLLING).
-type sbRateLimitBody struct {
+// rateLimitBody is the 429 body ([O24-usage] DAILY, [C-429] TEN_SECONDLY_ROLLING).
+type rateLimitBody struct {
 	Status        string `json:"status"`
 	Message       string `json:"message"`
 	ErrorType     string `json:"errorType"`
@@ -127,9 +127,9 @@ type sbRateLimitBody struct {
 	RequestID     string `json:"requestId"`
 }
 
-func (s *Sandbox) writeRateLimited(w http.ResponseWriter, v sbVerdict) {
+func (s *Server) writeRateLimited(w http.ResponseWriter, v verdict) {
 	p := v.rejected
-	body := sbRateLimitBody{
+	body := rateLimitBody{
 		Status:        "error",
 		Message:       p.message,
 		ErrorType:     "RATE_LIMIT",
@@ -143,10 +143,10 @@ func (s *Sandbox) writeRateLimited(w http.ResponseWriter, v sbVerdict) {
 	if s.cfg.SendRetryAfter {
 		w.Header().Set("Retry-After", strconv.Itoa(p.retryAfterSeconds))
 	}
-	sbWriteJSON(w, http.StatusTooManyRequests, body)
+	writeJSON(w, http.StatusTooManyRequests, body)
 }
 
-func (s *Sandbox) handleNotFound(w http.ResponseWriter, r *http.Request) {
-	sbWriteError(w, http.StatusNotFound, "OBJECT_NOT_FOUND",
+func (s *Server) handleNotFound(w http.ResponseWriter, r *http.Request) {
+	writeError(w, http.StatusNotFound, "OBJECT_NOT_FOUND",
 		"No endpoint "+r.Method+" "+r.URL.Path+" in the HubSpot sandbox.", nil)
 }

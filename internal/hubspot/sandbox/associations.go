@@ -1,0 +1,413 @@
+package sandbox
+
+import (
+	"fmt"
+	"net/http"
+	"sort"
+	"strconv"
+)
+
+// Association limits ([O-assoc], [S]). The default-association batch has no
+// documented figure: it is capped at 100 to be safe.
+const (
+	maxAssocDefault = 100
+	maxAssocRead    = 1000
+	maxAssocCreate  = 2000
+	maxAssocPage    = 500
+)
+
+// assocKey is one direction of a link between two records.
+type assocKey struct {
+	from   string
+	fromID int64
+	to     string
+	toID   int64
+}
+
+// assocType is an association type: category and type id ([O-assoc]).
+type assocType struct {
+	Category string
+	ID       int
+}
+
+// defaultType is the unlabelled type from one object type to another ([O-assoc]).
+func defaultType(from, to string) int {
+	switch {
+	case from == "contacts" && to == "companies":
+		return 279
+	case from == "companies" && to == "contacts":
+		return 280
+	case from == "contacts" && to == "contacts":
+		return 449
+	default:
+		return 450
+	}
+}
+
+// inverseTypes pairs HubSpot-defined types with their other direction ([O-assoc]).
+var inverseTypes = map[int]int{279: 280, 280: 279, 1: 2, 2: 1, 931: 930, 930: 931, 4: 3, 3: 4, 449: 449, 450: 450}
+
+var typeLabels = map[int]string{1: "Primary", 2: "Primary", 931: "Billing contact", 930: "Billing contact"}
+
+// link records an association in both directions. Callers hold s.mu.
+func (s *Server) link(from string, fromID int64, to string, toID int64, t assocType) {
+	add := func(k assocKey, t assocType) {
+		if s.assocs[k] == nil {
+			s.assocs[k] = map[int]bool{}
+		}
+		s.assocs[k][t.ID] = true
+	}
+	add(assocKey{from, fromID, to, toID}, t)
+	inv := t
+	if id, ok := inverseTypes[t.ID]; ok && t.Category == "HUBSPOT_DEFINED" {
+		inv.ID = id
+	}
+	add(assocKey{to, toID, from, fromID}, inv)
+}
+
+// Association is one direction of an association between two records.
+type Association struct {
+	FromType string `json:"fromObjectType"`
+	FromID   string `json:"fromObjectId"`
+	ToType   string `json:"toObjectType"`
+	ToID     string `json:"toObjectId"`
+	TypeIDs  []int  `json:"associationTypeIds"`
+}
+
+// Associations returns every association in both directions, ordered by
+// from type, from id, to type and to id.
+func (s *Server) Associations() []Association {
+	s.mu.Lock()
+	keys := make([]assocKey, 0, len(s.assocs))
+	types := make(map[assocKey][]int, len(s.assocs))
+	for k, m := range s.assocs {
+		keys = append(keys, k)
+		for id := range m {
+			types[k] = append(types[k], id)
+		}
+		sort.Ints(types[k])
+	}
+	s.mu.Unlock()
+	sort.Slice(keys, func(i, j int) bool {
+		a, b := keys[i], keys[j]
+		if a.from != b.from {
+			return a.from < b.from
+		}
+		if a.fromID != b.fromID {
+			return a.fromID < b.fromID
+		}
+		if a.to != b.to {
+			return a.to < b.to
+		}
+		return a.toID < b.toID
+	})
+	out := []Association{}
+	for _, k := range keys {
+		out = append(out, Association{
+			FromType: k.from, FromID: strconv.FormatInt(k.fromID, 10),
+			ToType: k.to, ToID: strconv.FormatInt(k.toID, 10), TypeIDs: types[k],
+		})
+	}
+	return out
+}
+
+func (s *Server) assocTypes(w http.ResponseWriter, r *http.Request) (string, string, bool) {
+	from, ok := s.objectTypeOrFail(w, r, "fromType")
+	if !ok {
+		return "", "", false
+	}
+	to, ok := s.objectTypeOrFail(w, r, "toType")
+	return from, to, ok
+}
+
+// recordID parses id and reports whether it names a record of typ. Callers hold s.mu.
+func (s *Server) recordID(typ, id string) (int64, bool) {
+	n, err := strconv.ParseInt(id, 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	_, ok := s.objects[typ].byID[n]
+	return n, ok
+}
+
+type idRef struct {
+	ID string `json:"id"`
+}
+
+type assocSpec struct {
+	AssociationCategory string `json:"associationCategory"`
+	AssociationTypeID   int    `json:"associationTypeId"`
+}
+
+type assocResult struct {
+	From            idRef     `json:"from"`
+	To              idRef     `json:"to"`
+	AssociationSpec assocSpec `json:"associationSpec"`
+}
+
+type assocBatchOut struct {
+	Status      string        `json:"status"`
+	Results     []assocResult `json:"results"`
+	NumErrors   int           `json:"numErrors,omitempty"`
+	Errors      []*errorBody  `json:"errors,omitempty"`
+	StartedAt   string        `json:"startedAt"`
+	CompletedAt string        `json:"completedAt"`
+}
+
+type assocInput struct {
+	From  idRef       `json:"from"`
+	To    idRef       `json:"to"`
+	Types []assocSpec `json:"types"`
+}
+
+// handleAssociateDefault links pairs of records with the unlabelled type
+// ([O-assoc]). Pairs naming a missing record are reported in a 207; the
+// others are linked.
+func (s *Server) handleAssociateDefault(w http.ResponseWriter, r *http.Request) {
+	s.associateBatch(w, r, false)
+}
+
+// handleAssociateCreate links pairs of records with the given types ([O-assoc]).
+func (s *Server) handleAssociateCreate(w http.ResponseWriter, r *http.Request) {
+	s.associateBatch(w, r, true)
+}
+
+func (s *Server) associateBatch(w http.ResponseWriter, r *http.Request, labelled bool) {
+	from, to, ok := s.assocTypes(w, r)
+	if !ok {
+		return
+	}
+	var body struct {
+		Inputs []assocInput `json:"inputs"`
+	}
+	if !decode(w, r, &body) {
+		return
+	}
+	limit := maxAssocDefault
+	if labelled {
+		limit = maxAssocCreate
+	}
+	if len(body.Inputs) > limit {
+		fail(w, batchTooLarge(len(body.Inputs), limit))
+		return
+	}
+	if labelled {
+		for _, in := range body.Inputs {
+			if len(in.Types) == 0 {
+				fail(w, newError("VALIDATION_ERROR", "Each input needs at least one association type"))
+				return
+			}
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := assocBatchOut{Status: "COMPLETE", Results: []assocResult{}, StartedAt: formatTime(s.cfg.Now())}
+	for _, in := range body.Inputs {
+		fromID, ok1 := s.recordID(from, in.From.ID)
+		toID, ok2 := s.recordID(to, in.To.ID)
+		if !ok1 || !ok2 {
+			e := newError("OBJECT_NOT_FOUND", fmt.Sprintf("Could not associate %s %s with %s %s: a record does not exist", from, in.From.ID, to, in.To.ID))
+			e.Context = map[string][]string{"fromObjectId": {in.From.ID}, "toObjectId": {in.To.ID}}
+			out.Errors = append(out.Errors, e)
+			continue
+		}
+		types := []assocType{{"HUBSPOT_DEFINED", defaultType(from, to)}}
+		if labelled {
+			types = types[:0]
+			for _, t := range in.Types {
+				types = append(types, assocType{t.AssociationCategory, t.AssociationTypeID})
+			}
+		}
+		for _, t := range types {
+			s.link(from, fromID, to, toID, t)
+			out.Results = append(out.Results, assocResult{From: in.From, To: in.To, AssociationSpec: assocSpec{t.Category, t.ID}})
+			inv := t.ID
+			if id, ok := inverseTypes[t.ID]; ok && t.Category == "HUBSPOT_DEFINED" {
+				inv = id
+			}
+			out.Results = append(out.Results, assocResult{From: in.To, To: in.From, AssociationSpec: assocSpec{t.Category, inv}})
+		}
+	}
+	out.NumErrors = len(out.Errors)
+	out.CompletedAt = formatTime(s.cfg.Now())
+	status := http.StatusOK
+	if labelled {
+		status = http.StatusCreated
+	}
+	if out.NumErrors > 0 {
+		status = http.StatusMultiStatus
+	}
+	writeJSON(w, status, out)
+}
+
+// handleAssociateOneDefault is PUT .../associations/default/{toType}/{toId} ([O-assoc]).
+func (s *Server) handleAssociateOneDefault(w http.ResponseWriter, r *http.Request) {
+	from, to, ok := s.assocTypes(w, r)
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fromID, ok1 := s.recordID(from, r.PathValue("fromId"))
+	toID, ok2 := s.recordID(to, r.PathValue("toId"))
+	if !ok1 || !ok2 {
+		writeError(w, http.StatusNotFound, "OBJECT_NOT_FOUND", "Object not found.  objectId are usually numeric.", nil)
+		return
+	}
+	t := assocType{"HUBSPOT_DEFINED", defaultType(from, to)}
+	s.link(from, fromID, to, toID, t)
+	writeJSON(w, http.StatusOK, assocBatchOut{
+		Status:      "COMPLETE",
+		Results:     []assocResult{{From: idRef{r.PathValue("fromId")}, To: idRef{r.PathValue("toId")}, AssociationSpec: assocSpec{t.Category, t.ID}}},
+		StartedAt:   formatTime(s.cfg.Now()),
+		CompletedAt: formatTime(s.cfg.Now()),
+	})
+}
+
+type assocTypeOut struct {
+	Category string  `json:"category"`
+	TypeID   int     `json:"typeId"`
+	Label    *string `json:"label"`
+}
+
+type assocTo struct {
+	ToObjectID       int64          `json:"toObjectId"`
+	AssociationTypes []assocTypeOut `json:"associationTypes"`
+}
+
+// targets lists the records linked from one record to a type, by id. Callers hold s.mu.
+func (s *Server) targets(from string, fromID int64, to string) []assocTo {
+	var out []assocTo
+	for k, types := range s.assocs {
+		if k.from != from || k.fromID != fromID || k.to != to {
+			continue
+		}
+		t := assocTo{ToObjectID: k.toID}
+		ids := make([]int, 0, len(types))
+		for id := range types {
+			ids = append(ids, id)
+		}
+		sort.Ints(ids)
+		for _, id := range ids {
+			cat := "HUBSPOT_DEFINED"
+			if _, ok := inverseTypes[id]; !ok {
+				cat = "USER_DEFINED"
+			}
+			var label *string
+			if l, ok := typeLabels[id]; ok {
+				label = &l
+			}
+			t.AssociationTypes = append(t.AssociationTypes, assocTypeOut{cat, id, label})
+		}
+		out = append(out, t)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ToObjectID < out[j].ToObjectID })
+	return out
+}
+
+// handleAssociationsBatchRead reads the associations of up to 1,000 records ([O-assoc]).
+func (s *Server) handleAssociationsBatchRead(w http.ResponseWriter, r *http.Request) {
+	from, to, ok := s.assocTypes(w, r)
+	if !ok {
+		return
+	}
+	var body struct {
+		Inputs []idRef `json:"inputs"`
+	}
+	if !decode(w, r, &body) {
+		return
+	}
+	if len(body.Inputs) > maxAssocRead {
+		fail(w, batchTooLarge(len(body.Inputs), maxAssocRead))
+		return
+	}
+	type result struct {
+		From idRef     `json:"from"`
+		To   []assocTo `json:"to"`
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := struct {
+		Status      string       `json:"status"`
+		Results     []result     `json:"results"`
+		NumErrors   int          `json:"numErrors,omitempty"`
+		Errors      []*errorBody `json:"errors,omitempty"`
+		StartedAt   string       `json:"startedAt"`
+		CompletedAt string       `json:"completedAt"`
+	}{Status: "COMPLETE", Results: []result{}, StartedAt: formatTime(s.cfg.Now())}
+	for _, in := range body.Inputs {
+		id, ok := s.recordID(from, in.ID)
+		var ts []assocTo
+		if ok {
+			ts = s.targets(from, id, to)
+		}
+		if len(ts) == 0 {
+			e := newError("OBJECT_NOT_FOUND", fmt.Sprintf("No %s is associated with %s %s.", singularLower(to), singularLower(from), in.ID))
+			e.Context = map[string][]string{"fromObjectId": {in.ID}}
+			out.Errors = append(out.Errors, e)
+			continue
+		}
+		out.Results = append(out.Results, result{From: in, To: ts})
+	}
+	out.NumErrors = len(out.Errors)
+	out.CompletedAt = formatTime(s.cfg.Now())
+	status := http.StatusOK
+	if out.NumErrors > 0 {
+		status = http.StatusMultiStatus
+	}
+	writeJSON(w, status, out)
+}
+
+func singularLower(typ string) string {
+	if typ == "companies" {
+		return "company"
+	}
+	return "contact"
+}
+
+// handleAssociationsList pages a record's associations, 500 per page at
+// most ([S]); after is the last toObjectId of the previous page.
+func (s *Server) handleAssociationsList(w http.ResponseWriter, r *http.Request) {
+	from, to, ok := s.assocTypes(w, r)
+	if !ok {
+		return
+	}
+	q := r.URL.Query()
+	limit, err := intParam(q.Get("limit"), maxAssocPage)
+	if err != nil || limit < 1 {
+		fail(w, newError("VALIDATION_ERROR", "limit must be a positive integer"))
+		return
+	}
+	limit = min(limit, maxAssocPage)
+	after := int64(0)
+	if a := q.Get("after"); a != "" {
+		if after, err = strconv.ParseInt(a, 10, 64); err != nil {
+			fail(w, newError("VALIDATION_ERROR", "after must be the paging.next.after of a previous page"))
+			return
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id, ok := s.recordID(from, r.PathValue("fromId"))
+	if !ok {
+		writeError(w, http.StatusNotFound, "OBJECT_NOT_FOUND", "Object not found.  objectId are usually numeric.", nil)
+		return
+	}
+	results := []assocTo{}
+	var next *paging
+	for _, t := range s.targets(from, id, to) {
+		if t.ToObjectID <= after {
+			continue
+		}
+		if len(results) == limit {
+			last := strconv.FormatInt(results[len(results)-1].ToObjectID, 10)
+			next = &paging{Next: nextPage{After: last, Link: r.URL.Path + "?after=" + last}}
+			break
+		}
+		results = append(results, t)
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Results []assocTo `json:"results"`
+		Paging  *paging   `json:"paging,omitempty"`
+	}{results, next})
+}
