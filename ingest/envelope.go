@@ -59,9 +59,31 @@ func (g *Gateway) prepare(item gjson.Result, req *request) (prepared, error) {
 	if !item.IsObject() {
 		return prepared{}, fmt.Errorf("message is not a JSON object")
 	}
-	var f struct {
-		messageID, timestamp, originalTimestamp, sentAt, context, integrations gjson.Result
+	f := scanFields(item)
+	id, err := messageIDOf(f.messageID)
+	if err != nil {
+		return prepared{}, err
 	}
+	times, err := correctTimes(f, req)
+	if err != nil {
+		return prepared{}, err
+	}
+	value := rewriteMessage(item, req, f, id, times)
+	if err := g.validator.Validate(value); err != nil {
+		return prepared{}, err
+	}
+	return prepared{value: value, key: schemas.NewEvent(value).Key(), messageID: id.value}, nil
+}
+
+// fields are the top-level fields of a message that the gateway reads or
+// rewrites; a field the message lacks does not exist.
+type fields struct {
+	messageID, timestamp, originalTimestamp, sentAt, context, integrations gjson.Result
+}
+
+// scanFields finds the fields the gateway reads in one pass over the message.
+func scanFields(item gjson.Result) fields {
+	var f fields
 	item.ForEach(func(k, v gjson.Result) bool {
 		switch k.Str {
 		case "messageId":
@@ -79,28 +101,59 @@ func (g *Gateway) prepare(item gjson.Result, req *request) (prepared, error) {
 		}
 		return true
 	})
+	return f
+}
 
-	messageID, generatedID := "", false
-	switch f.messageID.Type {
+// messageID is the ID a message is stored under.
+type messageID struct {
+	value string
+	// generated is true when the message had no ID and the gateway made one.
+	generated bool
+}
+
+// messageIDOf returns the message's own ID, a string or a number, or a new
+// UUID when it has none. An ID over maxMessageIDLength is refused.
+func messageIDOf(field gjson.Result) (messageID, error) {
+	var id string
+	switch field.Type {
 	case gjson.String:
-		messageID = f.messageID.Str
+		id = field.Str
 	case gjson.Number:
-		messageID = f.messageID.Raw
+		id = field.Raw
 	}
-	if len(messageID) > maxMessageIDLength {
-		return prepared{}, fmt.Errorf("messageId is %d characters; the limit is %d", len(messageID), maxMessageIDLength)
+	if len(id) > maxMessageIDLength {
+		return messageID{}, fmt.Errorf("messageId is %d characters; the limit is %d", len(id), maxMessageIDLength)
 	}
-	if messageID == "" {
-		messageID, generatedID = uuid.NewString(), true
+	if id == "" {
+		return messageID{value: uuid.NewString(), generated: true}, nil
 	}
+	return messageID{value: id}, nil
+}
 
+// times are a message's time fields as the gateway writes them.
+type times struct {
+	// timestamp is the skew-corrected timestamp, as JSON.
+	timestamp string
+	// originalTimestamp is the client's own time, as JSON: originalTimestamp
+	// when it is a string, else timestamp, else receivedAt.
+	originalTimestamp string
+	// sentAt is the message's sentAt, or the batch's when the message has
+	// none or null.
+	sentAt gjson.Result
+}
+
+// correctTimes parses the message's times and corrects its timestamp for the
+// client's clock error: timestamp = receivedAt - (sentAt - originalTimestamp),
+// where originalTimestamp falls back to timestamp. Without a client time the
+// timestamp is receivedAt; without sentAt it is the client's time unchanged.
+func correctTimes(f fields, req *request) (times, error) {
 	clientTime, err := optionalTime("timestamp", f.timestamp)
 	if err != nil {
-		return prepared{}, err
+		return times{}, err
 	}
 	original, err := optionalTime("originalTimestamp", f.originalTimestamp)
 	if err != nil {
-		return prepared{}, err
+		return times{}, err
 	}
 	if clientTime.IsZero() {
 		clientTime = original
@@ -111,10 +164,8 @@ func (g *Gateway) prepare(item gjson.Result, req *request) (prepared, error) {
 	}
 	sentAt, err := optionalTime("sentAt", sentAtField)
 	if err != nil {
-		return prepared{}, err
+		return times{}, err
 	}
-	// timestamp = receivedAt - (sentAt - originalTimestamp): the client's
-	// clock error cancels out.
 	corrected := req.receivedAt
 	if !clientTime.IsZero() {
 		corrected = clientTime
@@ -130,7 +181,18 @@ func (g *Gateway) prepare(item gjson.Result, req *request) (prepared, error) {
 	default:
 		originalRaw, _ = req.encoded()
 	}
+	return times{
+		timestamp:         quote(corrected.UTC().Format(timeLayout)),
+		originalTimestamp: originalRaw,
+		sentAt:            sentAtField,
+	}, nil
+}
 
+// rewriteMessage writes the message with the gateway's fields: each field
+// the gateway owns replaces the message's own in place, and those the
+// message lacks follow its last field. writeKey and any client receivedAt
+// or _switchyard are dropped.
+func rewriteMessage(item gjson.Result, req *request, f fields, id messageID, t times) []byte {
 	context := mergeObject(f.context, req.context, "ip", req.ip)
 	integrations := mergeObject(f.integrations, req.integrations, "", "")
 
@@ -150,22 +212,22 @@ func (g *Gateway) prepare(item gjson.Result, req *request) (prepared, error) {
 				return true
 			}
 		case "messageId":
-			if generatedID {
-				w.field(k.Raw, quote(messageID))
+			if id.generated {
+				w.field(k.Raw, quote(id.value))
 				written["messageId"] = true
 				return true
 			}
 		case "timestamp":
-			w.field(k.Raw, quote(corrected.UTC().Format(timeLayout)))
+			w.field(k.Raw, t.timestamp)
 			written["timestamp"] = true
 			return true
 		case "originalTimestamp":
-			w.field(k.Raw, originalRaw)
+			w.field(k.Raw, t.originalTimestamp)
 			written["originalTimestamp"] = true
 			return true
 		case "sentAt":
-			if v.Type == gjson.Null && sentAtField.Type == gjson.String {
-				w.field(k.Raw, sentAtField.Raw)
+			if v.Type == gjson.Null && t.sentAt.Type == gjson.String {
+				w.field(k.Raw, t.sentAt.Raw)
 				written["sentAt"] = true
 				return true
 			}
@@ -190,16 +252,16 @@ func (g *Gateway) prepare(item gjson.Result, req *request) (prepared, error) {
 		w.field(`"type"`, quote(req.typ))
 	}
 	if !written["messageId"] {
-		w.field(`"messageId"`, quote(messageID))
+		w.field(`"messageId"`, quote(id.value))
 	}
-	if !written["sentAt"] && sentAtField.Type == gjson.String {
-		w.field(`"sentAt"`, sentAtField.Raw)
+	if !written["sentAt"] && t.sentAt.Type == gjson.String {
+		w.field(`"sentAt"`, t.sentAt.Raw)
 	}
 	if !written["originalTimestamp"] {
-		w.field(`"originalTimestamp"`, originalRaw)
+		w.field(`"originalTimestamp"`, t.originalTimestamp)
 	}
 	if !written["timestamp"] {
-		w.field(`"timestamp"`, quote(corrected.UTC().Format(timeLayout)))
+		w.field(`"timestamp"`, t.timestamp)
 	}
 	receivedAt, switchyard := req.encoded()
 	w.field(`"receivedAt"`, receivedAt)
@@ -211,12 +273,7 @@ func (g *Gateway) prepare(item gjson.Result, req *request) (prepared, error) {
 	}
 	w.field(`"_switchyard"`, switchyard)
 	b.WriteByte('}')
-
-	value := b.Bytes()
-	if err := g.validator.Validate(value); err != nil {
-		return prepared{}, err
-	}
-	return prepared{value: value, key: schemas.NewEvent(value).Key(), messageID: messageID}, nil
+	return b.Bytes()
 }
 
 // fieldWriter appends "key":value pairs with commas between them.

@@ -168,123 +168,196 @@ func (g *Gateway) fail(c *fiber.Ctx, status int, code, message string) error {
 
 var okBody = []byte(`{"success":true}`)
 
+// handler serves one Tracking API route: it reads and authenticates the
+// request, then stores its messages and answers 200 once they are durable.
 func (g *Gateway) handler(r route) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		receivedAt := g.cfg.Now().UTC()
-		limit := g.cfg.MaxRequestBytes
-		if r.typ != "" {
-			limit = g.cfg.MaxMessageBytes
-		}
-		body, err := decodeBody(c.Request().Header.Peek(fiber.HeaderContentEncoding), c.Request().Body(), limit)
+		req, payload, err := g.readRequest(c, r)
 		if err != nil {
-			var tooLarge *tooLargeError
-			if errors.As(err, &tooLarge) {
-				if r.typ != "" {
-					return g.fail(c, fiber.StatusBadRequest, "message_too_large", tooLarge.Error())
-				}
-				return g.fail(c, fiber.StatusBadRequest, "request_too_large", tooLarge.Error())
-			}
-			return g.fail(c, fiber.StatusBadRequest, "invalid_body", err.Error())
+			return g.refuse(c, err)
 		}
-		if !gjson.ValidBytes(body) {
-			return g.fail(c, fiber.StatusBadRequest, "invalid_json", "the request body is not valid JSON")
+		// A single call is one message; a batch route carries an array.
+		items := []gjson.Result{payload}
+		if r.typ == "" {
+			items = payload.Array()
 		}
-		root := gjson.ParseBytes(body)
-		if !root.IsObject() {
-			return g.fail(c, fiber.StatusBadRequest, "invalid_json", "the request body must be a JSON object")
+		if err := g.checkSizes(items); err != nil {
+			return g.refuse(c, err)
 		}
-		source, ok := g.authenticate(c.Request().Header.Peek(fiber.HeaderAuthorization), root)
-		if !ok {
-			return g.fail(c, fiber.StatusUnauthorized, "unauthorized", "a valid write key is required: send it as the Basic auth username or as writeKey in the body")
-		}
-
-		req := request{source: source, receivedAt: receivedAt, ip: c.IP(), typ: r.typ}
-		var items []gjson.Result
-		if r.typ != "" {
-			items = []gjson.Result{root}
-		} else {
-			batch := root.Get("batch")
-			if !batch.IsArray() {
-				return g.fail(c, fiber.StatusBadRequest, "invalid_batch", "the body must have a batch array")
-			}
-			items = batch.Array()
-			if len(items) > g.cfg.MaxBatchMessages {
-				return g.fail(c, fiber.StatusBadRequest, "batch_too_large",
-					fmt.Sprintf("the batch has %d messages; the limit is %d per batch", len(items), g.cfg.MaxBatchMessages))
-			}
-			req.context = root.Get("context")
-			req.integrations = root.Get("integrations")
-			req.sentAt = root.Get("sentAt")
-		}
-		for i, item := range items {
-			if len(item.Raw) > g.cfg.MaxMessageBytes {
-				return g.fail(c, fiber.StatusBadRequest, "message_too_large",
-					fmt.Sprintf("message %d is %d bytes; the limit is %d bytes per message", i, len(item.Raw), g.cfg.MaxMessageBytes))
-			}
-		}
-
-		out := make([]queue.Message, 0, len(items))
-		valid := make([]prepared, 0, len(items))
-		keys := make([]dedupe.Key, 0, len(items))
-		var invalid, duplicates int
-		for i, item := range items {
-			msg, err := g.prepare(item, &req)
-			if err != nil {
-				if r.typ != "" {
-					g.metrics.messages.WithLabelValues("invalid").Inc()
-					return g.fail(c, fiber.StatusBadRequest, "invalid_message", err.Error())
-				}
-				invalid++
-				dl, err := g.deadLetter(item, &req, fmt.Sprintf("message %d of the batch: %v", i, err))
-				if err != nil {
-					return err
-				}
-				out = append(out, dl)
-				continue
-			}
-			valid = append(valid, msg)
-			keys = append(keys, dedupe.KeyOf(source, msg.messageID))
-		}
-		var accepted []dedupe.Key // dedupe keys of the messages being stored
-		inRequest := make(map[dedupe.Key]bool, len(keys))
-		for i, seen := range g.dedupe.Seen(keys, receivedAt) {
-			if seen || inRequest[keys[i]] {
-				duplicates++
-				continue
-			}
-			inRequest[keys[i]] = true
-			accepted = append(accepted, keys[i])
-			out = append(out, queue.Message{Topic: g.cfg.EventsTopic, Key: []byte(valid[i].key), Value: valid[i].value})
-		}
-
-		if len(out) > 0 {
-			select {
-			case g.inFlight <- struct{}{}:
-			default:
-				c.Set(fiber.HeaderRetryAfter, "1")
-				c.Set("X-RateLimit-Reset", "1")
-				return g.fail(c, fiber.StatusTooManyRequests, "overloaded", "the gateway is busy; retry after 1 second")
-			}
-			ctx, cancel := context.WithTimeout(c.UserContext(), g.cfg.PublishTimeout)
-			start := time.Now()
-			err := g.log.Publish(ctx, out...)
-			cancel()
-			<-g.inFlight
-			g.metrics.publishSeconds.Observe(time.Since(start).Seconds())
-			if err != nil {
-				g.logger.Warn("writing to the log", zap.String("source", source), zap.Int("messages", len(out)), zap.Error(err))
-				c.Set(fiber.HeaderRetryAfter, "5")
-				return g.fail(c, fiber.StatusServiceUnavailable, "unavailable", "the log cannot take writes now; retry later")
-			}
-		}
-		g.dedupe.Add(accepted, receivedAt)
-		g.metrics.messages.WithLabelValues("accepted").Add(float64(len(accepted)))
-		g.metrics.messages.WithLabelValues("invalid").Add(float64(invalid))
-		g.metrics.messages.WithLabelValues("duplicate").Add(float64(duplicates))
-		g.metrics.responses.WithLabelValues("200").Inc()
-		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
-		return c.Status(fiber.StatusOK).Send(okBody)
+		return g.store(c, &req, items)
 	}
+}
+
+// refusal is a request the gateway answers with an error: status, code and
+// message as fail writes them.
+type refusal struct {
+	status        int
+	code, message string
+}
+
+func (e *refusal) Error() string { return e.message }
+
+// refuse answers a refusal with fail; any other error goes to the error
+// handler.
+func (g *Gateway) refuse(c *fiber.Ctx, err error) error {
+	var r *refusal
+	if errors.As(err, &r) {
+		return g.fail(c, r.status, r.code, r.message)
+	}
+	return err
+}
+
+// readRequest decodes the body of a request to route r and authenticates it.
+// It returns the request and its payload: the message on single-call routes,
+// the batch array on batch routes, whose envelope it reads into the request.
+func (g *Gateway) readRequest(c *fiber.Ctx, r route) (request, gjson.Result, error) {
+	receivedAt := g.cfg.Now().UTC()
+	limit := g.cfg.MaxRequestBytes
+	if r.typ != "" {
+		limit = g.cfg.MaxMessageBytes
+	}
+	body, err := decodeBody(c.Request().Header.Peek(fiber.HeaderContentEncoding), c.Request().Body(), limit)
+	if err != nil {
+		var tooLarge *tooLargeError
+		if errors.As(err, &tooLarge) {
+			if r.typ != "" {
+				return request{}, gjson.Result{}, &refusal{fiber.StatusBadRequest, "message_too_large", tooLarge.Error()}
+			}
+			return request{}, gjson.Result{}, &refusal{fiber.StatusBadRequest, "request_too_large", tooLarge.Error()}
+		}
+		return request{}, gjson.Result{}, &refusal{fiber.StatusBadRequest, "invalid_body", err.Error()}
+	}
+	if !gjson.ValidBytes(body) {
+		return request{}, gjson.Result{}, &refusal{fiber.StatusBadRequest, "invalid_json", "the request body is not valid JSON"}
+	}
+	root := gjson.ParseBytes(body)
+	if !root.IsObject() {
+		return request{}, gjson.Result{}, &refusal{fiber.StatusBadRequest, "invalid_json", "the request body must be a JSON object"}
+	}
+	source, ok := g.authenticate(c.Request().Header.Peek(fiber.HeaderAuthorization), root)
+	if !ok {
+		return request{}, gjson.Result{}, &refusal{fiber.StatusUnauthorized, "unauthorized",
+			"a valid write key is required: send it as the Basic auth username or as writeKey in the body"}
+	}
+
+	req := request{source: source, receivedAt: receivedAt, ip: c.IP(), typ: r.typ}
+	if r.typ != "" {
+		return req, root, nil
+	}
+	batch := root.Get("batch")
+	if !batch.IsArray() {
+		return request{}, gjson.Result{}, &refusal{fiber.StatusBadRequest, "invalid_batch", "the body must have a batch array"}
+	}
+	req.context = root.Get("context")
+	req.integrations = root.Get("integrations")
+	req.sentAt = root.Get("sentAt")
+	return req, batch, nil
+}
+
+// checkSizes refuses a batch with too many messages or any message over the
+// per-message limit.
+func (g *Gateway) checkSizes(items []gjson.Result) error {
+	if len(items) > g.cfg.MaxBatchMessages {
+		return &refusal{fiber.StatusBadRequest, "batch_too_large",
+			fmt.Sprintf("the batch has %d messages; the limit is %d per batch", len(items), g.cfg.MaxBatchMessages)}
+	}
+	for i, item := range items {
+		if len(item.Raw) > g.cfg.MaxMessageBytes {
+			return &refusal{fiber.StatusBadRequest, "message_too_large",
+				fmt.Sprintf("message %d is %d bytes; the limit is %d bytes per message", i, len(item.Raw), g.cfg.MaxMessageBytes)}
+		}
+	}
+	return nil
+}
+
+// store publishes the request's valid messages not seen before, together
+// with dead letters for its invalid ones, and answers 200 once they are
+// durable.
+func (g *Gateway) store(c *fiber.Ctx, req *request, items []gjson.Result) error {
+	out, valid, err := g.prepareAll(items, req)
+	if err != nil {
+		return g.refuse(c, err)
+	}
+	invalid := len(out)
+	keys := make([]dedupe.Key, len(valid))
+	for i, msg := range valid {
+		keys[i] = dedupe.KeyOf(req.source, msg.messageID)
+	}
+	var accepted []dedupe.Key // dedupe keys of the messages being stored
+	var duplicates int
+	inRequest := make(map[dedupe.Key]bool, len(keys))
+	for i, seen := range g.dedupe.Seen(keys, req.receivedAt) {
+		if seen || inRequest[keys[i]] {
+			duplicates++
+			continue
+		}
+		inRequest[keys[i]] = true
+		accepted = append(accepted, keys[i])
+		out = append(out, queue.Message{Topic: g.cfg.EventsTopic, Key: []byte(valid[i].key), Value: valid[i].value})
+	}
+
+	if len(out) > 0 {
+		if err := g.publish(c, req.source, out); err != nil {
+			return g.refuse(c, err)
+		}
+	}
+	g.dedupe.Add(accepted, req.receivedAt)
+	g.metrics.messages.WithLabelValues("accepted").Add(float64(len(accepted)))
+	g.metrics.messages.WithLabelValues("invalid").Add(float64(invalid))
+	g.metrics.messages.WithLabelValues("duplicate").Add(float64(duplicates))
+	g.metrics.responses.WithLabelValues("200").Inc()
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	return c.Status(fiber.StatusOK).Send(okBody)
+}
+
+// prepareAll prepares every message. It returns the dead letters of the
+// invalid ones, with room to append the valid ones, and the valid ones. On a
+// single-call route an invalid message is refused instead.
+func (g *Gateway) prepareAll(items []gjson.Result, req *request) (deadLetters []queue.Message, valid []prepared, err error) {
+	deadLetters = make([]queue.Message, 0, len(items))
+	valid = make([]prepared, 0, len(items))
+	for i, item := range items {
+		msg, err := g.prepare(item, req)
+		if err == nil {
+			valid = append(valid, msg)
+			continue
+		}
+		if req.typ != "" {
+			g.metrics.messages.WithLabelValues("invalid").Inc()
+			return nil, nil, &refusal{fiber.StatusBadRequest, "invalid_message", err.Error()}
+		}
+		dl, err := g.deadLetter(item, req, fmt.Sprintf("message %d of the batch: %v", i, err))
+		if err != nil {
+			return nil, nil, err
+		}
+		deadLetters = append(deadLetters, dl)
+	}
+	return deadLetters, valid, nil
+}
+
+// publish writes msgs to the log within the publish timeout. It refuses with
+// 429 when MaxInFlight publishes are already running and with 503 when the
+// log fails; both set Retry-After.
+func (g *Gateway) publish(c *fiber.Ctx, source string, msgs []queue.Message) error {
+	select {
+	case g.inFlight <- struct{}{}:
+	default:
+		c.Set(fiber.HeaderRetryAfter, "1")
+		c.Set("X-RateLimit-Reset", "1")
+		return &refusal{fiber.StatusTooManyRequests, "overloaded", "the gateway is busy; retry after 1 second"}
+	}
+	ctx, cancel := context.WithTimeout(c.UserContext(), g.cfg.PublishTimeout)
+	start := time.Now()
+	err := g.log.Publish(ctx, msgs...)
+	cancel()
+	<-g.inFlight
+	g.metrics.publishSeconds.Observe(time.Since(start).Seconds())
+	if err != nil {
+		g.logger.Warn("writing to the log", zap.String("source", source), zap.Int("messages", len(msgs)), zap.Error(err))
+		c.Set(fiber.HeaderRetryAfter, "5")
+		return &refusal{fiber.StatusServiceUnavailable, "unavailable", "the log cannot take writes now; retry later"}
+	}
+	return nil
 }
 
 // authenticate finds the source of the request's write key: the Basic auth

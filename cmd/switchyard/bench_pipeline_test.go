@@ -4,14 +4,12 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -100,16 +98,12 @@ func runPipeline(b *testing.B, backend, dest string, duration time.Duration, rat
 	defer receiver.Close()
 
 	dir := b.TempDir()
-	suffix := strconv.FormatUint(rand.Uint64(), 36)
+	suffix := uniqueSuffix()
 	destCfg := "    type: drop\n"
 	if dest == "webhook" {
 		destCfg = fmt.Sprintf("    type: webhook\n    webhook:\n      url: %s\n      batch: true\n      max_items: 500\n      max_in_flight: 4\n", receiver.URL)
 	}
-	cfg := fmt.Sprintf("log_level: warn\nlog:\n  events_topic: pipe-events-%s\n  dlq_topic: pipe-dlq-%s\ndestinations:\n  - name: bench\n%s", suffix, suffix, destCfg)
-	cfgPath := filepath.Join(dir, "bench.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		b.Fatal(err)
-	}
+	cfgPath := writeConfig(b, fmt.Sprintf("log_level: warn\nlog:\n  events_topic: pipe-events-%s\n  dlq_topic: pipe-dlq-%s\ndestinations:\n  - name: bench\n%s", suffix, suffix, destCfg))
 	args := []string{"serve", "--config", cfgPath, "--data-dir", filepath.Join(dir, "data"), "--write-key", "bench-key"}
 	if backend == "kafka" {
 		args = append(args, "--kafka-brokers", os.Getenv("KAFKA_BROKERS"))
@@ -223,34 +217,6 @@ func (l *pipelineLoad) run(d time.Duration, rate int) {
 		}(c)
 	}
 	wg.Wait()
-}
-
-type bucket struct{ le, count float64 }
-
-// histogramBuckets reads a Prometheus histogram's cumulative buckets.
-func histogramBuckets(addr, name string) []bucket {
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		return nil
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	var buckets []bucket
-	for _, line := range strings.Split(string(raw), "\n") {
-		if !strings.HasPrefix(line, name+"_bucket{") {
-			continue
-		}
-		i := strings.Index(line, `le="`)
-		j := strings.Index(line[i+4:], `"`)
-		le, err := strconv.ParseFloat(line[i+4:i+4+j], 64)
-		if err != nil {
-			le = math.Inf(1)
-		}
-		fields := strings.Fields(line)
-		count, _ := strconv.ParseFloat(fields[len(fields)-1], 64)
-		buckets = append(buckets, bucket{le, count})
-	}
-	return buckets
 }
 
 // quantile estimates a quantile of the observations made between two

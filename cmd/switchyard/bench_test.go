@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/base64"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -93,12 +92,8 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 func runLoad(b *testing.B, backend string, sc loadScenario, duration time.Duration) loadResult {
 	b.Helper()
 	dir := b.TempDir()
-	suffix := strconv.FormatUint(rand.Uint64(), 36)
-	cfgPath := filepath.Join(dir, "bench.yaml")
-	cfg := fmt.Sprintf("log_level: warn\nlog:\n  events_topic: bench-events-%s\n  dlq_topic: bench-dlq-%s\n", suffix, suffix)
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		b.Fatal(err)
-	}
+	suffix := uniqueSuffix()
+	cfgPath := writeConfig(b, fmt.Sprintf("log_level: warn\nlog:\n  events_topic: bench-events-%s\n  dlq_topic: bench-dlq-%s\n", suffix, suffix))
 	args := []string{"gateway", "--config", cfgPath, "--data-dir", filepath.Join(dir, "data"), "--write-key", "bench-key"}
 	if backend == "kafka" {
 		args = append(args, "--kafka-brokers", os.Getenv("KAFKA_BROKERS"))

@@ -3,13 +3,9 @@ package main
 import (
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -25,21 +21,8 @@ import (
 func startSandbox(t *testing.T) string {
 	t.Helper()
 	addr := freeAddr(t)
-	sb := exec.Command(binary, "hubspot-sandbox", "--addr", addr, "--tier", "free", "--hub-id", "777")
-	sb.Stderr = io.Discard
-	if err := sb.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sb.Process.Kill(); sb.Wait() })
-	base := "http://" + addr
-	eventuallyTrue(t, "the sandbox answers", func() bool {
-		resp, err := http.Get(base + "/_sandbox/stats")
-		if err == nil {
-			resp.Body.Close()
-		}
-		return err == nil
-	})
-	return base
+	startReady(t, addr, "/_sandbox/stats", "hubspot-sandbox", "--tier", "free", "--hub-id", "777")
+	return "http://" + addr
 }
 
 // sandboxGet reads a sandbox control endpoint.
@@ -72,36 +55,6 @@ func sandboxCall(t *testing.T, base, method, path, body string) gjson.Result {
 	return gjson.ParseBytes(raw)
 }
 
-func post(t *testing.T, addr, path, key, body string) {
-	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+path, strings.NewReader(body))
-	req.SetBasicAuth(key, "")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("POST %s: %d %s", path, resp.StatusCode, raw)
-	}
-}
-
-// eventuallyTrue polls cond for up to 30s.
-func eventuallyTrue(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	eventuallyTrueWithin(t, 30*time.Second, what, cond)
-}
-
-func eventuallyTrueWithin(t *testing.T, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(limit); !cond(); time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-	}
-}
-
 // TestServeDeliversToHubSpot runs the sandbox as its own process and
 // switchyard serve pointed at it, and checks contacts, companies,
 // associations (group before identify) and events, and that one bad record
@@ -116,8 +69,7 @@ func TestServeDeliversToHubSpot(t *testing.T) {
 		t.Fatal("creating the list failed")
 	}
 
-	cfgPath := filepath.Join(t.TempDir(), "switchyard.yaml")
-	os.WriteFile(cfgPath, []byte(`sources:
+	cfgPath := writeConfig(t, `sources:
   - name: app
     write_keys: [k]
 destinations:
@@ -126,7 +78,7 @@ destinations:
     hubspot:
       max_wait: 50ms
       lists: {vip: "`+listID+`"}
-`), 0o600)
+`)
 	dataDir := t.TempDir()
 	addr := freeAddr(t)
 	srv := start(t, addr, "serve", "--config", cfgPath, "--data-dir", dataDir,
@@ -271,9 +223,8 @@ func count429(t *testing.T, base string) int {
 func TestTwoRoutersShareOneHubSpotToken(t *testing.T) {
 	brokers := strings.Join(kafkatest.Brokers(t), ",")
 	base := startSandbox(t)
-	suffix := strconv.FormatUint(rand.Uint64(), 36)
-	cfgPath := filepath.Join(t.TempDir(), "switchyard.yaml")
-	os.WriteFile(cfgPath, []byte(fmt.Sprintf(`sources:
+	suffix := uniqueSuffix()
+	cfgPath := writeConfig(t, fmt.Sprintf(`sources:
   - name: app
     write_keys: [k]
 log:
@@ -289,7 +240,7 @@ destinations:
       hub_id: 777
       tier: free
       max_wait: 100ms
-`, suffix, suffix, base)), 0o600)
+`, suffix, suffix, base))
 	args := []string{"--config", cfgPath, "--kafka-brokers", brokers}
 	gw := start(t, freeAddr(t), append([]string{"gateway", "--data-dir", t.TempDir()}, args...)...)
 	r1 := start(t, freeAddr(t), append([]string{"router", "--data-dir", t.TempDir()}, args...)...)

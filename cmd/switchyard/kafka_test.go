@@ -3,11 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -25,13 +21,9 @@ import (
 // and with switchyard tail.
 func TestGatewaysSideBySideOnKafka(t *testing.T) {
 	brokers := strings.Join(kafkatest.Brokers(t), ",")
-	suffix := strconv.FormatUint(rand.Uint64(), 36)
+	suffix := uniqueSuffix()
 	events, dlq := "it-events-"+suffix, "it-dlq-"+suffix
-	cfgPath := filepath.Join(t.TempDir(), "switchyard.yaml")
-	cfg := fmt.Sprintf("sources:\n  - name: app\n    write_keys: [${APP_KEY}]\nlog:\n  events_topic: %s\n  dlq_topic: %s\n  partitions: 4\n", events, dlq)
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath := writeConfig(t, fmt.Sprintf("sources:\n  - name: app\n    write_keys: [${APP_KEY}]\nlog:\n  events_topic: %s\n  dlq_topic: %s\n  partitions: 4\n", events, dlq))
 	t.Setenv("APP_KEY", "kafka-key")
 	var gateways []*server
 	for i := 0; i < 2; i++ {

@@ -4,12 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -22,8 +18,8 @@ import (
 // routerConfigFile writes a config with one webhook destination named hook.
 func routerConfigFile(t *testing.T, url string, extra string) string {
 	t.Helper()
-	suffix := strconv.FormatUint(rand.Uint64(), 36)
-	cfg := fmt.Sprintf(`sources:
+	suffix := uniqueSuffix()
+	return writeConfig(t, fmt.Sprintf(`sources:
   - name: app
     write_keys: [k]
 log:
@@ -40,12 +36,7 @@ destinations:
       url: %s
       max_in_flight: 2
       concurrency: 2
-%s`, suffix, suffix, url, extra)
-	path := filepath.Join(t.TempDir(), "switchyard.yaml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
+%s`, suffix, suffix, url, extra))
 }
 
 // postAll posts n events in batches of 50 with ids prefix-0..n-1 and returns
@@ -109,9 +100,7 @@ func killMidDelivery(t *testing.T, srv *server, receiver *webhooktest.Server, lo
 	if err := receiver.WaitFor(ctx, func(*webhooktest.Server) bool { return deliveredCount(receiver) >= low }); err != nil {
 		t.Fatalf("waiting for %d deliveries: %v", low, err)
 	}
-	srv.cmd.Process.Signal(syscall.SIGKILL)
-	<-srv.done
-	srv.done <- nil
+	srv.kill()
 }
 
 // TestRouterSurvivesSIGKILLTwice loads events, kills the process twice in
@@ -175,17 +164,10 @@ func replayTest(t *testing.T, backendArgs []string) {
 	}
 	// The dead letter must be in the log before the server stops, or --dlq
 	// has nothing to replay.
-	deadLettered := func() float64 {
+	eventuallyTrue(t, "the 400 is dead-lettered", func() bool {
 		n, _ := scrapeCounter(addr, `switchyard_router_events_total{destination="hook",outcome="dead_lettered"}`)
-		return n
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for deadLettered() != 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("the 400 was not dead-lettered within 30s")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return n == 1
+	})
 	srv.stop(t, syscall.SIGTERM)
 
 	run := func(args ...string) string {

@@ -177,22 +177,16 @@ func (s *Server) associateBatch(w http.ResponseWriter, r *http.Request, labelled
 	if !ok {
 		return
 	}
-	var body struct {
-		Inputs []assocInput `json:"inputs"`
-	}
-	if !decode(w, r, &body) {
-		return
-	}
 	limit := maxAssocDefault
 	if labelled {
 		limit = maxAssocCreate
 	}
-	if len(body.Inputs) > limit {
-		fail(w, batchTooLarge(len(body.Inputs), limit))
+	inputs, ok := decodeInputs[assocInput](w, r, limit)
+	if !ok {
 		return
 	}
 	if labelled {
-		for _, in := range body.Inputs {
+		for _, in := range inputs {
 			if len(in.Types) == 0 {
 				fail(w, newError("VALIDATION_ERROR", "Each input needs at least one association type"))
 				return
@@ -202,7 +196,7 @@ func (s *Server) associateBatch(w http.ResponseWriter, r *http.Request, labelled
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := assocBatchOut{Status: "COMPLETE", Results: []assocResult{}, StartedAt: formatTime(s.cfg.Now())}
-	for _, in := range body.Inputs {
+	for _, in := range inputs {
 		fromID, ok1 := s.recordID(from, in.From.ID)
 		toID, ok2 := s.recordID(to, in.To.ID)
 		if !ok1 || !ok2 {
@@ -311,14 +305,8 @@ func (s *Server) handleAssociationsBatchRead(w http.ResponseWriter, r *http.Requ
 	if !ok {
 		return
 	}
-	var body struct {
-		Inputs []idRef `json:"inputs"`
-	}
-	if !decode(w, r, &body) {
-		return
-	}
-	if len(body.Inputs) > maxAssocRead {
-		fail(w, batchTooLarge(len(body.Inputs), maxAssocRead))
+	inputs, ok := decodeInputs[idRef](w, r, maxAssocRead)
+	if !ok {
 		return
 	}
 	type result struct {
@@ -335,7 +323,7 @@ func (s *Server) handleAssociationsBatchRead(w http.ResponseWriter, r *http.Requ
 		StartedAt   string       `json:"startedAt"`
 		CompletedAt string       `json:"completedAt"`
 	}{Status: "COMPLETE", Results: []result{}, StartedAt: formatTime(s.cfg.Now())}
-	for _, in := range body.Inputs {
+	for _, in := range inputs {
 		id, ok := s.recordID(from, in.ID)
 		var ts []assocTo
 		if ok {
@@ -373,18 +361,9 @@ func (s *Server) handleAssociationsList(w http.ResponseWriter, r *http.Request) 
 		return
 	}
 	q := r.URL.Query()
-	limit, err := intParam(q.Get("limit"), maxAssocPage)
-	if err != nil || limit < 1 {
-		fail(w, newError("VALIDATION_ERROR", "limit must be a positive integer"))
+	limit, after, ok := pageParams(w, q, maxAssocPage, maxAssocPage)
+	if !ok {
 		return
-	}
-	limit = min(limit, maxAssocPage)
-	after := int64(0)
-	if a := q.Get("after"); a != "" {
-		if after, err = strconv.ParseInt(a, 10, 64); err != nil {
-			fail(w, newError("VALIDATION_ERROR", "after must be the paging.next.after of a previous page"))
-			return
-		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

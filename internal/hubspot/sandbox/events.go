@@ -3,7 +3,6 @@ package sandbox
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -70,22 +69,11 @@ func (s *Server) handleEventSend(w http.ResponseWriter, r *http.Request) {
 
 // handleEventSendBatch is POST /events/v3/send/batch: up to 500, 204 ([O-events], [S]).
 func (s *Server) handleEventSendBatch(w http.ResponseWriter, r *http.Request) {
-	data, err := io.ReadAll(io.LimitReader(r.Body, maxBody))
-	if err != nil {
-		fail(w, newError("VALIDATION_ERROR", "Invalid input JSON: "+err.Error()))
+	inputs, ok := decodeInputs[eventInput](w, r, maxEventBatch)
+	if !ok {
 		return
 	}
-	var body struct {
-		Inputs []eventInput `json:"inputs"`
-	}
-	if !decodeBytes(w, data, &body) {
-		return
-	}
-	if len(body.Inputs) > maxEventBatch {
-		fail(w, batchTooLarge(len(body.Inputs), maxEventBatch))
-		return
-	}
-	s.recordEvents(w, body.Inputs, true)
+	s.recordEvents(w, inputs, true)
 }
 
 // recordEvents checks every occurrence; any problem fails the request and

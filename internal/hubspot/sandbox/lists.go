@@ -248,18 +248,9 @@ func (s *Server) handleMembershipsRemove(w http.ResponseWriter, r *http.Request)
 // 100, at most 250) and after.
 func (s *Server) handleMembershipsGet(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	limit, err := intParam(q.Get("limit"), 100)
-	if err != nil || limit < 1 {
-		fail(w, newError("VALIDATION_ERROR", "limit must be a positive integer"))
+	limit, after, ok := pageParams(w, q, 100, 250)
+	if !ok {
 		return
-	}
-	limit = min(limit, 250)
-	after := int64(0)
-	if a := q.Get("after"); a != "" {
-		if after, err = strconv.ParseInt(a, 10, 64); err != nil {
-			fail(w, newError("VALIDATION_ERROR", "after must be the paging.next.after of a previous page"))
-			return
-		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -52,6 +52,22 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	return decodeBytes(w, data, v)
 }
 
+// decodeInputs reads a batch body, {"inputs": [...]}, answering 400 when it
+// is not valid JSON or holds more than max inputs.
+func decodeInputs[T any](w http.ResponseWriter, r *http.Request, max int) ([]T, bool) {
+	var body struct {
+		Inputs []T `json:"inputs"`
+	}
+	if !decode(w, r, &body) {
+		return nil, false
+	}
+	if len(body.Inputs) > max {
+		fail(w, batchTooLarge(len(body.Inputs), max))
+		return nil, false
+	}
+	return body.Inputs, true
+}
+
 func decodeBytes(w http.ResponseWriter, data []byte, v any) bool {
 	if err := json.Unmarshal(data, v); err != nil {
 		fail(w, newError("VALIDATION_ERROR", "Invalid input JSON: "+err.Error()))
@@ -414,84 +430,114 @@ func (s *Server) batchWrite(w http.ResponseWriter, r *http.Request, mode writeMo
 	if !ok {
 		return
 	}
-	var body struct {
-		Inputs []writeInput `json:"inputs"`
-	}
-	if !decode(w, r, &body) {
-		return
-	}
-	if len(body.Inputs) > maxBatch {
-		fail(w, batchTooLarge(len(body.Inputs), maxBatch))
+	inputs, ok := decodeInputs[writeInput](w, r, maxBatch)
+	if !ok {
 		return
 	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.cfg.Now()
-	started := formatTime(now)
-	objs := s.objects[typ]
-	defs := s.props[typ]
-
-	// Whole-request checks: idProperty uniqueness and duplicate ids.
-	seen := map[string]bool{}
-	for i := range body.Inputs {
-		in := &body.Inputs[i]
-		if mode == create {
-			continue
-		}
-		if in.IDProperty != "" && !defs.isUnique(typ, in.IDProperty) {
-			fail(w, s.nonUniqueError(typ, in.IDProperty))
-			return
-		}
-		key := in.IDProperty + "\x00" + uniqueKey(in.IDProperty, in.ID)
-		if seen[key] {
-			fail(w, newError("VALIDATION_ERROR", fmt.Sprintf("Duplicate IDs found in batch input: [%s]. IDs must be unique", in.ID)))
-			return
-		}
-		seen[key] = true
+	if e := s.checkBatchIDs(typ, mode, inputs); e != nil {
+		fail(w, e)
+		return
 	}
-
-	pending := map[string]map[string]int64{} // unique values claimed by earlier inputs of this batch
-	plans := make([]plan, len(body.Inputs))
-	var failed []int
-	for i := range body.Inputs {
-		in := &body.Inputs[i]
-		plan, werr := s.planWrite(typ, mode, in, pending)
-		if werr != nil {
-			fail(w, werr)
-			return
-		}
-		plans[i] = plan
-		if plan.err != nil {
-			if in.ObjectWriteTraceID != "" {
-				plan.err.Context = map[string][]string{"objectWriteTraceId": {in.ObjectWriteTraceID}}
-			}
-			plans[i] = plan
-			failed = append(failed, i)
-		}
+	plans, failed, e := s.planBatch(typ, mode, inputs)
+	if e != nil {
+		fail(w, e)
+		return
 	}
-
-	perInput := true
-	for _, i := range failed {
-		if body.Inputs[i].ObjectWriteTraceID == "" {
-			perInput = false
-		}
-	}
-	if mode == upsert && typ == "contacts" && s.cfg.EmailUpsertAllOrNothing {
-		for _, in := range body.Inputs {
-			if in.IDProperty == "email" {
-				perInput = false
-			}
-		}
-	}
-	if len(failed) > 0 && !perInput {
+	if len(failed) > 0 && !s.reportsPerInput(typ, mode, inputs, failed) {
 		e := *plans[failed[0]].err
 		e.Context = nil
 		fail(w, &e)
 		return
 	}
 
-	out := batchOut{Status: "COMPLETE", Results: []objectOut{}, StartedAt: started}
+	out := s.applyPlans(typ, mode, plans, now)
+	out.StartedAt = formatTime(now)
+	out.CompletedAt = formatTime(s.cfg.Now())
+	status := http.StatusOK
+	if mode == create {
+		status = http.StatusCreated
+	}
+	if out.NumErrors > 0 {
+		status = http.StatusMultiStatus
+	}
+	writeJSON(w, status, out)
+}
+
+// checkBatchIDs runs the whole-request checks of an update or upsert: every
+// idProperty is unique and no id comes twice.
+func (s *Server) checkBatchIDs(typ string, mode writeMode, inputs []writeInput) *errorBody {
+	if mode == create {
+		return nil
+	}
+	defs := s.props[typ]
+	seen := map[string]bool{}
+	for i := range inputs {
+		in := &inputs[i]
+		if in.IDProperty != "" && !defs.isUnique(typ, in.IDProperty) {
+			return s.nonUniqueError(typ, in.IDProperty)
+		}
+		key := in.IDProperty + "\x00" + uniqueKey(in.IDProperty, in.ID)
+		if seen[key] {
+			return newError("VALIDATION_ERROR", fmt.Sprintf("Duplicate IDs found in batch input: [%s]. IDs must be unique", in.ID))
+		}
+		seen[key] = true
+	}
+	return nil
+}
+
+// planBatch plans every input in order, so that an input sees the unique
+// values claimed by earlier ones. It returns the plans and the indexes of
+// the inputs that fail, their errors tagged with their objectWriteTraceId;
+// a returned *errorBody fails the whole request.
+func (s *Server) planBatch(typ string, mode writeMode, inputs []writeInput) ([]plan, []int, *errorBody) {
+	pending := map[string]map[string]int64{} // unique values claimed by earlier inputs of this batch
+	plans := make([]plan, len(inputs))
+	var failed []int
+	for i := range inputs {
+		in := &inputs[i]
+		plan, werr := s.planWrite(typ, mode, in, pending)
+		if werr != nil {
+			return nil, nil, werr
+		}
+		plans[i] = plan
+		if plan.err != nil {
+			if in.ObjectWriteTraceID != "" {
+				plan.err.Context = map[string][]string{"objectWriteTraceId": {in.ObjectWriteTraceID}}
+			}
+			failed = append(failed, i)
+		}
+	}
+	return plans, failed, nil
+}
+
+// reportsPerInput tells whether the failed inputs are reported one by one in
+// a 207: only when each carries an objectWriteTraceId, and, with
+// EmailUpsertAllOrNothing, never for a contact upsert by email.
+func (s *Server) reportsPerInput(typ string, mode writeMode, inputs []writeInput, failed []int) bool {
+	for _, i := range failed {
+		if inputs[i].ObjectWriteTraceID == "" {
+			return false
+		}
+	}
+	if mode == upsert && typ == "contacts" && s.cfg.EmailUpsertAllOrNothing {
+		for _, in := range inputs {
+			if in.IDProperty == "email" {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// applyPlans writes every plan without an error and reports each input: its
+// record, or its error.
+func (s *Server) applyPlans(typ string, mode writeMode, plans []plan, now time.Time) batchOut {
+	objs := s.objects[typ]
+	out := batchOut{Status: "COMPLETE", Results: []objectOut{}}
 	for i := range plans {
 		p := &plans[i]
 		if p.err != nil {
@@ -507,15 +553,7 @@ func (s *Server) batchWrite(w http.ResponseWriter, r *http.Request, mode writeMo
 		out.Results = append(out.Results, res)
 	}
 	out.NumErrors = len(out.Errors)
-	out.CompletedAt = formatTime(s.cfg.Now())
-	status := http.StatusOK
-	if mode == create {
-		status = http.StatusCreated
-	}
-	if out.NumErrors > 0 {
-		status = http.StatusMultiStatus
-	}
-	writeJSON(w, status, out)
+	return out
 }
 
 // planWrite checks one input. A returned *errorBody fails the whole request;
@@ -733,18 +771,9 @@ func (s *Server) handleListObjects(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	limit, err := intParam(q.Get("limit"), 10)
-	if err != nil || limit < 1 {
-		fail(w, newError("VALIDATION_ERROR", "limit must be a positive integer"))
+	limit, after, ok := pageParams(w, q, 10, 100)
+	if !ok {
 		return
-	}
-	limit = min(limit, 100)
-	after := int64(0)
-	if a := q.Get("after"); a != "" {
-		if after, err = strconv.ParseInt(a, 10, 64); err != nil {
-			fail(w, newError("VALIDATION_ERROR", "after must be the paging.next.after of a previous page"))
-			return
-		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -781,11 +810,29 @@ type nextPage struct {
 	Link  string `json:"link,omitempty"`
 }
 
-func intParam(v string, def int) (int, error) {
-	if v == "" {
-		return def, nil
+// pageParams reads the paging query of a list endpoint: limit, def when
+// absent and at most max, and after, the paging.next.after of the previous
+// page, 0 when absent. It answers 400 when either is not an integer or limit
+// is not positive.
+func pageParams(w http.ResponseWriter, q url.Values, def, max int) (limit int, after int64, ok bool) {
+	limit = def
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			fail(w, newError("VALIDATION_ERROR", "limit must be a positive integer"))
+			return 0, 0, false
+		}
+		limit = n
 	}
-	return strconv.Atoi(v)
+	if a := q.Get("after"); a != "" {
+		n, err := strconv.ParseInt(a, 10, 64)
+		if err != nil {
+			fail(w, newError("VALIDATION_ERROR", "after must be the paging.next.after of a previous page"))
+			return 0, 0, false
+		}
+		after = n
+	}
+	return min(limit, max), after, true
 }
 
 // maxHistoryBatch is batch/read's limit with propertiesWithHistory ([C-hist50]).

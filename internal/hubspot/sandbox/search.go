@@ -62,86 +62,149 @@ func (s *Server) handleSearch(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	q, ok := readSearch(w, r)
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	matches := s.searchMatches(typ, q)
+	sortRecordsBy(matches, s.props[typ], q.sortBy)
+	writeJSON(w, http.StatusOK, s.searchPage(typ, matches, q))
+}
+
+// searchBody is the JSON body of a search request.
+type searchBody struct {
+	FilterGroups []filterGroup     `json:"filterGroups"`
+	Sorts        []json.RawMessage `json:"sorts"`
+	Query        string            `json:"query"`
+	Properties   []string          `json:"properties"`
+	Limit        *int              `json:"limit"`
+	After        json.RawMessage   `json:"after"`
+}
+
+// filterGroup matches a record that passes all of its filters.
+type filterGroup struct {
+	Filters []filter `json:"filters"`
+}
+
+// search is a checked search request.
+type search struct {
+	filterGroups []filterGroup
+	sortBy       sortRecords
+	query        string
+	properties   []string
+	limit, after int
+}
+
+// readSearch reads a search body and checks it against the search limits,
+// answering 400 when it breaks one.
+func readSearch(w http.ResponseWriter, r *http.Request) (search, bool) {
 	data, err := io.ReadAll(io.LimitReader(r.Body, maxBody))
 	if err != nil {
 		fail(w, newError("VALIDATION_ERROR", "Invalid input JSON: "+err.Error()))
-		return
+		return search{}, false
 	}
 	if len(data) > searchMaxBody {
 		fail(w, newError("VALIDATION_ERROR", fmt.Sprintf("The request body is %d characters long; search requests are limited to %d", len(data), searchMaxBody)))
-		return
+		return search{}, false
 	}
-	var body struct {
-		FilterGroups []struct {
-			Filters []filter `json:"filters"`
-		} `json:"filterGroups"`
-		Sorts      []json.RawMessage `json:"sorts"`
-		Query      string            `json:"query"`
-		Properties []string          `json:"properties"`
-		Limit      *int              `json:"limit"`
-		After      json.RawMessage   `json:"after"`
-	}
+	var body searchBody
 	if !decodeBytes(w, data, &body) {
-		return
+		return search{}, false
 	}
+	q, e := checkSearch(body)
+	if e != nil {
+		fail(w, e)
+		return search{}, false
+	}
+	return q, true
+}
 
-	limit := 10
-	if body.Limit != nil {
-		limit = *body.Limit
+// checkSearch checks paging, filters and sort of a search body.
+func checkSearch(body searchBody) (search, *errorBody) {
+	q := search{filterGroups: body.FilterGroups, query: body.Query, properties: body.Properties}
+	var e *errorBody
+	if q.limit, q.after, e = searchPaging(body.Limit, body.After); e != nil {
+		return search{}, e
 	}
-	if limit < 1 || limit > searchMaxLimit {
-		fail(w, newError("VALIDATION_ERROR", fmt.Sprintf("limit must be between 1 and %d, got %d", searchMaxLimit, limit)))
-		return
-	}
-	after := 0
-	if a := scalar(body.After); a != "" {
-		if after, err = strconv.Atoi(a); err != nil || after < 0 {
-			fail(w, newError("VALIDATION_ERROR", "after must be the paging.next.after of a previous page, got "+a))
-			return
-		}
-	}
-	if after >= searchMaxResults {
-		fail(w, newError("VALIDATION_ERROR", fmt.Sprintf("Search results are limited to %d per query; after %d is beyond them", searchMaxResults, after)))
-		return
-	}
-	total := 0
-	for _, g := range body.FilterGroups {
-		if len(g.Filters) > searchMaxPerGroup {
-			fail(w, newError("VALIDATION_ERROR", fmt.Sprintf("Too many filters in a filter group: %d, at most %d", len(g.Filters), searchMaxPerGroup)))
-			return
-		}
-		total += len(g.Filters)
-	}
-	if len(body.FilterGroups) > searchMaxGroups || total > searchMaxFilters {
-		fail(w, newError("VALIDATION_ERROR", fmt.Sprintf("Too many filter groups or filters: %d groups, %d filters; at most %d groups and %d filters", len(body.FilterGroups), total, searchMaxGroups, searchMaxFilters)))
-		return
+	if e := checkFilterCounts(body.FilterGroups); e != nil {
+		return search{}, e
 	}
 	if len(body.Sorts) > 1 {
-		fail(w, newError("VALIDATION_ERROR", "Only one sort is supported"))
-		return
+		return search{}, newError("VALIDATION_ERROR", "Only one sort is supported")
 	}
-	var sortBy sortRecords
 	if len(body.Sorts) == 1 {
-		if err := json.Unmarshal(body.Sorts[0], &sortBy); err != nil {
-			// A sort may also be a bare property name, "-name" for descending.
-			name := scalar(body.Sorts[0])
-			sortBy = sortRecords{PropertyName: strings.TrimPrefix(name, "-"), Direction: "ASCENDING"}
-			if strings.HasPrefix(name, "-") {
-				sortBy.Direction = "DESCENDING"
-			}
-		}
+		q.sortBy = sortOf(body.Sorts[0])
 	}
 	for _, g := range body.FilterGroups {
 		for _, f := range g.Filters {
 			if !slices.Contains(operators, f.Operator) {
-				fail(w, newError("VALIDATION_ERROR", fmt.Sprintf("Unknown filter operator %q", f.Operator)))
-				return
+				return search{}, newError("VALIDATION_ERROR", fmt.Sprintf("Unknown filter operator %q", f.Operator))
 			}
 		}
 	}
+	return q, nil
+}
 
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// searchPaging reads a search's limit, 10 when absent and at most
+// searchMaxLimit, and after, the offset of the page within the first
+// searchMaxResults results.
+func searchPaging(limitField *int, afterField json.RawMessage) (limit, after int, e *errorBody) {
+	limit = 10
+	if limitField != nil {
+		limit = *limitField
+	}
+	if limit < 1 || limit > searchMaxLimit {
+		return 0, 0, newError("VALIDATION_ERROR", fmt.Sprintf("limit must be between 1 and %d, got %d", searchMaxLimit, limit))
+	}
+	if a := scalar(afterField); a != "" {
+		var err error
+		if after, err = strconv.Atoi(a); err != nil || after < 0 {
+			return 0, 0, newError("VALIDATION_ERROR", "after must be the paging.next.after of a previous page, got "+a)
+		}
+	}
+	if after >= searchMaxResults {
+		return 0, 0, newError("VALIDATION_ERROR", fmt.Sprintf("Search results are limited to %d per query; after %d is beyond them", searchMaxResults, after))
+	}
+	return limit, after, nil
+}
+
+// checkFilterCounts enforces the caps on filters per group, groups and
+// filters in all.
+func checkFilterCounts(groups []filterGroup) *errorBody {
+	total := 0
+	for _, g := range groups {
+		if len(g.Filters) > searchMaxPerGroup {
+			return newError("VALIDATION_ERROR", fmt.Sprintf("Too many filters in a filter group: %d, at most %d", len(g.Filters), searchMaxPerGroup))
+		}
+		total += len(g.Filters)
+	}
+	if len(groups) > searchMaxGroups || total > searchMaxFilters {
+		return newError("VALIDATION_ERROR", fmt.Sprintf("Too many filter groups or filters: %d groups, %d filters; at most %d groups and %d filters", len(groups), total, searchMaxGroups, searchMaxFilters))
+	}
+	return nil
+}
+
+// sortOf reads a sort: an object with propertyName and direction, or a bare
+// property name, "-name" for descending.
+func sortOf(raw json.RawMessage) sortRecords {
+	var sortBy sortRecords
+	if err := json.Unmarshal(raw, &sortBy); err == nil {
+		return sortBy
+	}
+	name := scalar(raw)
+	sortBy = sortRecords{PropertyName: strings.TrimPrefix(name, "-"), Direction: "ASCENDING"}
+	if strings.HasPrefix(name, "-") {
+		sortBy.Direction = "DESCENDING"
+	}
+	return sortBy
+}
+
+// searchMatches returns, in id order, the records of typ that the search's
+// query and filter groups match, leaving out those younger than SearchLag.
+// The caller holds s.mu.
+func (s *Server) searchMatches(typ string, q search) []*record {
 	now := s.cfg.Now()
 	objs := s.objects[typ]
 	defs := s.props[typ]
@@ -151,56 +214,72 @@ func (s *Server) handleSearch(w http.ResponseWriter, r *http.Request) {
 		if s.cfg.SearchLag > 0 && now.Sub(rec.createdAt) < s.cfg.SearchLag {
 			continue
 		}
-		if !matchesQuery(rec, searchText[typ], body.Query) {
-			continue
-		}
-		ok := len(body.FilterGroups) == 0
-		for _, g := range body.FilterGroups {
-			all := true
-			for _, f := range g.Filters {
-				if !filterMatches(defs.byName[f.PropertyName], rec, f) {
-					all = false
-					break
-				}
-			}
-			if all {
-				ok = true
-				break
-			}
-		}
-		if ok {
+		if matchesQuery(rec, searchText[typ], q.query) && matchesGroups(defs, rec, q.filterGroups) {
 			matches = append(matches, rec)
 		}
 	}
-	if sortBy.PropertyName != "" {
-		prop := defs.byName[sortBy.PropertyName]
-		desc := strings.EqualFold(sortBy.Direction, "DESCENDING")
-		sort.SliceStable(matches, func(i, j int) bool {
-			a, aok := matches[i].props[sortBy.PropertyName]
-			b, bok := matches[j].props[sortBy.PropertyName]
-			if aok != bok {
-				return aok // records without the value go last
-			}
-			c := compare(prop, a, b)
-			if desc {
-				return c > 0
-			}
-			return c < 0
-		})
-	}
+	return matches
+}
 
-	names := s.readNames(typ, body.Properties)
+// matchesGroups tells whether the record passes every filter of at least one
+// group; with no groups every record passes.
+func matchesGroups(defs *properties, rec *record, groups []filterGroup) bool {
+	if len(groups) == 0 {
+		return true
+	}
+	for _, g := range groups {
+		all := true
+		for _, f := range g.Filters {
+			if !filterMatches(defs.byName[f.PropertyName], rec, f) {
+				all = false
+				break
+			}
+		}
+		if all {
+			return true
+		}
+	}
+	return false
+}
+
+// sortRecordsBy sorts records, stably, by the sort's property, compared as
+// its definition in defs says; records without a value go last. An empty
+// sort keeps the order.
+func sortRecordsBy(records []*record, defs *properties, sortBy sortRecords) {
+	if sortBy.PropertyName == "" {
+		return
+	}
+	prop := defs.byName[sortBy.PropertyName]
+	desc := strings.EqualFold(sortBy.Direction, "DESCENDING")
+	sort.SliceStable(records, func(i, j int) bool {
+		a, aok := records[i].props[sortBy.PropertyName]
+		b, bok := records[j].props[sortBy.PropertyName]
+		if aok != bok {
+			return aok // records without the value go last
+		}
+		c := compare(prop, a, b)
+		if desc {
+			return c > 0
+		}
+		return c < 0
+	})
+}
+
+// searchPage is the page of matches the search's limit and after select,
+// with the total and, when more follow, the next page's after.
+func (s *Server) searchPage(typ string, matches []*record, q search) page {
+	names := s.readNames(typ, q.properties)
 	n := len(matches)
 	results := []objectOut{}
-	end := min(after+limit, n)
-	for i := after; i < end; i++ {
+	end := min(q.after+q.limit, n)
+	for i := q.after; i < end; i++ {
 		results = append(results, recordOut(matches[i], names))
 	}
-	page := page{Total: &n, Results: results}
+	p := page{Total: &n, Results: results}
 	if end < n {
-		page.Paging = &paging{Next: nextPage{After: strconv.Itoa(end)}}
+		p.Paging = &paging{Next: nextPage{After: strconv.Itoa(end)}}
 	}
-	writeJSON(w, http.StatusOK, page)
+	return p
 }
 
 var operators = []string{"EQ", "NEQ", "LT", "LTE", "GT", "GTE", "BETWEEN", "IN", "NOT_IN", "HAS_PROPERTY", "NOT_HAS_PROPERTY", "CONTAINS_TOKEN", "NOT_CONTAINS_TOKEN"}
