@@ -570,5 +570,7 @@ func (s *sending) withoutOlderValues(object string, inputs []*input) []*input {
 
 var (
 	_ destinations.Destination = (*HubSpot)(nil)
+	_ destinations.Pauser      = (*HubSpot)(nil)
 	_ destinations.Sharer      = (*HubSpot)(nil)
+	_ destinations.Closer      = (*HubSpot)(nil)
 )
