@@ -26,6 +26,12 @@ type Destination interface {
 	// when an event of a user gets Retry, every later event of that user in
 	// the batch must get Retry too unless it was certainly not affected.
 	// Dead-lettering an event does not hold back the user's later events.
+	//
+	// When ctx has ended before Send is called, it sends nothing and every
+	// event gets Retry, never DeadLetter.
+	//
+	// Every implementation passes the conformance suite in
+	// destinations/destinationtest.
 	Send(ctx context.Context, batch []Event) []Outcome
 }
 
