@@ -7,6 +7,7 @@ package destinations
 import (
 	"context"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/switchyard/switchyard/schemas"
@@ -25,14 +26,41 @@ type Destination interface {
 	// when an event of a user gets Retry, every later event of that user in
 	// the batch must get Retry too unless it was certainly not affected.
 	// Dead-lettering an event does not hold back the user's later events.
+	//
+	// When ctx has ended before Send is called, it sends nothing and every
+	// event gets Retry, never DeadLetter.
+	//
+	// Every implementation passes the conformance suite in
+	// destinations/destinationtest.
 	Send(ctx context.Context, batch []Event) []Outcome
+}
+
+// The optional capabilities below are found by the router (and cmd) with a
+// type assertion on a Destination. Each implementation states the ones it
+// has with a guard, for example var _ destinations.Pauser = (*HubSpot)(nil).
+
+// Pauser is implemented by destinations whose service can refuse calls for a
+// while (a used-up rate budget): until PausedUntil the router sends them
+// nothing and fetches no more than it may hold.
+type Pauser interface {
+	// PausedUntil returns when calls are allowed again; a time not after now
+	// (the zero time) means they are allowed now.
+	PausedUntil() time.Time
 }
 
 // Sharer is implemented by destinations whose budget several router
 // processes share (a HubSpot token): the router tells each the partitions
 // its consumer-group member owns, and the destination takes that share.
 type Sharer interface {
+	// SetShare says this member owns owned of the topic's total partitions.
 	SetShare(owned, total int)
+}
+
+// Closer is implemented by destinations that hold resources (open files,
+// a lock on a state directory): whoever built one closes it once no router
+// sends to it any more.
+type Closer interface {
+	io.Closer
 }
 
 // Event is one message from the log, on its way to a destination.

@@ -75,18 +75,32 @@ type Subscription interface {
 	// every earlier one as done: the group resumes after the highest offset
 	// committed. Callers commit only a fully acknowledged prefix.
 	Commit(ctx context.Context, msgs ...Message) error
-	// Lag returns how many messages of the topic lie past the group's committed
-	// offsets, summed over every partition of the topic (a partition the group
-	// never committed counts from its first retained message). It is what
-	// kafka-consumer-groups.sh reports as the group's lag.
+	// Lag is the group's lag and Owned this member's partitions.
+	Lagger
+	PartitionOwner
+	// Close leaves the group. Uncommitted messages are delivered again later.
+	Close() error
+}
+
+// Lagger is implemented by a Subscription, and by any other input the
+// router reads that can tell how far behind its group is.
+type Lagger interface {
+	// Lag returns how many messages of the topic lie past the group's
+	// committed offsets, summed over every partition of the topic (a
+	// partition the group never committed counts from its first retained
+	// message). It is what kafka-consumer-groups.sh reports as the group's
+	// lag.
 	Lag(ctx context.Context) (int64, error)
+}
+
+// PartitionOwner is implemented by a Subscription, and by any other input the
+// router reads that is one member of a consumer group.
+type PartitionOwner interface {
 	// Owned returns the partitions of the topic assigned to this member now
 	// and the topic's partition count. Before the member has joined its
 	// group, owned is empty. Several processes sharing one budget (a
 	// HubSpot token) split it by this share.
 	Owned(ctx context.Context) (owned []int, total int, err error)
-	// Close leaves the group. Uncommitted messages are delivered again later.
-	Close() error
 }
 
 // Reader delivers the messages of every partition of a topic.

@@ -22,7 +22,9 @@ import (
 
 // Input is what a router reads: a consumer group's subscription for live
 // delivery, or a bounded range for replay. Fetch returns io.EOF when a
-// bounded input is exhausted.
+// bounded input is exhausted. An input that is also a queue.Lagger has its
+// lag exported as a metric, and one that is a queue.PartitionOwner gives a
+// destinations.Sharer destination its share.
 type Input interface {
 	Fetch(ctx context.Context) (queue.Message, error)
 	Commit(ctx context.Context, msgs ...queue.Message) error
@@ -248,12 +250,8 @@ func (s *runState) run(ctx context.Context) error {
 // watchGroup reads, every 2 seconds, the consumer group's lag for the
 // metric and, for a Sharer destination, the partitions this member owns.
 func (r *Router) watchGroup(ctx context.Context, src Input) {
-	lagger, hasLag := src.(interface {
-		Lag(context.Context) (int64, error)
-	})
-	owner, hasOwned := src.(interface {
-		Owned(context.Context) ([]int, int, error)
-	})
+	lagger, hasLag := src.(queue.Lagger)
+	owner, hasOwned := src.(queue.PartitionOwner)
 	sharer, isSharer := r.dest.(destinations.Sharer)
 	if !hasLag && !(hasOwned && isSharer) {
 		return
@@ -373,7 +371,7 @@ func (s *runState) dispatch() {
 	r := s.r
 	now := r.cfg.Now()
 	s.promoteRetries(now)
-	if p, ok := r.dest.(interface{ PausedUntil() time.Time }); ok && p.PausedUntil().After(now) {
+	if p, ok := r.dest.(destinations.Pauser); ok && p.PausedUntil().After(now) {
 		return
 	}
 	for s.inFlight < r.policy.MaxInFlight {
@@ -588,7 +586,7 @@ func (s *runState) nextWake(now time.Time) time.Duration {
 	if s.collecting != nil {
 		wake = min(wake, s.collecting.opened.Add(s.r.policy.MaxWait).Sub(now))
 	}
-	if p, ok := s.r.dest.(interface{ PausedUntil() time.Time }); ok {
+	if p, ok := s.r.dest.(destinations.Pauser); ok {
 		if until := p.PausedUntil(); until.After(now) {
 			wake = min(wake, until.Sub(now))
 		}

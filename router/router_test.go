@@ -535,6 +535,8 @@ func (p *paused) PausedUntil() time.Time {
 	return p.until
 }
 
+var _ destinations.Pauser = (*paused)(nil)
+
 func TestAPausedDestinationGetsNothingAndStopsFetching(t *testing.T) {
 	h := newHarness(t, 1)
 	for i := 0; i < 100; i++ {
@@ -581,6 +583,8 @@ func (s *sharing) SetShare(owned, total int) {
 	defer s.mu.Unlock()
 	s.shares = append(s.shares, [2]int{owned, total})
 }
+
+var _ destinations.Sharer = (*sharing)(nil)
 
 func TestASharerIsToldThePartitionsItsMemberOwns(t *testing.T) {
 	h := newHarness(t, 6)

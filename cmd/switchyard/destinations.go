@@ -89,7 +89,7 @@ func buildRouters(cfg config, log queue.Log, deps destinationDeps, m *router.Met
 			release()
 			return nil, nil, err
 		}
-		if c, ok := dest.(io.Closer); ok {
+		if c, ok := dest.(destinations.Closer); ok {
 			closers = append(closers, c)
 		}
 		r, err := router.New(routerConfig(cfg, dc), dest, log, deps.logger, m)

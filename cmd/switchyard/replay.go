@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/term"
 
+	"github.com/switchyard/switchyard/destinations"
 	"github.com/switchyard/switchyard/queue"
 	"github.com/switchyard/switchyard/router"
 	"github.com/switchyard/switchyard/schemas"
@@ -110,7 +111,7 @@ func replay(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	if c, ok := dest.(io.Closer); ok {
+	if c, ok := dest.(destinations.Closer); ok {
 		defer c.Close()
 	}
 

@@ -24,11 +24,17 @@ func New() *Drop {
 // Policy implements destinations.Destination.
 func (d *Drop) Policy() destinations.Policy { return d.policy }
 
-// Send implements destinations.Destination: every event is delivered.
-func (d *Drop) Send(_ context.Context, batch []destinations.Event) []destinations.Outcome {
+// Send implements destinations.Destination: every event is delivered,
+// unless ctx has ended, when every event gets Retry like any destination's
+// unsent events.
+func (d *Drop) Send(ctx context.Context, batch []destinations.Event) []destinations.Outcome {
+	o := destinations.Ok()
+	if err := ctx.Err(); err != nil {
+		o = destinations.RetryLater("canceled", "not sent: "+err.Error(), 0)
+	}
 	out := make([]destinations.Outcome, len(batch))
 	for i := range out {
-		out[i] = destinations.Ok()
+		out[i] = o
 	}
 	return out
 }

@@ -41,7 +41,9 @@ const maxInputs = 100
 // Within a batch contacts are written first, then companies, then events,
 // so an event finds the contact an identify earlier in the batch made.
 // HubSpot keeps each property's newest value and each event's occurredAt,
-// so a user's calls need no stricter order than that.
+// so a user's calls need no stricter order than that, with one exception:
+// once an event of a user gets Retry, the user's later events in the batch
+// that a step still to come would send get Retry too (class held_back).
 type HubSpot struct {
 	cfg     Config
 	name    string
@@ -216,12 +218,15 @@ func (h *HubSpot) SetShare(owned, total int) {
 func (h *HubSpot) Send(ctx context.Context, batch []destinations.Event) []destinations.Outcome {
 	defer h.reportPause()
 	s := &sending{h: h, batch: batch, out: make([]destinations.Outcome, len(batch)), set: make([]bool, len(batch)), notes: make([][]string, len(batch))}
+	if err := ctx.Err(); err != nil {
+		for i := range batch {
+			s.finish(i, destinations.RetryLater("canceled", "not sent: "+err.Error(), 0))
+		}
+		return s.out
+	}
 	for i, ev := range batch {
 		switch ev.Type() {
-		case "identify", "track", "page", "screen", "group":
-		case "alias":
-			h.skip("alias")
-			s.finish(i, destinations.Outcome{Result: destinations.Delivered, Reason: "alias: nothing sent; HubSpot merges contacts by email, not by alias", Class: "alias"})
+		case "identify", "track", "page", "screen", "group", "alias":
 		default:
 			s.finish(i, destinations.Dead("unsupported", fmt.Sprintf("%q calls are not sent to HubSpot", ev.Type())))
 		}
@@ -237,14 +242,25 @@ func (h *HubSpot) Send(ctx context.Context, batch []destinations.Event) []destin
 			return s.out
 		}
 	}
+	// Contacts go first; each later step sends nothing for a user whose
+	// earlier event got Retry.
 	s.contacts(ctx)
 	s.findContacts(ctx)
+	s.holdBack()
 	s.audiences(ctx)
+	s.holdBack()
 	s.companies(ctx)
 	s.flushLinks(ctx)
+	s.holdBack()
 	s.events(ctx)
-	for i := range batch {
-		if !s.set[i] {
+	s.holdBack()
+	for i, ev := range batch {
+		switch {
+		case s.set[i]:
+		case ev.Type() == "alias":
+			h.skip("alias")
+			s.out[i] = destinations.Outcome{Result: destinations.Delivered, Reason: "alias: nothing sent; HubSpot merges contacts by email, not by alias", Class: "alias"}
+		default:
 			s.out[i] = destinations.Ok()
 		}
 		if len(s.notes[i]) > 0 && s.out[i].Result == destinations.Delivered && s.out[i].Reason == "" {
@@ -270,6 +286,22 @@ type sending struct {
 func (s *sending) finish(i int, o destinations.Outcome) {
 	if !s.set[i] {
 		s.out[i], s.set[i] = o, true
+	}
+}
+
+// holdBack gives Retry to each event without an outcome yet that comes
+// after an event of its user that got Retry: sending it could let it take
+// effect before the retried one.
+func (s *sending) holdBack() {
+	retried := map[string]time.Duration{}
+	for i, ev := range s.batch {
+		after, held := retried[ev.Key()]
+		switch {
+		case held && !s.set[i]:
+			s.finish(i, destinations.RetryLater("held_back", "held back: an earlier event of this user is being retried", after))
+		case !held && s.set[i] && s.out[i].Result == destinations.Retry:
+			retried[ev.Key()] = s.out[i].RetryAfter
+		}
 	}
 }
 
@@ -570,5 +602,7 @@ func (s *sending) withoutOlderValues(object string, inputs []*input) []*input {
 
 var (
 	_ destinations.Destination = (*HubSpot)(nil)
+	_ destinations.Pauser      = (*HubSpot)(nil)
 	_ destinations.Sharer      = (*HubSpot)(nil)
+	_ destinations.Closer      = (*HubSpot)(nil)
 )

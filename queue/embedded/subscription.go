@@ -219,4 +219,8 @@ func (s *Subscription) Close() error {
 	return nil
 }
 
-var _ queue.Subscription = (*Subscription)(nil)
+var (
+	_ queue.Subscription   = (*Subscription)(nil)
+	_ queue.Lagger         = (*Subscription)(nil)
+	_ queue.PartitionOwner = (*Subscription)(nil)
+)

@@ -333,4 +333,8 @@ func (s *subscription) Close() error {
 	return nil
 }
 
-var _ queue.Subscription = (*subscription)(nil)
+var (
+	_ queue.Subscription   = (*subscription)(nil)
+	_ queue.Lagger         = (*subscription)(nil)
+	_ queue.PartitionOwner = (*subscription)(nil)
+)
