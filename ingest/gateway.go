@@ -57,7 +57,7 @@ func New(cfg Config, log queue.Log, logger *zap.Logger, reg *prometheus.Registry
 	if err != nil {
 		return nil, fmt.Errorf("registering metrics: %w", err)
 	}
-	seen, err := dedupe.New(cfg.DedupeEntries, cfg.DedupeWindow)
+	seen, err := dedupe.New(cfg.DedupeEntries, time.Duration(cfg.DedupeWindow))
 	if err != nil {
 		return nil, err
 	}
@@ -265,7 +265,7 @@ func (g *Gateway) handler(r route) fiber.Handler {
 				c.Set("X-RateLimit-Reset", "1")
 				return g.fail(c, fiber.StatusTooManyRequests, "overloaded", "the gateway is busy; retry after 1 second")
 			}
-			ctx, cancel := context.WithTimeout(c.UserContext(), g.cfg.PublishTimeout)
+			ctx, cancel := context.WithTimeout(c.UserContext(), time.Duration(g.cfg.PublishTimeout))
 			start := time.Now()
 			err := g.log.Publish(ctx, out...)
 			cancel()

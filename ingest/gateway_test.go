@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"github.com/switchyard/switchyard/internal/config"
 	"bufio"
 	"bytes"
 	"compress/gzip"
@@ -505,7 +506,7 @@ func TestInvalidMessages(t *testing.T) {
 
 func TestDuplicateMessageIDsStoredOnce(t *testing.T) {
 	now := received
-	f := newFixture(t, Config{DedupeWindow: time.Hour, Now: func() time.Time { return now }})
+	f := newFixture(t, Config{DedupeWindow: config.Duration(time.Hour), Now: func() time.Time { return now }})
 	batch := `{"batch":[{"type":"track","userId":"u","event":"E","messageId":"dup-1"},{"type":"track","userId":"u","event":"E","messageId":"dup-1"},{"type":"track","userId":"u","event":"E","messageId":"dup-2"}]}`
 	wantStatus(t, f.post(t, "/v1/batch", batch), 200, "")
 	wantStatus(t, f.post(t, "/v1/batch", batch), 200, "") // the SDK retries the whole batch
