@@ -1,7 +1,6 @@
 package ingest
 
 import (
-	"github.com/switchyard/switchyard/internal/config"
 	"bufio"
 	"bytes"
 	"compress/gzip"
@@ -17,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/switchyard/switchyard/internal/config"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tidwall/gjson"

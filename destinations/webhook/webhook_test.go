@@ -1,7 +1,6 @@
 package webhook
 
 import (
-	"github.com/switchyard/switchyard/internal/config"
 	"context"
 	"io"
 	"net/http"
@@ -11,6 +10,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/switchyard/switchyard/internal/config"
 
 	"go.uber.org/zap/zaptest"
 

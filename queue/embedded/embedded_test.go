@@ -1,7 +1,6 @@
 package embedded
 
 import (
-	"github.com/switchyard/switchyard/internal/config"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/switchyard/switchyard/internal/config"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"

@@ -1,9 +1,10 @@
 package embedded
 
 import (
-	"github.com/switchyard/switchyard/internal/config"
 	"testing"
 	"time"
+
+	"github.com/switchyard/switchyard/internal/config"
 
 	"github.com/switchyard/switchyard/queue"
 )

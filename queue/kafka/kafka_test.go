@@ -1,7 +1,6 @@
 package kafka_test
 
 import (
-	"github.com/switchyard/switchyard/internal/config"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/switchyard/switchyard/internal/config"
 
 	kafkago "github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
