@@ -1,13 +1,65 @@
 package main
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http/httptest"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/switchyard/switchyard/destinations/hubspot"
+	"github.com/switchyard/switchyard/internal/hubspot/api"
+	"github.com/switchyard/switchyard/internal/hubspot/sandbox"
 )
+
+// TestTwoDestinationsOnOneTokenStayUnderItsLimit has two users of one token
+// call the sandbox at once, 120 calls in all against the free tier's 100 per
+// 10 seconds. Sharing one budget, the last 20 wait (and give up when the
+// test's deadline passes) instead of drawing 429s; with a budget each, both
+// would spend 60 at once.
+func TestTwoDestinationsOnOneTokenStayUnderItsLimit(t *testing.T) {
+	srv := httptest.NewServer(sandbox.New(sandbox.Config{Tier: "free"}))
+	defer srv.Close()
+	clients := newHubSpotClients(zap.NewNop())
+	cfg := hubspot.Config{Token: "pat-1", BaseURL: srv.URL, Tier: "free"}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	var sent, limited atomic.Int64
+	var wg sync.WaitGroup
+	for i, name := range []string{"crm", "crm-eu"} {
+		client, _, err := clients.client(fmt.Sprintf("destinations[%d]", i), name, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 60 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := client.Do(ctx, api.Standard, "GET", "/crm/v3/properties/contacts", nil)
+				var rl *api.RateLimitError
+				switch {
+				case err == nil:
+					sent.Add(1)
+				case errors.As(err, &rl):
+					limited.Add(1)
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	if limited.Load() != 0 {
+		t.Fatalf("HubSpot answered 429 to %d calls (%d succeeded): the destinations spent two budgets", limited.Load(), sent.Load())
+	}
+	if sent.Load() != 100 {
+		t.Fatalf("%d calls succeeded, want the free tier's 100", sent.Load())
+	}
+}
 
 func TestOneHubSpotBudgetPerToken(t *testing.T) {
 	clients := newHubSpotClients(zap.NewNop())
