@@ -153,7 +153,7 @@ func (d *decoder) expand(n *yaml.Node, path string, lookup func(string) (string,
 	switch n.Kind {
 	case yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			if err := d.expand(n.Content[i+1], join(path, n.Content[i].Value), lookup); err != nil {
+			if err := d.expand(n.Content[i+1], join(path, d.written(n.Content[i].Value)), lookup); err != nil {
 				return err
 			}
 		}
@@ -199,6 +199,18 @@ func (d *decoder) expand(n *yaml.Node, path string, lookup func(string) (string,
 	return nil
 }
 
+// written returns s with its markers turned back into the references the
+// file holds, for keys, which are never expanded.
+func (d *decoder) written(s string) string {
+	return envMarker.ReplaceAllStringFunc(s, func(marker string) string {
+		i, err := strconv.Atoi(envMarker.FindStringSubmatch(marker)[1])
+		if err != nil || i >= len(d.refs) {
+			return marker
+		}
+		return "${" + d.refs[i].name + "}"
+	})
+}
+
 var unmarshalerType = reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem()
 
 func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) error {
@@ -207,7 +219,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) error {
 			return fmt.Errorf("%s (line %d): must be a mapping of keys to values", orRoot(path), n.Line)
 		}
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			key, val := n.Content[i].Value, n.Content[i+1]
+			key, val := d.written(n.Content[i].Value), n.Content[i+1]
 			field, ok := fieldByKey(v, key)
 			if !ok {
 				return fmt.Errorf("%s (line %d): unknown key", join(path, key), n.Content[i].Line)

@@ -63,6 +63,7 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"a key inside a list is named with its index", "sources:\n  - name: a\n    keys: [x]\n", "sources[0].keys (line 3): unknown key"},
 		{"an unset variable is named", "sources:\n  - name: a\n    write_keys: [${NOPE}]\n", "NOPE is not set"},
 		{"a section that is not a mapping is named", "gateway: 5\n", "gateway (line 1): must be a mapping"},
+		{"a reference in a key is not expanded", "gateway:\n  ${KEY}: 1\n", "gateway.${KEY} (line 2): unknown key"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
