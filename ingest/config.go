@@ -8,59 +8,63 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/switchyard/switchyard/internal/config"
 )
 
 // Source is one sender of events: an app, a service or a website.
 type Source struct {
 	// Name appears on every message the source sends, as _switchyard.source.
-	Name string
+	Name string `yaml:"name"`
 	// WriteKeys authenticate the source. A key belongs to one source only.
-	WriteKeys []string
+	WriteKeys []string `yaml:"write_keys"`
 }
 
 // Config is the gateway's configuration. Zero fields take the defaults given.
+// The yaml keys are those of the gateway section of the config file;
+// Sources and the topics are set by the sources and log sections.
 type Config struct {
 	// Sources and their write keys. At least one is required.
-	Sources []Source
+	Sources []Source `yaml:"-"`
 
 	// MaxMessageBytes caps one message, and the whole body of a single-call
 	// route, after decompression. Default 32 KiB (32768), as Segment documents.
-	MaxMessageBytes int
+	MaxMessageBytes int `yaml:"max_message_bytes"`
 	// MaxRequestBytes caps the decompressed body of a batch. Default 500 KiB
 	// (512000).
-	MaxRequestBytes int
+	MaxRequestBytes int `yaml:"max_request_bytes"`
 	// MaxBatchMessages caps the messages in one batch. Default 2500.
-	MaxBatchMessages int
+	MaxBatchMessages int `yaml:"max_batch_messages"`
 
 	// DedupeWindow is how long a messageId is remembered per source: a message
 	// seen again within it is acknowledged and not stored twice. Default 24h.
-	DedupeWindow time.Duration
+	DedupeWindow config.Duration `yaml:"dedupe_window"`
 	// DedupeEntries caps how many messageIds are remembered, about 100 bytes
 	// each; past it the oldest are forgotten before the window ends. Default
 	// 1,000,000 (about 100 MB).
-	DedupeEntries int
+	DedupeEntries int `yaml:"dedupe_entries"`
 
 	// CORSOrigins lists the origins browsers may send from. Default ["*"].
-	CORSOrigins []string
+	CORSOrigins []string `yaml:"cors_origins"`
 	// ProxyHeader, when set (for example X-Forwarded-For), names the header
 	// that carries the client IP behind a load balancer. Default: the peer
 	// address.
-	ProxyHeader string
+	ProxyHeader string `yaml:"proxy_header"`
 
 	// EventsTopic receives accepted messages. Default "events".
-	EventsTopic string
+	EventsTopic string `yaml:"-"`
 	// DLQTopic receives messages refused inside an accepted batch. Default "dlq".
-	DLQTopic string
+	DLQTopic string `yaml:"-"`
 
 	// MaxInFlight caps requests waiting for the log at once; beyond it the
 	// gateway sheds load with 429 and Retry-After. Default 2048.
-	MaxInFlight int
+	MaxInFlight int `yaml:"max_in_flight"`
 	// PublishTimeout bounds the wait for the log; past it the request gets
 	// 503 and Retry-After. Default 10s.
-	PublishTimeout time.Duration
+	PublishTimeout config.Duration `yaml:"publish_timeout"`
 
 	// Now is the clock. Default time.Now.
-	Now func() time.Time
+	Now func() time.Time `yaml:"-"`
 }
 
 func (c Config) withDefaults() Config {
@@ -74,7 +78,7 @@ func (c Config) withDefaults() Config {
 		c.MaxBatchMessages = 2500
 	}
 	if c.DedupeWindow == 0 {
-		c.DedupeWindow = 24 * time.Hour
+		c.DedupeWindow = config.Duration(24 * time.Hour)
 	}
 	if c.DedupeEntries == 0 {
 		c.DedupeEntries = 1_000_000
@@ -92,7 +96,7 @@ func (c Config) withDefaults() Config {
 		c.MaxInFlight = 2048
 	}
 	if c.PublishTimeout == 0 {
-		c.PublishTimeout = 10 * time.Second
+		c.PublishTimeout = config.Duration(10 * time.Second)
 	}
 	if c.Now == nil {
 		c.Now = time.Now

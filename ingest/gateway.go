@@ -57,7 +57,7 @@ func New(cfg Config, log queue.Log, logger *zap.Logger, reg *prometheus.Registry
 	if err != nil {
 		return nil, fmt.Errorf("registering metrics: %w", err)
 	}
-	seen, err := dedupe.New(cfg.DedupeEntries, cfg.DedupeWindow)
+	seen, err := dedupe.New(cfg.DedupeEntries, time.Duration(cfg.DedupeWindow))
 	if err != nil {
 		return nil, err
 	}
@@ -346,7 +346,7 @@ func (g *Gateway) publish(c *fiber.Ctx, source string, msgs []queue.Message) err
 		c.Set("X-RateLimit-Reset", "1")
 		return &refusal{fiber.StatusTooManyRequests, "overloaded", "the gateway is busy; retry after 1 second"}
 	}
-	ctx, cancel := context.WithTimeout(c.UserContext(), g.cfg.PublishTimeout)
+	ctx, cancel := context.WithTimeout(c.UserContext(), time.Duration(g.cfg.PublishTimeout))
 	start := time.Now()
 	err := g.log.Publish(ctx, msgs...)
 	cancel()

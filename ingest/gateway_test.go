@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/internal/config"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tidwall/gjson"
 	"go.uber.org/zap"
@@ -505,7 +507,7 @@ func TestInvalidMessages(t *testing.T) {
 
 func TestDuplicateMessageIDsStoredOnce(t *testing.T) {
 	now := received
-	f := newFixture(t, Config{DedupeWindow: time.Hour, Now: func() time.Time { return now }})
+	f := newFixture(t, Config{DedupeWindow: config.Duration(time.Hour), Now: func() time.Time { return now }})
 	batch := `{"batch":[{"type":"track","userId":"u","event":"E","messageId":"dup-1"},{"type":"track","userId":"u","event":"E","messageId":"dup-1"},{"type":"track","userId":"u","event":"E","messageId":"dup-2"}]}`
 	wantStatus(t, f.post(t, "/v1/batch", batch), 200, "")
 	wantStatus(t, f.post(t, "/v1/batch", batch), 200, "") // the SDK retries the whole batch

@@ -55,7 +55,7 @@ func New(cfg Config, dest destinations.Destination, log queue.Log, logger *zap.L
 	if err := policy.Validate(); err != nil {
 		return nil, fmt.Errorf("destinations.%s: %w", cfg.Destination, err)
 	}
-	seen, err := dedupe.New(cfg.DedupeEntries, cfg.DedupeWindow)
+	seen, err := dedupe.New(cfg.DedupeEntries, time.Duration(cfg.DedupeWindow))
 	if err != nil {
 		return nil, err
 	}
@@ -180,7 +180,7 @@ func (s *runState) run(ctx context.Context) error {
 	}()
 	go r.watchGroup(fetchCtx, s.src)
 
-	commitTicker := time.NewTicker(r.cfg.CommitInterval)
+	commitTicker := time.NewTicker(time.Duration(r.cfg.CommitInterval))
 	defer commitTicker.Stop()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -216,7 +216,7 @@ func (s *runState) run(ctx context.Context) error {
 
 	// Stop fetching; drain batches in flight within the shutdown timeout.
 	stopFetching()
-	deadline := time.NewTimer(r.cfg.ShutdownTimeout)
+	deadline := time.NewTimer(time.Duration(r.cfg.ShutdownTimeout))
 	defer deadline.Stop()
 	for s.inFlight > 0 {
 		select {
@@ -458,7 +458,7 @@ func (s *runState) send(b *batch) {
 func (r *Router) expireRetries(events []destinations.Event, firsts []time.Time, outcomes []destinations.Outcome) {
 	now := r.cfg.Now()
 	for i := range outcomes {
-		if outcomes[i].Result == destinations.Retry && now.Sub(firsts[i]) >= r.cfg.RetryWindow {
+		if outcomes[i].Result == destinations.Retry && now.Sub(firsts[i]) >= time.Duration(r.cfg.RetryWindow) {
 			o := outcomes[i]
 			o.Result = destinations.DeadLetter
 			o.Reason = fmt.Sprintf("still failing after the %s retry window, %d attempts: %s", r.cfg.RetryWindow, events[i].Attempt, o.Reason)

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/internal/config"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/tidwall/gjson"
@@ -176,7 +178,7 @@ func (h *harness) publish(t *testing.T, msgs ...queue.Message) {
 func (h *harness) start(t *testing.T, cfg Config, dest destinations.Destination) (stop func()) {
 	t.Helper()
 	if cfg.BackoffMin == 0 {
-		cfg.BackoffMin, cfg.BackoffMax = 5*time.Millisecond, 20*time.Millisecond
+		cfg.BackoffMin, cfg.BackoffMax = config.Duration(5*time.Millisecond), config.Duration(20*time.Millisecond)
 	}
 	r, err := New(cfg, dest, h.log, zap.NewNop(), h.metrics)
 	if err != nil {
@@ -295,7 +297,7 @@ func TestAUsersLaterEventsWaitForARetriedOneAndOthersFlow(t *testing.T) {
 	for i := 1; i <= 3; i++ {
 		h.publish(t, event("alice", fmt.Sprintf("a%d", i)), event("bob", fmt.Sprintf("b%d", i)))
 	}
-	h.start(t, Config{Destination: "hook", BackoffMin: 50 * time.Millisecond, BackoffMax: 50 * time.Millisecond}, dest)
+	h.start(t, Config{Destination: "hook", BackoffMin: config.Duration(50 * time.Millisecond), BackoffMax: config.Duration(50 * time.Millisecond)}, dest)
 	dest.waitUntil(t, "all six are delivered", func() bool { return len(dest.delivered()) == 6 })
 	var alice, order []string
 	for _, a := range dest.delivered() {
@@ -325,7 +327,7 @@ func TestAnEventStuckInRetryIsNeverCommittedPast(t *testing.T) {
 	for i := 0; i < 20; i++ {
 		h.publish(t, event(fmt.Sprintf("other-%d", i), fmt.Sprintf("later-%d", i)))
 	}
-	stop := h.start(t, Config{Destination: "hook", CommitInterval: 5 * time.Millisecond}, dest)
+	stop := h.start(t, Config{Destination: "hook", CommitInterval: config.Duration(5 * time.Millisecond)}, dest)
 	dest.waitUntil(t, "the later events are delivered and stuck is retried", func() bool {
 		return len(dest.delivered()) == 21 && dest.count("stuck", destinations.Retry) >= 3
 	})
@@ -353,7 +355,7 @@ func TestRetriesEndInADeadLetterAfterTheRetryWindow(t *testing.T) {
 	dest := newScripted(smallBatches)
 	dest.always["doomed"] = status500
 	h.publish(t, event("u1", "doomed"))
-	h.start(t, Config{Destination: "hook", RetryWindow: 100 * time.Millisecond}, dest)
+	h.start(t, Config{Destination: "hook", RetryWindow: config.Duration(100 * time.Millisecond)}, dest)
 	var dl []gjson.Result
 	dest.waitUntil(t, "the dead letter is written", func() bool { dl = h.deadLetters(t); return len(dl) == 1 })
 	reason := dl[0].Get("reason").String()
@@ -496,7 +498,7 @@ func TestShutdownFinishesInFlightBatchesAndCommits(t *testing.T) {
 	for i := 0; i < 10; i++ {
 		h.publish(t, event("u", fmt.Sprintf("m%d", i)))
 	}
-	stop := h.start(t, Config{Destination: "hook", CommitInterval: time.Hour, ShutdownTimeout: 5 * time.Second}, dest)
+	stop := h.start(t, Config{Destination: "hook", CommitInterval: config.Duration(time.Hour), ShutdownTimeout: config.Duration(5 * time.Second)}, dest)
 	<-dest.sending // the batch is in flight
 	time.AfterFunc(50*time.Millisecond, func() { close(dest.block) })
 	stop()

@@ -1,34 +1,60 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
-	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/switchyard/switchyard/destinations/hubspot"
+	"github.com/switchyard/switchyard/destinations/webhook"
+	"github.com/switchyard/switchyard/ingest"
+	settings "github.com/switchyard/switchyard/internal/config"
+	"github.com/switchyard/switchyard/queue/embedded"
+	"github.com/switchyard/switchyard/queue/kafka"
+	"github.com/switchyard/switchyard/router"
 )
 
-// config is the YAML configuration file. Every key is optional; the comment
-// on each gives its default. Flags and SWITCHYARD_* environment variables
-// override the file.
+// config is the YAML configuration file. Every key is optional; the
+// packages' Config types document their keys and defaults. Flags and
+// SWITCHYARD_* environment variables override the file.
 type config struct {
 	// Addr is where the gateway listens. Default ":8080".
 	Addr string `yaml:"addr"`
-	// DataDir holds the embedded log. Default "./data".
+	// DataDir holds the embedded log and the destinations' state. Default
+	// "./data".
 	DataDir string `yaml:"data_dir"`
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string `yaml:"log_level"`
 	// Sources and their write keys; --write-key adds one named "default".
-	Sources []sourceConfig `yaml:"sources"`
-	Gateway gatewayConfig  `yaml:"gateway"`
-	Log     logConfig      `yaml:"log"`
-	Kafka   kafkaConfig    `yaml:"kafka"`
+	Sources []ingest.Source `yaml:"sources"`
+	Gateway ingest.Config   `yaml:"gateway"`
+	Log     logConfig       `yaml:"log"`
+	// Kafka selects Kafka instead of the embedded log when Brokers is set.
+	Kafka kafka.Config `yaml:"kafka"`
 	// Destinations are the named destination instances the router serves.
+	// With none configured there is one: a hubspot destination named
+	// hubspot.
 	Destinations []destinationConfig `yaml:"destinations"`
+}
+
+// logConfig names the topics and sizes the log, whichever backend holds it.
+type logConfig struct {
+	// EventsTopic receives accepted messages. Default "events".
+	EventsTopic string `yaml:"events_topic"`
+	// DLQTopic receives dead letters. Default "dlq".
+	DLQTopic string `yaml:"dlq_topic"`
+	// Embedded configures the embedded log; its Partitions also sizes the
+	// Kafka topics switchyard creates. Kafka topics keep the broker's
+	// retention settings.
+	Embedded embedded.Config `yaml:",inline"`
 }
 
 // destinationConfig is one destination instance: the router's settings and
@@ -37,183 +63,168 @@ type destinationConfig struct {
 	// Name names the instance: its consumer group, metrics and dead letters.
 	Name string `yaml:"name"`
 	// Type is hubspot, webhook or drop.
-	Type string `yaml:"type"`
-	// DisplayName is the instance's key in a message's integrations object.
-	// Default: Name.
-	DisplayName string `yaml:"display_name"`
-	// Router settings; defaults as in router.Config.
-	RetryWindow  duration `yaml:"retry_window"`
-	BackoffMin   duration `yaml:"backoff_min"`
-	BackoffMax   duration `yaml:"backoff_max"`
-	MaxPending   int      `yaml:"max_pending"`
-	DedupeWindow duration `yaml:"dedupe_window"`
-
-	Webhook webhookConfig `yaml:"webhook"`
-	HubSpot hubspotConfig `yaml:"hubspot"`
-}
-
-// hubspotConfig mirrors hubspot.Config; zero values take its defaults.
-type hubspotConfig struct {
-	Token                string            `yaml:"token"`
-	URL                  string            `yaml:"url"`
-	HubID                int64             `yaml:"hub_id"`
-	Tier                 string            `yaml:"tier"`
-	TimeZone             string            `yaml:"time_zone"`
-	IDProperty           string            `yaml:"id_property"`
-	CompanyIDProperty    string            `yaml:"company_id_property"`
-	RegistrableDomain    bool              `yaml:"registrable_domain"`
-	AutoCreateProperties bool              `yaml:"auto_create_properties"`
-	ClearNulls           bool              `yaml:"clear_nulls"`
-	NestedJSON           bool              `yaml:"nested_json"`
-	EventNames           map[string]string `yaml:"event_names"`
-	PageEvent            string            `yaml:"page_event"`
-	ScreenEvent          string            `yaml:"screen_event"`
-	SkipPages            bool              `yaml:"skip_pages"`
-	SkipScreens          bool              `yaml:"skip_screens"`
-	SkipEventDefinitions bool              `yaml:"skip_event_definitions"`
-	Lists                map[string]string `yaml:"lists"`
-	MaxWait              duration          `yaml:"max_wait"`
-	MaxInFlight          int               `yaml:"max_in_flight"`
-	Timeout              duration          `yaml:"timeout"`
-}
-
-// webhookConfig mirrors webhook.Config; zero values take its defaults.
-type webhookConfig struct {
-	URL         string            `yaml:"url"`
-	Headers     map[string]string `yaml:"headers"`
-	Batch       bool              `yaml:"batch"`
-	MaxItems    int               `yaml:"max_items"`
-	MaxBytes    int               `yaml:"max_bytes"`
-	MaxWait     duration          `yaml:"max_wait"`
-	MaxInFlight int               `yaml:"max_in_flight"`
-	Timeout     duration          `yaml:"timeout"`
-	Concurrency int               `yaml:"concurrency"`
-}
-
-type sourceConfig struct {
-	Name      string   `yaml:"name"`
-	WriteKeys []string `yaml:"write_keys"`
-}
-
-// gatewayConfig mirrors ingest.Config; zero values take its defaults.
-type gatewayConfig struct {
-	MaxMessageBytes  int      `yaml:"max_message_bytes"`
-	MaxRequestBytes  int      `yaml:"max_request_bytes"`
-	MaxBatchMessages int      `yaml:"max_batch_messages"`
-	DedupeWindow     duration `yaml:"dedupe_window"`
-	DedupeEntries    int      `yaml:"dedupe_entries"`
-	CORSOrigins      []string `yaml:"cors_origins"`
-	ProxyHeader      string   `yaml:"proxy_header"`
-	MaxInFlight      int      `yaml:"max_in_flight"`
-	PublishTimeout   duration `yaml:"publish_timeout"`
-}
-
-// logConfig applies to both backends.
-type logConfig struct {
-	// EventsTopic default "events"; DLQTopic default "dlq".
-	EventsTopic string `yaml:"events_topic"`
-	DLQTopic    string `yaml:"dlq_topic"`
-	// Partitions of each topic when it is created. Default 8.
-	Partitions int `yaml:"partitions"`
-	// RetentionAge and RetentionBytes (per partition) bound the embedded
-	// log. Defaults 168h and 0 (no size bound). Kafka topics keep the
-	// broker's retention settings.
-	RetentionAge   duration `yaml:"retention_age"`
-	RetentionBytes int64    `yaml:"retention_bytes"`
-}
-
-// kafkaConfig selects Kafka instead of the embedded log when Brokers is set.
-type kafkaConfig struct {
-	Brokers           []string `yaml:"brokers"`
-	ReplicationFactor int      `yaml:"replication_factor"`
-	Compression       string   `yaml:"compression"`
-	BatchTimeout      duration `yaml:"batch_timeout"`
-}
-
-// duration reads Go duration strings such as "24h" or "500ms".
-type duration time.Duration
-
-func (d *duration) UnmarshalYAML(n *yaml.Node) error {
-	var s string
-	if err := n.Decode(&s); err != nil {
-		return err
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return fmt.Errorf("%q is not a duration such as 30s, 5m or 24h", s)
-	}
-	if v < 0 {
-		return fmt.Errorf("%q must not be negative", s)
-	}
-	*d = duration(v)
-	return nil
+	Type    string         `yaml:"type"`
+	Router  router.Config  `yaml:",inline"`
+	Webhook webhook.Config `yaml:"webhook"`
+	HubSpot hubspot.Config `yaml:"hubspot"`
 }
 
 func defaultConfig() config {
 	return config{Addr: ":8080", DataDir: "./data", LogLevel: "info"}
 }
 
-// loadConfig reads a YAML file, expanding ${VAR} and ${VAR:-default} from
-// the environment first. An unknown key, a value of the wrong type or an
-// unset variable is an error that names it.
-func loadConfig(path string) (config, error) {
-	cfg := defaultConfig()
+// defaultDestination is the destination of a config that names none: a
+// HubSpot destination, which without a token delivers to the in-process
+// sandbox.
+func defaultDestination() destinationConfig {
+	return destinationConfig{Name: "hubspot", Type: "hubspot"}
+}
+
+// loadConfig reads a YAML file, expanding ${VAR} and ${VAR:-default} in its
+// values from the environment. An unknown key, a value of the wrong type or
+// an unset variable is an error that names it.
+func loadConfig(path string, lookup func(string) (string, bool)) (config, error) {
 	if path == "" {
-		return cfg, nil
+		return defaultConfig(), nil
 	}
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		return cfg, fmt.Errorf("reading config: %w", err)
+		return defaultConfig(), fmt.Errorf("reading config: %w", err)
 	}
-	return parseConfig(raw, os.LookupEnv)
+	return parseConfig(raw, lookup)
 }
-
-var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}`)
 
 func parseConfig(raw []byte, lookup func(string) (string, bool)) (config, error) {
 	cfg := defaultConfig()
-	var missing []string
-	expanded := envRef.ReplaceAllStringFunc(string(raw), func(ref string) string {
-		m := envRef.FindStringSubmatch(ref)
-		if v, ok := lookup(m[1]); ok {
-			return v
-		}
-		if m[2] != "" {
-			return m[3]
-		}
-		missing = append(missing, m[1])
-		return ""
-	})
-	if len(missing) > 0 {
-		return cfg, fmt.Errorf("config: environment variable %s is not set (write ${%s:-default} to give a default)", missing[0], missing[0])
-	}
+	d := decoder{fromEnv: make(map[*yaml.Node][]string)}
 	var doc yaml.Node
-	if err := yaml.Unmarshal([]byte(expanded), &doc); err != nil {
+	if err := yaml.Unmarshal(d.markRefs(raw), &doc); err != nil {
 		return cfg, fmt.Errorf("config: %w", err)
 	}
 	if len(doc.Content) == 0 {
 		return cfg, nil
 	}
-	if err := decodeNode(doc.Content[0], reflect.ValueOf(&cfg).Elem(), ""); err != nil {
+	if err := d.expand(doc.Content[0], "", lookup); err != nil {
+		return cfg, fmt.Errorf("config: %w", err)
+	}
+	if err := d.decode(doc.Content[0], reflect.ValueOf(&cfg).Elem(), ""); err != nil {
 		return cfg, fmt.Errorf("config: %w", err)
 	}
 	return cfg, nil
 }
 
-// decodeNode decodes n into v field by field, so an error names the full key
-// (for example gateway.dedupe_window) rather than only a line number.
-func decodeNode(n *yaml.Node, v reflect.Value, path string) error {
-	if v.Kind() == reflect.Struct && v.Type() != reflect.TypeOf(duration(0)) {
+// decoder decodes a parsed config field by field, so an error names the full
+// key (for example gateway.dedupe_window) rather than only a line number.
+type decoder struct {
+	// refs are the file's ${VAR} references, in order; markRefs replaces
+	// each with a marker that YAML reads as plain text anywhere.
+	refs []envRefMatch
+	// fromEnv holds the scalars whose value came from the environment, with
+	// the variables it came from; their values are never quoted in errors.
+	fromEnv map[*yaml.Node][]string
+}
+
+var (
+	envRef    = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}`)
+	envMarker = regexp.MustCompile(`SWITCHYARD_ENV_REF_([0-9]+)_`)
+)
+
+type envRefMatch struct {
+	name, def  string
+	hasDefault bool
+}
+
+// markRefs replaces each ${VAR} reference with a marker of letters, digits
+// and underscores, so a reference parses as text wherever it is written,
+// inside a flow list such as [${KEY}] too. The markers are expanded in the
+// parsed values, never in the text.
+func (d *decoder) markRefs(raw []byte) []byte {
+	return envRef.ReplaceAllFunc(raw, func(ref []byte) []byte {
+		m := envRef.FindSubmatch(ref)
+		d.refs = append(d.refs, envRefMatch{name: string(m[1]), def: string(m[2]), hasDefault: bytes.Contains(ref, []byte(":-"))})
+		return fmt.Appendf(nil, "SWITCHYARD_ENV_REF_%d_", len(d.refs)-1)
+	})
+}
+
+// expand replaces ${VAR} and ${VAR:-default} in every scalar value under n.
+// The value replaces the reference within its scalar, so whatever it holds
+// (": ", "#", a newline) stays one value.
+func (d *decoder) expand(n *yaml.Node, path string, lookup func(string) (string, bool)) error {
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if err := d.expand(n.Content[i+1], join(path, d.written(n.Content[i].Value)), lookup); err != nil {
+				return err
+			}
+		}
+	case yaml.SequenceNode:
+		for i, item := range n.Content {
+			if err := d.expand(item, fmt.Sprintf("%s[%d]", path, i), lookup); err != nil {
+				return err
+			}
+		}
+	case yaml.ScalarNode:
+		var vars []string
+		var missing string
+		n.Value = envMarker.ReplaceAllStringFunc(n.Value, func(marker string) string {
+			i, err := strconv.Atoi(envMarker.FindStringSubmatch(marker)[1])
+			if err != nil || i >= len(d.refs) {
+				return marker
+			}
+			ref := d.refs[i]
+			vars = append(vars, ref.name)
+			if v, ok := lookup(ref.name); ok {
+				return v
+			}
+			if ref.hasDefault {
+				return ref.def
+			}
+			if missing == "" {
+				missing = ref.name
+			}
+			return ""
+		})
+		if missing != "" {
+			return fmt.Errorf("%s (line %d): environment variable %s is not set (write ${%s:-default} to give a default)", orRoot(path), n.Line, missing, missing)
+		}
+		if len(vars) > 0 {
+			d.fromEnv[n] = vars
+			if n.Style == 0 {
+				// A plain scalar takes its type from the value, as if the
+				// value had been written in the file.
+				n.Tag = ""
+			}
+		}
+	}
+	return nil
+}
+
+// written returns s with its markers turned back into the references the
+// file holds, for keys, which are never expanded.
+func (d *decoder) written(s string) string {
+	return envMarker.ReplaceAllStringFunc(s, func(marker string) string {
+		i, err := strconv.Atoi(envMarker.FindStringSubmatch(marker)[1])
+		if err != nil || i >= len(d.refs) {
+			return marker
+		}
+		return "${" + d.refs[i].name + "}"
+	})
+}
+
+var unmarshalerType = reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem()
+
+func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) error {
+	if v.Kind() == reflect.Struct && !v.Addr().Type().Implements(unmarshalerType) {
 		if n.Kind != yaml.MappingNode {
 			return fmt.Errorf("%s (line %d): must be a mapping of keys to values", orRoot(path), n.Line)
 		}
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			key, val := n.Content[i].Value, n.Content[i+1]
-			field, ok := fieldByTag(v, key)
+			key, val := d.written(n.Content[i].Value), n.Content[i+1]
+			field, ok := fieldByKey(v, key)
 			if !ok {
 				return fmt.Errorf("%s (line %d): unknown key", join(path, key), n.Content[i].Line)
 			}
-			if err := decodeNode(val, field, join(path, key)); err != nil {
+			if err := d.decode(val, field, join(path, key)); err != nil {
 				return err
 			}
 		}
@@ -225,7 +236,7 @@ func decodeNode(n *yaml.Node, v reflect.Value, path string) error {
 		}
 		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
 		for i, item := range n.Content {
-			if err := decodeNode(item, s.Index(i), fmt.Sprintf("%s[%d]", path, i)); err != nil {
+			if err := d.decode(item, s.Index(i), fmt.Sprintf("%s[%d]", path, i)); err != nil {
 				return err
 			}
 		}
@@ -233,6 +244,9 @@ func decodeNode(n *yaml.Node, v reflect.Value, path string) error {
 		return nil
 	}
 	if err := n.Decode(v.Addr().Interface()); err != nil {
+		if vars := d.varsUnder(n); len(vars) > 0 {
+			return fmt.Errorf("%s (line %d): the value from %s is not %s", path, n.Line, describeVars(vars), describeType(v.Type()))
+		}
 		var te *yaml.TypeError
 		msg := err.Error()
 		if errors.As(err, &te) && len(te.Errors) > 0 {
@@ -243,10 +257,59 @@ func decodeNode(n *yaml.Node, v reflect.Value, path string) error {
 	return nil
 }
 
-func fieldByTag(v reflect.Value, key string) (reflect.Value, bool) {
+// varsUnder returns the environment variables the scalars under n came from.
+func (d *decoder) varsUnder(n *yaml.Node) []string {
+	vars := d.fromEnv[n]
+	for _, c := range n.Content {
+		vars = append(vars, d.varsUnder(c)...)
+	}
+	return vars
+}
+
+func describeVars(vars []string) string {
+	vars = slices.Compact(vars)
+	refs := make([]string, len(vars))
+	for i, v := range vars {
+		refs[i] = "${" + v + "}"
+	}
+	return strings.Join(refs, ", ")
+}
+
+// describeType says in words what a setting of type t accepts.
+func describeType(t reflect.Type) string {
+	switch t {
+	case reflect.TypeOf(settings.Duration(0)):
+		return "a duration such as 30s, 5m or 24h"
+	case reflect.TypeOf(settings.TimeZone{}):
+		return "an IANA time zone such as Europe/Paris"
+	}
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return "a whole number"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Slice:
+		return "a list"
+	case reflect.Map:
+		return "a mapping of keys to values"
+	default:
+		return "a valid " + t.Kind().String()
+	}
+}
+
+// fieldByKey finds the field of struct v whose yaml tag is key, looking
+// into inline fields too.
+func fieldByKey(v reflect.Value, key string) (reflect.Value, bool) {
 	t := v.Type()
 	for i := 0; i < t.NumField(); i++ {
-		if tag, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ","); tag == key {
+		name, opts, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+		if opts == "inline" {
+			if f, ok := fieldByKey(v.Field(i), key); ok {
+				return f, true
+			}
+			continue
+		}
+		if name == key && name != "-" && name != "" {
 			return v.Field(i), true
 		}
 	}
@@ -265,4 +328,35 @@ func orRoot(path string) string {
 		return "the top level"
 	}
 	return path
+}
+
+func (c config) eventsTopic() string {
+	if c.Log.EventsTopic == "" {
+		return "events"
+	}
+	return c.Log.EventsTopic
+}
+
+func (c config) dlqTopic() string {
+	if c.Log.DLQTopic == "" {
+		return "dlq"
+	}
+	return c.Log.DLQTopic
+}
+
+// gatewayConfig is the gateway section with the sources and topics.
+func (c config) gatewayConfig() ingest.Config {
+	g := c.Gateway
+	g.Sources = c.Sources
+	g.EventsTopic, g.DLQTopic = c.eventsTopic(), c.dlqTopic()
+	return g
+}
+
+// routerConfig is a destination's router settings with its name and the
+// dead-letter topic.
+func (c config) routerConfig(dc destinationConfig) router.Config {
+	r := dc.Router
+	r.Destination = dc.Name
+	r.DLQTopic = c.dlqTopic()
+	return r
 }

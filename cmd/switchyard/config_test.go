@@ -2,13 +2,14 @@ package main
 
 import (
 	"flag"
-	"go.uber.org/zap"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
 )
 
 func env(vars map[string]string) func(string) (string, bool) {
@@ -47,7 +48,7 @@ kafka:
 	if time.Duration(cfg.Gateway.DedupeWindow) != 2*time.Hour || cfg.Gateway.CORSOrigins[0] != "https://shop.example" {
 		t.Errorf("gateway: %+v", cfg.Gateway)
 	}
-	if cfg.Log.Partitions != 12 || time.Duration(cfg.Log.RetentionAge) != 72*time.Hour || len(cfg.Kafka.Brokers) != 2 {
+	if cfg.Log.Embedded.Partitions != 12 || time.Duration(cfg.Log.Embedded.RetentionAge) != 72*time.Hour || len(cfg.Kafka.Brokers) != 2 {
 		t.Errorf("log/kafka: %+v %+v", cfg.Log, cfg.Kafka)
 	}
 }
@@ -62,6 +63,7 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"a key inside a list is named with its index", "sources:\n  - name: a\n    keys: [x]\n", "sources[0].keys (line 3): unknown key"},
 		{"an unset variable is named", "sources:\n  - name: a\n    write_keys: [${NOPE}]\n", "NOPE is not set"},
 		{"a section that is not a mapping is named", "gateway: 5\n", "gateway (line 1): must be a mapping"},
+		{"a reference in a key is not expanded", "gateway:\n  ${KEY}: 1\n", "gateway.${KEY} (line 2): unknown key"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -130,10 +132,126 @@ func TestDestinationErrorsNameTheirKey(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := buildDestination(0, tt.dc, destinationDeps{logger: zap.NewNop(), dataDir: t.TempDir()})
+			_, err := buildDestination(0, tt.dc, destinationDeps{logger: zap.NewNop(), dataDir: t.TempDir(), hubspot: newHubSpotClients(zap.NewNop())})
 			if err == nil || !strings.HasPrefix(err.Error(), tt.want) {
 				t.Fatalf("error %v, want it to start with %s", err, tt.want)
 			}
 		})
+	}
+}
+
+func TestEnvironmentValuesStayOneValue(t *testing.T) {
+	raw := "sources:\n  - name: web\n    write_keys: [\"${KEY}\"]\nlog:\n  events_topic: ${TOPIC}\n"
+	cfg, err := parseConfig([]byte(raw), env(map[string]string{"KEY": "a: b\nlog_level: debug", "TOPIC": "x # not a comment"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Sources[0].WriteKeys; len(got) != 1 || got[0] != "a: b\nlog_level: debug" {
+		t.Errorf("write keys %q: a value with \": \" and a newline must stay one value", got)
+	}
+	if cfg.LogLevel != "info" {
+		t.Errorf("log_level %q: a value rewrote the document", cfg.LogLevel)
+	}
+	if cfg.Log.EventsTopic != "x # not a comment" {
+		t.Errorf("events_topic %q", cfg.Log.EventsTopic)
+	}
+}
+
+func TestEnvironmentValuesTakeTheirType(t *testing.T) {
+	cfg, err := parseConfig([]byte("log:\n  partitions: ${PARTS}\n  retention_age: ${AGE:-36h}\n"), env(map[string]string{"PARTS": "16"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Log.Embedded.Partitions != 16 || time.Duration(cfg.Log.Embedded.RetentionAge) != 36*time.Hour {
+		t.Fatalf("log %+v", cfg.Log.Embedded)
+	}
+}
+
+func TestConfigErrorsNeverPrintEnvironmentValues(t *testing.T) {
+	secret := "pat-na1-0123456789"
+	tests := []struct {
+		name, yaml, want string
+	}{
+		{"a wrong type names the key, line and variable", "destinations:\n  - name: h\n    type: hubspot\n    hubspot:\n      hub_id: ${HUBSPOT_TOKEN}\n",
+			"destinations[0].hubspot.hub_id (line 5): the value from ${HUBSPOT_TOKEN} is not a whole number"},
+		{"a bad duration names the variable", "gateway:\n  dedupe_window: ${HUBSPOT_TOKEN}\n",
+			"gateway.dedupe_window (line 2): the value from ${HUBSPOT_TOKEN} is not a duration such as 30s, 5m or 24h"},
+		{"a value inside a list names the variable", "gateway:\n  cors_origins: {a: ${HUBSPOT_TOKEN}}\n",
+			"gateway.cors_origins (line 2): the value from ${HUBSPOT_TOKEN} is not a list"},
+		{"a bad time zone names the variable", "destinations:\n  - name: h\n    type: hubspot\n    hubspot:\n      time_zone: ${HUBSPOT_TOKEN}\n",
+			"destinations[0].hubspot.time_zone (line 5): the value from ${HUBSPOT_TOKEN} is not an IANA time zone"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := parseConfig([]byte(tt.yaml), env(map[string]string{"HUBSPOT_TOKEN": secret}))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %v, want it to contain %q", err, tt.want)
+			}
+			if strings.Contains(err.Error(), secret) {
+				t.Fatalf("error %q prints the environment value", err)
+			}
+		})
+	}
+}
+
+func TestUnsetVariableNamesKeyLineAndVariable(t *testing.T) {
+	_, err := parseConfig([]byte("gateway:\n  proxy_header: ${HEADER}\n"), env(nil))
+	want := "gateway.proxy_header (line 2): environment variable HEADER is not set"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("error %v, want %q", err, want)
+	}
+	cfg, err := parseConfig([]byte("gateway:\n  proxy_header: ${HEADER:-}\n"), env(nil))
+	if err != nil || cfg.Gateway.ProxyHeader != "" {
+		t.Fatalf("an empty default: %v, %q", err, cfg.Gateway.ProxyHeader)
+	}
+}
+
+func TestSettingsOnlyThePackagesHadAreReachable(t *testing.T) {
+	raw := `
+log:
+  retention_check_interval: 30s
+  max_batch_messages: 512
+kafka:
+  batch_size: 50
+  write_timeout: 3s
+  dial_timeout: 2s
+  session_timeout: 20s
+  heartbeat_interval: 2s
+  client_id: edge
+destinations:
+  - name: d
+    type: drop
+    commit_interval: 5s
+    shutdown_timeout: 1m
+    dedupe_entries: 1000
+`
+	cfg, err := parseConfig([]byte(raw), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, k, r := cfg.Log.Embedded, cfg.Kafka, cfg.Destinations[0].Router
+	if time.Duration(e.RetentionCheckInterval) != 30*time.Second || e.MaxBatchMessages != 512 {
+		t.Errorf("embedded %+v", e)
+	}
+	if k.BatchSize != 50 || time.Duration(k.WriteTimeout) != 3*time.Second || time.Duration(k.DialTimeout) != 2*time.Second ||
+		time.Duration(k.SessionTimeout) != 20*time.Second || time.Duration(k.HeartbeatInterval) != 2*time.Second || k.ClientID != "edge" {
+		t.Errorf("kafka %+v", k)
+	}
+	if time.Duration(r.CommitInterval) != 5*time.Second || time.Duration(r.ShutdownTimeout) != time.Minute || r.DedupeEntries != 1000 {
+		t.Errorf("router %+v", r)
+	}
+}
+
+func TestNoDestinationMeansTheDefaultHubSpot(t *testing.T) {
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	var o options
+	o.register(fs)
+	fs.Parse(nil)
+	cfg, err := o.load(fs, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Destinations) != 1 || cfg.Destinations[0].Name != "hubspot" || cfg.Destinations[0].Type != "hubspot" {
+		t.Fatalf("destinations %+v", cfg.Destinations)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"io"
 	"path/filepath"
 	"regexp"
-	"time"
 
 	"go.uber.org/zap"
 
@@ -23,44 +22,33 @@ type destinationDeps struct {
 	logger *zap.Logger
 	// dataDir holds destinations' state files.
 	dataDir string
+	// hubspot hands out the process's HubSpot clients.
+	hubspot *hubspotClients
 	// hubspotMetrics is nil when metrics are not exported.
 	hubspotMetrics *hubspot.Metrics
 }
 
-type destinationBuilder func(dc destinationConfig, deps destinationDeps) (destinations.Destination, error)
+// destinationBuilder builds a destination; key is its place in the config,
+// such as destinations[1].
+type destinationBuilder func(key string, dc destinationConfig, deps destinationDeps) (destinations.Destination, error)
 
 // destinationTypes returns the destination types this binary can build.
 func destinationTypes() map[string]destinationBuilder {
 	return map[string]destinationBuilder{
-		"webhook": func(dc destinationConfig, deps destinationDeps) (destinations.Destination, error) {
-			w := dc.Webhook
-			return webhook.New(dc.Name, webhook.Config{
-				URL: w.URL, Headers: w.Headers, Batch: w.Batch,
-				MaxItems: w.MaxItems, MaxBytes: w.MaxBytes, MaxWait: time.Duration(w.MaxWait),
-				MaxInFlight: w.MaxInFlight, Timeout: time.Duration(w.Timeout), Concurrency: w.Concurrency,
-			}, deps.logger, nil)
+		"webhook": func(_ string, dc destinationConfig, deps destinationDeps) (destinations.Destination, error) {
+			return webhook.New(dc.Name, dc.Webhook, deps.logger, nil)
 		},
-		"drop": func(destinationConfig, destinationDeps) (destinations.Destination, error) {
+		"drop": func(string, destinationConfig, destinationDeps) (destinations.Destination, error) {
 			return drop.New(), nil
 		},
-		"hubspot": func(dc destinationConfig, deps destinationDeps) (destinations.Destination, error) {
-			c := dc.HubSpot
-			var loc *time.Location
-			if c.TimeZone != "" {
-				var err error
-				if loc, err = time.LoadLocation(c.TimeZone); err != nil {
-					return nil, fmt.Errorf("time_zone: %q is not an IANA time zone such as Europe/Paris", c.TimeZone)
-				}
+		"hubspot": func(key string, dc destinationConfig, deps destinationDeps) (destinations.Destination, error) {
+			client, cfg, err := deps.hubspot.client(key, dc.Name, dc.HubSpot)
+			if err != nil {
+				return nil, err
 			}
-			return hubspot.New(dc.Name, hubspot.Config{
-				Token: c.Token, BaseURL: c.URL, HubID: c.HubID, Tier: c.Tier, TimeZone: loc,
-				IDProperty: c.IDProperty, CompanyIDProperty: c.CompanyIDProperty, RegistrableDomain: c.RegistrableDomain,
-				AutoCreateProperties: c.AutoCreateProperties, ClearNulls: c.ClearNulls, NestedJSON: c.NestedJSON,
-				EventNames: c.EventNames, PageEvent: c.PageEvent, ScreenEvent: c.ScreenEvent,
-				SkipPages: c.SkipPages, SkipScreens: c.SkipScreens, SkipEventDefinitions: c.SkipEventDefinitions, Lists: c.Lists,
-				MaxWait: time.Duration(c.MaxWait), MaxInFlight: c.MaxInFlight, Timeout: time.Duration(c.Timeout),
-				StateDir: filepath.Join(deps.dataDir, "hubspot-"+dc.Name), Metrics: deps.hubspotMetrics,
-			}, deps.logger, nil)
+			cfg.StateDir = filepath.Join(deps.dataDir, "hubspot-"+dc.Name)
+			cfg.Metrics = deps.hubspotMetrics
+			return hubspot.New(dc.Name, cfg, client, deps.logger)
 		},
 	}
 }
@@ -92,7 +80,7 @@ func buildRouters(cfg config, log queue.Log, deps destinationDeps, m *router.Met
 		if c, ok := dest.(destinations.Closer); ok {
 			closers = append(closers, c)
 		}
-		r, err := router.New(routerConfig(cfg, dc), dest, log, deps.logger, m)
+		r, err := router.New(cfg.routerConfig(dc), dest, log, deps.logger, m)
 		if err != nil {
 			release()
 			return nil, nil, err
@@ -112,24 +100,11 @@ func buildDestination(i int, dc destinationConfig, deps destinationDeps) (destin
 	if !ok {
 		return nil, fmt.Errorf("%s.type: %q is not one of hubspot, webhook, drop", key, dc.Type)
 	}
-	dest, err := build(dc, deps)
+	dest, err := build(key, dc, deps)
 	if err != nil {
 		return nil, fmt.Errorf("%s.%s.%w", key, dc.Type, err)
 	}
 	return dest, nil
-}
-
-func routerConfig(cfg config, dc destinationConfig) router.Config {
-	return router.Config{
-		Destination:  dc.Name,
-		DisplayName:  dc.DisplayName,
-		DLQTopic:     cfg.dlqTopic(),
-		RetryWindow:  time.Duration(dc.RetryWindow),
-		BackoffMin:   time.Duration(dc.BackoffMin),
-		BackoffMax:   time.Duration(dc.BackoffMax),
-		MaxPending:   dc.MaxPending,
-		DedupeWindow: time.Duration(dc.DedupeWindow),
-	}
 }
 
 // findDestination returns the named destination's config and index.

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"time"
 
 	"go.uber.org/zap"
 
@@ -15,24 +14,17 @@ import (
 // the data directory. It returns a short description for the start-up log.
 func openLog(cfg config, logger *zap.Logger) (queue.Log, string, error) {
 	if len(cfg.Kafka.Brokers) > 0 {
-		log, err := kafka.New(kafka.Config{
-			Brokers:           cfg.Kafka.Brokers,
-			Partitions:        cfg.Log.Partitions,
-			ReplicationFactor: cfg.Kafka.ReplicationFactor,
-			Compression:       cfg.Kafka.Compression,
-			BatchTimeout:      time.Duration(cfg.Kafka.BatchTimeout),
-		}, logger.With(zap.String("component", "kafka")))
+		kc := cfg.Kafka
+		kc.Partitions = cfg.Log.Embedded.Partitions
+		log, err := kafka.New(kc, logger.With(zap.String("component", "kafka")))
 		if err != nil {
 			return nil, "", fmt.Errorf("kafka: %w", err)
 		}
 		return log, fmt.Sprintf("kafka %v", cfg.Kafka.Brokers), nil
 	}
-	log, err := embedded.Open(embedded.Config{
-		Dir:            cfg.DataDir,
-		Partitions:     cfg.Log.Partitions,
-		RetentionAge:   time.Duration(cfg.Log.RetentionAge),
-		RetentionBytes: cfg.Log.RetentionBytes,
-	}, logger.With(zap.String("component", "embedded-log")))
+	ec := cfg.Log.Embedded
+	ec.Dir = cfg.DataDir
+	log, err := embedded.Open(ec, logger.With(zap.String("component", "embedded-log")))
 	if err != nil {
 		return nil, "", fmt.Errorf("data_dir: %w", err)
 	}

@@ -4,8 +4,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/switchyard/switchyard/destinations/hubspot"
+	"github.com/switchyard/switchyard/ingest"
 )
 
 // options are the flags every command shares. Each overrides the config file
@@ -30,6 +36,29 @@ func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
+// setUp is every command's prelude: it registers the shared options on fs,
+// which holds the command's own flags, parses args, refuses positional
+// arguments, loads the configuration and builds the logger.
+func setUp(fs *flag.FlagSet, args []string, stderr io.Writer) (config, *zap.Logger, error) {
+	var opts options
+	opts.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return config{}, nil, err
+	}
+	if fs.NArg() > 0 {
+		return config{}, nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	cfg, err := opts.load(fs, os.LookupEnv)
+	if err != nil {
+		return config{}, nil, err
+	}
+	logger, err := newLogger(cfg.LogLevel, stderr)
+	if err != nil {
+		return config{}, nil, err
+	}
+	return cfg, logger, nil
+}
+
 func (o *options) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.configPath, "config", "", "YAML config `file` (${VAR} and ${VAR:-default} are expanded)")
 	fs.StringVar(&o.addr, "addr", "", "listen `address` (env SWITCHYARD_ADDR; default :8080)")
@@ -44,11 +73,12 @@ func (o *options) register(fs *flag.FlagSet) {
 }
 
 // load reads the config file, then applies environment variables, then the
-// flags given on the command line.
+// flags given on the command line. With no destination configured it adds
+// the default one, so every command sees the destinations serve runs.
 func (o *options) load(fs *flag.FlagSet, getenv func(string) (string, bool)) (config, error) {
 	o.set = make(map[string]bool)
 	fs.Visit(func(f *flag.Flag) { o.set[f.Name] = true })
-	cfg, err := loadConfig(o.configPath)
+	cfg, err := loadConfig(o.configPath, getenv)
 	if err != nil {
 		return cfg, err
 	}
@@ -70,10 +100,10 @@ func (o *options) load(fs *flag.FlagSet, getenv func(string) (string, bool)) (co
 				return
 			}
 		}
-		cfg.Sources = append(cfg.Sources, sourceConfig{Name: "default", WriteKeys: []string{v}})
+		cfg.Sources = append(cfg.Sources, ingest.Source{Name: "default", WriteKeys: []string{v}})
 	})
 	var hubspotErr error
-	hubspotOverride := func(flagName, env, flagValue string, apply func(*hubspotConfig, string) error) {
+	hubspotOverride := func(flagName, env, flagValue string, apply func(*hubspot.Config, string) error) {
 		value := ""
 		if o.set[flagName] {
 			value = flagValue
@@ -83,7 +113,7 @@ func (o *options) load(fs *flag.FlagSet, getenv func(string) (string, bool)) (co
 			return
 		}
 		if !hasDestinationType(cfg, "hubspot") {
-			cfg.Destinations = append(cfg.Destinations, destinationConfig{Name: "hubspot", Type: "hubspot"})
+			cfg.Destinations = append(cfg.Destinations, defaultDestination())
 		}
 		for i := range cfg.Destinations {
 			if cfg.Destinations[i].Type == "hubspot" {
@@ -93,10 +123,10 @@ func (o *options) load(fs *flag.FlagSet, getenv func(string) (string, bool)) (co
 			}
 		}
 	}
-	hubspotOverride("hubspot-url", "SWITCHYARD_HUBSPOT_URL", o.hubspotURL, func(h *hubspotConfig, v string) error { h.URL = v; return nil })
-	hubspotOverride("hubspot-token", "SWITCHYARD_HUBSPOT_TOKEN", o.hubspotToken, func(h *hubspotConfig, v string) error { h.Token = v; return nil })
-	hubspotOverride("hubspot-tier", "SWITCHYARD_HUBSPOT_TIER", o.hubspotTier, func(h *hubspotConfig, v string) error { h.Tier = v; return nil })
-	hubspotOverride("hubspot-hub-id", "SWITCHYARD_HUBSPOT_HUB_ID", o.hubspotHubID, func(h *hubspotConfig, v string) error {
+	hubspotOverride("hubspot-url", "SWITCHYARD_HUBSPOT_URL", o.hubspotURL, func(h *hubspot.Config, v string) error { h.BaseURL = v; return nil })
+	hubspotOverride("hubspot-token", "SWITCHYARD_HUBSPOT_TOKEN", o.hubspotToken, func(h *hubspot.Config, v string) error { h.Token = v; return nil })
+	hubspotOverride("hubspot-tier", "SWITCHYARD_HUBSPOT_TIER", o.hubspotTier, func(h *hubspot.Config, v string) error { h.Tier = v; return nil })
+	hubspotOverride("hubspot-hub-id", "SWITCHYARD_HUBSPOT_HUB_ID", o.hubspotHubID, func(h *hubspot.Config, v string) error {
 		id, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || id <= 0 {
 			return fmt.Errorf("%q is not a portal id", v)
@@ -106,6 +136,9 @@ func (o *options) load(fs *flag.FlagSet, getenv func(string) (string, bool)) (co
 	})
 	if hubspotErr != nil {
 		return cfg, hubspotErr
+	}
+	if len(cfg.Destinations) == 0 {
+		cfg.Destinations = []destinationConfig{defaultDestination()}
 	}
 	if cfg.Addr == "" {
 		return cfg, fmt.Errorf("addr: must not be empty")

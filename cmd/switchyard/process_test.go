@@ -141,6 +141,19 @@ func TestTailReadsEventsAndDeadLetters(t *testing.T) {
 	if meta[0].Get("topic").String() != "events" || meta[0].Get("key").String() != "u1" || !meta[0].Get("value.traits").Exists() {
 		t.Fatalf("--meta: %s", meta[0].Raw)
 	}
+
+	// With no config, serve delivered to a default destination named
+	// hubspot; replay finds it on the same data dir.
+	replay := exec.Command(binary, "replay", "--data-dir", dataDir, "--destination", "hubspot", "--from", "0", "--dry-run")
+	var stdout, stderr strings.Builder
+	replay.Stdout, replay.Stderr = &stdout, &stderr
+	if err := replay.Run(); err != nil {
+		t.Fatalf("replay of the default destination: %v\n%s", err, stderr.String())
+	}
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	if len(lines) != 1 || gjson.Get(lines[0], "destination").String() != "hubspot" || gjson.Get(lines[0], "event.userId").String() != "u1" {
+		t.Fatalf("replay --dry-run printed %q", stdout.String())
+	}
 }
 
 func TestBadConfigurationStopsTheStart(t *testing.T) {

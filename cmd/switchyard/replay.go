@@ -29,18 +29,14 @@ import (
 // the live routers are undisturbed.
 func replay(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("replay", stderr)
-	var opts options
-	opts.register(fs)
 	destName := fs.String("destination", "", "`name` of the destination to deliver to (required)")
 	from := fs.String("from", "", "start: an RFC 3339 `time` or an offset (the same in every partition)")
 	to := fs.String("to", "", "end, inclusive: an RFC 3339 `time` or an offset; default: the end of the log")
 	dlq := fs.Bool("dlq", false, "deliver the destination's dead letters again instead of a range of events")
 	dryRun := fs.Bool("dry-run", false, "print the events that would be delivered, one JSON per line, and send nothing")
-	if err := fs.Parse(args); err != nil {
+	cfg, logger, err := setUp(fs, args, stderr)
+	if err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	if *destName == "" {
 		return errors.New("--destination is required")
@@ -63,14 +59,6 @@ func replay(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			return err
 		}
 		end = &p
-	}
-	cfg, err := opts.load(fs, os.LookupEnv)
-	if err != nil {
-		return err
-	}
-	logger, err := newLogger(cfg.LogLevel, stderr)
-	if err != nil {
-		return err
 	}
 	index, dc, err := findDestination(cfg, *destName)
 	if err != nil {
@@ -100,14 +88,16 @@ func replay(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		src.deadLettersOf = dc.Name
 	}
 
-	displayName := dc.DisplayName
+	displayName := dc.Router.DisplayName
 	if displayName == "" {
 		displayName = dc.Name
 	}
 	if *dryRun {
 		return printReplay(ctx, src, dc.Name, displayName, stdout)
 	}
-	dest, err := buildDestination(index, dc, destinationDeps{logger: logger, dataDir: cfg.DataDir})
+	clients := newHubSpotClients(logger)
+	defer clients.Close()
+	dest, err := buildDestination(index, dc, destinationDeps{logger: logger, dataDir: cfg.DataDir, hubspot: clients})
 	if err != nil {
 		return err
 	}
@@ -117,7 +107,7 @@ func replay(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 
 	progress := newProgress(total, stderr)
 	defer progress.finish()
-	rcfg := routerConfig(cfg, dc)
+	rcfg := cfg.routerConfig(dc)
 	rcfg.OnFinish = progress.add
 	r, err := router.New(rcfg, dest, log, logger, mustMetrics())
 	if err != nil {

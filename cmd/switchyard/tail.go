@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"go.uber.org/zap"
@@ -18,19 +17,11 @@ import (
 // tail prints the messages of a topic, one JSON document per line, like kcat.
 func tail(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("tail", stderr)
-	var opts options
-	opts.register(fs)
 	topic := fs.String("topic", "events", "`topic` to read: events or dlq (or the names set in the config)")
 	fromBeginning := fs.Bool("from-beginning", false, "start at the oldest retained message instead of the end")
 	exit := fs.Bool("exit", false, "stop once every partition is read to its end instead of waiting for more")
 	meta := fs.Bool("meta", false, `wrap each message as {"topic","partition","offset","time","key","value"}`)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	cfg, err := opts.load(fs, os.LookupEnv)
+	cfg, logger, err := setUp(fs, args, stderr)
 	if err != nil {
 		return err
 	}
@@ -39,10 +30,6 @@ func tail(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		*topic = cfg.eventsTopic()
 	case "dlq":
 		*topic = cfg.dlqTopic()
-	}
-	logger, err := newLogger(cfg.LogLevel, stderr)
-	if err != nil {
-		return err
 	}
 	log, _, err := openLog(cfg, logger)
 	if err != nil {

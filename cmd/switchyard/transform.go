@@ -61,10 +61,15 @@ func transform(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	out := bufio.NewWriter(stdout)
 	defer out.Flush()
 	rec := &recorder{handler: sandbox, out: out}
-	h, err := hubspot.New("hubspot", hubspot.Config{
+	hcfg := hubspot.Config{
 		Token: "dry-run", BaseURL: "https://api.hubapi.com", HubID: *hubID, Tier: "api-add-on",
 		IDProperty: *idProperty, AutoCreateProperties: *autoCreate,
-	}, nil, &http.Client{Transport: rec})
+	}
+	client, err := hubspot.NewClient(hcfg, &http.Client{Transport: rec}, nil)
+	if err != nil {
+		return err
+	}
+	h, err := hubspot.New("hubspot", hcfg, client, nil)
 	if err != nil {
 		return err
 	}

@@ -306,7 +306,7 @@ func TestTheAudienceTraitBecomesABooleanCheckbox(t *testing.T) {
 
 func TestListIDsMustBeILSIDs(t *testing.T) {
 	for _, lists := range []map[string]string{{"high_value_users": "abc"}, {"high_value_users": ""}, {"": "12"}} {
-		_, err := hubspot.New("crm", hubspot.Config{Token: "t", Lists: lists}, zap.NewNop(), nil)
+		_, err := hubspot.NewWithOwnClient("crm", hubspot.Config{Token: "t", Lists: lists}, zap.NewNop(), nil)
 		if err == nil || !strings.Contains(err.Error(), "lists") {
 			t.Fatalf("lists %v: error %v", lists, err)
 		}

@@ -91,7 +91,7 @@ func BenchmarkTransform(b *testing.B) {
 	b.Run("send", func(b *testing.B) {
 		sb := sandbox.New(sandbox.Config{Tier: "api-add-on", HubID: hubID, TenSecondlyLimit: math.MaxInt32, DailyLimit: math.MaxInt32})
 		transport := &handlerTransport{h: sb}
-		h, err := hubspot.New("hubspot", hubspot.Config{Token: "pat-bench", BaseURL: "http://sandbox.invalid", HubID: hubID, Tier: "api-add-on", StateDir: b.TempDir()},
+		h, err := hubspot.NewWithOwnClient("hubspot", hubspot.Config{Token: "pat-bench", BaseURL: "http://sandbox.invalid", HubID: hubID, Tier: "api-add-on", StateDir: b.TempDir()},
 			zap.NewNop(), &http.Client{Transport: transport})
 		if err != nil {
 			b.Fatal(err)
@@ -111,7 +111,7 @@ func BenchmarkTransform(b *testing.B) {
 		// Capture the upsert bodies Send makes, then replay them.
 		sb := sandbox.New(sandbox.Config{Tier: "api-add-on", HubID: hubID, TenSecondlyLimit: math.MaxInt32, DailyLimit: math.MaxInt32})
 		transport := &handlerTransport{h: sb}
-		h, err := hubspot.New("hubspot", hubspot.Config{Token: "pat-bench", BaseURL: "http://sandbox.invalid", HubID: hubID, Tier: "api-add-on"},
+		h, err := hubspot.NewWithOwnClient("hubspot", hubspot.Config{Token: "pat-bench", BaseURL: "http://sandbox.invalid", HubID: hubID, Tier: "api-add-on"},
 			zap.NewNop(), &http.Client{Transport: transport})
 		if err != nil {
 			b.Fatal(err)

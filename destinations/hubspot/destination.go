@@ -71,24 +71,37 @@ type HubSpot struct {
 	announcedPause time.Time
 }
 
-// New returns a HubSpot destination named name.
-func New(name string, cfg Config, log *zap.Logger, httpClient *http.Client) (*HubSpot, error) {
+// NewClient returns an API client for cfg's token, with a rate budget of
+// its own sized by cfg's tier and time zone. HubSpot limits a token, not a
+// destination: a process gives every user of one token the same client.
+// A nil httpClient means one with cfg's timeout.
+func NewClient(cfg Config, httpClient *http.Client, log *zap.Logger) (*api.Client, error) {
+	cfg, err := cfg.withClientDefaults()
+	if err != nil {
+		return nil, err
+	}
+	budget, err := ratelimit.NewBudget(ratelimit.Tier(cfg.Tier), cfg.Clock, cfg.TimeZone.Location)
+	if err != nil {
+		return nil, fmt.Errorf("tier: %w", err)
+	}
+	return api.New(api.Config{BaseURL: cfg.BaseURL, Token: cfg.Token, Timeout: time.Duration(cfg.Timeout)}, budget, httpClient, log)
+}
+
+// New returns a HubSpot destination named name that calls HubSpot through
+// client (see NewClient). cfg's client settings (Token, BaseURL, Tier,
+// TimeZone, Timeout, Clock) are not read: the client carries them.
+func New(name string, cfg Config, client *api.Client, log *zap.Logger) (*HubSpot, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
 	}
-	budget, err := ratelimit.NewBudget(ratelimit.Tier(cfg.Tier), cfg.Clock, cfg.TimeZone)
-	if err != nil {
-		return nil, fmt.Errorf("tier: %w", err)
+	if client == nil {
+		return nil, errors.New("hubspot: an API client is required")
 	}
 	if log == nil {
 		log = zap.NewNop()
 	}
 	log = log.With(zap.String("destination", name))
-	client, err := api.New(api.Config{BaseURL: cfg.BaseURL, Token: cfg.Token, Timeout: cfg.Timeout}, budget, httpClient, log)
-	if err != nil {
-		return nil, err
-	}
 	ids, _ := lru.New[string, string](300_000)
 	h := &HubSpot{cfg: cfg, name: name, client: client, log: log, metrics: cfg.Metrics, catalogs: map[string]transforms.Catalog{},
 		ids: ids, groupCreated: map[string]bool{}, eventDefs: map[string]*eventDefinition{}}
@@ -176,7 +189,7 @@ func (h *HubSpot) records(kind string, n int) {
 // each user sent), at 500 events (the events endpoint's limit), or after
 // MaxWait.
 func (h *HubSpot) Policy() destinations.Policy {
-	return destinations.Policy{MaxItems: maxEvents, MaxKeys: maxInputs, MaxWait: h.cfg.MaxWait, MaxInFlight: h.cfg.MaxInFlight}
+	return destinations.Policy{MaxItems: maxEvents, MaxKeys: maxInputs, MaxWait: time.Duration(h.cfg.MaxWait), MaxInFlight: h.cfg.MaxInFlight}
 }
 
 // PausedUntil tells the router when the token's budget allows calls again,

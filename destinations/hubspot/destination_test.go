@@ -37,7 +37,7 @@ func newPortal(t *testing.T) *portal {
 func (p *portal) destination(t *testing.T, cfg hubspot.Config) *hubspot.HubSpot {
 	t.Helper()
 	cfg.Token, cfg.BaseURL, cfg.HubID, cfg.Tier = "pat-test", p.srv.URL, hubID, "professional"
-	h, err := hubspot.New("crm", cfg, zap.NewNop(), nil)
+	h, err := hubspot.NewWithOwnClient("crm", cfg, zap.NewNop(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

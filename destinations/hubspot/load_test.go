@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/internal/config"
+
 	"github.com/switchyard/switchyard/internal/hubspot/sandbox"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -172,7 +174,7 @@ func newPipeline(tb testing.TB, cfg pipelineConfig) *pipeline {
 	tb.Cleanup(srv.Close)
 
 	cfg.dest.Token, cfg.dest.BaseURL, cfg.dest.HubID, cfg.dest.Tier = "pat-load", srv.URL, hubID, cfg.sbox.Tier
-	h, err := hubspot.New("hubspot", cfg.dest, zap.NewNop(), srv.Client())
+	h, err := hubspot.NewWithOwnClient("hubspot", cfg.dest, zap.NewNop(), srv.Client())
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -180,13 +182,13 @@ func newPipeline(tb testing.TB, cfg pipelineConfig) *pipeline {
 
 	cfg.router.Destination = "hubspot"
 	if cfg.router.BackoffMin == 0 {
-		cfg.router.BackoffMin, cfg.router.BackoffMax = 10*time.Millisecond, 100*time.Millisecond
+		cfg.router.BackoffMin, cfg.router.BackoffMax = config.Duration(10*time.Millisecond), config.Duration(100*time.Millisecond)
 	}
 	if cfg.router.CommitInterval == 0 {
 		// The router looks at its retries and at the destination's pause
 		// each time it commits: often, so that a test clock's jumps are
 		// noticed at once.
-		cfg.router.CommitInterval = 20 * time.Millisecond
+		cfg.router.CommitInterval = config.Duration(20 * time.Millisecond)
 	}
 	cfg.router.OnFinish = func() { p.finished.Add(1) }
 	metrics, err := router.NewMetrics(prometheus.NewRegistry())
@@ -523,7 +525,7 @@ func TestAPausedSendWaitsByTheInjectedClock(t *testing.T) {
 	sb := sandbox.New(sandbox.Config{HubID: hubID, Now: clock.Now})
 	srv := httptest.NewServer(sb)
 	defer srv.Close()
-	h, err := hubspot.New("hubspot", hubspot.Config{Token: "pat", BaseURL: srv.URL, HubID: hubID, Clock: clock}, zap.NewNop(), nil)
+	h, err := hubspot.NewWithOwnClient("hubspot", hubspot.Config{Token: "pat", BaseURL: srv.URL, HubID: hubID, Clock: clock}, zap.NewNop(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

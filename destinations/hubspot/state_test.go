@@ -116,7 +116,7 @@ func TestAWaitingAssociationIsKeptUntilMade(t *testing.T) {
 		}
 		return http.DefaultTransport.RoundTrip(r)
 	})}
-	h, err := New("crm", Config{Token: "t", BaseURL: srv.URL, HubID: 1, Tier: "professional", StateDir: t.TempDir()}, zap.NewNop(), client)
+	h, err := NewWithOwnClient("crm", Config{Token: "t", BaseURL: srv.URL, HubID: 1, Tier: "professional", StateDir: t.TempDir()}, zap.NewNop(), client)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,52 +6,55 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/switchyard/switchyard/internal/config"
 )
 
 // Config is one webhook destination. Zero values take the defaults given on
-// each field; negative values are errors.
+// each field; negative values are errors. The yaml keys are those of a
+// destination's webhook section in the config file.
 type Config struct {
 	// URL receives every request as a POST. Required; an absolute http or
 	// https URL. Redirects are not followed: a 3xx answer dead-letters the
 	// events, so configure the final URL.
-	URL string
+	URL string `yaml:"url"`
 
 	// Headers are added to every request, for example an Authorization
 	// header. They may replace Content-Type and User-Agent; configuring
 	// X-Switchyard-Attempt is an error. Their values are never logged.
 	// Default none.
-	Headers map[string]string
+	Headers map[string]string `yaml:"headers"`
 
 	// Batch selects the request shape. False (the default): one request per
 	// event, whose body is the event's raw JSON. True: one request per
 	// batch, whose body is a JSON array of the batch's raw events in order,
 	// and whose answer decides the outcome of every event in it.
-	Batch bool
+	Batch bool `yaml:"batch"`
 
 	// MaxItems caps the events of one batch. In per-event mode a batch only
 	// groups work, whose requests are sent Concurrency at a time. Default 100.
-	MaxItems int
+	MaxItems int `yaml:"max_items"`
 
 	// MaxBytes caps the summed raw size of a batch's events; a single larger
 	// event still goes alone. Default 1 MiB.
-	MaxBytes int
+	MaxBytes int `yaml:"max_bytes"`
 
 	// MaxWait is how long the first event of a batch waits for more before
 	// the batch is sent anyway. Default 50ms.
-	MaxWait time.Duration
+	MaxWait config.Duration `yaml:"max_wait"`
 
 	// MaxInFlight caps the batches being sent at once. Default 4.
-	MaxInFlight int
+	MaxInFlight int `yaml:"max_in_flight"`
 
 	// Timeout bounds each request, from sending it to reading the answer's
 	// excerpt. A request that runs out of time is retried. Default 10s.
-	Timeout time.Duration
+	Timeout config.Duration `yaml:"timeout"`
 
 	// Concurrency caps the requests sent at once within one batch in
 	// per-event mode, each for a different user: the events of one user
 	// are always sent one after another. Ignored when Batch is set.
 	// Default 8.
-	Concurrency int
+	Concurrency int `yaml:"concurrency"`
 }
 
 // Defaults of Config.
@@ -99,7 +102,7 @@ func (c Config) withDefaults(name string) (Config, *url.URL, error) {
 	}
 	durations := []struct {
 		key   string
-		value *time.Duration
+		value *config.Duration
 		def   time.Duration
 	}{
 		{"max_wait", &c.MaxWait, DefaultMaxWait},
@@ -110,7 +113,7 @@ func (c Config) withDefaults(name string) (Config, *url.URL, error) {
 		case *f.value < 0:
 			return c, nil, fmt.Errorf("%s: must not be negative, got %s", key(f.key), *f.value)
 		case *f.value == 0:
-			*f.value = f.def
+			*f.value = config.Duration(f.def)
 		}
 	}
 	return c, u, nil

@@ -74,7 +74,7 @@ func defaultClient(cfg Config) *http.Client {
 	transport.MaxIdleConnsPerHost = cfg.MaxInFlight * cfg.Concurrency
 	return &http.Client{
 		Transport: transport,
-		Timeout:   cfg.Timeout,
+		Timeout:   time.Duration(cfg.Timeout),
 		// A POST redirected by 301, 302 or 303 turns into a GET, and a
 		// redirect to another host would carry the configured headers
 		// there: answer the 3xx instead.
@@ -87,7 +87,7 @@ func (w *Webhook) Policy() destinations.Policy {
 	return destinations.Policy{
 		MaxItems:    w.cfg.MaxItems,
 		MaxBytes:    w.cfg.MaxBytes,
-		MaxWait:     w.cfg.MaxWait,
+		MaxWait:     time.Duration(w.cfg.MaxWait),
 		MaxInFlight: w.cfg.MaxInFlight,
 	}
 }
@@ -199,7 +199,7 @@ func groupByKey(batch []destinations.Event) [][]int {
 // post sends one request and classifies its answer.
 func (w *Webhook) post(ctx context.Context, body []byte, attempt, events int) destinations.Outcome {
 	start := time.Now()
-	reqCtx, cancel := context.WithTimeoutCause(ctx, w.cfg.Timeout, errTimeout)
+	reqCtx, cancel := context.WithTimeoutCause(ctx, time.Duration(w.cfg.Timeout), errTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(reqCtx, http.MethodPost, w.url.String(), bytes.NewReader(body))
 	if err != nil {

@@ -11,6 +11,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/switchyard/switchyard/internal/config"
+
 	"go.uber.org/zap/zaptest"
 
 	"github.com/switchyard/switchyard/destinations"
@@ -273,7 +275,7 @@ func TestNetworkFailuresAreRetried(t *testing.T) {
 		defer srv.Close()
 		defer close(release)
 		start := time.Now()
-		got := sendOne(t, newWebhook(t, Config{URL: srv.URL, Timeout: 100 * time.Millisecond}), track("m1", "u1"))
+		got := sendOne(t, newWebhook(t, Config{URL: srv.URL, Timeout: config.Duration(100 * time.Millisecond)}), track("m1", "u1"))
 		if got.Result != destinations.Retry || got.Class != "network" {
 			t.Errorf("outcome %+v, want a network retry", got)
 		}
@@ -628,9 +630,9 @@ func TestConfig(t *testing.T) {
 			wantErr: "max_in_flight: must not be negative, got -2"},
 		{name: "negative concurrency names its key", cfg: Config{URL: "http://x", Concurrency: -1},
 			wantErr: "concurrency: must not be negative, got -1"},
-		{name: "a negative max wait names its key", cfg: Config{URL: "http://x", MaxWait: -time.Second},
+		{name: "a negative max wait names its key", cfg: Config{URL: "http://x", MaxWait: config.Duration(-time.Second)},
 			wantErr: "max_wait: must not be negative, got -1s"},
-		{name: "a negative timeout names its key", cfg: Config{URL: "http://x", Timeout: -time.Second},
+		{name: "a negative timeout names its key", cfg: Config{URL: "http://x", Timeout: config.Duration(-time.Second)},
 			wantErr: "timeout: must not be negative, got -1s"},
 	}
 	for _, tc := range cases {
@@ -662,7 +664,7 @@ func TestPolicy(t *testing.T) {
 		},
 		{
 			name: "configured values are kept",
-			cfg:  Config{URL: "https://example.com/hook", Batch: true, MaxItems: 10, MaxBytes: 5000, MaxWait: time.Second, MaxInFlight: 1},
+			cfg:  Config{URL: "https://example.com/hook", Batch: true, MaxItems: 10, MaxBytes: 5000, MaxWait: config.Duration(time.Second), MaxInFlight: 1},
 			want: destinations.Policy{MaxItems: 10, MaxBytes: 5000, MaxWait: time.Second, MaxInFlight: 1},
 		},
 	}

@@ -6,40 +6,43 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/switchyard/switchyard/internal/config"
 )
 
 // Config configures the embedded log. The zero value of every field but Dir
-// means its default.
+// means its default. The yaml keys are those of the log section of the
+// config file.
 type Config struct {
 	// Dir is the data directory. It is created when missing and locked while
 	// the log is open, so one process at a time owns it. Required.
-	Dir string
+	Dir string `yaml:"-"`
 
 	// Partitions is how many partitions a topic gets when it is created. A
 	// topic keeps the count it was created with. Default 8.
-	Partitions int
+	Partitions int `yaml:"partitions"`
 
 	// RetentionAge is how long a message is kept after it was appended.
 	// Default 168h (7 days).
-	RetentionAge time.Duration
+	RetentionAge config.Duration `yaml:"retention_age"`
 
 	// RetentionBytes caps each partition's size, counted as the bytes of its
 	// messages' keys and values plus 32 bytes of overhead per message, before
 	// compression; the oldest messages beyond it are deleted. 0 means no size
 	// limit. Default 0.
-	RetentionBytes int64
+	RetentionBytes int64 `yaml:"retention_bytes"`
 
 	// RetentionCheckInterval is how often retention runs. Default 1m.
-	RetentionCheckInterval time.Duration
+	RetentionCheckInterval config.Duration `yaml:"retention_check_interval"`
 
 	// MaxBatchMessages caps how many messages one group commit (one batch and
 	// one fsync) carries. Publish calls waiting together are committed
 	// together up to this many messages; a single call larger than it is
 	// still committed whole. Default 4096.
-	MaxBatchMessages int
+	MaxBatchMessages int `yaml:"max_batch_messages"`
 
 	// Now is the clock used for append times and retention. Default time.Now.
-	Now func() time.Time
+	Now func() time.Time `yaml:"-"`
 
 	// fs is the file system under pebble; tests inject failures through it.
 	// Default vfs.Default.
@@ -70,7 +73,7 @@ func (cfg Config) withDefaults() (Config, error) {
 		return cfg, fmt.Errorf("embedded: RetentionAge is %s, want a positive duration (or 0 for the default %s)", cfg.RetentionAge, DefaultRetentionAge)
 	}
 	if cfg.RetentionAge == 0 {
-		cfg.RetentionAge = DefaultRetentionAge
+		cfg.RetentionAge = config.Duration(DefaultRetentionAge)
 	}
 	if cfg.RetentionBytes < 0 {
 		return cfg, fmt.Errorf("embedded: RetentionBytes is %d, want 0 (no limit) or more", cfg.RetentionBytes)
@@ -79,7 +82,7 @@ func (cfg Config) withDefaults() (Config, error) {
 		return cfg, fmt.Errorf("embedded: RetentionCheckInterval is %s, want a positive duration (or 0 for the default %s)", cfg.RetentionCheckInterval, DefaultRetentionCheckInterval)
 	}
 	if cfg.RetentionCheckInterval == 0 {
-		cfg.RetentionCheckInterval = DefaultRetentionCheckInterval
+		cfg.RetentionCheckInterval = config.Duration(DefaultRetentionCheckInterval)
 	}
 	if cfg.MaxBatchMessages < 0 {
 		return cfg, fmt.Errorf("embedded: MaxBatchMessages is %d, want at least 1 (or 0 for the default %d)", cfg.MaxBatchMessages, DefaultMaxBatchMessages)

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/internal/config"
+
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
@@ -108,9 +110,9 @@ func TestOpenRejectsBadConfig(t *testing.T) {
 	}{
 		{"a missing Dir is named", Config{}, "Dir"},
 		{"negative Partitions are named", Config{Dir: "x", Partitions: -1}, "Partitions"},
-		{"a negative RetentionAge is named", Config{Dir: "x", RetentionAge: -time.Hour}, "RetentionAge"},
+		{"a negative RetentionAge is named", Config{Dir: "x", RetentionAge: config.Duration(-time.Hour)}, "RetentionAge"},
 		{"negative RetentionBytes are named", Config{Dir: "x", RetentionBytes: -1}, "RetentionBytes"},
-		{"a negative RetentionCheckInterval is named", Config{Dir: "x", RetentionCheckInterval: -time.Second}, "RetentionCheckInterval"},
+		{"a negative RetentionCheckInterval is named", Config{Dir: "x", RetentionCheckInterval: config.Duration(-time.Second)}, "RetentionCheckInterval"},
 		{"a negative MaxBatchMessages is named", Config{Dir: "x", MaxBatchMessages: -1}, "MaxBatchMessages"},
 	}
 	for _, tt := range tests {
@@ -131,8 +133,8 @@ func TestDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Partitions != 8 || cfg.RetentionAge != 168*time.Hour || cfg.RetentionBytes != 0 ||
-		cfg.RetentionCheckInterval != time.Minute || cfg.MaxBatchMessages != 4096 || cfg.Now == nil {
+	if cfg.Partitions != 8 || cfg.RetentionAge != config.Duration(168*time.Hour) || cfg.RetentionBytes != 0 ||
+		cfg.RetentionCheckInterval != config.Duration(time.Minute) || cfg.MaxBatchMessages != 4096 || cfg.Now == nil {
 		t.Fatalf("defaults = %+v", cfg)
 	}
 }

@@ -12,7 +12,7 @@ import (
 // retentionLoop enforces retention every RetentionCheckInterval until Close.
 func (l *Log) retentionLoop() {
 	defer l.wg.Done()
-	tick := time.NewTicker(l.cfg.RetentionCheckInterval)
+	tick := time.NewTicker(time.Duration(l.cfg.RetentionCheckInterval))
 	defer tick.Stop()
 	for {
 		select {
@@ -36,7 +36,7 @@ func (l *Log) enforceRetention() error {
 	}
 	l.topicsMu.Unlock()
 
-	cutoff := l.cfg.Now().Add(-l.cfg.RetentionAge).UnixNano()
+	cutoff := l.cfg.Now().Add(time.Duration(-l.cfg.RetentionAge)).UnixNano()
 	for _, t := range topics {
 		for i := range t.parts {
 			if l.isClosing() {

@@ -4,6 +4,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/internal/config"
+
 	"github.com/switchyard/switchyard/queue"
 )
 
@@ -11,7 +13,7 @@ func TestRetentionByAge(t *testing.T) {
 	ctx := testContext(t)
 	dir := t.TempDir()
 	clock := newClock()
-	cfg := Config{Dir: dir, Partitions: 1, RetentionAge: 3 * time.Hour, Now: clock.Now}
+	cfg := Config{Dir: dir, Partitions: 1, RetentionAge: config.Duration(3 * time.Hour), Now: clock.Now}
 	l := open(t, cfg)
 
 	mustPublish(t, ctx, l, messages("events", "k", "old", 5)...)
@@ -121,7 +123,7 @@ func TestRetentionBySize(t *testing.T) {
 func TestRetentionRunsInTheBackground(t *testing.T) {
 	ctx := testContext(t)
 	clock := newClock()
-	l := open(t, Config{Dir: t.TempDir(), Partitions: 1, RetentionAge: time.Hour, RetentionCheckInterval: time.Millisecond, Now: clock.Now})
+	l := open(t, Config{Dir: t.TempDir(), Partitions: 1, RetentionAge: config.Duration(time.Hour), RetentionCheckInterval: config.Duration(time.Millisecond), Now: clock.Now})
 	mustPublish(t, ctx, l, messages("events", "k", "old", 3)...)
 	r, err := l.Read(ctx, "events", queue.Position{Kind: queue.First})
 	if err != nil {

@@ -30,56 +30,58 @@ import (
 	"github.com/segmentio/kafka-go/protocol/metadata"
 	"go.uber.org/zap"
 
+	"github.com/switchyard/switchyard/internal/config"
 	"github.com/switchyard/switchyard/queue"
 )
 
 // Config configures a Log. The zero value of every field but Brokers selects
-// its default.
+// its default. The yaml keys are those of the kafka section of the config
+// file; Partitions is set there by log.partitions.
 type Config struct {
 	// Brokers lists the bootstrap brokers as host:port. Required.
-	Brokers []string
+	Brokers []string `yaml:"brokers"`
 
 	// Partitions is the partition count of topics created because they were
 	// missing. Existing topics keep theirs. Default 8.
-	Partitions int
+	Partitions int `yaml:"-"`
 
 	// ReplicationFactor is the replica count of created topics. Default 1,
 	// which suits a single broker; production clusters want 3.
-	ReplicationFactor int
+	ReplicationFactor int `yaml:"replication_factor"`
 
 	// Compression of written batches: "none", "gzip", "snappy", "lz4" or
 	// "zstd". Default "snappy".
-	Compression string
+	Compression string `yaml:"compression"`
 
 	// BatchTimeout is how long a partially filled batch waits for more
 	// messages before it is sent. A single synchronous Publish waits at most
 	// this long before its request goes out. Default 1ms.
-	BatchTimeout time.Duration
+	BatchTimeout config.Duration `yaml:"batch_timeout"`
 
 	// BatchSize is how many messages make a full batch, sent at once without
 	// waiting for BatchTimeout. Default 100.
-	BatchSize int
+	BatchSize int `yaml:"batch_size"`
 
 	// WriteTimeout bounds one produce request. Default 10s.
-	WriteTimeout time.Duration
+	WriteTimeout config.Duration `yaml:"write_timeout"`
 
 	// ClientID names this process to the brokers, in their logs and quotas.
 	// Default "switchyard".
-	ClientID string
+	ClientID string `yaml:"client_id"`
 
 	// DialTimeout bounds connecting to a broker; Check also finishes within
 	// it. Default 5s.
-	DialTimeout time.Duration
+	DialTimeout config.Duration `yaml:"dial_timeout"`
 
 	// SessionTimeout is how long a group member may go without a heartbeat
 	// before the group coordinator removes it and hands its partitions to
 	// others. Must lie within the broker's group.min.session.timeout.ms and
 	// group.max.session.timeout.ms (6s and 30m by default). Default 10s.
-	SessionTimeout time.Duration
+	SessionTimeout config.Duration `yaml:"session_timeout"`
 
 	// HeartbeatInterval is how often a group member heartbeats, which is also
 	// how soon it learns of a rebalance. Default 1s.
-	HeartbeatInterval time.Duration
+	HeartbeatInterval config.Duration `yaml:"heartbeat_interval"`
 }
 
 const (
@@ -127,25 +129,25 @@ func (c Config) withDefaults() Config {
 		c.Compression = defaultCompression
 	}
 	if c.BatchTimeout == 0 {
-		c.BatchTimeout = defaultBatchTimeout
+		c.BatchTimeout = config.Duration(defaultBatchTimeout)
 	}
 	if c.BatchSize == 0 {
 		c.BatchSize = defaultBatchSize
 	}
 	if c.WriteTimeout == 0 {
-		c.WriteTimeout = defaultWriteTimeout
+		c.WriteTimeout = config.Duration(defaultWriteTimeout)
 	}
 	if c.ClientID == "" {
 		c.ClientID = defaultClientID
 	}
 	if c.DialTimeout == 0 {
-		c.DialTimeout = defaultDialTimeout
+		c.DialTimeout = config.Duration(defaultDialTimeout)
 	}
 	if c.SessionTimeout == 0 {
-		c.SessionTimeout = defaultSessionTimeout
+		c.SessionTimeout = config.Duration(defaultSessionTimeout)
 	}
 	if c.HeartbeatInterval == 0 {
-		c.HeartbeatInterval = defaultHeartbeatInterval
+		c.HeartbeatInterval = config.Duration(defaultHeartbeatInterval)
 	}
 	return c
 }
@@ -174,11 +176,11 @@ func (c Config) validate() error {
 		name string
 		v    time.Duration
 	}{
-		{"BatchTimeout", c.BatchTimeout},
-		{"WriteTimeout", c.WriteTimeout},
-		{"DialTimeout", c.DialTimeout},
-		{"SessionTimeout", c.SessionTimeout},
-		{"HeartbeatInterval", c.HeartbeatInterval},
+		{"BatchTimeout", time.Duration(c.BatchTimeout)},
+		{"WriteTimeout", time.Duration(c.WriteTimeout)},
+		{"DialTimeout", time.Duration(c.DialTimeout)},
+		{"SessionTimeout", time.Duration(c.SessionTimeout)},
+		{"HeartbeatInterval", time.Duration(c.HeartbeatInterval)},
 	} {
 		if d.v < 0 {
 			return fmt.Errorf("kafka: %s must be positive, got %v", d.name, d.v)
@@ -220,7 +222,7 @@ func New(cfg Config, log *zap.Logger) (*Log, error) {
 	log = log.With(zap.String("log", "kafka"))
 
 	transport := &kafkago.Transport{
-		DialTimeout: cfg.DialTimeout,
+		DialTimeout: time.Duration(cfg.DialTimeout),
 		ClientID:    cfg.ClientID,
 	}
 	l := &Log{
@@ -230,11 +232,11 @@ func New(cfg Config, log *zap.Logger) (*Log, error) {
 		client: &kafkago.Client{
 			Addr:      kafkago.TCP(cfg.Brokers...),
 			Transport: transport,
-			Timeout:   cfg.WriteTimeout,
+			Timeout:   time.Duration(cfg.WriteTimeout),
 		},
 		dialer: &kafkago.Dialer{
 			ClientID:  cfg.ClientID,
-			Timeout:   cfg.DialTimeout,
+			Timeout:   time.Duration(cfg.DialTimeout),
 			DualStack: true,
 		},
 		topics: make(map[string]int),
@@ -246,9 +248,9 @@ func New(cfg Config, log *zap.Logger) (*Log, error) {
 		Balancer:     &kafkago.Hash{},
 		RequiredAcks: kafkago.RequireAll,
 		Async:        false,
-		BatchTimeout: cfg.BatchTimeout,
+		BatchTimeout: time.Duration(cfg.BatchTimeout),
 		BatchSize:    cfg.BatchSize,
-		WriteTimeout: cfg.WriteTimeout,
+		WriteTimeout: time.Duration(cfg.WriteTimeout),
 		MaxAttempts:  writeAttempts,
 		Compression:  compressions[cfg.Compression],
 		Transport:    transport,
@@ -451,7 +453,7 @@ func (l *Log) Check(ctx context.Context) error {
 	if l.isClosed() {
 		return queue.ErrClosed
 	}
-	ctx, cancel := context.WithTimeout(ctx, l.cfg.DialTimeout)
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(l.cfg.DialTimeout))
 	defer cancel()
 
 	var errs []error

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/internal/config"
+
 	kafkago "github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
@@ -57,11 +59,11 @@ func TestNewValidatesConfig(t *testing.T) {
 		{"a negative replication factor is refused", kafka.Config{Brokers: []string{"h:1"}, ReplicationFactor: -2}, "ReplicationFactor"},
 		{"an unknown compression is refused", kafka.Config{Brokers: []string{"h:1"}, Compression: "brotli"}, "Compression"},
 		{"every known compression is accepted", kafka.Config{Brokers: []string{"h:1"}, Compression: "zstd"}, ""},
-		{"a negative batch timeout is refused", kafka.Config{Brokers: []string{"h:1"}, BatchTimeout: -time.Second}, "BatchTimeout"},
+		{"a negative batch timeout is refused", kafka.Config{Brokers: []string{"h:1"}, BatchTimeout: config.Duration(-time.Second)}, "BatchTimeout"},
 		{"a negative batch size is refused", kafka.Config{Brokers: []string{"h:1"}, BatchSize: -1}, "BatchSize"},
 		{"a negative write timeout is refused", kafka.Config{Brokers: []string{"h:1"}, WriteTimeout: -1}, "WriteTimeout"},
 		{"a heartbeat no shorter than the session timeout is refused",
-			kafka.Config{Brokers: []string{"h:1"}, HeartbeatInterval: 10 * time.Second, SessionTimeout: 10 * time.Second}, "HeartbeatInterval"},
+			kafka.Config{Brokers: []string{"h:1"}, HeartbeatInterval: config.Duration(10 * time.Second), SessionTimeout: config.Duration(10 * time.Second)}, "HeartbeatInterval"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -406,7 +408,7 @@ func TestUnreachableBrokersAreUnavailableQuickly(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close()
 
-	l, err := kafka.New(kafka.Config{Brokers: []string{addr}, DialTimeout: time.Second}, zap.NewNop())
+	l, err := kafka.New(kafka.Config{Brokers: []string{addr}, DialTimeout: config.Duration(time.Second)}, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}

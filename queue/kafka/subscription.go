@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"time"
 
 	kafkago "github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
@@ -67,8 +68,8 @@ func (l *Log) Subscribe(ctx context.Context, cfg queue.SubscribeConfig) (queue.S
 		MaxWait:           maxWait,
 		StartOffset:       start,
 		CommitInterval:    0, // synchronous commits
-		HeartbeatInterval: l.cfg.HeartbeatInterval,
-		SessionTimeout:    l.cfg.SessionTimeout,
+		HeartbeatInterval: time.Duration(l.cfg.HeartbeatInterval),
+		SessionTimeout:    time.Duration(l.cfg.SessionTimeout),
 		JoinGroupBackoff:  joinGroupBackoff,
 		Logger:            l.kafkaLogger(false),
 		ErrorLogger:       l.kafkaLogger(true),

@@ -1,0 +1,143 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+
+	"github.com/switchyard/switchyard/ingest"
+	"github.com/switchyard/switchyard/queue"
+	"github.com/switchyard/switchyard/router"
+)
+
+// shutdownTimeout bounds the wait for in-flight requests on SIGTERM.
+const shutdownTimeout = 30 * time.Second
+
+// httpServer is what a role serves over HTTP: the gateway, or the
+// operational endpoints alone.
+type httpServer struct {
+	serve    func(net.Listener) error
+	shutdown func(context.Context) error
+}
+
+// newRegistry returns a metrics registry with the Go and process collectors.
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// prepareTopics makes sure the topics exist before anything uses them.
+func prepareTopics(ctx context.Context, log queue.Log, topics ...string) error {
+	for _, topic := range topics {
+		if _, err := log.Partitions(ctx, topic); err != nil {
+			return fmt.Errorf("preparing topic %s: %w", topic, err)
+		}
+	}
+	return nil
+}
+
+// gatewayServer serves the gateway, with its operational endpoints.
+func gatewayServer(cfg ingest.Config, log queue.Log, logger *zap.Logger, reg *prometheus.Registry) (httpServer, error) {
+	gw, err := ingest.New(cfg, log, logger, reg)
+	if err != nil {
+		return httpServer{}, err
+	}
+	app := gw.App()
+	return httpServer{serve: app.Listener, shutdown: app.ShutdownWithContext}, nil
+}
+
+// opsServer serves /metrics, /healthz and /readyz, for the router role.
+func opsServer(reg *prometheus.Registry, log queue.Log) httpServer {
+	srv := &http.Server{Handler: opsHandler(reg, log), ReadHeaderTimeout: 10 * time.Second}
+	return httpServer{serve: srv.Serve, shutdown: srv.Shutdown}
+}
+
+// serveUntilDone serves srv on ln and runs the routers on topic until ctx ends, then
+// stops the server first and the routers after it, so what the gateway
+// accepted last still flows.
+func serveUntilDone(ctx context.Context, srv httpServer, ln net.Listener, routers []*router.Router, log queue.Log, topic string, logger *zap.Logger) error {
+	routerCtx, stopRouters := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRouters()
+	var routing sync.WaitGroup
+	for _, r := range routers {
+		routing.Add(1)
+		go func() {
+			defer routing.Done()
+			runRouter(routerCtx, r, log, topic, logger)
+		}()
+	}
+
+	served := make(chan error, 1)
+	go func() { served <- srv.serve(ln) }()
+	select {
+	case err := <-served:
+		return fmt.Errorf("serving: %w", err)
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down: finishing in-flight requests and batches")
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+	defer cancel()
+	if err := srv.shutdown(shutdownCtx); err != nil {
+		logger.Warn("shutting down the listener", zap.Error(err))
+	}
+	<-served
+	stopRouters()
+	routing.Wait()
+	logger.Info("stopped")
+	return nil
+}
+
+// runRouter keeps a router running on its consumer group until ctx ends,
+// starting it again after a failure.
+func runRouter(ctx context.Context, r *router.Router, log queue.Log, topic string, logger *zap.Logger) {
+	for ctx.Err() == nil {
+		err := func() error {
+			sub, err := log.Subscribe(ctx, queue.SubscribeConfig{Group: r.Group(), Topic: topic})
+			if err != nil {
+				return fmt.Errorf("subscribing: %w", err)
+			}
+			defer sub.Close()
+			return r.Run(ctx, sub)
+		}()
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		logger.Error("router stopped; starting it again in 5s", zap.String("group", r.Group()), zap.Error(err))
+		select {
+		case <-ctx.Done():
+		case <-time.After(5 * time.Second):
+		}
+	}
+}
+
+// opsHandler serves /metrics, /healthz and /readyz for the router role.
+func opsHandler(reg *prometheus.Registry, log queue.Log) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"status":"ok"}`)
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+		defer cancel()
+		w.Header().Set("Content-Type", "application/json")
+		if err := log.Check(ctx); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintf(w, `{"status":"unavailable","reason":%q}`, err.Error())
+			return
+		}
+		io.WriteString(w, `{"status":"ready"}`)
+	})
+	return mux
+}
