@@ -46,6 +46,12 @@ type Log interface {
 	// at from, and commits nothing.
 	Read(ctx context.Context, topic string, from Position) (Reader, error)
 
+	// Offsets resolves at, now, to an offset in each partition of the topic
+	// (index = partition): the offset of the first message a Read from at
+	// returns there, or the partition's end when there is none yet. It creates
+	// the topic when it does not exist. ReadRange is built on it.
+	Offsets(ctx context.Context, topic string, at Position) ([]int64, error)
+
 	// Partitions returns how many partitions the topic has, creating the topic
 	// with the configured count when it does not exist.
 	Partitions(ctx context.Context, topic string) (int, error)
@@ -128,7 +134,8 @@ const (
 	AtTime
 )
 
-// Position is where a read begins in each partition.
+// Position is a place in each partition of a topic: where a read begins,
+// or where a range ends (see ReadRange).
 type Position struct {
 	Kind   PositionKind
 	Offset int64

@@ -52,13 +52,13 @@ func replay(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		start = p
 	}
-	var end *queue.Position
+	end := queue.Position{Kind: queue.Last}
 	if *to != "" {
 		p, err := parsePosition("--to", *to)
 		if err != nil {
 			return err
 		}
-		end = &p
+		end = p
 	}
 	index, dc, err := findDestination(cfg, *destName)
 	if err != nil {
@@ -74,16 +74,13 @@ func replay(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if *dlq {
 		topic = cfg.dlqTopic()
 	}
-	reader, err := log.Read(ctx, topic, start)
+	events, err := queue.ReadRange(ctx, log, topic, start, end)
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", topic, err)
 	}
-	defer reader.Close()
-	total, err := reader.Lag(ctx)
-	if err != nil {
-		return fmt.Errorf("reading %s: %w", topic, err)
-	}
-	src := &rangeSource{reader: caughtUpReader{reader: reader, remaining: total}, end: end}
+	defer events.Close()
+	total := events.Total()
+	src := &replayInput{events: events}
 	if *dlq {
 		src.deadLettersOf = dc.Name
 	}
@@ -148,28 +145,24 @@ func parsePosition(flag, v string) (queue.Position, error) {
 	return queue.Position{Kind: queue.AtTime, Time: t}, nil
 }
 
-// rangeSource reads a topic up to an end position in every partition and
-// then reports io.EOF. With deadLettersOf set it reads dead letters and
-// hands on the original messages of those that destination gave up on.
+// replayInput hands a range of a topic to a router and reports io.EOF at
+// its end. With deadLettersOf set the range is of dead letters, and it hands
+// on the original messages of those that destination gave up on; the dead
+// letters the replay writes lie past the range, so it never reads them back.
 // Commits are dropped: a replay keeps no position.
-type rangeSource struct {
-	reader caughtUpReader
-	// end, when set, is the last position to read in each partition.
-	end           *queue.Position
+type replayInput struct {
+	events        *queue.Range
 	deadLettersOf string
 	read          atomic.Int64
 }
 
-func (s *rangeSource) Fetch(ctx context.Context) (queue.Message, error) {
+func (s *replayInput) Fetch(ctx context.Context) (queue.Message, error) {
 	for {
-		msg, err := s.reader.Fetch(ctx)
+		msg, err := s.events.Fetch(ctx)
 		if err != nil {
 			return queue.Message{}, err
 		}
 		s.read.Add(1)
-		if s.end != nil && pastEnd(msg, *s.end) {
-			continue
-		}
 		if s.deadLettersOf != "" {
 			dl := gjson.ParseBytes(msg.Value)
 			if dl.Get("stage").String() != s.deadLettersOf || !dl.Get("message").IsObject() {
@@ -181,17 +174,10 @@ func (s *rangeSource) Fetch(ctx context.Context) (queue.Message, error) {
 	}
 }
 
-func pastEnd(msg queue.Message, end queue.Position) bool {
-	if end.Kind == queue.AtOffset {
-		return msg.Offset > end.Offset
-	}
-	return msg.Time.After(end.Time)
-}
-
-func (s *rangeSource) Commit(context.Context, ...queue.Message) error { return nil }
+func (s *replayInput) Commit(context.Context, ...queue.Message) error { return nil }
 
 // printReplay prints what a replay would deliver.
-func printReplay(ctx context.Context, src *rangeSource, name, displayName string, stdout io.Writer) error {
+func printReplay(ctx context.Context, src *replayInput, name, displayName string, stdout io.Writer) error {
 	out := bufio.NewWriter(stdout)
 	defer out.Flush()
 	for {

@@ -249,3 +249,74 @@ func TestTwoRoutersOnKafkaShareTheWork(t *testing.T) {
 func TestRouterOnKafkaSurvivesSIGKILLTwice(t *testing.T) {
 	crashTest(t, []string{"--kafka-brokers", strings.Join(kafkatest.Brokers(t), ",")})
 }
+
+func TestReplayOfDeadLettersWritesOneEach(t *testing.T) {
+	deadLetterReplayTest(t, nil)
+}
+
+func TestReplayOfDeadLettersOnKafka(t *testing.T) {
+	deadLetterReplayTest(t, []string{"--kafka-brokers", strings.Join(kafkatest.Brokers(t), ",")})
+}
+
+// deadLetterReplayTest replays dead letters to a destination that
+// dead-letters everything: the replay writes its dead letters to the topic it
+// reads, yet it ends, having written exactly one new dead letter per old one.
+func deadLetterReplayTest(t *testing.T, backendArgs []string) {
+	receiver := webhooktest.NewServer(t)
+	receiver.Fail(400)
+	// Few events pending at a time: a replay that read on past the end the
+	// topic had when it began would meet its own dead letters before it ran
+	// out of the old ones.
+	cfgPath := routerConfigFile(t, receiver.URL, "    max_pending: 2\n")
+	dataDir := t.TempDir()
+	addr := freeAddr(t)
+	common := append([]string{"--config", cfgPath, "--data-dir", dataDir}, backendArgs...)
+	srv := start(t, addr, append([]string{"serve"}, common...)...)
+	const n = 10
+	ids := postAll(t, addr, "dead", n)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got, _ := scrapeCounter(addr, `switchyard_router_events_total{destination="hook",outcome="dead_lettered"}`)
+		if got == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%v of %d events dead-lettered within 30s", got, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	srv.stop(t, syscall.SIGTERM)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	replay := exec.CommandContext(ctx, binary, append([]string{"replay", "--destination", "hook", "--dlq"}, common...)...)
+	var stderr bytes.Buffer
+	replay.Stderr = &stderr
+	if err := replay.Run(); err != nil {
+		if ctx.Err() != nil {
+			t.Fatalf("replay --dlq did not end within 60s:\n%s", stderr.String())
+		}
+		t.Fatalf("replay --dlq: %v\n%s", err, stderr.String())
+	}
+
+	attempts := map[string]int{}
+	for _, d := range receiver.Received() {
+		attempts[d.MessageID]++
+	}
+	letters := map[string]int{}
+	dead := tailAll(t, append([]string{"--topic", "dlq"}, common...)...)
+	for _, d := range dead {
+		if stage := d.Get("stage").String(); stage != "hook" {
+			t.Fatalf("a dead letter of stage %q", stage)
+		}
+		letters[d.Get("message.messageId").String()]++
+	}
+	if len(dead) != 2*n {
+		t.Fatalf("%d dead letters after the replay, want %d: the %d old ones and one new one each", len(dead), 2*n, n)
+	}
+	for _, id := range ids {
+		if attempts[id] != 2 || letters[id] != 2 {
+			t.Fatalf("%s was sent %d times and dead-lettered %d times, want 2 and 2 (live and replay)", id, attempts[id], letters[id])
+		}
+	}
+}

@@ -41,18 +41,25 @@ func tail(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *fromBeginning {
 		from = queue.Position{Kind: queue.First}
 	}
-	reader, err := log.Read(ctx, *topic, from)
-	if err != nil {
-		return fmt.Errorf("reading topic %s: %w", *topic, err)
+	var next func(context.Context) (queue.Message, error)
+	if *exit {
+		messages, err := queue.ReadRange(ctx, log, *topic, from, queue.Position{Kind: queue.Last})
+		if err != nil {
+			return fmt.Errorf("reading topic %s: %w", *topic, err)
+		}
+		defer messages.Close()
+		next = messages.Fetch
+	} else {
+		reader, err := log.Read(ctx, *topic, from)
+		if err != nil {
+			return fmt.Errorf("reading topic %s: %w", *topic, err)
+		}
+		defer reader.Close()
+		next = reader.Fetch
 	}
-	defer reader.Close()
 
 	out := bufio.NewWriter(stdout)
 	defer out.Flush()
-	next := reader.Fetch
-	if *exit {
-		next = (&caughtUpReader{reader: reader}).Fetch
-	}
 	for {
 		if !*exit {
 			if err := out.Flush(); err != nil {
@@ -99,36 +106,4 @@ func writeMessage(w *bufio.Writer, msg queue.Message, meta bool) error {
 		return err
 	}
 	return w.WriteByte('\n')
-}
-
-// caughtUpReader reads a topic up to the end it has when the reading
-// starts, then reports io.EOF. It asks the log how much is left only when
-// its last answer is used up, not before every message: on Kafka that is a
-// round trip to the broker.
-type caughtUpReader struct {
-	reader    queue.Reader
-	remaining int64
-}
-
-func (r *caughtUpReader) Fetch(ctx context.Context) (queue.Message, error) {
-	if r.remaining == 0 {
-		lag, err := r.reader.Lag(ctx)
-		if err != nil {
-			return queue.Message{}, err
-		}
-		if lag == 0 {
-			return queue.Message{}, io.EOF
-		}
-		r.remaining = lag
-	}
-	// The lag said more is there; bound the wait in case retention removed
-	// it meanwhile.
-	fetchCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	msg, err := r.reader.Fetch(fetchCtx)
-	if err != nil {
-		return queue.Message{}, err
-	}
-	r.remaining--
-	return msg, nil
 }

@@ -280,6 +280,25 @@ func (l *Log) Read(ctx context.Context, topic string, from queue.Position) (queu
 	return &Reader{c: c}, nil
 }
 
+// Offsets returns, for each partition of topic, the offset at names now,
+// creating the topic when it does not exist.
+func (l *Log) Offsets(ctx context.Context, topic string, at queue.Position) ([]int64, error) {
+	if l.isClosing() {
+		return nil, queue.ErrClosed
+	}
+	t, err := l.topic(topic)
+	if err != nil {
+		return nil, fmt.Errorf("resolving a position in topic %q: %w", topic, err)
+	}
+	offsets := make([]int64, len(t.parts))
+	for i := range offsets {
+		if offsets[i], err = l.startOffset(t, i, at); err != nil {
+			return nil, fmt.Errorf("resolving a position in topic %q partition %d: %w", topic, i, err)
+		}
+	}
+	return offsets, nil
+}
+
 // Reader reads every partition of a topic without a group. Fetch and Lag may
 // be called from different goroutines.
 type Reader struct {

@@ -1,6 +1,8 @@
 package embedded
 
 import (
+	"errors"
+	"io"
 	"testing"
 	"time"
 
@@ -163,5 +165,27 @@ func TestRetentionRunsInTheBackground(t *testing.T) {
 		case <-deadline:
 			t.Fatalf("low watermark is %d, want 3 after the retention loop ran", low)
 		}
+	}
+}
+
+// TestRangeEndsWhenRetentionRemovesItsRest checks that a range whose
+// unread messages retention removed ends instead of waiting for them.
+func TestRangeEndsWhenRetentionRemovesItsRest(t *testing.T) {
+	ctx := testContext(t)
+	clock := newClock()
+	l := open(t, Config{Dir: t.TempDir(), Partitions: 1, RetentionAge: time.Hour, Now: clock.Now})
+	mustPublish(t, ctx, l, messages("events", "k", "old", 5)...)
+
+	r, err := queue.ReadRange(ctx, l, "events", queue.Position{Kind: queue.First}, queue.Position{Kind: queue.Last})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	clock.Advance(2 * time.Hour)
+	if err := l.enforceRetention(); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := r.Fetch(ctx); !errors.Is(err, io.EOF) {
+		t.Fatalf("Fetch of a range that retention emptied = %q, %v; want io.EOF", m.Value, err)
 	}
 }

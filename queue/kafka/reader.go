@@ -66,6 +66,23 @@ func (l *Log) Read(ctx context.Context, topic string, from queue.Position) (queu
 	return r, nil
 }
 
+// Offsets implements queue.Log: one ListOffsets request to the partition
+// leaders (two for an AtOffset position, which is clamped to what is retained).
+func (l *Log) Offsets(ctx context.Context, topic string, at queue.Position) ([]int64, error) {
+	if l.isClosed() {
+		return nil, queue.ErrClosed
+	}
+	n, err := l.ensureTopic(ctx, topic)
+	if err != nil {
+		return nil, fmt.Errorf("resolving a position in %s: %w", topic, err)
+	}
+	offsets, err := l.startOffsets(ctx, topic, n, at)
+	if err != nil {
+		return nil, fmt.Errorf("resolving a position in %s: %w", topic, err)
+	}
+	return offsets, nil
+}
+
 // startOffsets resolves from to the offset of the first message to read in
 // each partition of topic.
 func (l *Log) startOffsets(ctx context.Context, topic string, n int, from queue.Position) ([]int64, error) {
@@ -89,10 +106,22 @@ func (l *Log) startOffsets(ctx context.Context, topic string, n int, from queue.
 		}
 		return start, nil
 	case queue.AtTime:
-		return l.listOffsets(ctx, topic, n, from.Time.UnixMilli())
+		return l.listOffsets(ctx, topic, n, millisAtOrAfter(from.Time))
 	default:
 		return nil, fmt.Errorf("unknown position kind %d", from.Kind)
 	}
+}
+
+// millisAtOrAfter returns t in Unix milliseconds, rounded up: record times
+// are whole milliseconds, so a record is at or after t exactly when its time
+// is at or after the result. Times before 1970 give 0, as the negative values
+// ask ListOffsets for the first or last offset instead.
+func millisAtOrAfter(t time.Time) int64 {
+	ms := t.UnixMilli()
+	if time.UnixMilli(ms).Before(t) {
+		ms++
+	}
+	return max(ms, 0)
 }
 
 // listOffsets asks the partition leaders of topic, in one ListOffsets
