@@ -173,7 +173,7 @@ func TestRetentionRunsInTheBackground(t *testing.T) {
 func TestRangeEndsWhenRetentionRemovesItsRest(t *testing.T) {
 	ctx := testContext(t)
 	clock := newClock()
-	l := open(t, Config{Dir: t.TempDir(), Partitions: 1, RetentionAge: time.Hour, Now: clock.Now})
+	l := open(t, Config{Dir: t.TempDir(), Partitions: 1, RetentionAge: config.Duration(time.Hour), Now: clock.Now})
 	mustPublish(t, ctx, l, messages("events", "k", "old", 5)...)
 
 	r, err := queue.ReadRange(ctx, l, "events", queue.Position{Kind: queue.First}, queue.Position{Kind: queue.Last})
