@@ -22,7 +22,7 @@ Usage:
   switchyard router  [flags]   the routers alone, for Kafka deployments with many routers
   switchyard replay  [flags]   deliver a range of the log, or the dead letters, to one destination again
   switchyard tail    [flags]   print the messages of a topic as JSON lines
-  switchyard transform --destination hubspot [flags] < messages
+  switchyard transform [--destination NAME] [flags] < messages
                                print the HubSpot requests the messages would make, with no network
   switchyard hubspot-sandbox [flags]   serve the in-memory HubSpot simulator
 

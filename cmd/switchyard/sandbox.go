@@ -10,9 +10,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/switchyard/switchyard/internal/hubspot/sandbox"
-
 	"go.uber.org/zap"
+
+	"github.com/switchyard/switchyard/internal/hubspot/sandbox"
 )
 
 // hubspotSandbox serves the in-memory HubSpot simulator.

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,62 +15,67 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/switchyard/switchyard/internal/hubspot/sandbox"
-
 	"github.com/tidwall/gjson"
 
 	"github.com/switchyard/switchyard/destinations"
 	"github.com/switchyard/switchyard/destinations/hubspot"
+	"github.com/switchyard/switchyard/internal/hubspot/sandbox"
 	"github.com/switchyard/switchyard/schemas"
 )
 
-// transform prints, one JSON per line, every HTTP request the HubSpot
+// transform prints, one JSON per line, every HTTP request a HubSpot
 // destination would send for the Segment messages on stdin. It runs the
-// real destination against an in-memory HubSpot sandbox reached without any
-// network, seeded with the portal's properties from --properties, so the
-// requests are the ones a real run would make against a new portal.
+// real destination, with the settings the configuration gives it, against
+// an in-memory HubSpot sandbox reached without any network, seeded with the
+// portal's properties from --properties, so the requests are the ones a
+// real run would make against a new portal.
 func transform(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlagSet("transform", stderr)
-	dest := fs.String("destination", "hubspot", "destination `type`; hubspot is the one with a dry run")
-	hubID := fs.Int64("hub-id", 12345678, "HubSpot portal `id`, in custom event names")
+	destName := fs.String("destination", "hubspot", "`name` of a configured hubspot destination (with no destinations configured: hubspot)")
+	hubID := fs.Int64("hub-id", 0, "HubSpot portal `id`, in custom event names (default: the destination's hub_id, else 12345678)")
 	propsDir := fs.String("properties", "", "`dir` holding contacts.json and companies.json, HubSpot property-list responses; default: a new portal's properties")
-	idProperty := fs.String("id-property", "email", "contact `property` identify matches by: email, or a unique property holding the userId")
-	autoCreate := fs.Bool("auto-create-properties", false, "create unknown properties instead of skipping them")
-	if err := fs.Parse(args); err != nil {
+	idProperty := fs.String("id-property", "", "contact `property` identify matches by: email, or a unique property holding the userId (default: the destination's id_property)")
+	autoCreate := fs.Bool("auto-create-properties", false, "create unknown properties instead of skipping them (default: the destination's auto_create_properties)")
+	cfg, _, err := setUp(fs, args, stderr)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	hcfg, err := dryRunConfig(cfg, *destName)
+	if err != nil {
+		return err
 	}
-	if *dest != "hubspot" {
-		return fmt.Errorf("--destination: %q has no dry run; only hubspot does", *dest)
-	}
-	if *hubID <= 0 {
-		return fmt.Errorf("--hub-id: %d is not a portal id", *hubID)
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "hub-id":
+			hcfg.HubID = *hubID
+		case "id-property":
+			hcfg.IDProperty = *idProperty
+		case "auto-create-properties":
+			hcfg.AutoCreateProperties = *autoCreate
+		}
+	})
+	if hcfg.HubID <= 0 {
+		return fmt.Errorf("--hub-id: %d is not a portal id", hcfg.HubID)
 	}
 	msgs, err := readMessages(stdin)
 	if err != nil {
 		return err
 	}
 
-	sandbox := sandbox.New(sandbox.Config{Tier: "api-add-on", HubID: *hubID})
+	portal := sandbox.New(sandbox.Config{Tier: hcfg.Tier, HubID: hcfg.HubID})
 	if *propsDir != "" {
-		if err := seedProperties(sandbox, *propsDir); err != nil {
+		if err := seedProperties(portal, *propsDir); err != nil {
 			return err
 		}
 	}
 	out := bufio.NewWriter(stdout)
 	defer out.Flush()
-	rec := &recorder{handler: sandbox, out: out}
-	hcfg := hubspot.Config{
-		Token: "dry-run", BaseURL: "https://api.hubapi.com", HubID: *hubID, Tier: "api-add-on",
-		IDProperty: *idProperty, AutoCreateProperties: *autoCreate,
-	}
+	rec := &recorder{handler: portal, out: out}
 	client, err := hubspot.NewClient(hcfg, &http.Client{Transport: rec}, nil)
 	if err != nil {
 		return err
 	}
-	h, err := hubspot.New("hubspot", hcfg, client, nil)
+	h, err := hubspot.New(*destName, hcfg, client, nil)
 	if err != nil {
 		return err
 	}
@@ -83,6 +89,25 @@ func transform(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		}
 	}
 	return rec.err
+}
+
+// dryRunConfig returns the settings of the named hubspot destination for a
+// dry run: its own mapping settings, with the token and address of the
+// in-memory sandbox, on the tier with the most room, and no state on disk.
+func dryRunConfig(cfg config, name string) (hubspot.Config, error) {
+	_, dc, err := findDestination(cfg, name)
+	if err != nil {
+		return hubspot.Config{}, err
+	}
+	if dc.Type != "hubspot" {
+		return hubspot.Config{}, fmt.Errorf("--destination: %q is a %s destination, which has no dry run; only hubspot does", name, dc.Type)
+	}
+	h := dc.HubSpot
+	h.Token, h.BaseURL, h.Tier = "dry-run", "https://api.hubapi.com", "api-add-on"
+	if h.HubID == 0 {
+		h.HubID = sandboxHubID
+	}
+	return h, nil
 }
 
 // readMessages reads one JSON message per line, or batch envelopes whose

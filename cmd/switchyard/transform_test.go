@@ -79,7 +79,8 @@ func TestTransformRefusesBadInput(t *testing.T) {
 		want        string
 	}{
 		{"a line that is not JSON", "{nope\n", nil, "stdin line 1 is not valid JSON"},
-		{"a destination without a dry run", "", []string{"--destination", "webhook"}, "only hubspot"},
+		{"a destination without a dry run", "", []string{"--config", writeConfig(t, "destinations:\n  - {name: hook, type: webhook, webhook: {url: \"http://127.0.0.1:1/\"}}\n"), "--destination", "hook"}, "only hubspot"},
+		{"a destination not in the config", "", []string{"--destination", "crm"}, `no destination named "crm"`},
 		{"a properties dir that is not a property list", "", []string{"--properties", "../../testdata"}, ""},
 	}
 	for _, tt := range tests {
@@ -96,5 +97,43 @@ func TestTransformRefusesBadInput(t *testing.T) {
 				t.Fatalf("error %v, want %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestTransformUsesTheConfiguredDestination checks that the dry run maps
+// with the named destination's own settings, and that flags override them.
+func TestTransformUsesTheConfiguredDestination(t *testing.T) {
+	cfgPath := writeConfig(t, `destinations:
+  - name: crm
+    type: hubspot
+    hubspot:
+      token: not-used-by-a-dry-run
+      hub_id: 777
+      id_property: app_user_id
+      event_names: {"Order Completed": pe777_purchase}
+      skip_event_definitions: true
+`)
+	stdin := `{"type":"identify","userId":"u1","traits":{"firstName":"Ann"},"timestamp":"2026-11-01T10:00:00Z"}
+{"type":"track","userId":"u1","event":"Order Completed","properties":{"total":5},"timestamp":"2026-11-01T10:00:01Z"}
+`
+	run := func(args ...string) string {
+		t.Helper()
+		var stdout, stderr bytes.Buffer
+		if err := transform(context.Background(), append([]string{"--config", cfgPath, "--destination", "crm", "--properties", "../../testdata/hubspot/properties"}, args...), strings.NewReader(stdin), &stdout, &stderr); err != nil {
+			t.Fatalf("transform: %v\n%s", err, stderr.String())
+		}
+		return stdout.String()
+	}
+	out := run()
+	for _, want := range []string{`"idProperty":"app_user_id"`, `"id":"u1"`, `"eventName":"pe777_purchase"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the dry run of destination crm lacks %s:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "event-definitions") {
+		t.Errorf("skip_event_definitions is set, yet the dry run defines events:\n%s", out)
+	}
+	if out := run("--id-property", "email"); strings.Contains(out, "app_user_id") {
+		t.Errorf("--id-property email did not override the destination's id_property:\n%s", out)
 	}
 }

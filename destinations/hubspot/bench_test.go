@@ -15,13 +15,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchyard/switchyard/internal/hubspot/sandbox"
-
 	"github.com/tidwall/gjson"
 	"go.uber.org/zap"
 
 	"github.com/switchyard/switchyard/destinations"
 	"github.com/switchyard/switchyard/destinations/hubspot"
+	"github.com/switchyard/switchyard/internal/hubspot/sandbox"
 	"github.com/switchyard/switchyard/schemas"
 	"github.com/switchyard/switchyard/transforms"
 )

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -237,9 +238,13 @@ func (h *HubSpot) Send(ctx context.Context, batch []destinations.Event) []destin
 		}
 		return s.out
 	}
+	// Aliases send nothing; each is delivered at the end unless held back.
+	alias := make([]bool, len(batch))
 	for i, ev := range batch {
 		switch ev.Type() {
-		case "identify", "track", "page", "screen", "group", "alias":
+		case "identify", "track", "page", "screen", "group":
+		case "alias":
+			alias[i] = true
 		default:
 			s.finish(i, destinations.Dead("unsupported", fmt.Sprintf("%q calls are not sent to HubSpot", ev.Type())))
 		}
@@ -267,10 +272,10 @@ func (h *HubSpot) Send(ctx context.Context, batch []destinations.Event) []destin
 	s.holdBack()
 	s.events(ctx)
 	s.holdBack()
-	for i, ev := range batch {
+	for i := range batch {
 		switch {
 		case s.set[i]:
-		case ev.Type() == "alias":
+		case alias[i]:
 			h.skip("alias")
 			s.out[i] = destinations.Outcome{Result: destinations.Delivered, Reason: "alias: nothing sent; HubSpot merges contacts by email, not by alias", Class: "alias"}
 		default:
@@ -306,6 +311,9 @@ func (s *sending) finish(i int, o destinations.Outcome) {
 // after an event of its user that got Retry: sending it could let it take
 // effect before the retried one.
 func (s *sending) holdBack() {
+	if !slices.ContainsFunc(s.out, func(o destinations.Outcome) bool { return o.Result == destinations.Retry }) {
+		return
+	}
 	retried := map[string]time.Duration{}
 	for i, ev := range s.batch {
 		after, held := retried[ev.Key()]

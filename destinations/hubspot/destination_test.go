@@ -9,13 +9,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchyard/switchyard/internal/hubspot/sandbox"
-
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/switchyard/switchyard/destinations"
 	"github.com/switchyard/switchyard/destinations/hubspot"
+	"github.com/switchyard/switchyard/internal/hubspot/sandbox"
 	"github.com/switchyard/switchyard/schemas"
 )
 

@@ -14,13 +14,12 @@ import (
 
 	"github.com/switchyard/switchyard/internal/config"
 
-	"github.com/switchyard/switchyard/internal/hubspot/sandbox"
-
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/switchyard/switchyard/destinations"
 	"github.com/switchyard/switchyard/destinations/hubspot"
+	"github.com/switchyard/switchyard/internal/hubspot/sandbox"
 	"github.com/switchyard/switchyard/queue"
 	"github.com/switchyard/switchyard/queue/embedded"
 	"github.com/switchyard/switchyard/router"

@@ -11,12 +11,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchyard/switchyard/internal/hubspot/sandbox"
-
 	"github.com/tidwall/gjson"
 	"go.uber.org/zap"
 
 	"github.com/switchyard/switchyard/destinations"
+	"github.com/switchyard/switchyard/internal/hubspot/sandbox"
 	"github.com/switchyard/switchyard/schemas"
 )
 
