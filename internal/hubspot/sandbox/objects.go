@@ -82,6 +82,40 @@ type record struct {
 	props     map[string]string
 	createdAt time.Time
 	updatedAt time.Time
+	// versions are the record's properties after each write, oldest first,
+	// kept with a search lag: search sees the newest one older than the lag.
+	versions []version
+}
+
+// version is a record's properties as one write left them.
+type version struct {
+	at    time.Time
+	props map[string]string
+}
+
+// remember keeps the record's properties as they are now for search.
+func (rec *record) remember(now time.Time) {
+	props := make(map[string]string, len(rec.props))
+	for k, v := range rec.props {
+		props[k] = v
+	}
+	rec.versions = append(rec.versions, version{at: now, props: props})
+}
+
+// asOf returns the record as search sees it at cutoff: its newest version
+// written at or before cutoff, nil when it did not exist yet. Older
+// versions are dropped: search never needs them again.
+func (rec *record) asOf(cutoff time.Time) *record {
+	n := 0
+	for n < len(rec.versions) && !rec.versions[n].at.After(cutoff) {
+		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	rec.versions = rec.versions[n-1:]
+	v := rec.versions[0]
+	return &record{id: rec.id, props: v.props, createdAt: rec.createdAt, updatedAt: v.at}
 }
 
 // objects holds the records of one object type with an index of unique
@@ -666,6 +700,9 @@ func (s *Server) applyPlan(objs *objects, p *plan, now time.Time) (*record, bool
 		rec.props["lastmodifieddate"] = formatTime(now)
 	}
 	rec.props["hs_lastmodifieddate"] = formatTime(now)
+	if s.cfg.SearchLag > 0 {
+		rec.remember(now)
+	}
 	return rec, created
 }
 

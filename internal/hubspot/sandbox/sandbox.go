@@ -69,8 +69,12 @@ type Config struct {
 	// its midnight ([O24-usage]). Default UTC.
 	TimeZone *time.Location
 
-	// SearchLag hides records from search until they are this old, like
-	// HubSpot's search index lag ([O-search]). Default 0: no lag.
+	// SearchLag makes search see every record as it was this long ago,
+	// like HubSpot's search index, where "it may take a few moments for
+	// newly created or updated CRM objects to appear" ([O-search]): a
+	// record younger than the lag is not found, and a value written within
+	// it is not matched yet. Reads and writes see the record at once.
+	// Default 0: no lag.
 	SearchLag time.Duration
 
 	// EmailUpsertAllOrNothing refuses per-input (207) results on contact

@@ -1277,10 +1277,12 @@ func TestSandboxMultiCheckboxAppendAndClear(t *testing.T) {
 	}
 }
 
-// [O-search] newly written records may take a moment to appear in search.
+// [O-search] "it may take a few moments for newly created or updated CRM
+// objects to appear in search results": created records and updated values
+// both lag; reads do not.
 func TestSandboxSearchLag(t *testing.T) {
 	s, clock := newSandbox(t, sandbox.Config{SearchLag: 3 * time.Second})
-	createContacts(t, s, 2)
+	ids := createContacts(t, s, 2)
 	r := call(t, s, "POST", "/crm/v3/objects/contacts/search", `{}`)
 	if r.get("total").Int() != 0 {
 		t.Errorf("fresh records are visible at once: %s", r.body)
@@ -1290,6 +1292,91 @@ func TestSandboxSearchLag(t *testing.T) {
 	if r.get("total").Int() != 2 {
 		t.Errorf("records still hidden after the lag: %s", r.body)
 	}
+
+	mustStatus(t, call(t, s, "POST", "/crm/v3/objects/contacts/batch/update",
+		fmt.Sprintf(`{"inputs":[{"id":%q,"properties":{"firstname":"Ada"}}]}`, ids[0])), 200)
+	byName := `{"filterGroups":[{"filters":[{"propertyName":"firstname","operator":"EQ","value":"Ada"}]}],"properties":["firstname"]}`
+	if r := call(t, s, "POST", "/crm/v3/objects/contacts/search", byName); r.get("total").Int() != 0 {
+		t.Errorf("an updated value is matched at once: %s", r.body)
+	}
+	if r := call(t, s, "GET", "/crm/v3/objects/contacts/"+ids[0]+"?properties=firstname", ""); r.get("properties.firstname").String() != "Ada" {
+		t.Errorf("a read does not see the update: %s", r.body)
+	}
+	all := call(t, s, "POST", "/crm/v3/objects/contacts/search", `{"properties":["firstname"]}`)
+	if all.get("total").Int() != 2 || all.get("results.0.properties.firstname").Type != gjson.Null {
+		t.Errorf("search within the lag shows the record as it was before the update: %s", all.body)
+	}
+	clock.Advance(3 * time.Second)
+	if r := call(t, s, "POST", "/crm/v3/objects/contacts/search", byName); r.get("total").Int() != 1 || r.get("results.0.id").String() != ids[0] {
+		t.Errorf("the updated value is not matched after the lag: %s", r.body)
+	}
+}
+
+// [O-props] a hasUniqueValue property identifies a record "in the same way
+// you could use hs_object_id"; [S] upserts by it create a missing record
+// and update an existing one, so concurrent upserts of one value make one
+// record, however far behind search is ([O-search]). Another record cannot
+// take a value that one already holds ([C-conflict]).
+func TestSandboxUpsertsByAUniquePropertyMakeOneRecord(t *testing.T) {
+	s, _ := newSandbox(t, sandbox.Config{SearchLag: time.Hour})
+	mustStatus(t, call(t, s, "POST", "/crm/v3/properties/companies",
+		`{"name":"switchyard_domain","label":"Domain (switchyard)","type":"string","fieldType":"text","groupName":"companyinformation","hasUniqueValue":true}`), 201)
+	upsert := `{"inputs":[{"id":"acme.example","idProperty":"switchyard_domain","properties":{"domain":"acme.example","name":"Acme %d"},"objectWriteTraceId":"0"}]}`
+
+	var wg sync.WaitGroup
+	news := make(chan bool, 20)
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := call(t, s, "POST", "/crm/v3/objects/companies/batch/upsert", fmt.Sprintf(upsert, i))
+			if r.code != 200 {
+				t.Errorf("upsert %d: %d %s", i, r.code, r.body)
+				return
+			}
+			news <- r.get("results.0.new").Bool()
+		}()
+	}
+	wg.Wait()
+	close(news)
+	created := 0
+	for n := range news {
+		if n {
+			created++
+		}
+	}
+	cs := s.Companies()
+	if len(cs) != 1 || created != 1 || cs[0].Properties["switchyard_domain"] != "acme.example" || cs[0].Properties["domain"] != "acme.example" {
+		t.Fatalf("20 concurrent upserts of one value: %d reported new, companies %+v; want one", created, cs)
+	}
+	if r := call(t, s, "POST", "/crm/v3/objects/companies/search",
+		`{"filterGroups":[{"filters":[{"propertyName":"domain","operator":"EQ","value":"acme.example"}]}]}`); r.get("total").Int() != 0 {
+		t.Errorf("search sees the company within the lag: %s", r.body)
+	}
+
+	t.Run("a create with a value another record holds is a CONFLICT", func(t *testing.T) {
+		r := call(t, s, "POST", "/crm/v3/objects/companies/batch/create",
+			`{"inputs":[{"properties":{"name":"Twin","switchyard_domain":"acme.example"}}]}`)
+		mustStatus(t, r, 409)
+		if got, want := r.get("message").String(), "Company already exists. Existing ID: "+cs[0].ID; got != want {
+			t.Errorf("message %q, want %q", got, want)
+		}
+	})
+	t.Run("an update to a value another record holds is a CONFLICT", func(t *testing.T) {
+		other := createCompanies(t, s, 1)[0]
+		r := call(t, s, "POST", "/crm/v3/objects/companies/batch/update",
+			fmt.Sprintf(`{"inputs":[{"id":%q,"properties":{"switchyard_domain":"acme.example"}}]}`, other))
+		mustStatus(t, r, 409)
+	})
+	t.Run("a value freed by its record can be taken", func(t *testing.T) {
+		mustStatus(t, call(t, s, "POST", "/crm/v3/objects/companies/batch/update",
+			fmt.Sprintf(`{"inputs":[{"id":%q,"properties":{"switchyard_domain":"acme.example.old"}}]}`, cs[0].ID)), 200)
+		r := call(t, s, "POST", "/crm/v3/objects/companies/batch/upsert", fmt.Sprintf(upsert, 99))
+		mustStatus(t, r, 200)
+		if !r.get("results.0.new").Bool() || r.get("results.0.id").String() == cs[0].ID {
+			t.Errorf("the upsert did not create a record for the freed value: %s", r.body)
+		}
+	})
 }
 
 // The sandbox serves real HTTP: a client sees HubSpot's statuses, headers and bodies.

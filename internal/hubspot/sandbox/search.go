@@ -202,8 +202,8 @@ func sortOf(raw json.RawMessage) sortRecords {
 }
 
 // searchMatches returns, in id order, the records of typ that the search's
-// query and filter groups match, leaving out those younger than SearchLag.
-// The caller holds s.mu.
+// query and filter groups match, each as it was SearchLag ago (see
+// Config.SearchLag). The caller holds s.mu.
 func (s *Server) searchMatches(typ string, q search) []*record {
 	now := s.cfg.Now()
 	objs := s.objects[typ]
@@ -211,8 +211,10 @@ func (s *Server) searchMatches(typ string, q search) []*record {
 	var matches []*record
 	for _, id := range objs.sortedIDs() {
 		rec := objs.byID[id]
-		if s.cfg.SearchLag > 0 && now.Sub(rec.createdAt) < s.cfg.SearchLag {
-			continue
+		if s.cfg.SearchLag > 0 {
+			if rec = rec.asOf(now.Add(-s.cfg.SearchLag)); rec == nil {
+				continue
+			}
 		}
 		if matchesQuery(rec, searchText[typ], q.query) && matchesGroups(defs, rec, q.filterGroups) {
 			matches = append(matches, rec)
