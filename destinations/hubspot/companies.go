@@ -3,13 +3,17 @@ package hubspot
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
+	"github.com/tidwall/gjson"
 	"go.uber.org/zap"
 
 	"github.com/switchyard/switchyard/destinations"
 	"github.com/switchyard/switchyard/internal/hubspot/api"
+	"github.com/switchyard/switchyard/transforms"
 )
 
 // companies writes the companies of the batch's group calls and associates
@@ -50,8 +54,13 @@ func (s *sending) companies(ctx context.Context) {
 		in.events = append(in.events, i)
 	}
 
-	// Companies found by domain: the cache, else one search each.
-	var creates, updates, upserts []*input
+	// Companies found by domain: the cache, else one search each, which
+	// finds a company made before switchyard wrote the domain. A domain no
+	// company has yet, or that search does not see yet, is upserted by
+	// switchyard_domain: HubSpot makes that company once, however many
+	// batches or processes write the domain at the same time.
+	var updates, upserts []*input
+	var propertyReady *destinations.Outcome
 	for _, in := range order {
 		if in.idProperty != "" {
 			upserts = append(upserts, in)
@@ -69,13 +78,24 @@ func (s *sending) companies(ctx context.Context) {
 			}
 			id = found
 		}
-		if id == "" {
-			creates = append(creates, in)
+		if id != "" {
+			h.rememberIDs(map[string]string{"d:" + domain: id})
+			in.id = id
+			updates = append(updates, in)
 			continue
 		}
-		h.rememberIDs(map[string]string{"d:" + domain: id})
-		in.id = id
-		updates = append(updates, in)
+		if propertyReady == nil {
+			o := h.ensureDomainProperty(ctx)
+			propertyReady = &o
+		}
+		if propertyReady.Result != destinations.Delivered {
+			for _, i := range in.events {
+				s.finish(i, *propertyReady)
+			}
+			continue
+		}
+		in.idProperty, in.id = domainProperty, domain
+		upserts = append(upserts, in)
 	}
 	done := func(in *input, companyID string) {
 		if d := in.props["domain"]; d != "" {
@@ -85,9 +105,51 @@ func (s *sending) companies(ctx context.Context) {
 			s.associate(ctx, s.batch[i].UserID(), s.batch[i].AnonymousID(), companyID, i)
 		}
 	}
-	s.write(ctx, "companies", "create", creates, done)
 	s.write(ctx, "companies", "update", updates, done)
 	s.write(ctx, "companies", "upsert", upserts, done)
+}
+
+// domainProperty is the company property switchyard upserts companies by,
+// holding their domain. HubSpot's own domain property is not unique, so it
+// cannot be an upsert's idProperty ([C-nonunique]); a property created with
+// hasUniqueValue can ([O-props]).
+const domainProperty = "switchyard_domain"
+
+// ensureDomainProperty makes sure the portal has domainProperty with unique
+// values, creating it in the switchyard group. It returns Ok when it does,
+// else the outcome of the events that need it.
+func (h *HubSpot) ensureDomainProperty(ctx context.Context) destinations.Outcome {
+	h.mu.Lock()
+	ready := h.domainPropertyReady
+	h.mu.Unlock()
+	if ready {
+		return destinations.Ok()
+	}
+	resp, err := h.call(ctx, "properties/read", api.Standard, http.MethodGet, "/crm/v3/properties/companies/"+domainProperty, nil)
+	var re *api.RequestError
+	switch {
+	case err == nil:
+		if !gjson.GetBytes(resp.Body, "hasUniqueValue").Bool() {
+			return destinations.Dead("domain_property", "the company property "+domainProperty+" exists without unique values (hasUniqueValue), "+
+				"so companies cannot be upserted by it: delete it in HubSpot and switchyard creates it again with unique values")
+		}
+	case errors.As(err, &re) && re.Status == http.StatusNotFound:
+		if err := h.ensureGroup(ctx, "companies"); err != nil {
+			return outcomeOf(err)
+		}
+		body := map[string]any{"name": domainProperty, "label": "Domain (switchyard)", "type": transforms.TypeString, "fieldType": transforms.FieldText,
+			"groupName": "switchyard", "hasUniqueValue": true,
+			"description": "The company's domain, unique: switchyard finds the company by it, so one domain is one company."}
+		if _, err := h.call(ctx, "properties/create", api.Standard, http.MethodPost, "/crm/v3/properties/companies", body); err != nil && !isConflict(err) {
+			return outcomeOf(fmt.Errorf("creating the company property %s: %w", domainProperty, err))
+		}
+	default:
+		return outcomeOf(err)
+	}
+	h.mu.Lock()
+	h.domainPropertyReady = true
+	h.mu.Unlock()
+	return destinations.Ok()
 }
 
 // findCompany searches a company by its domain; "" when there is none.

@@ -33,9 +33,12 @@ const maxInputs = 100
 //     track's context.traits and properties.email update the contact too.
 //     Events of one contact in a batch become one input, each property
 //     taking its newest value by event timestamp.
-//   - group writes the company found by the website's domain (searched once,
-//     then cached) or by Config.CompanyIDProperty, and associates the
-//     user's contact with it as soon as both ids are known.
+//   - group writes the company of the website's domain, or of the groupId
+//     in Config.CompanyIDProperty, and associates the user's contact with
+//     it as soon as both ids are known. A domain is searched once (then
+//     cached), so a company made before switchyard is reused; when none is
+//     found the company is upserted by the unique property
+//     switchyard_domain, so concurrent writers make one company.
 //   - track, page and screen send custom behavioral events.
 //   - alias sends nothing: HubSpot has no alias merge by id.
 //
@@ -64,6 +67,9 @@ type HubSpot struct {
 	// "a:"+anonymousId and "e:"+email, companies by "d:"+domain.
 	ids          *lru.Cache[string, string]
 	groupCreated map[string]bool
+	// domainPropertyReady is set once the portal is known to have the
+	// unique company property companies are upserted by.
+	domainPropertyReady bool
 	// defining serializes event definition calls; eventDefs holds the
 	// definitions read or made, by event name.
 	defining  sync.Mutex
@@ -398,21 +404,31 @@ func (h *HubSpot) forgetCatalog(object string) {
 	delete(h.catalogs, object)
 }
 
-// createProperty creates a property the portal lacks in the switchyard
-// group, creating the group first.
-func (h *HubSpot) createProperty(ctx context.Context, object string, p transforms.Property, value string) error {
+// ensureGroup creates the switchyard property group of an object unless
+// this destination made it already or it exists.
+func (h *HubSpot) ensureGroup(ctx context.Context, object string) error {
 	h.mu.Lock()
 	haveGroup := h.groupCreated[object]
 	h.mu.Unlock()
-	if !haveGroup {
-		_, err := h.call(ctx, "properties/groups", api.Standard, http.MethodPost, "/crm/v3/properties/"+object+"/groups",
-			map[string]any{"name": "switchyard", "label": "switchyard"})
-		if err != nil && !isConflict(err) {
-			return fmt.Errorf("creating the switchyard property group: %w", err)
-		}
-		h.mu.Lock()
-		h.groupCreated[object] = true
-		h.mu.Unlock()
+	if haveGroup {
+		return nil
+	}
+	_, err := h.call(ctx, "properties/groups", api.Standard, http.MethodPost, "/crm/v3/properties/"+object+"/groups",
+		map[string]any{"name": "switchyard", "label": "switchyard"})
+	if err != nil && !isConflict(err) {
+		return fmt.Errorf("creating the switchyard property group: %w", err)
+	}
+	h.mu.Lock()
+	h.groupCreated[object] = true
+	h.mu.Unlock()
+	return nil
+}
+
+// createProperty creates a property the portal lacks in the switchyard
+// group, creating the group first.
+func (h *HubSpot) createProperty(ctx context.Context, object string, p transforms.Property, value string) error {
+	if err := h.ensureGroup(ctx, object); err != nil {
+		return err
 	}
 	body := map[string]any{"name": p.Name, "label": p.Name, "type": p.Type, "fieldType": p.FieldType, "groupName": "switchyard"}
 	switch {
