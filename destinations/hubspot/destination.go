@@ -540,8 +540,26 @@ func (in *input) merge(props map[string]string, at time.Time) {
 // write sends inputs to an object batch endpoint in calls of up to 100,
 // with objectWriteTraceIds so one bad input fails alone, and calls done with
 // the HubSpot id of each input written. Events of failed inputs get their
-// outcome.
+// outcome. It holds the inputs' record locks from the check of their
+// property times until the new times are stored.
 func (s *sending) write(ctx context.Context, object, op string, inputs []*input, done func(in *input, id string)) {
+	if len(inputs) == 0 {
+		return
+	}
+	keys := make([]string, len(inputs))
+	for k, in := range inputs {
+		keys[k] = object + "\x00" + in.key
+	}
+	unlock, err := s.h.state.records.lock(ctx, keys)
+	if err != nil {
+		for _, in := range inputs {
+			for _, i := range in.events {
+				s.finish(i, destinations.RetryLater("canceled", "not sent: "+err.Error(), 0))
+			}
+		}
+		return
+	}
+	defer unlock()
 	inputs = s.withoutOlderValues(object, inputs)
 	for start := 0; start < len(inputs); start += maxInputs {
 		chunk := inputs[start:min(len(inputs), start+maxInputs)]

@@ -1,10 +1,12 @@
 package hubspot
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -29,8 +31,9 @@ type state struct {
 	db *pebble.DB
 	// lock is the directory's lock, released after db closes; nil in memory.
 	lock *pebble.Lock
-	// mu makes recordTimes' read-compare-write atomic.
-	mu sync.Mutex
+	// records are the locks a batch holds on the records it writes, from
+	// dropOlder through the HubSpot write to recordTimes.
+	records recordLocks
 }
 
 // Keys start with a letter naming their kind.
@@ -181,7 +184,8 @@ func (st *state) loadTimes(key []byte) (map[string]int64, error) {
 
 // dropOlder removes from in the properties whose stored time is newer than
 // the event that set them, and returns their names. The property naming the
-// record is always kept.
+// record is always kept. The caller holds the record's lock from here until
+// recordTimes, so no other batch writes the record in between.
 func (st *state) dropOlder(object string, in *input) ([]string, error) {
 	times, err := st.loadTimes(timesKey(object, in.key))
 	if err != nil || times == nil {
@@ -202,10 +206,8 @@ func (st *state) dropOlder(object string, in *input) ([]string, error) {
 }
 
 // recordTimes stores the times of the properties the inputs wrote, keeping the
-// newer time when two batches wrote one record. Each input is one record.
+// newer time. Each input is one record, whose lock the caller holds.
 func (st *state) recordTimes(object string, inputs []*input) error {
-	st.mu.Lock()
-	defer st.mu.Unlock()
 	b := st.db.NewBatch()
 	defer b.Close()
 	for _, in := range inputs {
@@ -243,6 +245,70 @@ func (st *state) recordTimes(object string, inputs []*input) error {
 	// Without an fsync a crash of the machine (not of the process) can
 	// forget the newest times; HubSpot still holds the values.
 	return b.Commit(pebble.NoSync)
+}
+
+// recordLocks are locks by record, made while some batch holds or waits
+// for them. A batch reaches a record through any of its events' router
+// keys (a company shared by many users, a contact written under its
+// anonymousId and its userId), so batches in flight at once can share
+// records; holding the lock from the check of a record's property times
+// through its write and the record of the new times keeps an older value
+// from landing after a newer one.
+type recordLocks struct {
+	mu    sync.Mutex
+	locks map[string]*recordLock
+}
+
+type recordLock struct {
+	held    chan struct{} // holds one token while a batch has the record
+	waiting int           // batches holding or waiting for it
+}
+
+// lock takes the locks of keys, in sorted order so that batches sharing
+// several records never wait for each other in a circle, and returns the
+// function that releases them. When ctx ends first it releases what it
+// took and returns ctx's error.
+func (l *recordLocks) lock(ctx context.Context, keys []string) (unlock func(), err error) {
+	keys = slices.Compact(slices.Sorted(slices.Values(keys)))
+	taken := make([]*recordLock, 0, len(keys))
+	release := func() {
+		for i := len(taken) - 1; i >= 0; i-- {
+			<-taken[i].held
+		}
+		l.mu.Lock()
+		for i, key := range keys[:len(taken)] {
+			if taken[i].waiting--; taken[i].waiting == 0 {
+				delete(l.locks, key)
+			}
+		}
+		l.mu.Unlock()
+	}
+	for _, key := range keys {
+		l.mu.Lock()
+		if l.locks == nil {
+			l.locks = map[string]*recordLock{}
+		}
+		rl := l.locks[key]
+		if rl == nil {
+			rl = &recordLock{held: make(chan struct{}, 1)}
+			l.locks[key] = rl
+		}
+		rl.waiting++
+		l.mu.Unlock()
+		select {
+		case rl.held <- struct{}{}:
+			taken = append(taken, rl)
+		case <-ctx.Done():
+			l.mu.Lock()
+			if rl.waiting--; rl.waiting == 0 {
+				delete(l.locks, key)
+			}
+			l.mu.Unlock()
+			release()
+			return nil, ctx.Err()
+		}
+	}
+	return release, nil
 }
 
 // storeLogger sends the store's routine messages to debug and its errors

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -139,4 +141,77 @@ func TestAWaitingAssociationIsKeptUntilMade(t *testing.T) {
 	if left, _ := h.state.pending("u:late"); len(left) != 0 {
 		t.Fatalf("still waiting after it was made: %v", left)
 	}
+}
+
+// Batches lock overlapping sets of records given in any order: each record
+// has one holder at a time, and no two batches wait for each other forever.
+func TestRecordLocksExcludeAndNeverDeadlock(t *testing.T) {
+	var l recordLocks
+	keys := []string{"companies\x00d:a", "companies\x00d:b", "contacts\x00e:c", "contacts\x00e:d", "contacts\x00u:e"}
+	var mu sync.Mutex
+	holders := map[string]int{}
+	var wg sync.WaitGroup
+	for g := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rnd := rand.New(rand.NewPCG(uint64(g), 1))
+			for range 200 {
+				set := slices.Clone(keys)
+				rnd.Shuffle(len(set), func(i, j int) { set[i], set[j] = set[j], set[i] })
+				set = set[:1+rnd.IntN(len(set))]
+				set = append(set, set[0]) // a record twice in one batch
+				unlock, err := l.lock(context.Background(), set)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				for _, k := range set[:len(set)-1] {
+					if holders[k]++; holders[k] > 1 {
+						t.Errorf("%q has %d holders", k, holders[k])
+					}
+				}
+				mu.Unlock()
+				time.Sleep(time.Duration(rnd.IntN(50)) * time.Microsecond)
+				mu.Lock()
+				for _, k := range set[:len(set)-1] {
+					holders[k]--
+				}
+				mu.Unlock()
+				unlock()
+			}
+		}()
+	}
+	finished := make(chan struct{})
+	go func() { wg.Wait(); close(finished) }()
+	select {
+	case <-finished:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the batches still wait for each other after 30 s")
+	}
+	if len(l.locks) != 0 {
+		t.Errorf("%d locks left after every batch released them", len(l.locks))
+	}
+
+	t.Run("a batch whose context ends while waiting releases what it took", func(t *testing.T) {
+		unlockB, err := l.lock(context.Background(), []string{"b"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		defer cancel()
+		if _, err := l.lock(ctx, []string{"a", "b"}); err == nil {
+			t.Fatal("took b while another batch held it")
+		}
+		unlockA, err := l.lock(context.Background(), []string{"a"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		unlockA()
+		unlockB()
+		if len(l.locks) != 0 {
+			t.Errorf("%d locks left", len(l.locks))
+		}
+	})
 }
