@@ -36,7 +36,9 @@ const maxInputs = 100
 //   - group writes the company found by the website's domain (searched once,
 //     then cached) or by Config.CompanyIDProperty, and associates the
 //     user's contact with it as soon as both ids are known.
-//   - track, page and screen send custom behavioral events.
+//   - track, page and screen send custom behavioral events, each with a
+//     uuid of its source and messageId, so HubSpot keeps one occurrence
+//     however often the message is delivered.
 //   - alias sends nothing: HubSpot has no alias merge by id.
 //
 // Within a batch contacts are written first, then companies, then events,
