@@ -182,6 +182,61 @@ destinations:
 	}
 }
 
+// TestAReplayAddsNoEventOccurrences sends 20 tracks through serve into the
+// sandbox, then replays the whole log to the same portal: each occurrence
+// goes with the uuid of its message, so HubSpot still holds 20.
+func TestAReplayAddsNoEventOccurrences(t *testing.T) {
+	base := startSandbox(t)
+	cfgPath := writeConfig(t, `sources:
+  - name: app
+    write_keys: [k]
+destinations:
+  - name: crm
+    type: hubspot
+    hubspot:
+      max_wait: 50ms
+`)
+	dataDir := t.TempDir()
+	hubspotArgs := []string{"--hubspot-url", base, "--hubspot-token", "pat-e2e", "--hubspot-hub-id", "777", "--hubspot-tier", "free"}
+	srv := start(t, freeAddr(t), append([]string{"serve", "--config", cfgPath, "--data-dir", dataDir}, hubspotArgs...)...)
+	var tracks []string
+	for i := 0; i < 20; i++ {
+		tracks = append(tracks, fmt.Sprintf(`{"type":"track","userId":"u1","event":"Report Exported","properties":{"email":"replay@example.com","n":%d}}`, i))
+	}
+	post(t, srv.addr, "/v1/batch", "k", `{"batch":[`+strings.Join(tracks, ",")+`]}`)
+	occurrences := func() int { return len(sandboxGet(t, base, "/_sandbox/events").Get("results").Array()) }
+	eventuallyTrue(t, "20 occurrences are in HubSpot", func() bool { return occurrences() == 20 })
+	srv.stop(t, syscall.SIGTERM)
+
+	eventCalls := func() (n int64) {
+		sandboxGet(t, base, "/_sandbox/stats").Get("endpoints").ForEach(func(endpoint, statuses gjson.Result) bool {
+			if strings.HasPrefix(endpoint.Str, "POST /events/v3/send") {
+				statuses.ForEach(func(_, c gjson.Result) bool { n += c.Int(); return true })
+			}
+			return true
+		})
+		return n
+	}
+	calls := eventCalls()
+	replay := exec.Command(binary, append([]string{"replay", "--config", cfgPath, "--data-dir", dataDir, "--destination", "crm", "--from", "0"}, hubspotArgs...)...)
+	if out, err := replay.CombinedOutput(); err != nil {
+		t.Fatalf("replay: %v\n%s", err, out)
+	}
+	if eventCalls() == calls {
+		t.Fatal("the replay sent no events")
+	}
+	if n := occurrences(); n != 20 {
+		t.Fatalf("%d occurrences after the replay, want 20", n)
+	}
+	uuids := map[string]bool{}
+	for _, e := range sandboxGet(t, base, "/_sandbox/events").Get("results").Array() {
+		uuids[e.Get("uuid").String()] = true
+	}
+	if len(uuids) != 20 {
+		t.Fatalf("%d distinct uuids among 20 occurrences", len(uuids))
+	}
+}
+
 // TestServeWithoutATokenUsesTheSandboxAndSaysSo checks the out-of-the-box
 // pipeline: no destination configured, no token.
 func TestServeWithoutATokenUsesTheSandboxAndSaysSo(t *testing.T) {

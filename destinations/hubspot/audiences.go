@@ -53,7 +53,11 @@ func (s *sending) audiences(ctx context.Context) {
 		name := ev.Get("event").String()
 		key := ev.Get("properties.audience_key").String()
 		listID := h.cfg.Lists[key]
-		contactID, ok := s.audienceContact(i)
+		contactID, ok, err := s.audienceContact(i)
+		if err != nil {
+			s.finish(i, stateReadFailed(err))
+			continue
+		}
 		if !ok {
 			s.finish(i, destinations.Dead("no_identifier", fmt.Sprintf("%s %q: no contact is known for its userId, anonymousId or email, so list %s cannot be changed; %s, then replay the dead letters", name, key, listID, h.identifyHint())))
 			continue
@@ -96,15 +100,15 @@ func (h *HubSpot) listEvent(ev destinations.Event) bool {
 
 // audienceContact finds the HubSpot contact of audience event i: by its
 // userId or anonymousId, else by its email.
-func (s *sending) audienceContact(i int) (string, bool) {
+func (s *sending) audienceContact(i int) (string, bool, error) {
 	h, ev := s.h, s.batch[i]
-	if id, ok := h.knownContact(ev.UserID(), ev.AnonymousID()); ok {
-		return id, true
+	if id, ok, err := h.knownContact(ev.UserID(), ev.AnonymousID()); ok || err != nil {
+		return id, ok, err
 	}
 	if email := eventEmail(ev.Get("properties.email"), ev.Get("context.traits.email")); email != "" {
 		return h.knownID("e:" + strings.ToLower(email))
 	}
-	return "", false
+	return "", false, nil
 }
 
 // changeList sends one list's changes as one add-and-remove call
@@ -158,7 +162,7 @@ func (s *sending) changeList(ctx context.Context, listID string, lc *listChanges
 		missing[id] = true
 	}
 	for _, i := range lc.events {
-		if id, ok := s.audienceContact(i); ok && missing[id] {
+		if id, ok, err := s.audienceContact(i); err == nil && ok && missing[id] {
 			s.note(i, "list %s unchanged: HubSpot has no contact %s", listID, id)
 		}
 	}

@@ -67,7 +67,13 @@ func (s *sending) companies(ctx context.Context) {
 			continue
 		}
 		domain := in.props["domain"]
-		id, ok := h.knownID("d:" + domain)
+		id, ok, err := h.knownID("d:" + domain)
+		if err != nil {
+			for _, i := range in.events {
+				s.finish(i, stateReadFailed(err))
+			}
+			continue
+		}
 		if !ok {
 			found, err := h.findCompany(ctx, domain)
 			if err != nil {
@@ -182,7 +188,11 @@ func (h *HubSpot) findCompany(ctx context.Context, domain string) (string, error
 // contact is known, or as soon as it is.
 func (s *sending) associate(ctx context.Context, userID, anonymousID, companyID string, event int) {
 	h := s.h
-	contactID, ok := h.knownContact(userID, anonymousID)
+	contactID, ok, err := h.knownContact(userID, anonymousID)
+	if err != nil {
+		s.finish(event, stateReadFailed(err))
+		return
+	}
 	if !ok {
 		// The user is known by userId, else by anonymousId, as in the log.
 		user, who := "u:"+userID, "user "+userID

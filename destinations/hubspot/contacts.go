@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/tidwall/gjson"
-	"go.uber.org/zap"
 
 	"github.com/switchyard/switchyard/destinations"
 	"github.com/switchyard/switchyard/internal/hubspot/api"
@@ -52,12 +51,17 @@ func (s *sending) contacts(ctx context.Context) {
 		if key == "" {
 			// No identifier on the call: a contact this process already
 			// knows for the user is updated by its HubSpot id.
-			if cid, ok := h.knownContact(ev.UserID(), ev.AnonymousID()); ok {
+			cid, ok, err := h.knownContact(ev.UserID(), ev.AnonymousID())
+			switch {
+			case err != nil:
+				s.finish(i, stateReadFailed(err))
+				continue
+			case ok:
 				key, id = "id:"+cid, cid
-			} else if ev.Type() == "identify" {
+			case ev.Type() == "identify":
 				s.finish(i, deadNoIdentifier(h.cfg.IDProperty))
 				continue
-			} else {
+			default:
 				continue
 			}
 		}
@@ -139,16 +143,16 @@ func withField(obj gjson.Result, key, raw string) gjson.Result {
 
 // knownContact returns the contact id written for a user, by userId, else
 // by anonymousId.
-func (h *HubSpot) knownContact(userID, anonymousID string) (string, bool) {
+func (h *HubSpot) knownContact(userID, anonymousID string) (string, bool, error) {
 	if userID != "" {
-		if id, ok := h.knownID("u:" + userID); ok {
-			return id, true
+		if id, ok, err := h.knownID("u:" + userID); ok || err != nil {
+			return id, ok, err
 		}
 	}
 	if anonymousID != "" {
 		return h.knownID("a:" + anonymousID)
 	}
-	return "", false
+	return "", false, nil
 }
 
 // findContacts looks up the contacts the batch's events need and this
@@ -156,7 +160,8 @@ func (h *HubSpot) knownContact(userID, anonymousID string) (string, bool) {
 // or whose contact was made outside switchyard. Custom events without an
 // email are looked up by userId in id_property (with id_property email
 // there is nothing to look them up by); list changes need the contact id,
-// so theirs are also looked up by email.
+// so theirs are also looked up by email. Events whose lookup fails get its
+// outcome: a retry, unless HubSpot refused the lookup.
 func (s *sending) findContacts(ctx context.Context) {
 	h := s.h
 	byUserID := h.cfg.IDProperty != "email"
@@ -164,7 +169,8 @@ func (s *sending) findContacts(ctx context.Context) {
 		return // nothing could be looked up
 	}
 	var byUser, byEmail []string
-	seen := map[string]bool{}
+	// waiting holds the events of each key looked up.
+	waiting := map[string][]int{}
 	for i, ev := range s.batch {
 		if s.set[i] || !s.needsContact(ev) {
 			continue
@@ -179,31 +185,52 @@ func (s *sending) findContacts(ctx context.Context) {
 		default:
 			continue
 		}
-		if seen[key] {
+		_, ok, err := h.knownContact(ev.UserID(), ev.AnonymousID())
+		if err != nil {
+			s.finish(i, stateReadFailed(err))
 			continue
 		}
-		if _, ok := h.knownContact(ev.UserID(), ev.AnonymousID()); ok {
+		if ok {
 			continue
 		}
-		seen[key] = true
+		if events, seen := waiting[key]; seen {
+			waiting[key] = append(events, i)
+			continue
+		}
 		if key[0] == 'e' {
-			if _, ok := h.knownID(key); !ok {
-				byEmail = append(byEmail, email)
+			_, ok, err := h.knownID(key)
+			if err != nil {
+				s.finish(i, stateReadFailed(err))
+				continue
 			}
+			if ok {
+				continue
+			}
+			byEmail = append(byEmail, email)
 		} else {
 			byUser = append(byUser, ev.UserID())
 		}
+		waiting[key] = []int{i}
 	}
-	h.lookUpContacts(ctx, h.cfg.IDProperty, "u:", byUser)
-	h.lookUpContacts(ctx, "email", "e:", byEmail)
+	s.lookUpContacts(ctx, h.cfg.IDProperty, "u:", byUser, waiting)
+	s.lookUpContacts(ctx, "email", "e:", byEmail, waiting)
 }
 
 // lookUpContacts reads contacts by a unique property, 100 per call, and
-// remembers their ids under prefix+value. A failed lookup is logged: the
-// events that needed it are then dead-lettered with the reason.
-func (h *HubSpot) lookUpContacts(ctx context.Context, idProperty, prefix string, values []string) {
+// remembers their ids under prefix+value. The events waiting for the values
+// of a failed call get its outcome.
+func (s *sending) lookUpContacts(ctx context.Context, idProperty, prefix string, values []string, waiting map[string][]int) {
+	h := s.h
 	for start := 0; start < len(values); start += maxInputs {
 		chunk := values[start:min(len(values), start+maxInputs)]
+		fail := func(o destinations.Outcome) {
+			o.Reason = "looking up contacts by " + idProperty + ": " + o.Reason
+			for _, v := range chunk {
+				for _, i := range waiting[prefix+v] {
+					s.finish(i, o)
+				}
+			}
+		}
 		inputs := make([]map[string]string, len(chunk))
 		for k, v := range chunk {
 			inputs[k] = map[string]string{"id": v}
@@ -211,12 +238,12 @@ func (h *HubSpot) lookUpContacts(ctx context.Context, idProperty, prefix string,
 		resp, err := h.call(ctx, "contacts/read", api.Standard, http.MethodPost, "/crm/v3/objects/contacts/batch/read",
 			map[string]any{"idProperty": idProperty, "properties": []string{idProperty}, "inputs": inputs})
 		if err != nil {
-			h.log.Warn("looking up contacts by "+idProperty, zap.Error(err))
+			fail(outcomeOf(err))
 			continue
 		}
 		var res batchResult
 		if err := json.Unmarshal(resp.Body, &res); err != nil {
-			h.log.Warn("reading HubSpot's answer to a contact lookup", zap.Error(err))
+			fail(destinations.RetryLater("response", "reading HubSpot's answer: "+err.Error(), 0))
 			continue
 		}
 		found := map[string]string{}

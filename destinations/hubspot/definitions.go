@@ -24,11 +24,13 @@ import (
 // alone.
 const maxEventProperties = 50
 
-// wantedEvent is what one batch sends to one event it names itself.
+// wantedEvent is what one batch sends to one event it names itself: the
+// events and, for each, the properties of its occurrence.
 type wantedEvent struct {
-	label  string
-	props  map[string]bool
-	events []int
+	label      string
+	props      map[string]bool
+	events     []int
+	properties []map[string]string
 }
 
 // eventDefinition is what this process knows of a defined event: its
@@ -38,8 +40,9 @@ type eventDefinition struct {
 }
 
 // defineEvents makes sure each wanted event and its properties are defined.
-// A definition that cannot be made is noted on the events, which are sent
-// anyway: HubSpot's answer to them then says what is wrong.
+// The events of an event whose definition cannot be read or made get the
+// failure's outcome: a retry, unless HubSpot refused the definition.
+// Properties past HubSpot's 50 are left out of the occurrences, noted.
 func (s *sending) defineEvents(ctx context.Context, wanted map[string]*wantedEvent) {
 	names := make([]string, 0, len(wanted))
 	for name := range wanted {
@@ -48,29 +51,49 @@ func (s *sending) defineEvents(ctx context.Context, wanted map[string]*wantedEve
 	sort.Strings(names)
 	for _, name := range names {
 		w := wanted[name]
-		if err := s.h.defineEvent(ctx, name, w); err != nil {
+		left, err := s.h.defineEvent(ctx, name, w)
+		if err != nil {
 			s.h.skip("event_definition")
+			o := outcomeOf(err)
+			o.Reason = "defining custom event " + name + " in HubSpot failed: " + o.Reason
 			for _, i := range w.events {
-				s.note(i, "defining custom event %s in HubSpot failed: %v", name, err)
+				s.finish(i, o)
+			}
+			continue
+		}
+		if len(left) == 0 {
+			continue
+		}
+		for k, i := range w.events {
+			var dropped []string
+			for _, p := range left {
+				if _, ok := w.properties[k][p]; ok {
+					delete(w.properties[k], p)
+					dropped = append(dropped, p)
+				}
+			}
+			if len(dropped) > 0 {
+				s.h.skip("too_many_properties")
+				s.note(i, "skipped event properties %s: custom event %s has %d custom properties, HubSpot's most", strings.Join(dropped, ", "), name, maxEventProperties)
 			}
 		}
 	}
 }
 
 // defineEvent reads or creates the definition of event name and adds the
-// properties it lacks.
-func (h *HubSpot) defineEvent(ctx context.Context, name string, w *wantedEvent) error {
+// properties it lacks. It returns the properties it cannot add, the
+// definition having HubSpot's most.
+func (h *HubSpot) defineEvent(ctx context.Context, name string, w *wantedEvent) (left []string, err error) {
 	h.defining.Lock()
 	defer h.defining.Unlock()
 	def, ok := h.eventDefs[name]
 	if !ok {
-		var err error
 		if def, err = h.readEventDefinition(ctx, name); err != nil {
-			return err
+			return nil, err
 		}
 		if def == nil {
 			if def, err = h.createEventDefinition(ctx, name, w); err != nil {
-				return err
+				return nil, err
 			}
 		}
 		h.eventDefs[name] = def
@@ -82,18 +105,18 @@ func (h *HubSpot) defineEvent(ctx context.Context, name string, w *wantedEvent) 
 		}
 	}
 	sort.Strings(missing)
-	for _, p := range missing {
+	for k, p := range missing {
 		if len(def.props) >= maxEventProperties {
-			return fmt.Errorf("it has %d custom properties, HubSpot's most, so %s cannot be added", maxEventProperties, strings.Join(missing, ", "))
+			return missing[k:], nil
 		}
 		_, err := h.call(ctx, "event-definitions/property", api.Standard, http.MethodPost,
 			"/events/v3/event-definitions/"+url.PathEscape(name)+"/property", eventProperty(p))
 		if err != nil && !isConflict(err) {
-			return fmt.Errorf("adding property %s: %w", p, err)
+			return nil, fmt.Errorf("adding property %s: %w", p, err)
 		}
 		def.props[p] = true
 	}
-	return nil
+	return nil, nil
 }
 
 // readEventDefinition returns the definition of event name, or nil when

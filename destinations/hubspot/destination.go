@@ -39,7 +39,9 @@ const maxInputs = 100
 //     cached), so a company made before switchyard is reused; when none is
 //     found the company is upserted by the unique property
 //     switchyard_domain, so concurrent writers make one company.
-//   - track, page and screen send custom behavioral events.
+//   - track, page and screen send custom behavioral events, each with a
+//     uuid of its source and messageId, so HubSpot keeps one occurrence
+//     however often the message is delivered.
 //   - alias sends nothing: HubSpot has no alias merge by id.
 //
 // Within a batch contacts are written first, then companies, then events,
@@ -134,20 +136,26 @@ func (h *HubSpot) Close() error {
 
 // knownID returns the HubSpot id of a key ("u:"+userId, "a:"+anonymousId
 // or "e:"+email for contacts, "d:"+domain for companies), from the cache or
-// else the state.
-func (h *HubSpot) knownID(key string) (string, bool) {
+// else the state. An error reading the state is returned, not taken for an
+// unknown key: the events that need the id are retried (stateReadFailed).
+func (h *HubSpot) knownID(key string) (string, bool, error) {
 	if id, ok := h.ids.Get(key); ok {
-		return id, true
+		return id, true, nil
 	}
 	id, ok, err := h.state.id(key)
 	if err != nil {
-		h.log.Warn("reading a HubSpot id", zap.Error(err))
-		return "", false
+		return "", false, fmt.Errorf("reading the HubSpot id of %s from the state: %w", key, err)
 	}
 	if ok {
 		h.ids.Add(key, id)
 	}
-	return id, ok
+	return id, ok, nil
+}
+
+// stateReadFailed is the outcome of an event whose HubSpot ids could not be
+// read from the state.
+func stateReadFailed(err error) destinations.Outcome {
+	return destinations.RetryLater("state", err.Error(), 0)
 }
 
 // rememberIDs caches and stores HubSpot ids, keyed as knownID reads them.
@@ -540,8 +548,9 @@ func (in *input) merge(props map[string]string, at time.Time) {
 // write sends inputs to an object batch endpoint in calls of up to 100,
 // with objectWriteTraceIds so one bad input fails alone, and calls done with
 // the HubSpot id of each input written. Events of failed inputs get their
-// outcome. It holds the inputs' record locks from the check of their
-// property times until the new times are stored.
+// outcome; those of inputs HubSpot's answer names neither among its results
+// nor among its errors are retried. It holds the inputs' record locks from
+// the check of their property times until the new times are stored.
 func (s *sending) write(ctx context.Context, object, op string, inputs []*input, done func(in *input, id string)) {
 	if len(inputs) == 0 {
 		return
@@ -597,6 +606,7 @@ func (s *sending) write(ctx context.Context, object, op string, inputs []*input,
 			}
 			continue
 		}
+		answered := make([]bool, len(chunk))
 		for _, e := range res.Errors {
 			o := destinations.Outcome{Result: destinations.DeadLetter, Class: "hubspot_" + strings.ToLower(e.Category), Reason: "HubSpot refused the " + singular(object) + ": " + e.Message, Status: resp.Status}
 			for _, d := range e.Errors {
@@ -607,6 +617,7 @@ func (s *sending) write(ctx context.Context, object, op string, inputs []*input,
 			}
 			for _, trace := range e.Context["objectWriteTraceId"] {
 				if k, err := strconv.Atoi(trace); err == nil && k >= 0 && k < len(chunk) {
+					answered[k] = true
 					for _, i := range chunk[k].events {
 						s.finish(i, o)
 					}
@@ -619,8 +630,16 @@ func (s *sending) write(ctx context.Context, object, op string, inputs []*input,
 			if err != nil || k < 0 || k >= len(chunk) {
 				continue
 			}
+			answered[k] = true
 			written = append(written, chunk[k])
 			done(chunk[k], r.ID)
+		}
+		for k, in := range chunk {
+			if !answered[k] {
+				for _, i := range in.events {
+					s.finish(i, destinations.RetryLater("response", "HubSpot's answer has neither a result nor an error for this "+singular(object), 0))
+				}
+			}
 		}
 		if err := s.h.state.recordTimes(object, written); err != nil {
 			s.h.log.Warn("storing property times", zap.Error(err))

@@ -557,22 +557,6 @@ func TestCustomEventsAreDefinedBeforeTheyAreSent(t *testing.T) {
 	}
 }
 
-func TestAnEventIsSentEvenWhenItCannotBeDefined(t *testing.T) {
-	p := newPortal(t)
-	h := p.destination(t, hubspot.Config{})
-	defer h.Close()
-	send(t, h, ev(`{"type":"identify","userId":"u1","traits":{"email":"a@example.com"}}`)) // reads the property lists
-	// The next call, reading the event's definition, fails.
-	p.sandbox.FailNext(1, http.StatusServiceUnavailable)
-	out := send(t, h, ev(`{"type":"track","userId":"u1","event":"Signed Up","properties":{"plan":"pro"}}`))
-	if out[0].Result != destinations.Delivered || !strings.Contains(out[0].Reason, "defining custom event signed_up in HubSpot failed") {
-		t.Fatalf("%+v", out[0])
-	}
-	if n := len(p.sandbox.Events()); n != 1 {
-		t.Fatalf("%d events sent, want 1", n)
-	}
-}
-
 func TestEventsFindContactsMadeElsewhere(t *testing.T) {
 	p := newPortal(t)
 	// The portal has a unique property holding the app's user id, and a

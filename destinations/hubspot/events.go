@@ -2,10 +2,12 @@ package hubspot
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 
+	"github.com/google/uuid"
 	"github.com/tidwall/gjson"
 
 	"github.com/switchyard/switchyard/destinations"
@@ -16,8 +18,41 @@ import (
 // maxEvents is the events batch endpoint's limit ([O-events]).
 const maxEvents = 500
 
+// occurrenceNamespace is the UUID namespace of the occurrence uuids
+// switchyard makes.
+var occurrenceNamespace = uuid.MustParse("3b6f1c52-8e0a-4d7e-a1c9-5f2d7e8b4a60")
+
+// occurrenceID is the uuid sent with an event's occurrence, a name-based
+// UUID of its source and messageId: every delivery of one message (a retry,
+// a re-delivery after a crash or rebalance, a replay) carries the same
+// uuid, and HubSpot keeps the first occurrence of a uuid. A message without
+// a messageId gets "", and HubSpot makes up a uuid.
+func occurrenceID(ev destinations.Event) string {
+	if ev.MessageID() == "" {
+		return ""
+	}
+	return uuid.NewSHA1(occurrenceNamespace, []byte(ev.Source()+":"+ev.MessageID())).String()
+}
+
+// alreadySent tells whether HubSpot refused an occurrence because it has
+// one with the same uuid. HubSpot documents that it rejects a repeated
+// uuid, not its answer: a 409, or a 4xx whose message names the uuid as
+// already there, counts.
+func alreadySent(err error, id string) bool {
+	var re *api.RequestError
+	if id == "" || !errors.As(err, &re) {
+		return false
+	}
+	if re.Status == http.StatusConflict {
+		return true
+	}
+	msg := strings.ToLower(re.Reason + " " + re.Body)
+	return strings.Contains(msg, id) && (strings.Contains(msg, "already") || strings.Contains(msg, "duplicate") || strings.Contains(msg, "exists"))
+}
+
 // events sends the batch's track, page and screen calls as custom
-// behavioral events.
+// behavioral events, each with its occurrence uuid. An occurrence HubSpot
+// already has is delivered: silently accepted, or refused as a repeat.
 func (s *sending) events(ctx context.Context) {
 	h := s.h
 	var inputs []map[string]any
@@ -54,9 +89,15 @@ func (s *sending) events(ctx context.Context) {
 			continue
 		}
 		in := map[string]any{"eventName": eventName}
+		if id := occurrenceID(ev); id != "" {
+			in["uuid"] = id
+		}
 		if email := eventEmail(ev.Get("properties.email"), ev.Get("context.traits.email")); email != "" {
 			in["email"] = email
-		} else if id, ok := h.knownContact(ev.UserID(), ev.AnonymousID()); ok {
+		} else if id, ok, err := h.knownContact(ev.UserID(), ev.AnonymousID()); err != nil {
+			s.finish(i, stateReadFailed(err))
+			continue
+		} else if ok {
 			in["objectId"] = id
 		} else {
 			s.finish(i, destinations.Dead("no_identifier", fmt.Sprintf("%s %q has no email and no contact is known for its user yet; %s, then replay the dead letters", ev.Type(), name, h.identifyHint())))
@@ -88,9 +129,19 @@ func (s *sending) events(ctx context.Context) {
 				w.props[p] = true
 			}
 			w.events = append(w.events, i)
+			w.properties = append(w.properties, res.Properties)
 		}
 	}
 	s.defineEvents(ctx, wanted)
+	// Events whose definition failed have their outcome.
+	kept := 0
+	for k, i := range idx {
+		if !s.set[i] {
+			inputs[kept], idx[kept] = inputs[k], i
+			kept++
+		}
+	}
+	inputs, idx = inputs[:kept], idx[:kept]
 	for start := 0; start < len(inputs); start += maxEvents {
 		end := min(len(inputs), start+maxEvents)
 		h.records("events", end-start)
@@ -105,10 +156,16 @@ func (s *sending) events(ctx context.Context) {
 			}
 			continue
 		}
-		// One bad event fails the whole request: send them one by one so
-		// only the bad ones are dead-lettered.
+		// One bad or repeated event fails the whole request: send them one
+		// by one so only the bad ones are dead-lettered.
 		for k := start; k < end; k++ {
-			if _, err := h.call(ctx, "events/single", api.Events, http.MethodPost, "/events/v3/send", inputs[k]); err != nil {
+			_, err := h.call(ctx, "events/single", api.Events, http.MethodPost, "/events/v3/send", inputs[k])
+			id, _ := inputs[k]["uuid"].(string)
+			switch {
+			case err == nil:
+			case alreadySent(err, id):
+				s.finish(idx[k], destinations.Outcome{Result: destinations.Delivered, Class: "already_sent", Reason: "HubSpot already has this occurrence (uuid " + id + ")"})
+			default:
 				s.finish(idx[k], outcomeOf(err))
 			}
 		}

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // Custom event limits ([O-events]).
@@ -24,8 +26,10 @@ const (
 var eventNameRe = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 
 // Event is one custom behavioral event occurrence the sandbox received.
+// UUID is the one sent, else one the sandbox made up, as HubSpot does.
 type Event struct {
 	EventName  string            `json:"eventName"`
+	UUID       string            `json:"uuid"`
 	Email      string            `json:"email,omitempty"`
 	ObjectID   string            `json:"objectId,omitempty"`
 	UTK        string            `json:"utk,omitempty"`
@@ -55,6 +59,7 @@ type eventInput struct {
 	ObjectID   json.RawMessage            `json:"objectId"`
 	UTK        string                     `json:"utk"`
 	OccurredAt json.RawMessage            `json:"occurredAt"`
+	UUID       string                     `json:"uuid"`
 	Properties map[string]json.RawMessage `json:"properties"`
 }
 
@@ -78,29 +83,68 @@ func (s *Server) handleEventSendBatch(w http.ResponseWriter, r *http.Request) {
 
 // recordEvents checks every occurrence; any problem fails the request and
 // nothing is recorded ([O-events]: "Exceeding any of these fails the request").
+//
+// An occurrence whose uuid its event already has is a problem too. HubSpot
+// documents the rule ("When multiple events have the same ID within a
+// year, the first will be accepted and all others will be rejected"), not
+// its answer; the sandbox answers 409 CONFLICT, as HubSpot answers a record
+// whose unique value exists, naming the uuid in the message and in
+// context.uuid, and a batch holding a repeat fails as a whole like any
+// other bad input. A repeat within one request is refused the same way.
 func (s *Server) recordEvents(w http.ResponseWriter, inputs []eventInput, batch bool) {
 	now := s.cfg.Now()
 	events := make([]Event, 0, len(inputs))
+	failAt := func(i int, e *errorBody) {
+		if batch {
+			e.Message = fmt.Sprintf("inputs[%d]: %s", i, e.Message)
+		}
+		fail(w, e)
+	}
 	for i, in := range inputs {
 		ev, err := s.checkEvent(in, now)
 		if err != nil {
-			msg := err.Error()
-			if batch {
-				msg = fmt.Sprintf("inputs[%d]: %s", i, msg)
-			}
-			fail(w, newError("VALIDATION_ERROR", msg))
+			failAt(i, newError("VALIDATION_ERROR", err.Error()))
 			return
 		}
 		events = append(events, ev)
 	}
-	s.mu.Lock()
-	s.events = append(s.events, events...)
-	s.mu.Unlock()
+	if i, e := s.keepEvents(events); e != nil {
+		failAt(i, e)
+		return
+	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// keepEvents records events unless one repeats a uuid of its event, whose
+// index and error it then returns.
+func (s *Server) keepEvents(events []Event) (int, *errorBody) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	seen := map[string]bool{}
+	for i, ev := range events {
+		key := ev.EventName + "\x00" + ev.UUID
+		if s.eventUUIDs[ev.EventName][ev.UUID] || seen[key] {
+			e := newError("CONFLICT", fmt.Sprintf("an occurrence of %s with uuid %s was already accepted; the first occurrence of a uuid is kept and the others are rejected", ev.EventName, ev.UUID))
+			e.Context = map[string][]string{"uuid": {ev.UUID}}
+			return i, e
+		}
+		seen[key] = true
+	}
+	for _, ev := range events {
+		if s.eventUUIDs[ev.EventName] == nil {
+			s.eventUUIDs[ev.EventName] = map[string]bool{}
+		}
+		s.eventUUIDs[ev.EventName][ev.UUID] = true
+	}
+	s.events = append(s.events, events...)
+	return 0, nil
+}
+
 func (s *Server) checkEvent(in eventInput, now time.Time) (Event, error) {
-	ev := Event{EventName: in.EventName, Email: in.Email, UTK: in.UTK, ReceivedAt: now, OccurredAt: now, Properties: map[string]string{}}
+	ev := Event{EventName: in.EventName, UUID: in.UUID, Email: in.Email, UTK: in.UTK, ReceivedAt: now, OccurredAt: now, Properties: map[string]string{}}
+	if ev.UUID == "" {
+		ev.UUID = uuid.NewString()
+	}
 	prefix := "pe" + strconv.FormatInt(s.cfg.HubID, 10) + "_"
 	if in.EventName == "" {
 		return ev, fmt.Errorf("eventName is required")

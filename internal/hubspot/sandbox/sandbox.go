@@ -120,6 +120,9 @@ type portalState struct {
 	props      map[string]*properties // "contacts", "companies"
 	assocs     map[assocKey]map[int]bool
 	events     []Event
+	// eventUUIDs holds the uuid of every occurrence received, by event
+	// name: HubSpot keeps the first occurrence of a uuid.
+	eventUUIDs map[string]map[string]bool
 	eventDefs  map[string]*eventDefinition
 	lists      map[int64]*list
 
@@ -197,11 +200,12 @@ func (s *Server) freshState() portalState {
 			"contacts":  defaultProperties("contacts"),
 			"companies": defaultProperties("companies"),
 		},
-		assocs:    map[assocKey]map[int]bool{},
-		eventDefs: map[string]*eventDefinition{},
-		lists:     map[int64]*list{},
-		windows:   map[string]*window{},
-		stats:     map[string]map[int]int{},
+		assocs:     map[assocKey]map[int]bool{},
+		eventUUIDs: map[string]map[string]bool{},
+		eventDefs:  map[string]*eventDefinition{},
+		lists:      map[int64]*list{},
+		windows:    map[string]*window{},
+		stats:      map[string]map[int]int{},
 	}
 }
 

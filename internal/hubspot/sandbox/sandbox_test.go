@@ -996,6 +996,41 @@ func TestSandboxEvents(t *testing.T) {
 	})
 }
 
+// A uuid is an occurrence's identity: the first is kept, a repeat is
+// refused with 409 and changes nothing, within one request too.
+func TestSandboxKeepsOneOccurrencePerUUID(t *testing.T) {
+	s, _ := newSandbox(t, sandbox.Config{})
+	occurrence := func(name, id string) string {
+		return fmt.Sprintf(`{"eventName":"pe12345678_%s","email":"a@example.com","uuid":%q,"properties":{}}`, name, id)
+	}
+	const first, second = "7d3c54a8-6c3e-5b6f-9f0e-1a2b3c4d5e6f", "0b9e2a41-3f8c-5d21-8a7b-6c5d4e3f2a1b"
+	mustStatus(t, call(t, s, "POST", "/events/v3/send", occurrence("login", first)), 204)
+	r := call(t, s, "POST", "/events/v3/send", occurrence("login", first))
+	mustStatus(t, r, 409)
+	if r.get("category").String() != "CONFLICT" || r.get("context.uuid.0").String() != first || !strings.Contains(r.get("message").String(), first) {
+		t.Errorf("a repeated uuid is answered %s", r.body)
+	}
+	r = call(t, s, "POST", "/events/v3/send/batch", `{"inputs":[`+occurrence("login", second)+`,`+occurrence("login", first)+`]}`)
+	mustStatus(t, r, 409)
+	if !strings.HasPrefix(r.get("message").String(), "inputs[1]: ") {
+		t.Errorf("the batch's refusal does not name the input: %s", r.body)
+	}
+	mustStatus(t, call(t, s, "POST", "/events/v3/send/batch", `{"inputs":[`+occurrence("login", second)+`,`+occurrence("login", second)+`]}`), 409)
+	if n := len(s.Events()); n != 1 {
+		t.Fatalf("%d occurrences after refused repeats, want 1", n)
+	}
+	// A uuid is unique within its event, and one not sent is made up.
+	mustStatus(t, call(t, s, "POST", "/events/v3/send/batch", `{"inputs":[`+occurrence("logout", first)+`,`+occurrence("login", second)+`,`+
+		`{"eventName":"pe12345678_login","email":"a@example.com","properties":{}}]}`), 204)
+	evs := s.Events()
+	if len(evs) != 4 || evs[0].UUID != first || evs[1].UUID != first || evs[2].UUID != second || !uuidRe.MatchString(evs[3].UUID) {
+		t.Fatalf("occurrences %+v", evs)
+	}
+	if got := gjson.Get(call(t, s, "GET", "/_sandbox/events", "").body, "results.0.uuid").String(); got != first {
+		t.Errorf("/_sandbox/events shows uuid %q", got)
+	}
+}
+
 // [S], [O-lists] add-and-remove on a MANUAL list.
 func TestSandboxListMemberships(t *testing.T) {
 	s, _ := newSandbox(t, sandbox.Config{})
