@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/switchyard/switchyard/queue"
@@ -11,8 +12,9 @@ import (
 )
 
 // openLog opens Kafka when brokers are configured, else the embedded log in
-// the data directory. It returns a short description for the start-up log.
-func openLog(cfg config, logger *zap.Logger) (queue.Log, string, error) {
+// the data directory, whose metrics go on reg unless reg is nil. It returns
+// a short description for the start-up log.
+func openLog(cfg config, logger *zap.Logger, reg prometheus.Registerer) (queue.Log, string, error) {
 	if len(cfg.Kafka.Brokers) > 0 {
 		kc := cfg.Kafka
 		kc.Partitions = cfg.Log.Embedded.Partitions
@@ -24,6 +26,13 @@ func openLog(cfg config, logger *zap.Logger) (queue.Log, string, error) {
 	}
 	ec := cfg.Log.Embedded
 	ec.Dir = cfg.DataDir
+	if reg != nil {
+		metrics, err := embedded.NewMetrics(reg)
+		if err != nil {
+			return nil, "", fmt.Errorf("registering metrics: %w", err)
+		}
+		ec.Metrics = metrics
+	}
 	log, err := embedded.Open(ec, logger.With(zap.String("component", "embedded-log")))
 	if err != nil {
 		return nil, "", fmt.Errorf("data_dir: %w", err)

@@ -64,7 +64,7 @@ func replay(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	log, _, err := openLog(cfg, logger)
+	log, _, err := openLog(cfg, logger, nil)
 	if err != nil {
 		return err
 	}

@@ -30,7 +30,8 @@ func serve(ctx context.Context, name string, args []string, stderr io.Writer) er
 	}
 	clients := newHubSpotClients(logger)
 	defer clients.Close()
-	log, backend, err := openLog(cfg, logger)
+	reg := newRegistry()
+	log, backend, err := openLog(cfg, logger, reg)
 	if err != nil {
 		return err
 	}
@@ -39,7 +40,6 @@ func serve(ctx context.Context, name string, args []string, stderr io.Writer) er
 		return err
 	}
 
-	reg := newRegistry()
 	var routers []*router.Router
 	if runRouters {
 		metrics, err := router.NewMetrics(reg)

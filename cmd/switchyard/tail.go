@@ -31,7 +31,7 @@ func tail(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "dlq":
 		*topic = cfg.dlqTopic()
 	}
-	log, _, err := openLog(cfg, logger)
+	log, _, err := openLog(cfg, logger, nil)
 	if err != nil {
 		return err
 	}

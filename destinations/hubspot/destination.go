@@ -59,6 +59,10 @@ type HubSpot struct {
 	// state holds property times, HubSpot ids and the associations waiting
 	// for a contact, across restarts.
 	state *state
+	// closing is held shared by each Send and exclusively by Close, so the
+	// state is never closed under a Send; closed is set by Close.
+	closing sync.RWMutex
+	closed  bool
 
 	// loading serializes property-list reads, so concurrent batches read
 	// each list once.
@@ -124,14 +128,16 @@ func New(name string, cfg Config, client *api.Client, log *zap.Logger) (*HubSpot
 	return h, nil
 }
 
-// Close releases the state; closing twice is harmless.
+// Close waits for running Sends, then releases the state; closing twice
+// is harmless. A Send after Close gives every event Retry (class closed).
 func (h *HubSpot) Close() error {
-	if h.state == nil {
+	h.closing.Lock()
+	defer h.closing.Unlock()
+	if h.closed {
 		return nil
 	}
-	err := h.state.close()
-	h.state = nil
-	return err
+	h.closed = true
+	return h.state.close()
 }
 
 // knownID returns the HubSpot id of a key ("u:"+userId, "a:"+anonymousId
@@ -246,6 +252,14 @@ func (h *HubSpot) SetShare(owned, total int) {
 func (h *HubSpot) Send(ctx context.Context, batch []destinations.Event) []destinations.Outcome {
 	defer h.reportPause()
 	s := &sending{h: h, batch: batch, out: make([]destinations.Outcome, len(batch)), set: make([]bool, len(batch)), notes: make([][]string, len(batch))}
+	h.closing.RLock()
+	defer h.closing.RUnlock()
+	if h.closed {
+		for i := range batch {
+			s.finish(i, destinations.RetryLater("closed", "not sent: the destination is closed", 0))
+		}
+		return s.out
+	}
 	if err := ctx.Err(); err != nil {
 		for i := range batch {
 			s.finish(i, destinations.RetryLater("canceled", "not sent: "+err.Error(), 0))

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchyard/switchyard/internal/config"
 )
@@ -23,14 +24,31 @@ type Config struct {
 	Partitions int `yaml:"partitions"`
 
 	// RetentionAge is how long a message is kept after it was appended.
-	// Default 168h (7 days).
+	// A message that a consumer group of its topic has not committed is
+	// kept longer, up to RetentionHardAge. Default 168h (7 days).
 	RetentionAge config.Duration `yaml:"retention_age"`
 
 	// RetentionBytes caps each partition's size, counted as the bytes of its
 	// messages' keys and values plus 32 bytes of overhead per message, before
-	// compression; the oldest messages beyond it are deleted. 0 means no size
-	// limit. Default 0.
+	// compression; the oldest messages beyond it are deleted, except those
+	// a consumer group of the topic has not committed, which are kept up to
+	// RetentionHardBytes. 0 means no size limit. Default 0.
 	RetentionBytes int64 `yaml:"retention_bytes"`
+
+	// RetentionHardAge is how long a message is kept at most, whatever the
+	// consumer groups have committed. A message deleted at this age before
+	// a group committed it is lost to that group: retention logs it at WARN
+	// and counts it in switchyard_log_retention_lost_total{group,topic}.
+	// It must be at least RetentionAge. Default 720h (30 days), or
+	// RetentionAge when that is longer.
+	RetentionHardAge config.Duration `yaml:"retention_hard_age"`
+
+	// RetentionHardBytes caps each partition's size, counted like
+	// RetentionBytes, whatever the consumer groups have committed; messages
+	// deleted for it before a group committed them are logged and counted
+	// like those of RetentionHardAge. When RetentionBytes is set it must be
+	// at least RetentionBytes. 0 means no hard size limit. Default 0.
+	RetentionHardBytes int64 `yaml:"retention_hard_bytes"`
 
 	// RetentionCheckInterval is how often retention runs. Default 1m.
 	RetentionCheckInterval config.Duration `yaml:"retention_check_interval"`
@@ -44,6 +62,10 @@ type Config struct {
 	// Now is the clock used for append times and retention. Default time.Now.
 	Now func() time.Time `yaml:"-"`
 
+	// Metrics counts what retention deleted before a consumer group
+	// committed it. Default: metrics registered nowhere.
+	Metrics *Metrics `yaml:"-"`
+
 	// fs is the file system under pebble; tests inject failures through it.
 	// Default vfs.Default.
 	fs vfs.FS
@@ -53,6 +75,7 @@ type Config struct {
 const (
 	DefaultPartitions             = 8
 	DefaultRetentionAge           = 168 * time.Hour
+	DefaultRetentionHardAge       = 720 * time.Hour
 	DefaultRetentionCheckInterval = time.Minute
 	DefaultMaxBatchMessages       = 4096
 )
@@ -78,6 +101,21 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.RetentionBytes < 0 {
 		return cfg, fmt.Errorf("embedded: RetentionBytes is %d, want 0 (no limit) or more", cfg.RetentionBytes)
 	}
+	if cfg.RetentionHardAge < 0 {
+		return cfg, fmt.Errorf("embedded: RetentionHardAge is %s, want a positive duration (or 0 for the default %s)", cfg.RetentionHardAge, DefaultRetentionHardAge)
+	}
+	if cfg.RetentionHardAge == 0 {
+		cfg.RetentionHardAge = max(config.Duration(DefaultRetentionHardAge), cfg.RetentionAge)
+	}
+	if cfg.RetentionHardAge < cfg.RetentionAge {
+		return cfg, fmt.Errorf("embedded: RetentionHardAge is %s, shorter than RetentionAge %s", cfg.RetentionHardAge, cfg.RetentionAge)
+	}
+	if cfg.RetentionHardBytes < 0 {
+		return cfg, fmt.Errorf("embedded: RetentionHardBytes is %d, want 0 (no limit) or more", cfg.RetentionHardBytes)
+	}
+	if cfg.RetentionHardBytes > 0 && cfg.RetentionHardBytes < cfg.RetentionBytes {
+		return cfg, fmt.Errorf("embedded: RetentionHardBytes is %d, less than RetentionBytes %d", cfg.RetentionHardBytes, cfg.RetentionBytes)
+	}
 	if cfg.RetentionCheckInterval < 0 {
 		return cfg, fmt.Errorf("embedded: RetentionCheckInterval is %s, want a positive duration (or 0 for the default %s)", cfg.RetentionCheckInterval, DefaultRetentionCheckInterval)
 	}
@@ -92,6 +130,13 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Metrics == nil {
+		m, err := NewMetrics(prometheus.NewRegistry())
+		if err != nil {
+			return cfg, err
+		}
+		cfg.Metrics = m
 	}
 	if cfg.fs == nil {
 		cfg.fs = vfs.Default

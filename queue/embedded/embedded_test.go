@@ -112,6 +112,10 @@ func TestOpenRejectsBadConfig(t *testing.T) {
 		{"negative Partitions are named", Config{Dir: "x", Partitions: -1}, "Partitions"},
 		{"a negative RetentionAge is named", Config{Dir: "x", RetentionAge: config.Duration(-time.Hour)}, "RetentionAge"},
 		{"negative RetentionBytes are named", Config{Dir: "x", RetentionBytes: -1}, "RetentionBytes"},
+		{"a negative RetentionHardAge is named", Config{Dir: "x", RetentionHardAge: config.Duration(-time.Hour)}, "RetentionHardAge"},
+		{"a RetentionHardAge shorter than RetentionAge is named", Config{Dir: "x", RetentionAge: config.Duration(48 * time.Hour), RetentionHardAge: config.Duration(24 * time.Hour)}, "RetentionHardAge"},
+		{"negative RetentionHardBytes are named", Config{Dir: "x", RetentionHardBytes: -1}, "RetentionHardBytes"},
+		{"RetentionHardBytes below RetentionBytes are named", Config{Dir: "x", RetentionBytes: 1000, RetentionHardBytes: 999}, "RetentionHardBytes"},
 		{"a negative RetentionCheckInterval is named", Config{Dir: "x", RetentionCheckInterval: config.Duration(-time.Second)}, "RetentionCheckInterval"},
 		{"a negative MaxBatchMessages is named", Config{Dir: "x", MaxBatchMessages: -1}, "MaxBatchMessages"},
 	}
@@ -134,8 +138,14 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.Partitions != 8 || cfg.RetentionAge != config.Duration(168*time.Hour) || cfg.RetentionBytes != 0 ||
-		cfg.RetentionCheckInterval != config.Duration(time.Minute) || cfg.MaxBatchMessages != 4096 || cfg.Now == nil {
+		cfg.RetentionCheckInterval != config.Duration(time.Minute) || cfg.MaxBatchMessages != 4096 || cfg.Now == nil ||
+		cfg.RetentionHardAge != config.Duration(720*time.Hour) || cfg.RetentionHardBytes != 0 || cfg.Metrics == nil {
 		t.Fatalf("defaults = %+v", cfg)
+	}
+	// The default hard age is never shorter than a longer RetentionAge.
+	cfg, err = Config{Dir: "x", RetentionAge: config.Duration(1000 * time.Hour)}.withDefaults()
+	if err != nil || cfg.RetentionHardAge != config.Duration(1000*time.Hour) {
+		t.Fatalf("RetentionHardAge with RetentionAge 1000h = %s, %v; want 1000h", cfg.RetentionHardAge, err)
 	}
 }
 

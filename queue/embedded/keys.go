@@ -11,7 +11,8 @@ import (
 //	t/<topic>                                   partition count, u32 big endian
 //	m/<topic>/<partition u32><offset u64>       a message (see encodeValue)
 //	l/<topic>/<partition u32>                   low watermark, u64: first retained offset
-//	g/<len u16><group><len u16><topic><partition u32>  a group's next offset, u64
+//	g<len u16><group><len u16><topic><partition u32>  a group's next offset, u64
+//	j<len u16><group><len u16><topic>                 a group joined the topic, empty
 //
 // Integers are big endian so keys sort by partition and offset. Topic names
 // never contain '/' (see validTopic), so one topic's keys never interleave
@@ -21,6 +22,7 @@ const (
 	prefixMessage = 'm'
 	prefixLow     = 'l'
 	prefixGroup   = 'g'
+	prefixJoined  = 'j'
 )
 
 // maxTopicLen is Kafka's limit, so a topic name works on both backends.
@@ -77,13 +79,44 @@ func lowKey(topic string, partition int) []byte {
 }
 
 func groupKey(group, topic string, partition int) []byte {
+	return binary.BigEndian.AppendUint32(groupTopicKey(prefixGroup, group, topic), uint32(partition))
+}
+
+// joinedKey records that group subscribed to topic, so retention keeps
+// what the group has not committed even before its first commit.
+func joinedKey(group, topic string) []byte {
+	return groupTopicKey(prefixJoined, group, topic)
+}
+
+func groupTopicKey(prefix byte, group, topic string) []byte {
 	k := make([]byte, 0, 1+2+len(group)+2+len(topic)+4)
-	k = append(k, prefixGroup)
+	k = append(k, prefix)
 	k = binary.BigEndian.AppendUint16(k, uint16(len(group)))
 	k = append(k, group...)
 	k = binary.BigEndian.AppendUint16(k, uint16(len(topic)))
-	k = append(k, topic...)
-	return binary.BigEndian.AppendUint32(k, uint32(partition))
+	return append(k, topic...)
+}
+
+// parseGroupTopicKey splits a groupKey or joinedKey after its prefix into
+// the group, the topic and what follows them.
+func parseGroupTopicKey(k []byte) (group, topic string, rest []byte, err error) {
+	if len(k) == 0 {
+		return "", "", nil, errors.New("empty group key")
+	}
+	rest = k[1:]
+	var names [2]string
+	for i := range names {
+		if len(rest) < 2 {
+			return "", "", nil, fmt.Errorf("group key %q is cut short", k)
+		}
+		n := int(binary.BigEndian.Uint16(rest))
+		if len(rest) < 2+n {
+			return "", "", nil, fmt.Errorf("group key %q is cut short", k)
+		}
+		names[i] = string(rest[2 : 2+n])
+		rest = rest[2+n:]
+	}
+	return names[0], names[1], rest, nil
 }
 
 // maxGroupLen keeps a group name within its u16 length prefix.

@@ -8,7 +8,11 @@
 // wait for the writer's signal when they have caught up.
 //
 // One process owns the data directory; within it a consumer group has one
-// member per topic, which gets every partition.
+// member per topic, which gets every partition. The log remembers every
+// group that subscribed, and retention keeps what a group has not committed
+// up to hard limits (Config.RetentionHardAge, Config.RetentionHardBytes);
+// what those delete before a group committed it is logged at WARN and
+// counted per group.
 //
 // A failed write or sync of pebble's write-ahead log ends the process, as
 // pebble cannot go on safely after one; nothing unsynced was acknowledged,
@@ -50,7 +54,12 @@ type Log struct {
 
 	// membersMu guards members: the groups with a live subscription, per topic.
 	membersMu sync.Mutex
-	members   map[member]bool
+	members   map[member]*Subscription
+
+	// retentionMu is held by a retention run and by Subscribe while it
+	// positions a new member, so retention never deletes what a member was
+	// just positioned at.
+	retentionMu sync.Mutex
 
 	requests  chan *publishRequest
 	quit      chan struct{} // closed by Close
@@ -124,7 +133,7 @@ func Open(cfg Config, log *zap.Logger) (*Log, error) {
 		log:      log,
 		lock:     lock,
 		topics:   map[string]*topic{},
-		members:  map[member]bool{},
+		members:  map[member]*Subscription{},
 		requests: make(chan *publishRequest),
 		quit:     make(chan struct{}),
 	}

@@ -16,7 +16,8 @@ import (
 // not exist. The member gets every partition: each resumes at the group's
 // committed offset, or at cfg.Start when the group never committed in it.
 // While the subscription is open, a second Subscribe with the same group and
-// topic fails with ErrGroupBusy.
+// topic fails with ErrGroupBusy. From then on the log knows the group:
+// retention keeps what it has not committed (see Config.RetentionHardAge).
 func (l *Log) Subscribe(ctx context.Context, cfg queue.SubscribeConfig) (queue.Subscription, error) {
 	if l.isClosing() {
 		return nil, queue.ErrClosed
@@ -32,16 +33,18 @@ func (l *Log) Subscribe(ctx context.Context, cfg queue.SubscribeConfig) (queue.S
 		return nil, fmt.Errorf("subscribing to topic %q: %w", cfg.Topic, err)
 	}
 
+	// Retention waits while the member is positioned and registered.
+	l.retentionMu.Lock()
+	defer l.retentionMu.Unlock()
 	key := member{cfg.Group, cfg.Topic}
 	l.membersMu.Lock()
-	busy := l.members[key]
-	l.members[key] = true
+	_, busy := l.members[key]
 	l.membersMu.Unlock()
 	if busy {
 		return nil, fmt.Errorf("subscribing group %q to topic %q: %w", cfg.Group, cfg.Topic, ErrGroupBusy)
 	}
 
-	s := &Subscription{group: cfg.Group, committed: make([]int64, len(t.parts))}
+	s := &Subscription{group: cfg.Group, committed: make([]int64, len(t.parts)), start: make([]int64, len(t.parts))}
 	s.c, err = l.newCursor(t, func(i int) (int64, error) {
 		committed, ok, err := l.committed(cfg.Group, cfg.Topic, i)
 		if err != nil {
@@ -49,19 +52,46 @@ func (l *Log) Subscribe(ctx context.Context, cfg queue.SubscribeConfig) (queue.S
 		}
 		if !ok {
 			s.committed[i] = -1
-			return l.startOffset(t, i, cfg.Start)
+			s.start[i], err = l.startOffset(t, i, cfg.Start)
+			return s.start[i], err
 		}
 		s.committed[i] = committed
 		t.mu.Lock()
 		p := t.parts[i]
 		t.mu.Unlock()
-		return min(max(committed, p.low), p.high), nil
+		s.start[i] = min(max(committed, p.low), p.high)
+		return s.start[i], nil
 	})
+	if err == nil {
+		err = l.join(cfg.Group, cfg.Topic)
+	}
 	if err != nil {
-		l.leave(key)
 		return nil, fmt.Errorf("subscribing group %q to topic %q: %w", cfg.Group, cfg.Topic, err)
 	}
+	l.membersMu.Lock()
+	l.members[key] = s
+	l.membersMu.Unlock()
 	return s, nil
+}
+
+// join records, once, that group subscribed to topic.
+func (l *Log) join(group, topic string) error {
+	if err := l.acquire(); err != nil {
+		return err
+	}
+	defer l.release()
+	key := joinedKey(group, topic)
+	_, closer, err := l.db.Get(key)
+	if err == nil {
+		return closer.Close()
+	}
+	if !errors.Is(err, pebble.ErrNotFound) {
+		return fmt.Errorf("reading group membership: %w", err)
+	}
+	if err := l.db.Set(key, nil, pebble.Sync); err != nil {
+		return fmt.Errorf("recording group membership: %w", err)
+	}
+	return nil
 }
 
 // committed returns the group's next offset in a partition, and whether the
@@ -99,6 +129,8 @@ type Subscription struct {
 	// offset, or -1 when it has none.
 	commitMu  sync.Mutex
 	committed []int64
+	// start is, per partition, the offset this member began reading at.
+	start []int64
 }
 
 // Fetch returns the next message, waiting until one is published or ctx
