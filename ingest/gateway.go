@@ -210,6 +210,9 @@ func (g *Gateway) refuse(c *fiber.Ctx, err error) error {
 // readRequest decodes the body of a request to route r and authenticates it.
 // It returns the request and its payload: the message on single-call routes,
 // the batch array on batch routes, whose envelope it reads into the request.
+// So that every reader reads what the gateway stores alike, bytes that are
+// not UTF-8 become U+FFFD and a key repeated in an object keeps its last
+// value.
 func (g *Gateway) readRequest(c *fiber.Ctx, r route) (request, gjson.Result, error) {
 	receivedAt := g.cfg.Now().UTC()
 	limit := g.cfg.MaxRequestBytes
@@ -227,12 +230,21 @@ func (g *Gateway) readRequest(c *fiber.Ctx, r route) (request, gjson.Result, err
 		}
 		return request{}, gjson.Result{}, &refusal{fiber.StatusBadRequest, "invalid_body", err.Error()}
 	}
+	body = validUTF8(body)
 	if !gjson.ValidBytes(body) {
 		return request{}, gjson.Result{}, &refusal{fiber.StatusBadRequest, "invalid_json", "the request body is not valid JSON"}
 	}
 	root := gjson.ParseBytes(body)
 	if !root.IsObject() {
 		return request{}, gjson.Result{}, &refusal{fiber.StatusBadRequest, "invalid_json", "the request body must be a JSON object"}
+	}
+	repeated, tooDeep := scanKeys(root.Raw)
+	if tooDeep {
+		return request{}, gjson.Result{}, &refusal{fiber.StatusBadRequest, "invalid_json",
+			fmt.Sprintf("the request body nests objects and arrays deeper than %d levels", maxDepth)}
+	}
+	if repeated {
+		root = gjson.Parse(lastValues(root))
 	}
 	source, ok := g.authenticate(c.Request().Header.Peek(fiber.HeaderAuthorization), root)
 	if !ok {
@@ -382,14 +394,15 @@ func (g *Gateway) authenticate(authorization []byte, body gjson.Result) (string,
 	return source, source != ""
 }
 
-// deadLetter wraps a refused batch message for the dead-letter topic.
+// deadLetter wraps a refused batch message, less its writeKey, for the
+// dead-letter topic.
 func (g *Gateway) deadLetter(item gjson.Result, req *request, reason string) (queue.Message, error) {
 	value, err := json.Marshal(queue.DeadLetter{
 		Reason:   reason,
 		Stage:    "gateway",
 		Source:   req.source,
 		FailedAt: req.receivedAt,
-		Message:  []byte(item.Raw),
+		Message:  withoutWriteKey(item),
 	})
 	if err != nil {
 		return queue.Message{}, fmt.Errorf("encoding dead letter: %w", err)
