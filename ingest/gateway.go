@@ -102,9 +102,9 @@ var routes = []route{
 
 func (g *Gateway) newApp(reg *prometheus.Registry) *fiber.App {
 	app := fiber.New(fiber.Config{
-		// The raw body may be compressed; the exact decompressed limits are
-		// checked in the handler. This only stops bodies no limit could pass.
-		BodyLimit:             g.cfg.MaxRequestBytes + 64<<10,
+		// readBody enforces the limit on the streamed body.
+		BodyLimit:             g.rawBodyLimit(),
+		StreamRequestBody:     true,
 		DisableStartupMessage: true,
 		ProxyHeader:           g.cfg.ProxyHeader,
 		ErrorHandler:          g.errorHandler,
@@ -112,6 +112,8 @@ func (g *Gateway) newApp(reg *prometheus.Registry) *fiber.App {
 		WriteTimeout:          30 * time.Second,
 		IdleTimeout:           120 * time.Second,
 	})
+	app.Server().HeaderReceived = g.headerReceived
+	app.Use(g.readBody)
 	app.Use(cors.New(cors.Config{
 		AllowOrigins: strings.Join(g.cfg.CORSOrigins, ","),
 		AllowMethods: "POST,OPTIONS",
@@ -139,15 +141,12 @@ func (g *Gateway) ready(c *fiber.Ctx) error {
 	return c.JSON(fiber.Map{"status": "ready"})
 }
 
-// errorHandler renders errors raised outside the handlers (an oversized body,
-// an unknown route) in the gateway's JSON error form.
+// errorHandler renders errors raised outside the handlers (an unknown route,
+// a wrong method) in the gateway's JSON error form.
 func (g *Gateway) errorHandler(c *fiber.Ctx, err error) error {
 	var fe *fiber.Error
 	if errors.As(err, &fe) {
 		switch fe.Code {
-		case fiber.StatusRequestEntityTooLarge:
-			return g.fail(c, fiber.StatusBadRequest, "request_too_large",
-				fmt.Sprintf("the request body is over the limit of %d bytes", g.cfg.MaxRequestBytes))
 		case fiber.StatusNotFound:
 			return g.fail(c, fiber.StatusNotFound, "not_found", "no such route: "+c.Method()+" "+c.Path())
 		case fiber.StatusMethodNotAllowed:
