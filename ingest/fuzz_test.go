@@ -3,12 +3,22 @@ package ingest
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
 	"testing"
+	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tidwall/gjson"
 	"go.uber.org/zap"
+
+	"github.com/switchyard/switchyard/queue"
 )
 
 // FuzzDecodeBody checks that decoding never returns more than the limit and
@@ -96,4 +106,142 @@ func FuzzPrepare(f *testing.F) {
 			t.Fatalf("writeKey kept in %s", out.value)
 		}
 	})
+}
+
+// capturingLog records what the gateway publishes.
+type capturingLog struct {
+	queue.Log
+	msgs []queue.Message
+}
+
+func (l *capturingLog) Publish(_ context.Context, msgs ...queue.Message) error {
+	l.msgs = append(l.msgs, msgs...)
+	return nil
+}
+
+// FuzzStoredMessagesReadAlike posts any body to a single-call or the batch
+// route and checks that every message the gateway stores, accepted or dead
+// letter, is UTF-8 with no key repeated in any object, and that gjson and
+// encoding/json read the same value from it.
+func FuzzStoredMessagesReadAlike(f *testing.F) {
+	f.Add(false, []byte("{\"userId\":\"u\xff\xfe\",\"event\":\"e\"}"))
+	f.Add(false, []byte(`{"userId":"u","userId":"v","event":"e","properties":{"a":[{"b":1,"b":2}]}}`))
+	f.Add(true, []byte(`{"batch":[{"type":"track","userId":"u","event":"e","user\u0049d":"v"},{"type":"track"}],"context":{"a":1,"a":"\ud800"}}`))
+	f.Add(true, []byte("{\"batch\":[{\"type\":\"identify\",\"userId\":\"\\u00e9\xc3\",\"traits\":{\"n\":1e400}}],\"batch\":[]}"))
+	log := &capturingLog{}
+	gw, err := New(Config{Sources: []Source{{Name: "s", WriteKeys: []string{"k"}}}, Now: func() time.Time { return received }},
+		log, zap.NewNop(), prometheus.NewRegistry())
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, batch bool, body []byte) {
+		path := "/v1/track"
+		if batch {
+			path = "/v1/batch"
+		}
+		log.msgs = log.msgs[:0]
+		req := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body))
+		req.SetBasicAuth("k", "")
+		resp, err := gw.App().Test(req, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		for _, m := range log.msgs {
+			if !utf8.Valid(m.Value) {
+				t.Fatalf("stored bytes that are not UTF-8: %q", m.Value)
+			}
+			viaJSON, err := decodeStrictly(m.Value)
+			if err != nil {
+				t.Fatalf("encoding/json reads %q differently: %v", m.Value, err)
+			}
+			if viaGJSON := gjsonValue(gjson.ParseBytes(m.Value)); !reflect.DeepEqual(viaJSON, viaGJSON) {
+				t.Fatalf("%q reads as\n%#v with encoding/json,\n%#v with gjson", m.Value, viaJSON, viaGJSON)
+			}
+		}
+	})
+}
+
+// decodeStrictly reads one JSON value with encoding/json, keeping numbers as
+// written, and fails on a key repeated in an object.
+func decodeStrictly(raw []byte) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	v, err := decodeValue(dec)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("data after the value: %v", err)
+	}
+	return v, nil
+}
+
+func decodeValue(dec *json.Decoder) (any, error) {
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, err
+	}
+	switch tok {
+	case json.Delim('{'):
+		obj := map[string]any{}
+		for dec.More() {
+			key, err := dec.Token()
+			if err != nil {
+				return nil, err
+			}
+			k := key.(string)
+			if _, ok := obj[k]; ok {
+				return nil, fmt.Errorf("the key %q is repeated", k)
+			}
+			if obj[k], err = decodeValue(dec); err != nil {
+				return nil, err
+			}
+		}
+		_, err := dec.Token()
+		return obj, err
+	case json.Delim('['):
+		arr := []any{}
+		for dec.More() {
+			v, err := decodeValue(dec)
+			if err != nil {
+				return nil, err
+			}
+			arr = append(arr, v)
+		}
+		_, err := dec.Token()
+		return arr, err
+	}
+	return tok, nil
+}
+
+// gjsonValue is r as decodeStrictly returns it, read with gjson.
+func gjsonValue(r gjson.Result) any {
+	switch {
+	case r.IsObject():
+		obj := map[string]any{}
+		r.ForEach(func(k, v gjson.Result) bool {
+			obj[k.Str] = gjsonValue(v)
+			return true
+		})
+		return obj
+	case r.IsArray():
+		arr := []any{}
+		r.ForEach(func(_, v gjson.Result) bool {
+			arr = append(arr, gjsonValue(v))
+			return true
+		})
+		return arr
+	}
+	switch r.Type {
+	case gjson.String:
+		return r.Str
+	case gjson.Number:
+		return json.Number(r.Raw)
+	case gjson.True:
+		return true
+	case gjson.False:
+		return false
+	}
+	return nil
 }

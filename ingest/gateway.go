@@ -102,9 +102,9 @@ var routes = []route{
 
 func (g *Gateway) newApp(reg *prometheus.Registry) *fiber.App {
 	app := fiber.New(fiber.Config{
-		// The raw body may be compressed; the exact decompressed limits are
-		// checked in the handler. This only stops bodies no limit could pass.
-		BodyLimit:             g.cfg.MaxRequestBytes + 64<<10,
+		// readBody enforces the limit on the streamed body.
+		BodyLimit:             g.rawBodyLimit(),
+		StreamRequestBody:     true,
 		DisableStartupMessage: true,
 		ProxyHeader:           g.cfg.ProxyHeader,
 		ErrorHandler:          g.errorHandler,
@@ -112,6 +112,8 @@ func (g *Gateway) newApp(reg *prometheus.Registry) *fiber.App {
 		WriteTimeout:          30 * time.Second,
 		IdleTimeout:           120 * time.Second,
 	})
+	app.Server().HeaderReceived = g.headerReceived
+	app.Use(g.readBody)
 	app.Use(cors.New(cors.Config{
 		AllowOrigins: strings.Join(g.cfg.CORSOrigins, ","),
 		AllowMethods: "POST,OPTIONS",
@@ -139,15 +141,12 @@ func (g *Gateway) ready(c *fiber.Ctx) error {
 	return c.JSON(fiber.Map{"status": "ready"})
 }
 
-// errorHandler renders errors raised outside the handlers (an oversized body,
-// an unknown route) in the gateway's JSON error form.
+// errorHandler renders errors raised outside the handlers (an unknown route,
+// a wrong method) in the gateway's JSON error form.
 func (g *Gateway) errorHandler(c *fiber.Ctx, err error) error {
 	var fe *fiber.Error
 	if errors.As(err, &fe) {
 		switch fe.Code {
-		case fiber.StatusRequestEntityTooLarge:
-			return g.fail(c, fiber.StatusBadRequest, "request_too_large",
-				fmt.Sprintf("the request body is over the limit of %d bytes", g.cfg.MaxRequestBytes))
 		case fiber.StatusNotFound:
 			return g.fail(c, fiber.StatusNotFound, "not_found", "no such route: "+c.Method()+" "+c.Path())
 		case fiber.StatusMethodNotAllowed:
@@ -210,6 +209,9 @@ func (g *Gateway) refuse(c *fiber.Ctx, err error) error {
 // readRequest decodes the body of a request to route r and authenticates it.
 // It returns the request and its payload: the message on single-call routes,
 // the batch array on batch routes, whose envelope it reads into the request.
+// So that every reader reads what the gateway stores alike, bytes that are
+// not UTF-8 become U+FFFD and a key repeated in an object keeps its last
+// value.
 func (g *Gateway) readRequest(c *fiber.Ctx, r route) (request, gjson.Result, error) {
 	receivedAt := g.cfg.Now().UTC()
 	limit := g.cfg.MaxRequestBytes
@@ -227,12 +229,21 @@ func (g *Gateway) readRequest(c *fiber.Ctx, r route) (request, gjson.Result, err
 		}
 		return request{}, gjson.Result{}, &refusal{fiber.StatusBadRequest, "invalid_body", err.Error()}
 	}
+	body = validUTF8(body)
 	if !gjson.ValidBytes(body) {
 		return request{}, gjson.Result{}, &refusal{fiber.StatusBadRequest, "invalid_json", "the request body is not valid JSON"}
 	}
 	root := gjson.ParseBytes(body)
 	if !root.IsObject() {
 		return request{}, gjson.Result{}, &refusal{fiber.StatusBadRequest, "invalid_json", "the request body must be a JSON object"}
+	}
+	repeated, tooDeep := scanKeys(root.Raw)
+	if tooDeep {
+		return request{}, gjson.Result{}, &refusal{fiber.StatusBadRequest, "invalid_json",
+			fmt.Sprintf("the request body nests objects and arrays deeper than %d levels", maxDepth)}
+	}
+	if repeated {
+		root = gjson.Parse(lastValues(root))
 	}
 	source, ok := g.authenticate(c.Request().Header.Peek(fiber.HeaderAuthorization), root)
 	if !ok {
@@ -382,14 +393,15 @@ func (g *Gateway) authenticate(authorization []byte, body gjson.Result) (string,
 	return source, source != ""
 }
 
-// deadLetter wraps a refused batch message for the dead-letter topic.
+// deadLetter wraps a refused batch message, less its writeKey, for the
+// dead-letter topic.
 func (g *Gateway) deadLetter(item gjson.Result, req *request, reason string) (queue.Message, error) {
 	value, err := json.Marshal(queue.DeadLetter{
 		Reason:   reason,
 		Stage:    "gateway",
 		Source:   req.source,
 		FailedAt: req.receivedAt,
-		Message:  []byte(item.Raw),
+		Message:  withoutWriteKey(item),
 	})
 	if err != nil {
 		return queue.Message{}, fmt.Errorf("encoding dead letter: %w", err)
