@@ -122,8 +122,9 @@ type Rebalancer interface {
 	// group, the assignment is empty.
 	Assignment() map[int]int64
 	// Rebalanced returns a channel that receives a value after the
-	// assignment changes. Changes that follow one another before the
-	// value is received are signalled once.
+	// assignment changes, before Fetch returns any message fetched under
+	// the new assignment. Changes that follow one another before the value
+	// is received are signalled once.
 	Rebalanced() <-chan struct{}
 }
 
