@@ -109,6 +109,25 @@ type PartitionOwner interface {
 	Owned(ctx context.Context) (owned []int, total int, err error)
 }
 
+// Rebalancer is implemented by a Subscription whose partitions move between
+// the members of its group. After every rebalance the log delivers each
+// partition the member keeps or gains again from the group's committed
+// offset; a member must stop committing, and may drop what it holds of, the
+// partitions it lost.
+type Rebalancer interface {
+	// Assignment returns the partitions this member owns now, each with
+	// the group generation since which the member has owned it without a
+	// break. A partition whose generation changed between two calls was
+	// owned by another member in between. Before the member has joined its
+	// group, the assignment is empty.
+	Assignment() map[int]int64
+	// Rebalanced returns a channel that receives a value after the
+	// assignment changes, before Fetch returns any message fetched under
+	// the new assignment. Changes that follow one another before the value
+	// is received are signalled once.
+	Rebalanced() <-chan struct{}
+}
+
 // Reader delivers the messages of every partition of a topic.
 type Reader interface {
 	// Fetch blocks until the next message is available or ctx ends. Messages

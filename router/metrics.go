@@ -12,6 +12,8 @@ type Metrics struct {
 	pending   *prometheus.GaugeVec
 	latency   *prometheus.HistogramVec
 	lag       *prometheus.GaugeVec
+
+	redelivered *prometheus.CounterVec
 }
 
 // NewMetrics registers the router metrics on reg.
@@ -42,13 +44,17 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "switchyard_router_consumer_lag",
 			Help: "Messages past the destination's consumer group's committed offsets, read every " + groupWatchInterval.String() + ".",
 		}, []string{"destination"}),
+		redelivered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_router_redelivered_total",
+			Help: "Messages the log delivered more than once, by how the router took them: held (it still had the offset, in flight, pending or finished and uncommitted, and dropped the copy), already_delivered (its messageId was delivered within the dedupe window, so it was skipped; a client sending a message twice counts here too), revoked_in_flight (being sent when its partition was revoked; the new owner sends it again, so the destination likely gets it twice).",
+		}, []string{"destination", "outcome"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "switchyard_router_delivery_latency_seconds",
 			Help:    "Time from the gateway's receivedAt to delivery.",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 18),
 		}, []string{"destination"}),
 	}
-	for _, c := range []prometheus.Collector{m.events, m.dead, m.batchSize, m.inFlight, m.pending, m.latency, m.lag} {
+	for _, c := range []prometheus.Collector{m.events, m.dead, m.batchSize, m.inFlight, m.pending, m.latency, m.lag, m.redelivered} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

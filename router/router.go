@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -40,6 +41,8 @@ type Router struct {
 	seen   *dedupe.Set
 
 	delivered, retried, deadLettered, skipped prometheus.Counter
+	redeliveredHeld, redeliveredDelivered     prometheus.Counter
+	revokedInFlight                           prometheus.Counter
 	dead                                      *prometheus.CounterVec
 	batchSize, latency                        prometheus.Observer
 	inFlightGauge, pendingGauge, lagGauge     prometheus.Gauge
@@ -62,17 +65,21 @@ func New(cfg Config, dest destinations.Destination, log queue.Log, logger *zap.L
 	name := cfg.Destination
 	return &Router{
 		cfg: cfg, dest: dest, policy: policy, log: log, seen: seen,
-		logger:        logger.With(zap.String("destination", name)),
-		delivered:     m.events.WithLabelValues(name, "delivered"),
-		retried:       m.events.WithLabelValues(name, "retried"),
-		deadLettered:  m.events.WithLabelValues(name, "dead_lettered"),
-		skipped:       m.events.WithLabelValues(name, "skipped"),
-		dead:          m.dead.MustCurryWith(prometheus.Labels{"destination": name}),
-		batchSize:     m.batchSize.WithLabelValues(name),
-		latency:       m.latency.WithLabelValues(name),
-		inFlightGauge: m.inFlight.WithLabelValues(name),
-		pendingGauge:  m.pending.WithLabelValues(name),
-		lagGauge:      m.lag.WithLabelValues(name),
+		logger:       logger.With(zap.String("destination", name)),
+		delivered:    m.events.WithLabelValues(name, "delivered"),
+		retried:      m.events.WithLabelValues(name, "retried"),
+		deadLettered: m.events.WithLabelValues(name, "dead_lettered"),
+		skipped:      m.events.WithLabelValues(name, "skipped"),
+
+		redeliveredHeld:      m.redelivered.WithLabelValues(name, "held"),
+		redeliveredDelivered: m.redelivered.WithLabelValues(name, "already_delivered"),
+		revokedInFlight:      m.redelivered.WithLabelValues(name, "revoked_in_flight"),
+		dead:                 m.dead.MustCurryWith(prometheus.Labels{"destination": name}),
+		batchSize:            m.batchSize.WithLabelValues(name),
+		latency:              m.latency.WithLabelValues(name),
+		inFlightGauge:        m.inFlight.WithLabelValues(name),
+		pendingGauge:         m.pending.WithLabelValues(name),
+		lagGauge:             m.lag.WithLabelValues(name),
 	}, nil
 }
 
@@ -134,6 +141,10 @@ func (r *Router) Run(ctx context.Context, src Input) error {
 		tokens:  make(chan struct{}, r.cfg.MaxPending),
 		retryAt: &retryHeap{},
 	}
+	if rb, ok := src.(queue.Rebalancer); ok {
+		s.rebalancer = rb
+		s.owned = rb.Assignment()
+	}
 	return s.run(ctx)
 }
 
@@ -162,6 +173,13 @@ type runState struct {
 	sourceDone bool
 	// topic is the topic of the fetched messages, for commits.
 	topic string
+
+	// rebalancer is the input as a queue.Rebalancer, or nil when it is not
+	// one: then every partition is this router's.
+	rebalancer queue.Rebalancer
+	// owned is the assignment last applied: the partitions this router
+	// owns, each with the generation since which it has owned it.
+	owned map[int]int64
 }
 
 func (s *runState) run(ctx context.Context) error {
@@ -178,7 +196,15 @@ func (s *runState) run(ctx context.Context) error {
 		defer close(fetcherDone)
 		s.fetch(fetchCtx)
 	}()
-	go r.watchGroup(fetchCtx, s.src)
+	watcherDone := make(chan struct{})
+	go func() {
+		defer close(watcherDone)
+		r.watchGroup(fetchCtx, s.src)
+	}()
+	var rebalanced <-chan struct{}
+	if s.rebalancer != nil {
+		rebalanced = s.rebalancer.Rebalanced()
+	}
 
 	commitTicker := time.NewTicker(time.Duration(r.cfg.CommitInterval))
 	defer commitTicker.Stop()
@@ -206,6 +232,8 @@ func (s *runState) run(ctx context.Context) error {
 			s.accept(f.msg)
 		case res := <-s.results:
 			s.finish(res)
+		case <-rebalanced:
+			s.applyAssignment()
 		case <-timer.C:
 		case <-commitTicker.C:
 			if err := s.commit(ctx); err != nil {
@@ -218,6 +246,7 @@ func (s *runState) run(ctx context.Context) error {
 	stopFetching()
 	deadline := time.NewTimer(time.Duration(r.cfg.ShutdownTimeout))
 	defer deadline.Stop()
+	abandoned := false
 	for s.inFlight > 0 {
 		select {
 		case res := <-s.results:
@@ -225,12 +254,18 @@ func (s *runState) run(ctx context.Context) error {
 		case <-s.fetched:
 			// Fetched after the stop: left for the next run.
 		case <-deadline.C:
-			r.logger.Warn("abandoning batches in flight", zap.Int("batches", s.inFlight))
-			abandonSends()
-			deadline.Reset(time.Hour)
+			if !abandoned {
+				r.logger.Warn("abandoning batches in flight", zap.Int("batches", s.inFlight))
+				abandonSends()
+				abandoned = true
+			} else {
+				r.logger.Warn("waiting for abandoned batches to return", zap.Int("batches", s.inFlight))
+			}
+			deadline.Reset(time.Duration(r.cfg.ShutdownTimeout))
 		}
 	}
-	// Unblock the fetcher if it is handing over a message, then wait for it.
+	// Unblock the fetcher if it is handing over a message, then wait for it
+	// and for the group watcher.
 	for stopped := false; !stopped; {
 		select {
 		case <-s.fetched:
@@ -238,6 +273,7 @@ func (s *runState) run(ctx context.Context) error {
 			stopped = true
 		}
 	}
+	<-watcherDone
 	commitCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if err := s.commit(commitCtx); err != nil {
@@ -308,8 +344,19 @@ func (s *runState) fetch(ctx context.Context) {
 // accept takes a fetched message: it is skipped, or queued behind its key.
 func (s *runState) accept(msg queue.Message) {
 	r := s.r
+	if !s.owns(msg.Partition) {
+		// Read before the partition was revoked: its new owner delivers it.
+		<-s.tokens
+		return
+	}
 	s.topic = msg.Topic
-	s.tracker.fetched(msg.Partition, msg.Offset)
+	if !s.tracker.fetched(msg.Partition, msg.Offset) {
+		// Delivered again after a rebalance while this router still holds
+		// it: in flight, pending, or finished and not yet committed.
+		r.redeliveredHeld.Inc()
+		<-s.tokens
+		return
+	}
 	s.pending++
 	r.pendingGauge.Set(float64(s.pending))
 	ev := schemas.NewEvent(msg.Value)
@@ -319,6 +366,7 @@ func (s *runState) accept(msg queue.Message) {
 	}
 	seenKey := dedupe.KeyOf(ev.Source(), ev.MessageID())
 	if r.seen.Seen([]dedupe.Key{seenKey}, r.cfg.Now())[0] {
+		r.redeliveredDelivered.Inc()
 		s.skip(msg)
 		return
 	}
@@ -566,6 +614,118 @@ func (s *runState) finish(res batchResult) {
 	}
 }
 
+// owns reports whether the partition is this router's. A change of
+// assignment is signalled before the input hands out any message fetched
+// under it, so a pending signal is applied first.
+func (s *runState) owns(partition int) bool {
+	if s.rebalancer == nil {
+		return true
+	}
+	select {
+	case <-s.rebalancer.Rebalanced():
+		s.applyAssignment()
+	default:
+	}
+	_, ok := s.owned[partition]
+	return ok
+}
+
+// applyAssignment takes the input's current assignment and revokes every
+// partition that is no longer this router's, or was another member's since
+// it was last applied.
+func (s *runState) applyAssignment() {
+	assigned := s.rebalancer.Assignment()
+	for p, since := range s.owned {
+		if now, ok := assigned[p]; !ok || now != since {
+			s.revoke(p)
+		}
+	}
+	s.owned = assigned
+}
+
+// revoke drops what the router holds of a partition it no longer owns: its
+// tracked offsets, so nothing of it is committed, and its events not yet
+// sent. Events being sent finish, uncommitted: the partition's new owner
+// delivers them again.
+func (s *runState) revoke(partition int) {
+	s.tracker.revoke(partition)
+	var unbusied []*keyState
+	if c := s.collecting; c != nil {
+		unbusied = s.dropFromBatch(c, partition)
+	}
+	dropped, inFlight := 0, 0
+	for key, ks := range s.keys {
+		kept := ks.events[:0]
+		for _, d := range ks.events {
+			if d.msg.Partition != partition {
+				kept = append(kept, d)
+			} else if d.batch == nil {
+				dropped++
+			} else {
+				inFlight++
+				kept = append(kept, d)
+			}
+		}
+		clear(ks.events[len(kept):])
+		ks.events = kept
+		if len(ks.events) == 0 && !ks.busy {
+			delete(s.keys, key)
+		}
+	}
+	for _, ks := range unbusied {
+		if len(ks.events) > 0 {
+			s.markReady(ks)
+		}
+	}
+	s.ready = slices.DeleteFunc(s.ready, func(ks *keyState) bool {
+		if len(ks.events) > 0 {
+			return false
+		}
+		ks.queued = false
+		return true
+	})
+	s.pending -= dropped
+	s.r.pendingGauge.Set(float64(s.pending))
+	for range dropped {
+		<-s.tokens
+	}
+	s.r.revokedInFlight.Add(float64(inFlight))
+	s.r.logger.Info("partition revoked", zap.Int("partition", partition),
+		zap.Int("dropped", dropped), zap.Int("inFlight", inFlight))
+}
+
+// dropFromBatch takes a partition's events out of the batch being
+// collected and returns the keys left with no event in it.
+func (s *runState) dropFromBatch(c *batch, partition int) []*keyState {
+	items := c.items[:0]
+	c.bytes = 0
+	for _, d := range c.items {
+		if d.msg.Partition == partition {
+			d.batch = nil
+			continue
+		}
+		items = append(items, d)
+		c.bytes += len(d.msg.Value)
+	}
+	clear(c.items[len(items):])
+	c.items = items
+	var unbusied []*keyState
+	c.keys = slices.DeleteFunc(c.keys, func(ks *keyState) bool {
+		for _, d := range ks.events {
+			if d.batch == c {
+				return false
+			}
+		}
+		ks.busy = false
+		unbusied = append(unbusied, ks)
+		return true
+	})
+	if len(c.items) == 0 {
+		s.collecting = nil
+	}
+	return unbusied
+}
+
 // promoteRetries makes keys whose retry time has come ready again.
 func (s *runState) promoteRetries(now time.Time) {
 	for s.retryAt.Len() > 0 && !(*s.retryAt)[0].at.After(now) {
@@ -595,6 +755,9 @@ func (s *runState) nextWake(now time.Time) time.Duration {
 }
 
 func (s *runState) commit(ctx context.Context) error {
+	if s.rebalancer != nil {
+		s.applyAssignment()
+	}
 	offsets := s.tracker.toCommit()
 	if len(offsets) == 0 {
 		return nil

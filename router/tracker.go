@@ -8,14 +8,22 @@ import (
 // tracker follows, per partition, which fetched offsets are done, so that
 // only a fully acknowledged prefix is ever committed: committing an offset
 // commits every earlier one of its partition.
+//
+// A consumer group's log delivers a partition again from the group's
+// committed offset after every rebalance, so offsets do not only grow: an
+// offset below the highest one fetched is one the tracker already has (done,
+// or still on its way) and fetched turns it away.
 type tracker struct {
 	partitions map[int]*partitionTrack
 }
 
 type partitionTrack struct {
-	// window holds the offsets fetched and not yet committable, in fetch
-	// (offset) order, with whether each is done.
+	// window holds the offsets fetched and not yet committable, in
+	// increasing order, with whether each is done. Its first entry is never
+	// done.
 	window []trackedOffset
+	// next is one past the highest offset fetched.
+	next int64
 	// committable is the highest offset whose prefix is all done, or -1.
 	committable int64
 	// committed is the offset last handed to Commit, or -1.
@@ -31,24 +39,31 @@ func newTracker() *tracker {
 	return &tracker{partitions: make(map[int]*partitionTrack)}
 }
 
-// fetched records an offset handed out by the log. Offsets of a partition
-// arrive in increasing order.
-func (t *tracker) fetched(partition int, offset int64) {
+// fetched records an offset handed out by the log and reports whether it is
+// new. An offset below the highest one fetched in the partition is a
+// re-delivery of one the tracker already has: it is not recorded and
+// fetched returns false.
+func (t *tracker) fetched(partition int, offset int64) bool {
 	p, ok := t.partitions[partition]
 	if !ok {
 		p = &partitionTrack{committable: -1, committed: -1}
 		t.partitions[partition] = p
+	} else if offset < p.next {
+		return false
 	}
 	p.window = append(p.window, trackedOffset{offset: offset})
+	p.next = offset + 1
+	return true
 }
 
-// done marks an offset finished: delivered, skipped or dead-lettered.
+// done marks an offset finished: delivered, skipped or dead-lettered. An
+// offset the tracker does not hold (its partition was revoked, or it is
+// already committable) changes nothing.
 func (t *tracker) done(partition int, offset int64) {
 	p := t.partitions[partition]
 	if p == nil {
 		return
 	}
-	// The window is in offset order.
 	if i, ok := slices.BinarySearchFunc(p.window, offset, func(t trackedOffset, o int64) int { return cmp.Compare(t.offset, o) }); ok {
 		p.window[i].done = true
 	}
@@ -60,6 +75,12 @@ func (t *tracker) done(partition int, offset int64) {
 	// Dropping the done prefix by reslicing costs nothing; append
 	// reallocates once the front's capacity is gone, leaving it behind.
 	p.window = p.window[n:]
+}
+
+// revoke forgets a partition this member no longer owns: nothing of it is
+// committed any more, and when it is assigned again its offsets start anew.
+func (t *tracker) revoke(partition int) {
+	delete(t.partitions, partition)
 }
 
 // toCommit returns, per partition, the offset to commit when it moved past

@@ -127,6 +127,7 @@ func crashTest(t *testing.T, extraArgs []string) {
 	first := deliveredCount(receiver)
 	srv = start(t, addr, args...)
 	waitDelivered(t, receiver, ids, 90*time.Second)
+	waitLagZero(t, addr, 30*time.Second)
 	srv.stop(t, syscall.SIGTERM)
 	t.Logf("%d events, %d distinct delivered before the second restart, %d requests in all", n, first, len(receiver.Received()))
 }
@@ -242,6 +243,7 @@ func TestTwoRoutersOnKafkaShareTheWork(t *testing.T) {
 	}
 	ids = append(ids, postAll(t, gw.addr, "kafka-last", 1000)...)
 	waitDelivered(t, receiver, ids, 90*time.Second)
+	waitLagZero(t, r1.addr, 30*time.Second)
 	t.Logf("%d events; router 1 delivered %v, router 2 %v", len(ids), delivered(r1), delivered(r2))
 }
 

@@ -202,6 +202,23 @@ func (s *Subscription) Owned(ctx context.Context) ([]int, int, error) {
 	return owned, n, nil
 }
 
+// Assignment implements queue.Rebalancer: the one member of an embedded
+// group owns every partition from its first generation on.
+func (s *Subscription) Assignment() map[int]int64 {
+	s.c.t.mu.Lock()
+	n := len(s.c.t.parts)
+	s.c.t.mu.Unlock()
+	owned := make(map[int]int64, n)
+	for i := range n {
+		owned[i] = 1
+	}
+	return owned
+}
+
+// Rebalanced implements queue.Rebalancer. An embedded group never
+// rebalances: the channel never receives.
+func (s *Subscription) Rebalanced() <-chan struct{} { return nil }
+
 // Lag returns how many retained messages lie past the group's committed
 // offsets, summed over the topic's partitions: in each, the high watermark
 // less the committed offset, or less the low watermark when the group never
@@ -255,4 +272,5 @@ var (
 	_ queue.Subscription   = (*Subscription)(nil)
 	_ queue.Lagger         = (*Subscription)(nil)
 	_ queue.PartitionOwner = (*Subscription)(nil)
+	_ queue.Rebalancer     = (*Subscription)(nil)
 )

@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"math/rand/v2"
+	"maps"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
 
@@ -54,35 +52,35 @@ func (l *Log) Subscribe(ctx context.Context, cfg queue.SubscribeConfig) (queue.S
 		return nil, fmt.Errorf("subscribing group %s to %s: unknown position kind %d", cfg.Group, cfg.Topic, cfg.Start.Kind)
 	}
 
-	// Each member gets its own client id, by which Owned finds its
-	// assignment in the group's description.
-	dialer := *l.dialer
-	dialer.ClientID = l.cfg.ClientID + "-" + strconv.FormatUint(rand.Uint64(), 36)
-	r := kafkago.NewReader(kafkago.ReaderConfig{
+	cg, err := kafkago.NewConsumerGroup(kafkago.ConsumerGroupConfig{
+		ID:                cfg.Group,
 		Brokers:           l.cfg.Brokers,
-		GroupID:           cfg.Group,
-		Topic:             cfg.Topic,
-		Dialer:            &dialer,
-		MinBytes:          1,
-		MaxBytes:          maxBytes,
-		MaxWait:           maxWait,
-		StartOffset:       start,
-		CommitInterval:    0, // synchronous commits
+		Dialer:            l.dialer,
+		Topics:            []string{cfg.Topic},
 		HeartbeatInterval: time.Duration(l.cfg.HeartbeatInterval),
 		SessionTimeout:    time.Duration(l.cfg.SessionTimeout),
 		JoinGroupBackoff:  joinGroupBackoff,
+		StartOffset:       start,
 		Logger:            l.kafkaLogger(false),
 		ErrorLogger:       l.kafkaLogger(true),
 	})
-	return &subscription{
+	if err != nil {
+		return nil, fmt.Errorf("subscribing group %s to %s: %w", cfg.Group, cfg.Topic, err)
+	}
+	s := &subscription{
 		l:          l,
 		group:      cfg.Group,
 		topic:      cfg.Topic,
 		partitions: n,
-		clientID:   dialer.ClientID,
-		r:          r,
+		cg:         cg,
+		msgs:       make(chan generationMessage),
+		rebalanced: make(chan struct{}, 1),
+		done:       make(chan struct{}),
+		owned:      make(map[int]int64),
 		committed:  make(map[int]int64),
-	}, nil
+	}
+	go s.run()
+	return s, nil
 }
 
 // initGroupOffsets commits, for every partition of cfg.Topic that cfg.Group
@@ -165,83 +163,200 @@ func (l *Log) committedOffsets(ctx context.Context, group, topic string, n int) 
 	return committed, nil
 }
 
-// Owned implements queue.Subscription: it asks the group coordinator for the
-// group's members and returns the partitions of the one with this
-// subscription's client id.
-func (s *subscription) Owned(ctx context.Context) ([]int, int, error) {
-	if s.isClosed() {
-		return nil, 0, queue.ErrClosed
-	}
-	res, err := s.l.client.DescribeGroups(ctx, &kafkago.DescribeGroupsRequest{GroupIDs: []string{s.group}})
-	if err != nil {
-		return nil, 0, fmt.Errorf("describing group %s: %w", s.group, classify(err))
-	}
-	var owned []int
-	for _, g := range res.Groups {
-		if g.Error != nil {
-			return nil, 0, fmt.Errorf("describing group %s: %w", s.group, classify(g.Error))
-		}
-		for _, m := range g.Members {
-			if m.ClientID != s.clientID {
-				continue
-			}
-			for _, t := range m.MemberAssignments.Topics {
-				if t.Topic == s.topic {
-					owned = append(owned, t.Partitions...)
-				}
-			}
-		}
-	}
-	slices.Sort(owned)
-	return owned, s.partitions, nil
-}
-
-// subscription is a queue.Subscription over a kafka-go consumer group Reader.
+// subscription is a queue.Subscription over a kafka-go ConsumerGroup. Each
+// generation of the group runs one partition Reader per partition assigned
+// to this member, starting at the group's committed offset; the generation
+// ends at the next rebalance, and its readers with it.
 type subscription struct {
 	l          *Log
 	group      string
 	topic      string
 	partitions int // of the topic when Subscribe was called
-	clientID   string
-	r          *kafkago.Reader
+	cg         *kafkago.ConsumerGroup
 
-	closeMu sync.Mutex
-	closed  bool
+	// msgs carries the partition readers' messages, with their generation.
+	msgs       chan generationMessage
+	rebalanced chan struct{}
+	done       chan struct{} // closed when run returns
+
+	mu sync.Mutex
+	// gen is the current generation, nil before the first.
+	gen *kafkago.Generation
+	// owned maps each partition of gen to the generation since which
+	// this member has owned it without a break.
+	owned  map[int]int64
+	closed bool
 
 	// commitMu serializes commits, so a lower offset never overtakes a
 	// higher one on its way to the coordinator.
 	commitMu  sync.Mutex
-	committed map[int]int64 // per partition, the highest message offset committed
+	committed map[int]int64 // per owned partition, the highest message offset committed
+}
+
+type generationMessage struct {
+	generation int32
+	msg        kafkago.Message
+}
+
+// run joins each generation of the group in turn until the group is closed.
+func (s *subscription) run() {
+	defer close(s.done)
+	for {
+		gen, err := s.cg.Next(context.Background())
+		if errors.Is(err, kafkago.ErrGroupClosed) {
+			return
+		}
+		if err != nil {
+			// The group retries the join itself, after a backoff.
+			s.l.log.Debug("joining consumer group", zap.String("group", s.group), zap.Error(err))
+			continue
+		}
+		s.startGeneration(gen)
+	}
+}
+
+// startGeneration makes gen the current generation and starts a reader for
+// each partition it assigns to this member.
+func (s *subscription) startGeneration(gen *kafkago.Generation) {
+	assigned := gen.Assignments[s.topic]
+	s.mu.Lock()
+	// A partition owned in the generation just before stayed with this
+	// member; after a gap, another member may have owned it.
+	continued := s.gen != nil && gen.ID == s.gen.ID+1
+	owned := make(map[int]int64, len(assigned))
+	for _, a := range assigned {
+		since, ok := s.owned[a.ID]
+		if !ok || !continued {
+			since = int64(gen.ID)
+		}
+		owned[a.ID] = since
+	}
+	s.commitMu.Lock()
+	for p := range s.committed {
+		if since, ok := owned[p]; !ok || since != s.owned[p] {
+			delete(s.committed, p)
+		}
+	}
+	s.commitMu.Unlock()
+	s.gen, s.owned = gen, owned
+	s.mu.Unlock()
+	select {
+	case s.rebalanced <- struct{}{}:
+	default:
+	}
+	s.l.log.Debug("consumer group generation", zap.String("group", s.group), zap.String("topic", s.topic),
+		zap.Int32("generation", gen.ID), zap.Any("partitions", owned))
+
+	for _, a := range assigned {
+		gen.Start(func(ctx context.Context) { s.readPartition(ctx, gen.ID, a) })
+	}
+}
+
+// readPartition hands the messages of one assigned partition to Fetch until
+// the generation ends.
+func (s *subscription) readPartition(ctx context.Context, generation int32, a kafkago.PartitionAssignment) {
+	r := kafkago.NewReader(kafkago.ReaderConfig{
+		Brokers:     s.l.cfg.Brokers,
+		Topic:       s.topic,
+		Partition:   a.ID,
+		Dialer:      s.l.dialer,
+		MinBytes:    1,
+		MaxBytes:    maxBytes,
+		MaxWait:     maxWait,
+		Logger:      s.l.kafkaLogger(false),
+		ErrorLogger: s.l.kafkaLogger(true),
+	})
+	defer r.Close()
+	if err := r.SetOffset(a.Offset); err != nil {
+		s.l.log.Warn("starting a partition reader", zap.String("topic", s.topic), zap.Int("partition", a.ID), zap.Error(err))
+		return
+	}
+	for {
+		m, err := r.FetchMessage(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			// kafka-go retries what it can; ending the generation makes
+			// the member rejoin and start afresh.
+			s.l.log.Warn("reading a partition", zap.String("topic", s.topic), zap.Int("partition", a.ID), zap.Error(err))
+			return
+		}
+		select {
+		case s.msgs <- generationMessage{generation: generation, msg: m}:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// Assignment implements queue.Rebalancer.
+func (s *subscription) Assignment() map[int]int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	owned := make(map[int]int64, len(s.owned))
+	for p, since := range s.owned {
+		owned[p] = since
+	}
+	return owned
+}
+
+// Rebalanced implements queue.Rebalancer.
+func (s *subscription) Rebalanced() <-chan struct{} { return s.rebalanced }
+
+// Owned implements queue.Subscription: the partitions of the current
+// generation's assignment.
+func (s *subscription) Owned(ctx context.Context) ([]int, int, error) {
+	if s.isClosed() {
+		return nil, 0, queue.ErrClosed
+	}
+	owned := slices.Sorted(maps.Keys(s.Assignment()))
+	return owned, s.partitions, nil
 }
 
 func (s *subscription) isClosed() bool {
-	s.closeMu.Lock()
-	defer s.closeMu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	return s.closed
 }
 
-// Fetch implements queue.Subscription.
-func (s *subscription) Fetch(ctx context.Context) (queue.Message, error) {
-	if s.isClosed() {
-		return queue.Message{}, queue.ErrClosed
+// currentGeneration returns the current generation's id, or -1 before the
+// first.
+func (s *subscription) currentGeneration() int32 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.gen == nil {
+		return -1
 	}
-	m, err := s.r.FetchMessage(ctx)
-	if err != nil {
-		if s.isClosed() || errors.Is(err, io.EOF) {
+	return s.gen.ID
+}
+
+// Fetch implements queue.Subscription. Messages read in a generation that
+// has since ended are dropped: the next generation delivers their
+// partitions again from the committed offset.
+func (s *subscription) Fetch(ctx context.Context) (queue.Message, error) {
+	for {
+		if s.isClosed() {
 			return queue.Message{}, queue.ErrClosed
 		}
-		if ctx.Err() != nil {
+		select {
+		case <-ctx.Done():
 			return queue.Message{}, ctx.Err()
+		case <-s.done:
+			return queue.Message{}, queue.ErrClosed
+		case m := <-s.msgs:
+			if m.generation == s.currentGeneration() {
+				return fromKafka(m.msg), nil
+			}
 		}
-		return queue.Message{}, fmt.Errorf("fetching from %s: %w", s.topic, classify(err))
 	}
-	return fromKafka(m), nil
 }
 
 // Commit implements queue.Subscription. For each partition it commits the
 // highest offset among msgs, and only when that is above what this
-// subscription committed before: kafka-go would otherwise move the group
-// back.
+// subscription committed before, so the group never moves back. It commits
+// in the current generation and skips partitions this member does not own
+// in it.
 func (s *subscription) Commit(ctx context.Context, msgs ...queue.Message) error {
 	if s.isClosed() {
 		return queue.ErrClosed
@@ -258,24 +373,36 @@ func (s *subscription) Commit(ctx context.Context, msgs ...queue.Message) error 
 			highest[m.Partition] = m.Offset
 		}
 	}
-	var commits []kafkago.Message
+	s.mu.Lock()
+	gen, owned := s.gen, s.owned
+	s.mu.Unlock()
+	if gen == nil {
+		return nil
+	}
+	commits := make(map[int]int64)
 	for p, off := range highest {
+		if _, ok := owned[p]; !ok {
+			continue
+		}
 		if c, ok := s.committed[p]; ok && off <= c {
 			continue
 		}
-		commits = append(commits, kafkago.Message{Topic: s.topic, Partition: p, Offset: off})
+		commits[p] = off + 1 // Kafka stores the offset of the next message to read
 	}
 	if len(commits) == 0 {
 		return nil
 	}
-	if err := s.r.CommitMessages(ctx, commits...); err != nil {
-		if s.isClosed() || errors.Is(err, io.ErrClosedPipe) {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := gen.CommitOffsets(map[string]map[int]int64{s.topic: commits}); err != nil {
+		if s.isClosed() {
 			return queue.ErrClosed
 		}
-		return fmt.Errorf("committing offsets of %s: %w", s.topic, classify(err))
+		return fmt.Errorf("committing offsets of %s in generation %d: %w", s.topic, gen.ID, classify(err))
 	}
-	for _, m := range commits {
-		s.committed[m.Partition] = m.Offset
+	for p, next := range commits {
+		s.committed[p] = next - 1
 	}
 	return nil
 }
@@ -321,15 +448,17 @@ func (s *subscription) Lag(ctx context.Context) (int64, error) {
 // Close implements queue.Subscription. It leaves the group, so the other
 // members take over its partitions at once.
 func (s *subscription) Close() error {
-	s.closeMu.Lock()
+	s.mu.Lock()
 	if s.closed {
-		s.closeMu.Unlock()
+		s.mu.Unlock()
 		return queue.ErrClosed
 	}
 	s.closed = true
-	s.closeMu.Unlock()
-	if err := s.r.Close(); err != nil {
-		return fmt.Errorf("closing group reader of %s: %w", s.topic, err)
+	s.mu.Unlock()
+	err := s.cg.Close()
+	<-s.done
+	if err != nil {
+		return fmt.Errorf("leaving group %s: %w", s.group, err)
 	}
 	return nil
 }
@@ -338,4 +467,5 @@ var (
 	_ queue.Subscription   = (*subscription)(nil)
 	_ queue.Lagger         = (*subscription)(nil)
 	_ queue.PartitionOwner = (*subscription)(nil)
+	_ queue.Rebalancer     = (*subscription)(nil)
 )
