@@ -39,7 +39,9 @@ func waitLagZero(t *testing.T, addr string, timeout time.Duration) {
 
 // TestRoutersOnKafkaRebalanceUnderLoad posts events for about 12s while
 // router processes of one consumer group join, leave (SIGTERM) and die
-// (SIGKILL). Every event is delivered, and once the load stops the group's
+// (SIGKILL), and one event in twenty-five fails three times first, so
+// retries keep offsets unfinished behind finished ones when the group
+// rebalances. Every event is delivered, and once the load stops the group's
 // lag returns to 0.
 func TestRoutersOnKafkaRebalanceUnderLoad(t *testing.T) {
 	brokers := strings.Join(kafkatest.Brokers(t), ",")
@@ -48,6 +50,15 @@ func TestRoutersOnKafkaRebalanceUnderLoad(t *testing.T) {
 	gw := start(t, freeAddr(t), "gateway", "--config", cfgPath, "--kafka-brokers", brokers)
 	router := func() *server {
 		return start(t, freeAddr(t), "router", "--config", cfgPath, "--kafka-brokers", brokers)
+	}
+
+	// The failing events belong to different users (postBatch's user is
+	// the id's last digit), so no one user's queue of retries holds back
+	// more than its share.
+	for round := range 60 {
+		for _, i := range []int{round % 10, 20 + (round+5)%10} {
+			receiver.Script(fmt.Sprintf("reb-%d-%d", round, i), 500, 500, 500)
+		}
 	}
 
 	var mu sync.Mutex
@@ -103,4 +114,76 @@ func TestRoutersOnKafkaRebalanceUnderLoad(t *testing.T) {
 	t.Logf("%d events, %d deliveries (%d twice or more); the last router turned away %v re-delivered offsets it held",
 		len(posted), requests, requests-deliveredCount(receiver), held)
 	r4.stop(t, syscall.SIGTERM)
+}
+
+// TestARouterKeepsCommittingAfterAnotherLeaves is the rebalance a user
+// meets first: one router delivers to a slow receiver that fails one
+// request in twenty, a second router joins the group under load and stops
+// again. The first keeps every partition it had through both rebalances,
+// each of which re-delivers them from the committed offsets, and must still
+// commit everything: lag 0 once the load stops.
+func TestARouterKeepsCommittingAfterAnotherLeaves(t *testing.T) {
+	brokers := strings.Join(kafkatest.Brokers(t), ",")
+	receiver := webhooktest.NewServer(t)
+	receiver.SetLatency(2 * time.Millisecond)
+	const rounds, perRound = 200, 50
+	for round := range rounds {
+		for i := round % 20; i < perRound; i += 20 {
+			receiver.Script(fmt.Sprintf("stay-%d-%d", round, i), 500)
+		}
+	}
+	cfgPath := routerConfigFile(t, receiver.URL, "")
+	gw := start(t, freeAddr(t), "gateway", "--config", cfgPath, "--kafka-brokers", brokers)
+	first := start(t, freeAddr(t), "router", "--config", cfgPath, "--kafka-brokers", brokers)
+
+	posting := make(chan error, 1)
+	var posted []string
+	go func() {
+		for round := range rounds {
+			batch := make([]string, perRound)
+			for i := range batch {
+				batch[i] = fmt.Sprintf("stay-%d-%d", round, i)
+			}
+			if status, err := postBatch(http.DefaultClient, gw.addr, "k", batch); err != nil || status != 200 {
+				posting <- fmt.Errorf("posting round %d: status %d, %v", round, status, err)
+				return
+			}
+			posted = append(posted, batch...)
+			time.Sleep(50 * time.Millisecond)
+		}
+		posting <- nil
+	}()
+	time.Sleep(3 * time.Second)
+	second := start(t, freeAddr(t), "router", "--config", cfgPath, "--kafka-brokers", brokers)
+	time.Sleep(5 * time.Second)
+	second.stop(t, syscall.SIGTERM)
+	if err := <-posting; err != nil {
+		t.Fatal(err)
+	}
+
+	waitDelivered(t, receiver, posted, 60*time.Second)
+	waitLagZero(t, first.addr, 30*time.Second)
+	pending, _ := scrapeCounter(first.addr, `switchyard_router_pending_events{destination="hook"}`)
+	if pending != 0 {
+		t.Errorf("%v events still pending once everything was delivered and committed", pending)
+	}
+	t.Logf("%d events, %d delivered twice or more", len(posted), deliveredTwice(receiver))
+	first.stop(t, syscall.SIGTERM)
+}
+
+// deliveredTwice counts the events the receiver took more than once.
+func deliveredTwice(srv *webhooktest.Server) int {
+	counts := map[string]int{}
+	for _, d := range srv.Received() {
+		if d.Status/100 == 2 {
+			counts[d.MessageID]++
+		}
+	}
+	twice := 0
+	for _, n := range counts {
+		if n > 1 {
+			twice++
+		}
+	}
+	return twice
 }

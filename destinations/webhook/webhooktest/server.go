@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/tidwall/gjson"
 )
@@ -52,6 +53,7 @@ type Server struct {
 	mu        sync.Mutex
 	scripts   map[string][]int
 	failing   int // 0 unless Fail was called
+	latency   time.Duration
 	received  []Delivery
 	requests  int
 	delivered map[string]int
@@ -93,6 +95,14 @@ func (s *Server) Recover() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.failing = 0
+}
+
+// SetLatency makes every later request wait d before it is answered, as a
+// slow receiver does.
+func (s *Server) SetLatency(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.latency = d
 }
 
 // Received returns a copy of every event received so far, in arrival order.
@@ -146,6 +156,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	attempt, _ := strconv.Atoi(r.Header.Get("X-Switchyard-Attempt"))
+	s.mu.Lock()
+	latency := s.latency
+	s.mu.Unlock()
+	time.Sleep(latency)
 
 	status := s.record(r.Header, events, batched, attempt)
 	w.Header().Set("Content-Type", "application/json")
