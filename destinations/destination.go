@@ -56,6 +56,16 @@ type Sharer interface {
 	SetShare(owned, total int)
 }
 
+// HealthReporter is implemented by destinations that can tell when their
+// service refuses them as a whole (a HubSpot token that is invalid or lacks
+// a scope), so no event can be delivered until someone acts. cmd reports it
+// in /readyz and the switchyard_destination_healthy gauge.
+type HealthReporter interface {
+	// Health returns false with a reason, for a person, while the service
+	// refuses the destination; true (and "") once a call succeeds again.
+	Health() (ok bool, reason string)
+}
+
 // Closer is implemented by destinations that hold resources (open files,
 // a lock on a state directory): whoever built one closes it once no router
 // sends to it any more.

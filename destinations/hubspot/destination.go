@@ -82,6 +82,9 @@ type HubSpot struct {
 	eventDefs map[string]*eventDefinition
 	// announcedPause is the end of the last pause logged.
 	announcedPause time.Time
+	// refused, while HubSpot refuses the token, says why; "" while it
+	// takes it.
+	refused string
 }
 
 // NewClient returns an API client for cfg's token, with a rate budget of
@@ -181,6 +184,7 @@ func (h *HubSpot) rememberIDs(ids map[string]string) {
 // call makes one API call and counts it under endpoint.
 func (h *HubSpot) call(ctx context.Context, endpoint string, kind api.Kind, method, path string, body any) (*api.Response, error) {
 	resp, err := h.client.Do(ctx, kind, method, path, body)
+	h.observeAuth(err)
 	if h.metrics != nil {
 		outcome := "ok"
 		if err != nil {
@@ -189,6 +193,52 @@ func (h *HubSpot) call(ctx context.Context, endpoint string, kind api.Kind, meth
 		h.metrics.calls.WithLabelValues(h.name, endpoint, outcome).Inc()
 	}
 	return resp, err
+}
+
+// observeAuth follows whether HubSpot takes the token: the first refusal
+// (401, 403) after a working call logs one ERROR naming the problem, and
+// the first success after refusals logs one INFO. Other failures say
+// nothing about the token.
+func (h *HubSpot) observeAuth(err error) {
+	var ae *api.AuthError
+	refused := ""
+	switch {
+	case errors.As(err, &ae):
+		refused = ae.Problem()
+	case err != nil:
+		return
+	}
+	h.mu.Lock()
+	was := h.refused
+	h.refused = refused
+	h.mu.Unlock()
+	switch {
+	case refused != "" && was == "":
+		h.log.Error(refused+"; events are retried until the token works (see the README's HubSpot scopes)", zap.Int("status", ae.Status), zap.Strings("scopes", ae.Scopes))
+	case refused == "" && was != "":
+		h.log.Info("HubSpot takes the token again: recovered", zap.String("was", was))
+	}
+}
+
+// Health implements destinations.HealthReporter: false while HubSpot
+// refuses the token, with the problem; true again after a successful call.
+func (h *HubSpot) Health() (bool, string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.refused == "", h.refused
+}
+
+// CheckToken makes the destination's first call (reading the contact
+// property list, which every batch needs), so a token HubSpot refuses is
+// reported at start rather than at the first event. The error is the
+// call's, already logged and reflected in Health.
+func (h *HubSpot) CheckToken(ctx context.Context) error {
+	h.closing.RLock()
+	defer h.closing.RUnlock()
+	if h.closed {
+		return errors.New("hubspot: the destination is closed")
+	}
+	return h.loadCatalog(ctx, "contacts")
 }
 
 // skip counts something not sent, by reason.
@@ -689,8 +739,9 @@ func (s *sending) withoutOlderValues(object string, inputs []*input) []*input {
 }
 
 var (
-	_ destinations.Destination = (*HubSpot)(nil)
-	_ destinations.Pauser      = (*HubSpot)(nil)
-	_ destinations.Sharer      = (*HubSpot)(nil)
-	_ destinations.Closer      = (*HubSpot)(nil)
+	_ destinations.Destination    = (*HubSpot)(nil)
+	_ destinations.Pauser         = (*HubSpot)(nil)
+	_ destinations.Sharer         = (*HubSpot)(nil)
+	_ destinations.Closer         = (*HubSpot)(nil)
+	_ destinations.HealthReporter = (*HubSpot)(nil)
 )

@@ -195,7 +195,7 @@ func (c *Client) classify(kind Kind, method, path string, resp *http.Response, r
 	case status == http.StatusRequestTimeout || status >= 500 && status != http.StatusNotImplemented:
 		return nil, &TransientError{Status: status, RetryAfter: retryAfter, Reason: what, Body: excerpt(raw)}
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
-		return nil, &AuthError{Status: status, Reason: what, Body: excerpt(raw)}
+		return nil, &AuthError{Status: status, Reason: what, Body: excerpt(raw), Scopes: e.RequiredScopes()}
 	default:
 		return nil, &RequestError{Status: status, Reason: what, Body: excerpt(raw), Detail: e}
 	}
@@ -241,6 +241,16 @@ func (e ErrorBody) PropertiesMissing() []string {
 		}
 	}
 	return names
+}
+
+// RequiredScopes returns the scopes a MISSING_SCOPES error names
+// (errors[].context.requiredGranularScopes [O-objapis]).
+func (e ErrorBody) RequiredScopes() []string {
+	var scopes []string
+	for _, d := range e.Errors {
+		scopes = append(scopes, d.Context["requiredGranularScopes"]...)
+	}
+	return append(scopes, e.Context["requiredGranularScopes"]...)
 }
 
 func excerpt(raw []byte) string {
@@ -297,9 +307,23 @@ type AuthError struct {
 	Status int
 	Reason string
 	Body   string
+	// Scopes are the scopes a 403 names as required, if any.
+	Scopes []string
 }
 
 func (e *AuthError) Error() string { return e.Reason }
+
+// Problem says, for a person, what is wrong with the token: invalid or
+// expired (401), or missing a scope (403, naming the scopes HubSpot named).
+func (e *AuthError) Problem() string {
+	if e.Status != http.StatusForbidden {
+		return "HubSpot refuses the token (401): it is invalid or expired"
+	}
+	if len(e.Scopes) == 0 {
+		return "HubSpot refuses the call (403): the token lacks a required scope"
+	}
+	return "HubSpot refuses the call (403): the token lacks the scope " + strings.Join(e.Scopes, ", ")
+}
 
 // RequestError is any other 4xx (and 501): the request itself is wrong.
 // Detail holds HubSpot's error body.

@@ -101,6 +101,18 @@ func TestAnswersAreClassified(t *testing.T) {
 				t.Fatalf("%#v", err)
 			}
 		}},
+		{"a 403 names the missing scope [O-objapis]", answer{status: 403, body: `{"status":"error","message":"This app hasn't been granted all required scopes to make this call.","errors":[{"message":"One or more of the following scopes are required.","context":{"requiredGranularScopes":["crm.objects.contacts.write"]}}],"category":"MISSING_SCOPES","links":{"scopes":"https://developers.hubspot.com/scopes"}}`}, func(t *testing.T, _ *Response, err error) {
+			var ae *AuthError
+			if !errors.As(err, &ae) || strings.Join(ae.Scopes, ",") != "crm.objects.contacts.write" || !strings.Contains(ae.Problem(), "lacks the scope crm.objects.contacts.write") {
+				t.Fatalf("%#v", err)
+			}
+		}},
+		{"a 401 says the token is invalid or expired", answer{status: 401, body: `{"status":"error","message":"Authentication credentials not found.","category":"INVALID_AUTHENTICATION"}`}, func(t *testing.T, _ *Response, err error) {
+			var ae *AuthError
+			if !errors.As(err, &ae) || !strings.Contains(ae.Problem(), "invalid or expired") {
+				t.Fatalf("%#v", err)
+			}
+		}},
 		{"a missing property names it [O-objapis]", answer{status: 400, body: `{"status":"error","message":"Property values were not valid","errors":[{"message":"Property \"plan\" does not exist","code":"PROPERTY_DOESNT_EXIST","context":{"propertyName":["plan"]}}],"category":"VALIDATION_ERROR"}`}, func(t *testing.T, _ *Response, err error) {
 			var re *RequestError
 			if !errors.As(err, &re) || re.Detail.Category != "VALIDATION_ERROR" || strings.Join(re.Detail.PropertiesMissing(), ",") != "plan" {

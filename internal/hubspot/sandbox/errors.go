@@ -57,6 +57,16 @@ func writeError(w http.ResponseWriter, status int, category, message string, e *
 	writeJSON(w, status, out)
 }
 
+// missingScopes is the 403 body of a token that lacks scope: category
+// MISSING_SCOPES, errors[0].context.requiredGranularScopes and links.scopes
+// [O-objapis].
+func missingScopes(scope string) *errorBody {
+	e := newError("MISSING_SCOPES", "This app hasn't been granted all required scopes to make this call. Read more about required scopes here: https://developers.hubspot.com/scopes.")
+	e.Errors = []errorDetail{{Message: "One or more of the following scopes are required.", Context: map[string][]string{"requiredGranularScopes": {scope}}}}
+	e.Links = map[string]string{"scopes": "https://developers.hubspot.com/scopes"}
+	return e
+}
+
 // fail writes e as the whole request's error.
 func fail(w http.ResponseWriter, e *errorBody) {
 	writeError(w, statusOf(e.Category), e.Category, e.Message, e)

@@ -333,6 +333,13 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, class limitCla
 			"The access token provided is not valid for this portal.", nil)
 		return
 	}
+	s.mu.Lock()
+	scope := s.faults.missingScope
+	s.mu.Unlock()
+	if scope != "" {
+		writeError(w, http.StatusForbidden, "MISSING_SCOPES", "", missingScopes(scope))
+		return
+	}
 
 	s.mu.Lock()
 	fault := s.faults.take()
@@ -361,6 +368,8 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, class limitCla
 }
 
 func (s *Server) tokenAccepted(token string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if len(s.cfg.Tokens) == 0 {
 		return true
 	}

@@ -17,6 +17,9 @@ type faults struct {
 	burstCount int
 	lockCount  int
 	latency    time.Duration
+	// missingScope, when set, is the scope every API request is refused
+	// for with a 403 MISSING_SCOPES.
+	missingScope string
 }
 
 type faultKind int
@@ -81,6 +84,24 @@ func (s *Server) SetLatency(d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.faults.latency = d
+}
+
+// AcceptToken adds token to the accepted tokens (Config.Tokens), as when a
+// refused token is granted access again.
+func (s *Server) AcceptToken(token string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cfg.Tokens = append(s.cfg.Tokens, token)
+}
+
+// RequireScope makes every API request from an accepted token get 403
+// MISSING_SCOPES naming scope in errors[0].context.requiredGranularScopes,
+// with links.scopes, as HubSpot answers a token that lacks a scope
+// [O-objapis]. An empty scope (or ClearFaults) turns it off.
+func (s *Server) RequireScope(scope string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults.missingScope = scope
 }
 
 // ExhaustDaily spends the account's daily budget: every non-OAuth request
