@@ -65,6 +65,12 @@ type Config struct {
 
 	// Now is the clock. Default time.Now.
 	Now func() time.Time `yaml:"-"`
+
+	// ReadyDetails, when set, adds its fields to /readyz's JSON body (for
+	// example the states of the destinations a process also serves). They
+	// do not change the status: the gateway is ready while the log takes
+	// writes.
+	ReadyDetails func() map[string]any `yaml:"-"`
 }
 
 func (c Config) withDefaults() Config {

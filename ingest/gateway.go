@@ -131,14 +131,23 @@ func (g *Gateway) newApp(reg *prometheus.Registry) *fiber.App {
 	return app
 }
 
-// ready answers 200 while the log takes writes, 503 with the reason otherwise.
+// ready answers 200 while the log takes writes, 503 with the reason
+// otherwise, adding Config.ReadyDetails to the body.
 func (g *Gateway) ready(c *fiber.Ctx) error {
 	ctx, cancel := context.WithTimeout(c.UserContext(), 5*time.Second)
 	defer cancel()
-	if err := g.log.Check(ctx); err != nil {
-		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "unavailable", "reason": err.Error()})
+	body := fiber.Map{}
+	if g.cfg.ReadyDetails != nil {
+		for k, v := range g.cfg.ReadyDetails() {
+			body[k] = v
+		}
 	}
-	return c.JSON(fiber.Map{"status": "ready"})
+	if err := g.log.Check(ctx); err != nil {
+		body["status"], body["reason"] = "unavailable", err.Error()
+		return c.Status(fiber.StatusServiceUnavailable).JSON(body)
+	}
+	body["status"] = "ready"
+	return c.JSON(body)
 }
 
 // errorHandler renders errors raised outside the handlers (an unknown route,

@@ -26,6 +26,9 @@ type destinationDeps struct {
 	hubspot *hubspotClients
 	// hubspotMetrics is nil when metrics are not exported.
 	hubspotMetrics *hubspot.Metrics
+	// health, when not nil, receives each built destination that reports
+	// its health, by name.
+	health destinationHealth
 }
 
 // destinationBuilder builds a destination; key is its place in the config,
@@ -79,6 +82,9 @@ func buildRouters(cfg config, log queue.Log, deps destinationDeps, m *router.Met
 		}
 		if c, ok := dest.(destinations.Closer); ok {
 			closers = append(closers, c)
+		}
+		if hr, ok := dest.(destinations.HealthReporter); ok && deps.health != nil {
+			deps.health[dc.Name] = hr
 		}
 		r, err := router.New(cfg.routerConfig(dc), dest, log, deps.logger, m)
 		if err != nil {

@@ -334,3 +334,70 @@ destinations:
 	}
 	t.Logf("%d contacts at steady state, 0 429s", last-first)
 }
+
+// TestServeSaysWhenHubSpotRefusesTheToken runs serve with a token the
+// sandbox refuses (401): it logs one ERROR naming the problem however many
+// batches fail, /readyz stays 200 (the gateway still takes events) and
+// names the destination unhealthy, and the gauge reads 0.
+func TestServeSaysWhenHubSpotRefusesTheToken(t *testing.T) {
+	addr := freeAddr(t)
+	startReady(t, addr, "/_sandbox/stats", "hubspot-sandbox", "--tier", "free", "--hub-id", "777", "--tokens", "pat-granted")
+	base := "http://" + addr
+
+	cfgPath := writeConfig(t, `sources:
+  - name: app
+    write_keys: [k]
+destinations:
+  - name: crm
+    type: hubspot
+    hubspot:
+      max_wait: 20ms
+`)
+	gw := freeAddr(t)
+	srv := start(t, gw, "serve", "--config", cfgPath, "--data-dir", t.TempDir(),
+		"--hubspot-url", base, "--hubspot-token", "pat-refused", "--hubspot-hub-id", "777", "--hubspot-tier", "free")
+	readyz := func() (int, string) {
+		resp, err := http.Get("http://" + gw + "/readyz")
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	eventuallyTrue(t, "/readyz names the destination unhealthy", func() bool {
+		_, body := readyz()
+		return gjson.Get(body, "destinations.crm").Exists() && !gjson.Get(body, "destinations.crm.healthy").Bool()
+	})
+	for i := 0; i < 10; i++ {
+		post(t, gw, "/v1/identify", "k", fmt.Sprintf(`{"userId":"u%d","traits":{"email":"u%d@example.com"}}`, i, i))
+	}
+	eventuallyTrue(t, "several refused calls", func() bool {
+		return count401(t, base) >= 3
+	})
+	status, body := readyz()
+	if status != http.StatusOK || gjson.Get(body, "status").String() != "ready" ||
+		!strings.Contains(gjson.Get(body, "destinations.crm.reason").String(), "invalid or expired") {
+		t.Fatalf("/readyz: %d %s", status, body)
+	}
+	if n := strings.Count(srv.logs(), "invalid or expired"); n != 1 {
+		t.Fatalf("%d log lines name the refused token, want 1:\n%s", n, srv.logs())
+	}
+	if strings.Contains(srv.logs(), "pat-refused") {
+		t.Fatalf("the token is in the log:\n%s", srv.logs())
+	}
+	if v, ok := scrapeCounter(gw, `switchyard_destination_healthy{destination="crm"}`); !ok || v != 0 {
+		t.Fatalf("switchyard_destination_healthy = %v (found %v), want 0", v, ok)
+	}
+}
+
+// count401 sums the sandbox's 401 answers.
+func count401(t *testing.T, base string) int {
+	t.Helper()
+	n := 0
+	sandboxGet(t, base, "/_sandbox/stats").Get("endpoints").ForEach(func(_, byStatus gjson.Result) bool {
+		n += int(byStatus.Get("401").Int())
+		return true
+	})
+	return n
+}

@@ -41,6 +41,7 @@ func serve(ctx context.Context, name string, args []string, stderr io.Writer) er
 	}
 
 	var routers []*router.Router
+	health := destinationHealth{}
 	if runRouters {
 		metrics, err := router.NewMetrics(reg)
 		if err != nil {
@@ -50,12 +51,18 @@ func serve(ctx context.Context, name string, args []string, stderr io.Writer) er
 		if err != nil {
 			return fmt.Errorf("registering metrics: %w", err)
 		}
-		deps := destinationDeps{logger: logger, dataDir: cfg.DataDir, hubspot: clients, hubspotMetrics: hubspotMetrics}
+		deps := destinationDeps{logger: logger, dataDir: cfg.DataDir, hubspot: clients, hubspotMetrics: hubspotMetrics, health: health}
 		var release func()
 		if routers, release, err = buildRouters(cfg, log, deps, metrics); err != nil {
 			return err
 		}
 		defer release()
+		if err := health.register(reg); err != nil {
+			return fmt.Errorf("registering metrics: %w", err)
+		}
+		if runGateway {
+			gwCfg.ReadyDetails = health.readyDetails
+		}
 	}
 
 	ln, err := net.Listen("tcp", cfg.Addr)
@@ -68,9 +75,10 @@ func serve(ctx context.Context, name string, args []string, stderr io.Writer) er
 			return err
 		}
 	} else {
-		srv = opsServer(reg, log)
+		srv = opsServer(reg, log, health)
 	}
 	logger.Info("listening", zap.String("role", name), zap.String("addr", ln.Addr().String()),
 		zap.String("log", backend), zap.Int("sources", len(gwCfg.Sources)), zap.Int("destinations", len(routers)))
+	go health.checkTokens(ctx)
 	return serveUntilDone(ctx, srv, ln, routers, log, cfg.eventsTopic(), logger)
 }

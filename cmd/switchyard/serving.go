@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -14,6 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 
+	"github.com/switchyard/switchyard/destinations"
+	"github.com/switchyard/switchyard/destinations/hubspot"
 	"github.com/switchyard/switchyard/ingest"
 	"github.com/switchyard/switchyard/queue"
 	"github.com/switchyard/switchyard/router"
@@ -57,8 +60,8 @@ func gatewayServer(cfg ingest.Config, log queue.Log, logger *zap.Logger, reg *pr
 }
 
 // opsServer serves /metrics, /healthz and /readyz, for the router role.
-func opsServer(reg *prometheus.Registry, log queue.Log) httpServer {
-	srv := &http.Server{Handler: opsHandler(reg, log), ReadHeaderTimeout: 10 * time.Second}
+func opsServer(reg *prometheus.Registry, log queue.Log, health destinationHealth) httpServer {
+	srv := &http.Server{Handler: opsHandler(reg, log, health), ReadHeaderTimeout: 10 * time.Second}
 	return httpServer{serve: srv.Serve, shutdown: srv.Shutdown}
 }
 
@@ -120,8 +123,71 @@ func runRouter(ctx context.Context, r *router.Router, log queue.Log, topic strin
 	}
 }
 
+// destinationHealth holds the destinations that report their health
+// (destinations.HealthReporter), by name.
+type destinationHealth map[string]destinations.HealthReporter
+
+// destinationState is one destination's health in /readyz's body.
+type destinationState struct {
+	Healthy bool   `json:"healthy"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+// states returns each destination's state, and whether all are healthy.
+func (d destinationHealth) states() (map[string]destinationState, bool) {
+	out := make(map[string]destinationState, len(d))
+	all := true
+	for name, hr := range d {
+		ok, reason := hr.Health()
+		out[name] = destinationState{Healthy: ok, Reason: reason}
+		all = all && ok
+	}
+	return out, all
+}
+
+// register adds the gauge switchyard_destination_healthy{destination}: 1
+// while the destination's service takes it, 0 while it refuses it.
+func (d destinationHealth) register(reg prometheus.Registerer) error {
+	for name, hr := range d {
+		g := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "switchyard_destination_healthy",
+			Help:        "1 while the destination's service takes it, 0 while it refuses it (for HubSpot: a token that is invalid, expired or lacks a scope).",
+			ConstLabels: prometheus.Labels{"destination": name},
+		}, func() float64 {
+			if ok, _ := hr.Health(); ok {
+				return 1
+			}
+			return 0
+		})
+		if err := reg.Register(g); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readyDetails is what the gateway adds to /readyz when serve also routes:
+// the destinations' states. An unhealthy destination leaves the gateway
+// ready, as it still takes events durably.
+func (d destinationHealth) readyDetails() map[string]any {
+	states, _ := d.states()
+	return map[string]any{"destinations": states}
+}
+
+// checkTokens makes each HubSpot destination's first call now, so a token
+// HubSpot refuses is logged at start.
+func (d destinationHealth) checkTokens(ctx context.Context) {
+	for _, hr := range d {
+		if h, ok := hr.(*hubspot.HubSpot); ok {
+			_ = h.CheckToken(ctx) // a refusal is logged and kept in Health
+		}
+	}
+}
+
 // opsHandler serves /metrics, /healthz and /readyz for the router role.
-func opsHandler(reg *prometheus.Registry, log queue.Log) http.Handler {
+// /readyz answers 503 while the log is unavailable or a destination is
+// unhealthy, naming each destination's state in the body.
+func opsHandler(reg *prometheus.Registry, log queue.Log, health destinationHealth) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -132,12 +198,17 @@ func opsHandler(reg *prometheus.Registry, log queue.Log) http.Handler {
 		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 		defer cancel()
 		w.Header().Set("Content-Type", "application/json")
+		states, healthy := health.states()
+		body := map[string]any{"status": "ready", "destinations": states}
 		if err := log.Check(ctx); err != nil {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			fmt.Fprintf(w, `{"status":"unavailable","reason":%q}`, err.Error())
-			return
+			body["status"], body["reason"] = "unavailable", err.Error()
+		} else if !healthy {
+			body["status"], body["reason"] = "unavailable", "a destination is unhealthy"
 		}
-		io.WriteString(w, `{"status":"ready"}`)
+		if body["status"] != "ready" {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		json.NewEncoder(w).Encode(body) //nolint:errcheck // the client went away
 	})
 	return mux
 }
