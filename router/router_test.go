@@ -632,6 +632,7 @@ func TestABatchClosesAtMaxKeysUsers(t *testing.T) {
 	dest.waitUntil(t, "every event is delivered", func() bool { return len(dest.delivered()) == 30 })
 	dest.mu.Lock()
 	defer dest.mu.Unlock()
+	full := 0
 	for i, b := range dest.batches {
 		users := map[string]bool{}
 		for _, u := range b {
@@ -640,5 +641,13 @@ func TestABatchClosesAtMaxKeysUsers(t *testing.T) {
 		if len(users) > 2 {
 			t.Fatalf("batch %d held events of %d users %v, want at most MaxKeys (2)", i, len(users), users)
 		}
+		if len(users) == 2 {
+			full++
+		}
+	}
+	// Every event was waiting before the router started, so batches fill
+	// up to MaxKeys users instead of closing early.
+	if full == 0 {
+		t.Fatalf("no batch of %d held MaxKeys (2) users: %v", len(dest.batches), dest.batches)
 	}
 }

@@ -25,7 +25,7 @@ func startSandbox(t *testing.T) string {
 	return "http://" + addr
 }
 
-// sandboxGet reads a sandbox control endpoint.
+// sandboxGet reads a sandbox control endpoint, failing unless it answers 200.
 func sandboxGet(t *testing.T, base, path string) gjson.Result {
 	t.Helper()
 	resp, err := http.Get(base + path)
@@ -33,8 +33,36 @@ func sandboxGet(t *testing.T, base, path string) gjson.Result {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", path, resp.StatusCode, raw)
+	}
 	return gjson.ParseBytes(raw)
+}
+
+// portalCounts is how many records of each kind the sandbox holds.
+type portalCounts struct {
+	Contacts, Companies, Associations, EventOccurrences, ListMembers int
+}
+
+// countPortal counts the sandbox's contacts, companies, associations, event
+// occurrences and the members of all its lists.
+func countPortal(t *testing.T, base string) portalCounts {
+	t.Helper()
+	results := func(path string) []gjson.Result { return sandboxGet(t, base, path).Get("results").Array() }
+	c := portalCounts{
+		Contacts:         len(results("/_sandbox/objects/contacts")),
+		Companies:        len(results("/_sandbox/objects/companies")),
+		Associations:     len(results("/_sandbox/associations")),
+		EventOccurrences: len(results("/_sandbox/events")),
+	}
+	for _, list := range results("/_sandbox/lists") {
+		c.ListMembers += len(list.Get("members").Array())
+	}
+	return c
 }
 
 // sandboxCall makes an API call to the sandbox and returns its answer.
@@ -158,7 +186,12 @@ destinations:
 		t.Fatalf("dead letters: %v", bad)
 	}
 
-	// Replaying the whole log, older events included, changes nothing.
+	// Replaying the whole log, older events included, changes nothing: no
+	// record is added or lost, and no property rolls back.
+	before := countPortal(t, base)
+	if before.Contacts != 3 || before.Companies != 2 || before.Associations < 2 || before.EventOccurrences != 2 || before.ListMembers != 1 {
+		t.Fatalf("before the replay the portal holds %+v, want 3 contacts, 2 companies, at least 2 associations, 2 event occurrences and 1 list member", before)
+	}
 	upsertCalls := func() (n int64) {
 		sandboxGet(t, base, "/_sandbox/stats").Get("endpoints").ForEach(func(endpoint, statuses gjson.Result) bool {
 			if endpoint.Str == "POST /crm/v3/objects/{objectType}/batch/upsert" {
@@ -179,6 +212,12 @@ destinations:
 	}
 	if title := adaNow().Get("properties.jobtitle").String(); title != "CTO" {
 		t.Fatalf("the replay rolled jobtitle back from CTO to %q", title)
+	}
+	if last := adaNow().Get("properties.lastname").String(); last != "Lovelace" {
+		t.Fatalf("the replay changed lastname from Lovelace to %q", last)
+	}
+	if after := countPortal(t, base); after != before {
+		t.Fatalf("the replay changed the portal from %+v to %+v", before, after)
 	}
 }
 

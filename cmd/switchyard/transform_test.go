@@ -48,20 +48,29 @@ func TestTransformGolden(t *testing.T) {
 	}
 }
 
+// compareGolden compares got with the golden file at path, or rewrites the
+// file under -update. A requests file (.golden.json) must exist and every
+// input must print requests. A notes file (.notes.golden.txt) may be absent,
+// which means the case expects no notes. -update never deletes a golden
+// file: output that went empty is a failure, and a notes file that is no
+// longer wanted is deleted by hand.
 func compareGolden(t *testing.T, path string, got []byte) {
 	t.Helper()
+	notes := strings.HasSuffix(path, ".notes.golden.txt")
+	if len(got) == 0 && !notes {
+		t.Fatalf("transform printed no requests for %s", filepath.Base(path))
+	}
+	want, err := os.ReadFile(path)
+	if notes && os.IsNotExist(err) && len(got) == 0 {
+		return
+	}
 	if *update {
 		if len(got) == 0 {
-			os.Remove(path)
-			return
+			t.Fatalf("transform printed no notes, but %s exists: delete it by hand if no notes are expected", filepath.Base(path))
 		}
 		if err := os.WriteFile(path, got, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if os.IsNotExist(err) && len(got) == 0 {
 		return
 	}
 	if err != nil {

@@ -508,7 +508,11 @@ func TestUsersAreSentConcurrently(t *testing.T) {
 		track("m4", "u4"), track("m5", "u5"), track("m6", "u6"),
 	}
 	w := newWebhook(t, Config{URL: srv.URL, Concurrency: concurrency})
-	for i, o := range w.Send(t.Context(), batch) {
+	out := w.Send(t.Context(), batch)
+	if len(out) != len(batch) {
+		t.Fatalf("%d outcomes for %d events", len(out), len(batch))
+	}
+	for i, o := range out {
 		if o.Result != destinations.Delivered {
 			t.Errorf("event %d: outcome %+v, want delivered", i, o)
 		}
@@ -574,6 +578,9 @@ func TestCancellation(t *testing.T) {
 			srv := newScriptServer(t)
 			w := newWebhook(t, Config{URL: srv.URL, Batch: batched})
 			out := w.Send(ctx, []destinations.Event{track("m1", "u1"), track("m2", "u2")})
+			if len(out) != 2 {
+				t.Fatalf("%d outcomes for 2 events", len(out))
+			}
 			for i, o := range out {
 				if o.Result != destinations.Retry || o.Reason != "not sent: context canceled" {
 					t.Errorf("event %d: outcome %+v, want retry, not sent", i, o)
