@@ -40,17 +40,27 @@ type Event struct {
 
 // Events returns a copy of every event received, in arrival order.
 func (s *Server) Events() []Event {
+	events, _ := s.EventsFrom(0)
+	return events
+}
+
+// EventsFrom returns a copy of the events received after the first from, in
+// arrival order, and next, the from that returns only the events received
+// later: a reader that passes next back gets each event once. A from past
+// the end (after a Reset) gives none and the count of events held.
+func (s *Server) EventsFrom(from int) (events []Event, next int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]Event, len(s.events))
-	for i, e := range s.events {
-		e.Properties = make(map[string]string, len(s.events[i].Properties))
-		for k, v := range s.events[i].Properties {
+	from = min(max(from, 0), len(s.events))
+	out := make([]Event, len(s.events)-from)
+	for i, e := range s.events[from:] {
+		e.Properties = make(map[string]string, len(e.Properties))
+		for k, v := range s.events[from+i].Properties {
 			e.Properties[k] = v
 		}
 		out[i] = e
 	}
-	return out
+	return out, len(s.events)
 }
 
 type eventInput struct {

@@ -99,7 +99,8 @@ type Config struct {
 //	POST /_sandbox/faults/clear                                clear the four switches above
 //	POST /_sandbox/reset                                       a fresh portal: data, limits, switches, stats
 //	GET  /_sandbox/stats                                       request counts by endpoint and status
-//	GET  /_sandbox/events                                      custom events received
+//	GET  /_sandbox/events?from=N                               custom events received after the first N (default 0), with when
+//	                                                           the sandbox received each, and next: the N for later ones
 //	GET  /_sandbox/objects/{objectType}                        every record of a type
 //	GET  /_sandbox/associations                                every default association
 //	GET  /_sandbox/lists                                       every list with its members

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -923,6 +924,61 @@ func TestSandboxAssociations(t *testing.T) {
 	})
 	if n := len(s.Associations()); n != 6 {
 		t.Errorf("%d association directions, want 6", n)
+	}
+}
+
+// TestSandboxEventsFrom reads the events a page at a time through
+// /_sandbox/events?from=, each with the time the sandbox received it, and
+// starts over after a reset.
+func TestSandboxEventsFrom(t *testing.T) {
+	s, clock := newSandbox(t, sandbox.Config{})
+	send := func(names ...string) {
+		t.Helper()
+		mustStatus(t, call(t, s, "POST", "/events/v3/send/batch", inputs(len(names), func(i int) string {
+			return fmt.Sprintf(`{"eventName":"pe12345678_%s","email":"a@example.com","occurredAt":"2026-03-10T11:00:00.000Z","properties":{}}`, names[i])
+		})), 204)
+	}
+	page := func(from string) (names []string, received []string, next int64) {
+		t.Helper()
+		r := call(t, s, "GET", "/_sandbox/events?from="+from, "")
+		mustStatus(t, r, 200)
+		for _, ev := range r.get("results").Array() {
+			names = append(names, strings.TrimPrefix(ev.Get("eventName").String(), "pe12345678_"))
+			received = append(received, ev.Get("receivedAt").String())
+		}
+		return names, received, r.get("next").Int()
+	}
+
+	send("a", "b")
+	clock.Advance(time.Second)
+	send("c")
+	names, received, next := page("0")
+	if !slices.Equal(names, []string{"a", "b", "c"}) || next != 3 {
+		t.Fatalf("from 0: %v, next %d; want [a b c], next 3", names, next)
+	}
+	if want := []string{"2026-03-10T12:00:00Z", "2026-03-10T12:00:00Z", "2026-03-10T12:00:01Z"}; !slices.Equal(received, want) {
+		t.Errorf("receivedAt %v, want %v", received, want)
+	}
+	send("d")
+	if names, _, next = page("3"); !slices.Equal(names, []string{"d"}) || next != 4 {
+		t.Errorf("from 3: %v, next %d; want [d], next 4", names, next)
+	}
+	if names, _, next = page("4"); len(names) != 0 || next != 4 {
+		t.Errorf("from 4: %v, next %d; want none, next 4", names, next)
+	}
+	mustStatus(t, call(t, s, "POST", "/_sandbox/reset", ""), 204)
+	send("e")
+	if names, _, next = page("4"); len(names) != 0 || next != 1 {
+		t.Errorf("from 4 after a reset: %v, next %d; want none, next 1", names, next)
+	}
+	if names, _, _ = page("1"); len(names) != 0 {
+		t.Errorf("from 1 after a reset: %v", names)
+	}
+	if names, _, _ = page(""); !slices.Equal(names, []string{"e"}) {
+		t.Errorf("without from after a reset: %v, want [e]", names)
+	}
+	for _, bad := range []string{"-1", "x"} {
+		mustStatus(t, call(t, s, "GET", "/_sandbox/events?from="+bad, ""), 400)
 	}
 }
 

@@ -239,8 +239,22 @@ func (s *Server) handleCtlStats(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
+// handleCtlEvents answers {"results":[...],"next":N}: the events received
+// after the first ?from= (default 0), each with the sandbox's receivedAt,
+// and next, the from that lists only the events received later (see
+// EventsFrom).
 func (s *Server) handleCtlEvents(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"results": s.Events()})
+	from := 0
+	if v := r.URL.Query().Get("from"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			writeError(w, http.StatusBadRequest, "VALIDATION_ERROR", "from must be a count of events, got "+strconv.Quote(v), nil)
+			return
+		}
+		from = n
+	}
+	events, next := s.EventsFrom(from)
+	writeJSON(w, http.StatusOK, map[string]any{"results": events, "next": next})
 }
 
 func (s *Server) handleCtlObjects(w http.ResponseWriter, r *http.Request) {
