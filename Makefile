@@ -1,6 +1,6 @@
 # The two commands: `make run` serves on the embedded log; `make test` runs
 # every test (it starts a real Kafka broker itself).
-.PHONY: run test bench-ingest bench-pipeline bench-hubspot kafka-start kafka-stop build
+.PHONY: run test bench-ingest bench-pipeline bench-hubspot bench-soak kafka-start kafka-stop build
 
 run:
 	scripts/run.sh
@@ -16,6 +16,9 @@ bench-pipeline:
 
 bench-hubspot:
 	scripts/bench-hubspot.sh
+
+bench-soak:
+	scripts/bench-soak.sh
 
 build:
 	CGO_ENABLED=0 go build -o bin/switchyard ./cmd/switchyard

@@ -26,7 +26,7 @@ func startSandbox(t *testing.T) string {
 }
 
 // sandboxGet reads a sandbox control endpoint, failing unless it answers 200.
-func sandboxGet(t *testing.T, base, path string) gjson.Result {
+func sandboxGet(t testing.TB, base, path string) gjson.Result {
 	t.Helper()
 	resp, err := http.Get(base + path)
 	if err != nil {
