@@ -1042,13 +1042,13 @@ func TestSandboxListMemberships(t *testing.T) {
 	r = call(t, s, "PUT", "/crm/v3/lists/"+list+"/memberships/add-and-remove",
 		fmt.Sprintf(`{"recordIdsToAdd":[%q,%q,"999999"],"recordIdsToRemove":[]}`, ids[0], ids[1]))
 	mustStatus(t, r, 200)
-	if r.get("recordIdsAdded").Raw != fmt.Sprintf(`[%q,%q]`, ids[0], ids[1]) || r.get("recordIdsMissing").Raw != `["999999"]` {
+	if r.get("recordsIdsAdded").Raw != fmt.Sprintf(`[%q,%q]`, ids[0], ids[1]) || r.get("recordIdsMissing").Raw != `["999999"]` {
 		t.Errorf("add body %s", r.body)
 	}
 	r = call(t, s, "PUT", "/crm/v3/lists/"+list+"/memberships/add-and-remove",
 		fmt.Sprintf(`{"recordIdsToAdd":[%q,%q],"recordIdsToRemove":[%q]}`, ids[1], ids[2], ids[0]))
 	mustStatus(t, r, 200)
-	if r.get("recordIdsAdded").Raw != fmt.Sprintf(`[%q]`, ids[2]) || r.get("recordIdsRemoved").Raw != fmt.Sprintf(`[%q]`, ids[0]) {
+	if r.get("recordsIdsAdded").Raw != fmt.Sprintf(`[%q]`, ids[2]) || r.get("recordIdsRemoved").Raw != fmt.Sprintf(`[%q]`, ids[0]) {
 		t.Errorf("second body %s: an existing member is not added again", r.body)
 	}
 	members, ok := s.ListMembers(list)
