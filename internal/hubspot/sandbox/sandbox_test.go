@@ -913,10 +913,11 @@ func TestSandboxAssociations(t *testing.T) {
 			t.Errorf("body %s", r.body)
 		}
 	})
-	t.Run("an association to a missing record is reported in a 207", func(t *testing.T) {
+	// hubspot-api-client 12.0.0 documents only 200 for batch/associate/default.
+	t.Run("an association to a missing record is reported in the 200's errors", func(t *testing.T) {
 		r := call(t, s, "POST", "/crm/v4/associations/contacts/companies/batch/associate/default",
 			fmt.Sprintf(`{"inputs":[{"from":{"id":%q},"to":{"id":"999999"}}]}`, contacts[0]))
-		mustStatus(t, r, 207)
+		mustStatus(t, r, 200)
 		if r.get("numErrors").Int() != 1 {
 			t.Errorf("body %s", r.body)
 		}
