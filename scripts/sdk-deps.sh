@@ -3,8 +3,10 @@
 # drive: @segment/analytics-node with npm ci from testdata/sdk/node's lock file,
 # segment-analytics-python in a virtualenv from testdata/sdk/python's pinned
 # requirements, and analytics-java from Maven Central into
-# testdata/sdk/java/target/lib, with Send.java compiled against it. Running it
-# again changes nothing.
+# testdata/sdk/java/target/lib, with Send.java compiled against it; and
+# HubSpot's official Python clients (hubspot-api-client, hubspot-sdk) in a
+# virtualenv from testdata/hubspot-schemas's pinned requirements, which the
+# sandbox's schema test drives. Running it again changes nothing.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../testdata/sdk"
 
@@ -14,6 +16,11 @@ if [ ! -x python/.venv/bin/python ]; then
 	python3 -m venv python/.venv
 fi
 python/.venv/bin/pip install --quiet --disable-pip-version-check -r python/requirements.txt
+
+if [ ! -x ../hubspot-schemas/.venv/bin/python ]; then
+	python3 -m venv ../hubspot-schemas/.venv
+fi
+../hubspot-schemas/.venv/bin/pip install --quiet --disable-pip-version-check -r ../hubspot-schemas/requirements.txt
 
 (
 	cd java

@@ -145,13 +145,28 @@ type assocResult struct {
 	AssociationSpec assocSpec `json:"associationSpec"`
 }
 
+// labelsPair is a result of batch/create: hubspot-api-client 12.0.0's
+// LabelsBetweenObjectPair requires fromObjectTypeId, fromObjectId,
+// toObjectTypeId, toObjectId (all strings) and labels, the labels of the
+// types created (an unlabelled type adds none).
+type labelsPair struct {
+	FromObjectTypeID string   `json:"fromObjectTypeId"`
+	FromObjectID     string   `json:"fromObjectId"`
+	ToObjectTypeID   string   `json:"toObjectTypeId"`
+	ToObjectID       string   `json:"toObjectId"`
+	Labels           []string `json:"labels"`
+}
+
+// assocBatchOut is a batch associations answer: Results holds assocResults
+// (hubspot-api-client 12.0.0 PublicDefaultAssociation) for the default
+// associations and labelsPairs for batch/create.
 type assocBatchOut struct {
-	Status      string        `json:"status"`
-	Results     []assocResult `json:"results"`
-	NumErrors   int           `json:"numErrors,omitempty"`
-	Errors      []*errorBody  `json:"errors,omitempty"`
-	StartedAt   string        `json:"startedAt"`
-	CompletedAt string        `json:"completedAt"`
+	Status      string          `json:"status"`
+	Results     []any           `json:"results"`
+	NumErrors   int             `json:"numErrors,omitempty"`
+	Errors      []standardError `json:"errors,omitempty"`
+	StartedAt   string          `json:"startedAt"`
+	CompletedAt string          `json:"completedAt"`
 }
 
 type assocInput struct {
@@ -161,8 +176,8 @@ type assocInput struct {
 }
 
 // handleAssociateDefault links pairs of records with the unlabelled type
-// ([O-assoc]). Pairs naming a missing record are reported in a 207; the
-// others are linked.
+// ([O-assoc]). Pairs naming a missing record are reported in the 200's
+// errors; the others are linked.
 func (s *Server) handleAssociateDefault(w http.ResponseWriter, r *http.Request) {
 	s.associateBatch(w, r, false)
 }
@@ -195,14 +210,14 @@ func (s *Server) associateBatch(w http.ResponseWriter, r *http.Request, labelled
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := assocBatchOut{Status: "COMPLETE", Results: []assocResult{}, StartedAt: formatTime(s.cfg.Now())}
+	out := assocBatchOut{Status: "COMPLETE", Results: []any{}, StartedAt: formatTime(s.cfg.Now())}
 	for _, in := range inputs {
 		fromID, ok1 := s.recordID(from, in.From.ID)
 		toID, ok2 := s.recordID(to, in.To.ID)
 		if !ok1 || !ok2 {
 			e := newError("OBJECT_NOT_FOUND", fmt.Sprintf("Could not associate %s %s with %s %s: a record does not exist", from, in.From.ID, to, in.To.ID))
 			e.Context = map[string][]string{"fromObjectId": {in.From.ID}, "toObjectId": {in.To.ID}}
-			out.Errors = append(out.Errors, e)
+			out.Errors = append(out.Errors, asStandardError(e))
 			continue
 		}
 		types := []assocType{{"HUBSPOT_DEFINED", defaultType(from, to)}}
@@ -212,8 +227,16 @@ func (s *Server) associateBatch(w http.ResponseWriter, r *http.Request, labelled
 				types = append(types, assocType{t.AssociationCategory, t.AssociationTypeID})
 			}
 		}
+		pair := labelsPair{FromObjectTypeID: objectTypeIDs[from], FromObjectID: strconv.FormatInt(fromID, 10),
+			ToObjectTypeID: objectTypeIDs[to], ToObjectID: strconv.FormatInt(toID, 10), Labels: []string{}}
 		for _, t := range types {
 			s.link(from, fromID, to, toID, t)
+			if l, ok := typeLabels[t.ID]; ok {
+				pair.Labels = append(pair.Labels, l)
+			}
+			if labelled {
+				continue
+			}
 			out.Results = append(out.Results, assocResult{From: in.From, To: in.To, AssociationSpec: assocSpec{t.Category, t.ID}})
 			inv := t.ID
 			if id, ok := inverseTypes[t.ID]; ok && t.Category == "HUBSPOT_DEFINED" {
@@ -221,15 +244,21 @@ func (s *Server) associateBatch(w http.ResponseWriter, r *http.Request, labelled
 			}
 			out.Results = append(out.Results, assocResult{From: in.To, To: in.From, AssociationSpec: assocSpec{t.Category, inv}})
 		}
+		if labelled {
+			out.Results = append(out.Results, pair)
+		}
 	}
 	out.NumErrors = len(out.Errors)
 	out.CompletedAt = formatTime(s.cfg.Now())
+	// hubspot-api-client 12.0.0 documents 201 and 207 for batch/create, and
+	// only 200 for batch/associate/default, whose answer
+	// (BatchResponsePublicDefaultAssociation) carries the errors itself.
 	status := http.StatusOK
 	if labelled {
 		status = http.StatusCreated
-	}
-	if out.NumErrors > 0 {
-		status = http.StatusMultiStatus
+		if out.NumErrors > 0 {
+			status = http.StatusMultiStatus
+		}
 	}
 	writeJSON(w, status, out)
 }
@@ -252,7 +281,7 @@ func (s *Server) handleAssociateOneDefault(w http.ResponseWriter, r *http.Reques
 	s.link(from, fromID, to, toID, t)
 	writeJSON(w, http.StatusOK, assocBatchOut{
 		Status:      "COMPLETE",
-		Results:     []assocResult{{From: idRef{r.PathValue("fromId")}, To: idRef{r.PathValue("toId")}, AssociationSpec: assocSpec{t.Category, t.ID}}},
+		Results:     []any{assocResult{From: idRef{r.PathValue("fromId")}, To: idRef{r.PathValue("toId")}, AssociationSpec: assocSpec{t.Category, t.ID}}},
 		StartedAt:   formatTime(s.cfg.Now()),
 		CompletedAt: formatTime(s.cfg.Now()),
 	})
@@ -264,8 +293,10 @@ type assocTypeOut struct {
 	Label    *string `json:"label"`
 }
 
+// assocTo is hubspot-api-client 12.0.0's MultiAssociatedObjectWithLabel:
+// toObjectId is a string there, and associationTypes' label is optional.
 type assocTo struct {
-	ToObjectID       int64          `json:"toObjectId"`
+	ToObjectID       int64          `json:"toObjectId,string"`
 	AssociationTypes []assocTypeOut `json:"associationTypes"`
 }
 
@@ -316,12 +347,12 @@ func (s *Server) handleAssociationsBatchRead(w http.ResponseWriter, r *http.Requ
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := struct {
-		Status      string       `json:"status"`
-		Results     []result     `json:"results"`
-		NumErrors   int          `json:"numErrors,omitempty"`
-		Errors      []*errorBody `json:"errors,omitempty"`
-		StartedAt   string       `json:"startedAt"`
-		CompletedAt string       `json:"completedAt"`
+		Status      string          `json:"status"`
+		Results     []result        `json:"results"`
+		NumErrors   int             `json:"numErrors,omitempty"`
+		Errors      []standardError `json:"errors,omitempty"`
+		StartedAt   string          `json:"startedAt"`
+		CompletedAt string          `json:"completedAt"`
 	}{Status: "COMPLETE", Results: []result{}, StartedAt: formatTime(s.cfg.Now())}
 	for _, in := range inputs {
 		id, ok := s.recordID(from, in.ID)
@@ -332,7 +363,7 @@ func (s *Server) handleAssociationsBatchRead(w http.ResponseWriter, r *http.Requ
 		if len(ts) == 0 {
 			e := newError("OBJECT_NOT_FOUND", fmt.Sprintf("No %s is associated with %s %s.", singularLower(to), singularLower(from), in.ID))
 			e.Context = map[string][]string{"fromObjectId": {in.ID}}
-			out.Errors = append(out.Errors, e)
+			out.Errors = append(out.Errors, asStandardError(e))
 			continue
 		}
 		out.Results = append(out.Results, result{From: in, To: ts})

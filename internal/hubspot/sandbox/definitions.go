@@ -33,26 +33,100 @@ const (
 
 var eventPropertyTypes = map[string]bool{"string": true, "number": true, "enumeration": true, "datetime": true, "bool": true, "date": true}
 
+// eventDefinition is a stored custom event definition.
 type eventDefinition struct {
-	ID                 string              `json:"id"`
-	Name               string              `json:"name"`
-	Label              string              `json:"label"`
-	Description        string              `json:"description,omitempty"`
-	FullyQualifiedName string              `json:"fullyQualifiedName"`
-	PrimaryObject      string              `json:"primaryObject"`
-	Archived           bool                `json:"archived"`
-	CreatedAt          time.Time           `json:"createdAt"`
-	Properties         []eventPropertyBody `json:"properties"`
+	ID            string
+	Name          string
+	Label         string
+	Description   string
+	PrimaryObject string
+	CreatedAt     time.Time
+	Properties    []eventPropertyBody
 }
 
+// eventPropertyBody is an event property as the create requests give it
+// (hubspot-sdk 0.1.0a9 ExternalBehavioralEventPropertyCreateParam).
 type eventPropertyBody struct {
-	Name    string `json:"name"`
-	Label   string `json:"label"`
-	Type    string `json:"type"`
-	Options []struct {
-		Label string `json:"label"`
-		Value string `json:"value"`
-	} `json:"options,omitempty"`
+	Name        string        `json:"name"`
+	Label       string        `json:"label"`
+	Description string        `json:"description"`
+	Type        string        `json:"type"`
+	Options     []eventOption `json:"options"`
+}
+
+// eventOption is an option of an enumeration property; hubspot-sdk
+// 0.1.0a9's Option requires hidden, label and value.
+type eventOption struct {
+	Label        string `json:"label"`
+	Value        string `json:"value"`
+	Description  string `json:"description,omitempty"`
+	DisplayOrder int    `json:"displayOrder"`
+	Hidden       bool   `json:"hidden"`
+}
+
+// eventDefinitionAnswer is a definition as HubSpot answers it. hubspot-sdk
+// 0.1.0a9's ExternalBehavioralEventTypeDefinition requires id, archived,
+// associations, fullyQualifiedName, labels (singular required, plural
+// optional), name, objectTypeId and properties, and declares no label
+// key; description, primaryObject, primaryObjectId and createdAt are
+// optional. The objectTypeId 6-{id} is the sandbox's choice.
+type eventDefinitionAnswer struct {
+	ID                 string                `json:"id"`
+	Name               string                `json:"name"`
+	Labels             eventDefinitionLabels `json:"labels"`
+	Description        string                `json:"description"`
+	FullyQualifiedName string                `json:"fullyQualifiedName"`
+	ObjectTypeID       string                `json:"objectTypeId"`
+	PrimaryObject      string                `json:"primaryObject"`
+	PrimaryObjectID    string                `json:"primaryObjectId"`
+	Archived           bool                  `json:"archived"`
+	Associations       []struct{}            `json:"associations"`
+	CreatedAt          time.Time             `json:"createdAt"`
+	Properties         []eventPropertyAnswer `json:"properties"`
+}
+
+type eventDefinitionLabels struct {
+	Singular string `json:"singular"`
+}
+
+// eventPropertyAnswer is an event property as HubSpot answers it:
+// hubspot-sdk 0.1.0a9 types it as the CRM Property, which requires
+// description, fieldType, groupName, label, name, options and type. The
+// fieldType of each type and the group name are the sandbox's choice.
+type eventPropertyAnswer struct {
+	Name        string        `json:"name"`
+	Label       string        `json:"label"`
+	Description string        `json:"description"`
+	Type        string        `json:"type"`
+	FieldType   string        `json:"fieldType"`
+	GroupName   string        `json:"groupName"`
+	Options     []eventOption `json:"options"`
+}
+
+var eventFieldTypes = map[string]string{"string": "text", "number": "number", "enumeration": "select", "datetime": "date", "date": "date", "bool": "booleancheckbox"}
+
+// primaryObjectIDs are the object type ids of the primary objects ([S]).
+var primaryObjectIDs = map[string]string{"CONTACT": "0-1", "COMPANY": "0-2", "DEAL": "0-3", "TICKET": "0-5"}
+
+func (p eventPropertyBody) answer() eventPropertyAnswer {
+	options := p.Options
+	if options == nil {
+		options = []eventOption{}
+	}
+	return eventPropertyAnswer{Name: p.Name, Label: p.Label, Description: p.Description, Type: p.Type,
+		FieldType: eventFieldTypes[p.Type], GroupName: "event_properties", Options: options}
+}
+
+// answer is the definition as HubSpot answers it, for the portal hubID.
+func (d *eventDefinition) answer(hubID int64) eventDefinitionAnswer {
+	out := eventDefinitionAnswer{ID: d.ID, Name: d.Name, Labels: eventDefinitionLabels{Singular: d.Label}, Description: d.Description,
+		FullyQualifiedName: "pe" + strconv.FormatInt(hubID, 10) + "_" + d.Name, ObjectTypeID: "6-" + d.ID,
+		PrimaryObject: d.PrimaryObject, PrimaryObjectID: primaryObjectIDs[d.PrimaryObject],
+		Associations: []struct{}{}, CreatedAt: d.CreatedAt, Properties: []eventPropertyAnswer{}}
+	for _, p := range d.Properties {
+		out.Properties = append(out.Properties, p.answer())
+	}
+	return out
 }
 
 // defaultEventProperties are some of the 32 default properties a
@@ -124,22 +198,21 @@ func (s *Server) handleCreateEventDefinition(w http.ResponseWriter, r *http.Requ
 	}
 	s.nextID++
 	def := &eventDefinition{ID: strconv.FormatInt(s.nextID, 10), Name: in.Name, Label: in.Label, Description: in.Description,
-		FullyQualifiedName: "pe" + strconv.FormatInt(s.cfg.HubID, 10) + "_" + in.Name, PrimaryObject: primary, CreatedAt: s.cfg.Now().UTC(),
-		Properties: append([]eventPropertyBody{}, in.PropertyDefinitions...)}
+		PrimaryObject: primary, CreatedAt: s.cfg.Now().UTC(), Properties: append([]eventPropertyBody{}, in.PropertyDefinitions...)}
 	if in.IncludeDefaultProperties == nil || *in.IncludeDefaultProperties {
 		for _, name := range defaultEventProperties {
 			def.Properties = append(def.Properties, eventPropertyBody{Name: name, Label: name, Type: "string"})
 		}
 	}
 	s.eventDefs[in.Name] = def
-	writeJSON(w, http.StatusCreated, def)
+	writeJSON(w, http.StatusCreated, def.answer(s.cfg.HubID))
 }
 
 func (s *Server) handleGetEventDefinition(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if def, ok := s.eventDefinition(w, r); ok {
-		writeJSON(w, http.StatusOK, def)
+		writeJSON(w, http.StatusOK, def.answer(s.cfg.HubID))
 	}
 }
 
@@ -183,7 +256,8 @@ func (s *Server) handleCreateEventProperty(w http.ResponseWriter, r *http.Reques
 		return
 	}
 	def.Properties = append(def.Properties, p)
-	writeJSON(w, http.StatusCreated, map[string]any{"name": p.Name, "label": p.Label, "type": p.Type, "createdAt": s.cfg.Now().UTC()})
+	// hubspot-sdk 0.1.0a9 types the answer as the CRM Property.
+	writeJSON(w, http.StatusCreated, p.answer())
 }
 
 func checkEventProperty(p eventPropertyBody) *errorBody {

@@ -30,6 +30,35 @@ type errorDetail struct {
 	Context map[string][]string `json:"context,omitempty"`
 }
 
+// standardError is an error inside a batch answer (207): hubspot-api-client
+// 12.0.0's StandardError requires status, category, message, errors,
+// context and links, even when empty; subCategory is optional.
+type standardError struct {
+	Status      string              `json:"status"`
+	Category    string              `json:"category"`
+	SubCategory string              `json:"subCategory,omitempty"`
+	Message     string              `json:"message"`
+	Errors      []errorDetail       `json:"errors"`
+	Context     map[string][]string `json:"context"`
+	Links       map[string]string   `json:"links"`
+}
+
+// asStandardError is e as an error inside a batch answer.
+func asStandardError(e *errorBody) standardError {
+	out := standardError{Status: "error", Category: e.Category, SubCategory: e.SubCategory, Message: e.Message,
+		Errors: e.Errors, Context: e.Context, Links: e.Links}
+	if out.Errors == nil {
+		out.Errors = []errorDetail{}
+	}
+	if out.Context == nil {
+		out.Context = map[string][]string{}
+	}
+	if out.Links == nil {
+		out.Links = map[string]string{}
+	}
+	return out
+}
+
 // statusOf maps an error category to the HTTP status the sandbox answers
 // it with when it fails a whole request.
 func statusOf(category string) int {

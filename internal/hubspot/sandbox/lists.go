@@ -158,8 +158,12 @@ func (s *Server) handleGetListByName(w http.ResponseWriter, r *http.Request) {
 	writeError(w, http.StatusNotFound, "OBJECT_NOT_FOUND", fmt.Sprintf("List does not exist with name %s", name), nil)
 }
 
+// membershipsOut is a memberships answer. HubSpot spells the added ids
+// recordsIdsAdded (hubspot-api-client 12.0.0 and hubspot-sdk 0.1.0a9
+// MembershipsUpdateResponse), the others recordIdsRemoved and
+// recordIdsMissing; all three are required.
 type membershipsOut struct {
-	RecordIDsAdded   []string `json:"recordIdsAdded"`
+	RecordIDsAdded   []string `json:"recordsIdsAdded"`
 	RecordIDsRemoved []string `json:"recordIdsRemoved"`
 	RecordIDsMissing []string `json:"recordIdsMissing"`
 }

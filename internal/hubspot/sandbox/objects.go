@@ -419,12 +419,12 @@ type objectOut struct {
 }
 
 type batchOut struct {
-	Status      string       `json:"status"`
-	Results     []objectOut  `json:"results"`
-	NumErrors   int          `json:"numErrors,omitempty"`
-	Errors      []*errorBody `json:"errors,omitempty"`
-	StartedAt   string       `json:"startedAt"`
-	CompletedAt string       `json:"completedAt"`
+	Status      string          `json:"status"`
+	Results     []objectOut     `json:"results"`
+	NumErrors   int             `json:"numErrors,omitempty"`
+	Errors      []standardError `json:"errors,omitempty"`
+	StartedAt   string          `json:"startedAt"`
+	CompletedAt string          `json:"completedAt"`
 }
 
 func (s *Server) handleBatchUpsert(w http.ResponseWriter, r *http.Request) {
@@ -575,7 +575,7 @@ func (s *Server) applyPlans(typ string, mode writeMode, plans []plan, now time.T
 	for i := range plans {
 		p := &plans[i]
 		if p.err != nil {
-			out.Errors = append(out.Errors, p.err)
+			out.Errors = append(out.Errors, asStandardError(p.err))
 			continue
 		}
 		rec, created := s.applyPlan(objs, p, now)
@@ -933,7 +933,7 @@ func (s *Server) handleBatchRead(w http.ResponseWriter, r *http.Request) {
 	if len(missing) > 0 {
 		e := newError("OBJECT_NOT_FOUND", fmt.Sprintf("Could not get some %s objects, they may be deleted or not exist. Check that ids are valid.", strings.ToUpper(singular(typ))))
 		e.Context = map[string][]string{"ids": missing}
-		out.Errors, out.NumErrors = []*errorBody{e}, 1
+		out.Errors, out.NumErrors = []standardError{asStandardError(e)}, 1
 		status = http.StatusMultiStatus
 	}
 	writeJSON(w, status, out)

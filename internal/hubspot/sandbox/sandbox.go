@@ -258,8 +258,9 @@ func (s *Server) registerRoutes() {
 	api(g, "GET /events/v3/event-definitions/{eventName}", s.handleGetEventDefinition, "GET /events/2026-03/event-definitions/{eventName}")
 	api(g, "POST /events/v3/event-definitions/{eventName}/property", s.handleCreateEventProperty, "POST /events/2026-03/event-definitions/{eventName}/property")
 
-	// Lists v3.
-	api(g, "POST /crm/v3/lists", s.handleCreateList, "POST /crm/lists/2026-03")
+	// Lists v3. hubspot-api-client 12.0.0's ListsApi.create posts to
+	// /crm/v3/lists/, with the slash.
+	api(g, "POST /crm/v3/lists", s.handleCreateList, "POST /crm/v3/lists/", "POST /crm/lists/2026-03")
 	api(g, "GET /crm/v3/lists/{listId}", s.handleGetList, "GET /crm/lists/2026-03/{listId}")
 	api(g, "GET /crm/v3/lists/object-type-id/{objectTypeId}/name/{listName}", s.handleGetListByName, "GET /crm/lists/2026-03/object-type-id/{objectTypeId}/name/{listName}")
 	api(g, "PUT /crm/v3/lists/{listId}/memberships/add-and-remove", s.handleMembershipsAddAndRemove, "PUT /crm/lists/2026-03/{listId}/memberships/add-and-remove")

@@ -914,10 +914,11 @@ func TestSandboxAssociations(t *testing.T) {
 			t.Errorf("body %s", r.body)
 		}
 	})
-	t.Run("an association to a missing record is reported in a 207", func(t *testing.T) {
+	// hubspot-api-client 12.0.0 documents only 200 for batch/associate/default.
+	t.Run("an association to a missing record is reported in the 200's errors", func(t *testing.T) {
 		r := call(t, s, "POST", "/crm/v4/associations/contacts/companies/batch/associate/default",
 			fmt.Sprintf(`{"inputs":[{"from":{"id":%q},"to":{"id":"999999"}}]}`, contacts[0]))
-		mustStatus(t, r, 207)
+		mustStatus(t, r, 200)
 		if r.get("numErrors").Int() != 1 {
 			t.Errorf("body %s", r.body)
 		}
@@ -1098,13 +1099,13 @@ func TestSandboxListMemberships(t *testing.T) {
 	r = call(t, s, "PUT", "/crm/v3/lists/"+list+"/memberships/add-and-remove",
 		fmt.Sprintf(`{"recordIdsToAdd":[%q,%q,"999999"],"recordIdsToRemove":[]}`, ids[0], ids[1]))
 	mustStatus(t, r, 200)
-	if r.get("recordIdsAdded").Raw != fmt.Sprintf(`[%q,%q]`, ids[0], ids[1]) || r.get("recordIdsMissing").Raw != `["999999"]` {
+	if r.get("recordsIdsAdded").Raw != fmt.Sprintf(`[%q,%q]`, ids[0], ids[1]) || r.get("recordIdsMissing").Raw != `["999999"]` {
 		t.Errorf("add body %s", r.body)
 	}
 	r = call(t, s, "PUT", "/crm/v3/lists/"+list+"/memberships/add-and-remove",
 		fmt.Sprintf(`{"recordIdsToAdd":[%q,%q],"recordIdsToRemove":[%q]}`, ids[1], ids[2], ids[0]))
 	mustStatus(t, r, 200)
-	if r.get("recordIdsAdded").Raw != fmt.Sprintf(`[%q]`, ids[2]) || r.get("recordIdsRemoved").Raw != fmt.Sprintf(`[%q]`, ids[0]) {
+	if r.get("recordsIdsAdded").Raw != fmt.Sprintf(`[%q]`, ids[2]) || r.get("recordIdsRemoved").Raw != fmt.Sprintf(`[%q]`, ids[0]) {
 		t.Errorf("second body %s: an existing member is not added again", r.body)
 	}
 	members, ok := s.ListMembers(list)
