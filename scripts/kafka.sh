@@ -8,6 +8,8 @@
 #                             until the broker takes writes, print the bootstrap
 #                             address
 #   scripts/kafka.sh stop     stop the broker and wait until it has exited
+#   scripts/kafka.sh restart  stop the broker if it runs, then start it again on
+#                             the data it had (as start with KAFKA_KEEP_DATA=1)
 #   scripts/kafka.sh status   print the bootstrap address if running, else exit 1
 #
 # Only the bootstrap address (for example 127.0.0.1:19092) is printed on
@@ -28,6 +30,11 @@
 #                          at each start: tests make topics of their own, and
 #                          a broker reloading every old run's partitions
 #                          starts slower each time.
+#   KAFKA_KEEP_DATA        1: start keeps the data (topics, messages, committed
+#                          offsets) of the last run in KAFKA_DATA, formatting
+#                          only when there is none yet; a broker stopped and
+#                          started again this way is a broker restart, as
+#                          tests of outages need (default 0: wipe)
 #   KAFKA_PORT             client (PLAINTEXT) port on 127.0.0.1 (default 19092)
 #   KAFKA_CONTROLLER_PORT  KRaft controller port on 127.0.0.1 (default 19093)
 #   KAFKA_START_TIMEOUT    seconds to wait for the broker to take writes (default 90)
@@ -44,6 +51,7 @@ KAFKA_PORT=${KAFKA_PORT:-19092}
 KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-19093}
 KAFKA_START_TIMEOUT=${KAFKA_START_TIMEOUT:-90}
 KAFKA_HEAP_OPTS=${KAFKA_HEAP_OPTS:--Xms256m -Xmx1g}
+KAFKA_KEEP_DATA=${KAFKA_KEEP_DATA:-0}
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 TEMPLATES=$SCRIPT_DIR/kafka
@@ -168,7 +176,17 @@ start() {
 	fetch
 	compile_ready
 	write_config
-	format
+	case $KAFKA_KEEP_DATA in
+	0) format ;;
+	1)
+		if [[ -f $KAFKA_DATA/data/meta.properties ]]; then
+			say "keeping the data in $KAFKA_DATA/data"
+		else
+			format
+		fi
+		;;
+	*) die "KAFKA_KEEP_DATA must be 0 or 1, got $KAFKA_KEEP_DATA" ;;
+	esac
 
 	say "starting Apache Kafka $KAFKA_VERSION on $ADDRESS (log: $LOG_FILE)"
 	# setsid puts the broker in a session of its own, so it outlives the
@@ -231,9 +249,14 @@ status() {
 case ${1:-} in
 start) start ;;
 stop) stop ;;
+restart)
+	stop
+	KAFKA_KEEP_DATA=1
+	start
+	;;
 status) status ;;
 *)
-	echo "usage: $0 start|stop|status" >&2
+	echo "usage: $0 start|stop|restart|status" >&2
 	exit 2
 	;;
 esac

@@ -226,19 +226,25 @@ func post(t *testing.T, addr, path, key, body string) {
 // postBatch posts one batch of track events, one per id, and returns the
 // status.
 func postBatch(client *http.Client, addr, key string, ids []string) (int, error) {
-	var items []string
-	for _, id := range ids {
-		items = append(items, fmt.Sprintf(`{"type":"track","userId":"user-%s","event":"Crash Test","messageId":%q,"properties":{"pad":"%s"}}`, id[len(id)-1:], id, strings.Repeat("p", 200)))
-	}
-	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/v1/batch", strings.NewReader(`{"batch":[`+strings.Join(items, ",")+`]}`))
-	req.SetBasicAuth(key, "")
-	resp, err := client.Do(req)
+	resp, err := client.Do(batchRequest(addr, key, ids))
 	if err != nil {
 		return 0, err
 	}
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	return resp.StatusCode, nil
+}
+
+// batchRequest is the POST /v1/batch of one track event per id, each for
+// the user named by the id's last character.
+func batchRequest(addr, key string, ids []string) *http.Request {
+	var items []string
+	for _, id := range ids {
+		items = append(items, fmt.Sprintf(`{"type":"track","userId":"user-%s","event":"Crash Test","messageId":%q,"properties":{"pad":"%s"}}`, id[len(id)-1:], id, strings.Repeat("p", 200)))
+	}
+	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/v1/batch", strings.NewReader(`{"batch":[`+strings.Join(items, ",")+`]}`))
+	req.SetBasicAuth(key, "")
+	return req
 }
 
 // scrapeMetrics reads a process's /metrics.
