@@ -82,15 +82,21 @@ func (tr *stormTraffic) post(n int) {
 	tr.batches++
 }
 
-// run posts two users' events every 250ms for load, calling inject first at
-// each tick with the time since the load began.
-func (tr *stormTraffic) run(load time.Duration, inject func(elapsed time.Duration)) {
+// run posts two users' events every 250ms for load, or until one of done
+// (checked after each tick) says so, calling inject first at each tick with
+// the time since the load began.
+func (tr *stormTraffic) run(load time.Duration, inject func(elapsed time.Duration), done ...func() bool) {
 	tr.t.Helper()
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	for start := time.Now(); time.Since(start) < load; <-tick.C {
 		inject(time.Since(start))
 		tr.post(2)
+		for _, d := range done {
+			if d() {
+				return
+			}
+		}
 	}
 }
 
@@ -145,20 +151,40 @@ func answersByStatus(t *testing.T, base string) map[int]int {
 	return out
 }
 
-// hubspotCallOutcomes sums serve's HubSpot calls by outcome (ok, http_429,
-// transient, ...).
-func hubspotCallOutcomes(t *testing.T, addr string) map[string]int {
+// hubspotCalls counts serve's HubSpot calls by endpoint ("companies/upsert")
+// and outcome (ok, http_429, transient, ...).
+func hubspotCalls(t *testing.T, addr string) map[string]map[string]int {
 	t.Helper()
 	families, err := scrapeMetrics(addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[string]int{}
+	out := map[string]map[string]int{}
 	for _, m := range families["switchyard_hubspot_calls_total"].GetMetric() {
+		var endpoint, outcome string
 		for _, l := range m.GetLabel() {
-			if l.GetName() == "outcome" {
-				out[l.GetValue()] += int(m.GetCounter().GetValue())
+			switch l.GetName() {
+			case "endpoint":
+				endpoint = l.GetValue()
+			case "outcome":
+				outcome = l.GetValue()
 			}
+		}
+		if out[endpoint] == nil {
+			out[endpoint] = map[string]int{}
+		}
+		out[endpoint][outcome] += int(m.GetCounter().GetValue())
+	}
+	return out
+}
+
+// hubspotCallOutcomes sums serve's HubSpot calls by outcome.
+func hubspotCallOutcomes(t *testing.T, addr string) map[string]int {
+	t.Helper()
+	out := map[string]int{}
+	for _, byOutcome := range hubspotCalls(t, addr) {
+		for outcome, n := range byOutcome {
+			out[outcome] += n
 		}
 	}
 	return out
@@ -198,8 +224,9 @@ func routerOutcomes(t *testing.T, addr string) (outcomes, deadByClass map[string
 // per email and every email's contact, one company per domain, every
 // contact associated with its company, and every track's occurrence once.
 // It stops serve and checks that the dead letters are exactly the refused
-// emails, each with a reason. It logs what it counted.
-func (tr *stormTraffic) checkStorm(base string, srv *server, cfgPath, dataDir string, within time.Duration) {
+// emails, each with a reason. It logs what it counted, and returns serve's
+// HubSpot calls by endpoint and outcome.
+func (tr *stormTraffic) checkStorm(base string, srv *server, cfgPath, dataDir string, within time.Duration) map[string]map[string]int {
 	t := tr.t
 	t.Helper()
 	drained := time.Now()
@@ -216,7 +243,8 @@ func (tr *stormTraffic) checkStorm(base string, srv *server, cfgPath, dataDir st
 	}
 	t.Logf("counted: %d events acknowledged in %d batches (%d users), all finished %v after the load: router outcomes %v, dead letters by class %v",
 		tr.acked, tr.batches, tr.users, time.Since(drained).Round(100*time.Millisecond), outcomes, dead)
-	t.Logf("counted: HubSpot calls by outcome %v; sandbox answers by status %v", hubspotCallOutcomes(t, srv.addr), answersByStatus(t, base))
+	calls := hubspotCalls(t, srv.addr)
+	t.Logf("counted: HubSpot calls by endpoint and outcome %v; sandbox answers by status %s", calls, sortedStatuses(answersByStatus(t, base)))
 
 	// One contact per email, and every user's.
 	contactID := map[string]string{}
@@ -306,7 +334,8 @@ func (tr *stormTraffic) checkStorm(base string, srv *server, cfgPath, dataDir st
 	if len(letters) != len(tr.badIDs) {
 		t.Errorf("%d dead letters, want %d", len(letters), len(tr.badIDs))
 	}
-	t.Logf("counted: %d dead letters, all for refused emails (%d sent)", len(letters), len(tr.badIDs))
+	t.Logf("counted: %d dead letters, %d identifies with a refused email sent", len(letters), len(tr.badIDs))
+	return calls
 }
 
 // tailLines is the last n lines of s.
@@ -378,32 +407,49 @@ func TestHubSpotStormOf423s(t *testing.T) {
 	tr.checkStorm(base, srv, cfgPath, dataDir, 60*time.Second)
 }
 
+// slowWrites are the endpoints whose calls write to HubSpot: the slow
+// storm lasts until a call to each has been applied and timed out.
+var slowWrites = []string{"contacts/upsert", "companies/upsert", "properties/create", "event-definitions/create", "events/batch", "associations/default"}
+
 // TestHubSpotStormOfSlowAnswers gives the client a 400ms timeout and has
-// the sandbox apply calls but answer them 1.5 s later: all of them for
-// 10 s, then half of them for 10 s, then none. Every call that timed out
-// took effect, so the retries must add no contact, company or occurrence.
+// the sandbox apply calls but answer them 1.5 s later: every call for 5 s,
+// then every third call to each path, the first one included, until the
+// first write of each kind (contacts, companies, the domain property, the
+// event definition, occurrences, associations) has been applied and timed
+// out, then none for 5 s more. The retries must add no contact, company or
+// occurrence.
 func TestHubSpotStormOfSlowAnswers(t *testing.T) {
 	t.Parallel()
 	base, srv, cfgPath, dataDir := startStormPipeline(t, "      timeout: 400ms\n")
 	tr := newStormTraffic(t, srv.addr)
-	phase := 0
-	tr.run(26*time.Second, func(elapsed time.Duration) {
+	sandboxControl(t, base, "/_sandbox/slow", `{"ms":1500,"ratio":1}`)
+	phase, cleared := 0, time.Duration(0)
+	tr.run(50*time.Second, func(elapsed time.Duration) {
 		switch {
-		case phase == 0 && elapsed >= 3*time.Second:
-			sandboxControl(t, base, "/_sandbox/slow", `{"ms":1500,"ratio":1}`)
+		case phase == 0 && elapsed >= 5*time.Second:
+			sandboxControl(t, base, "/_sandbox/slow", `{"ms":1500,"ratio":0.34}`)
 			phase++
-		case phase == 1 && elapsed >= 13*time.Second:
-			sandboxControl(t, base, "/_sandbox/slow", `{"ms":1500,"ratio":0.5}`)
-			phase++
-		case phase == 2 && elapsed >= 23*time.Second:
+		case phase == 1 && (allTimedOut(hubspotCalls(t, srv.addr)) || elapsed >= 40*time.Second):
 			sandboxControl(t, base, "/_sandbox/faults/clear", "")
+			phase, cleared = phase+1, elapsed
+		case phase == 2 && elapsed >= cleared+5*time.Second:
 			phase++
 		}
-	})
-	calls := hubspotCallOutcomes(t, srv.addr)
-	t.Logf("injected: a 400ms client timeout; answers 1.5 s late for every call from 3 s to 13 s and every other call to 23 s; calls by outcome so far %v", calls)
-	if calls["transient"] < 10 {
-		t.Fatalf("only %d calls timed out", calls["transient"])
+	}, func() bool { return phase == 3 })
+	t.Logf("injected: a 400ms client timeout; answers 1.5 s late for every call for 5 s, then for every third call to each path until %v; calls by outcome so far %v",
+		cleared.Round(100*time.Millisecond), hubspotCallOutcomes(t, srv.addr))
+	calls := tr.checkStorm(base, srv, cfgPath, dataDir, 60*time.Second)
+	if !allTimedOut(calls) {
+		t.Errorf("not every write timed out once (%v): calls %v", slowWrites, calls)
 	}
-	tr.checkStorm(base, srv, cfgPath, dataDir, 60*time.Second)
+}
+
+// allTimedOut tells whether a call to each of slowWrites timed out.
+func allTimedOut(calls map[string]map[string]int) bool {
+	for _, endpoint := range slowWrites {
+		if calls[endpoint]["transient"] == 0 {
+			return false
+		}
+	}
+	return true
 }

@@ -97,7 +97,7 @@ type Config struct {
 //	POST /_sandbox/exhaust-daily                               DAILY 429s until the account's midnight
 //	POST /_sandbox/lock             {"count":N}               next N requests get 423 Locked
 //	POST /_sandbox/latency          {"ms":N}                  delay every request
-//	POST /_sandbox/slow             {"ms":N,"ratio":0.5}      apply that share of requests, answer them N ms later
+//	POST /_sandbox/slow             {"ms":N,"ratio":0.5}      apply that share of each path's requests (the first one too), answer them N ms later
 //	POST /_sandbox/faults/clear                                clear the switches above
 //	POST /_sandbox/reset                                       a fresh portal: data, limits, switches, stats
 //	GET  /_sandbox/stats                                       request counts by endpoint and status
@@ -369,7 +369,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, class limitCla
 		return
 	}
 	s.mu.Lock()
-	hold := s.faults.slowed()
+	hold := s.faults.slowed(r.Method + " " + r.URL.Path)
 	s.mu.Unlock()
 	if hold == 0 {
 		s.mux.ServeHTTP(w, r)

@@ -22,11 +22,11 @@ type faults struct {
 	failUntil    time.Time
 	failStatuses []int
 	failTurn     int
-	// slowBy holds the answers of slowRatio of the requests that reach
-	// their endpoint; slowCredit spreads them evenly.
+	// slowBy holds the answers of slowRatio of the requests to each path
+	// that reach their endpoint; slowCredit spreads them evenly, by path.
 	slowBy     time.Duration
 	slowRatio  float64
-	slowCredit float64
+	slowCredit map[string]float64
 	// missingScope, when set, is the scope every API request is refused
 	// for with a 403 MISSING_SCOPES.
 	missingScope string
@@ -78,17 +78,26 @@ func (s *Server) FailNext(n, status int) {
 	s.faults.failCount, s.faults.failStatus = n, status
 }
 
-// slowed reports how long to hold the answer of a request that reached its
-// endpoint: slowBy for slowRatio of them, spread evenly, else 0.
-func (f *faults) slowed() time.Duration {
+// slowed reports how long to hold the answer of a request to path that
+// reached its endpoint: slowBy for slowRatio of the requests to each path,
+// spread evenly and starting with the first, else 0.
+func (f *faults) slowed(path string) time.Duration {
 	if f.slowBy <= 0 || f.slowRatio <= 0 {
 		return 0
 	}
-	f.slowCredit += f.slowRatio
-	if f.slowCredit < 1 {
+	credit, ok := f.slowCredit[path]
+	if !ok {
+		credit = 1 - f.slowRatio
+	}
+	credit += f.slowRatio
+	slow := credit >= 1
+	if slow {
+		credit--
+	}
+	f.slowCredit[path] = credit
+	if !slow {
 		return 0
 	}
-	f.slowCredit--
 	return f.slowBy
 }
 
@@ -113,16 +122,17 @@ func (s *Server) FailFor(d time.Duration, statuses ...int) {
 	s.faults.failUntil, s.faults.failStatuses, s.faults.failTurn = s.cfg.Now().Add(d), codes, 0
 }
 
-// SlowAnswers makes ratio (0 to 1) of the API requests that reach their
-// endpoint be applied at once and answered d later. A client whose timeout
-// is shorter than d gives up on a request HubSpot did apply, as HubSpot
-// carries on with a request whose caller went away; its retry must not
-// apply it twice. Ratio 0, or d 0, turns it off.
+// SlowAnswers makes ratio (0 to 1) of the API requests to each path that
+// reach their endpoint be applied at once and answered d later, the first
+// request to each path among them, so the first write of each kind is a
+// slow one. A client whose timeout is shorter than d gives up on a request
+// HubSpot did apply, as HubSpot carries on with a request whose caller went
+// away; its retry must not apply it twice. Ratio 0, or d 0, turns it off.
 func (s *Server) SlowAnswers(d time.Duration, ratio float64) {
 	ratio = min(max(ratio, 0), 1)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.faults.slowBy, s.faults.slowRatio, s.faults.slowCredit = d, ratio, 0
+	s.faults.slowBy, s.faults.slowRatio, s.faults.slowCredit = d, ratio, map[string]float64{}
 }
 
 // RateLimitBurst makes the next n API requests, search and events
