@@ -92,11 +92,13 @@ type Config struct {
 // Control endpoints under /_sandbox/ need no token and are not counted:
 //
 //	POST /_sandbox/fail             {"count":N,"status":503}  next N requests fail with status
+//	POST /_sandbox/fail-for         {"ms":N,"statuses":[500,503]}  every request fails for N ms, statuses in turn
 //	POST /_sandbox/ratelimit-burst  {"count":N}               next N requests get 429 TEN_SECONDLY_ROLLING
 //	POST /_sandbox/exhaust-daily                               DAILY 429s until the account's midnight
 //	POST /_sandbox/lock             {"count":N}               next N requests get 423 Locked
 //	POST /_sandbox/latency          {"ms":N}                  delay every request
-//	POST /_sandbox/faults/clear                                clear the four switches above
+//	POST /_sandbox/slow             {"ms":N,"ratio":0.5}      apply that share of each path's requests (the first one too), answer them N ms later
+//	POST /_sandbox/faults/clear                                clear the switches above
 //	POST /_sandbox/reset                                       a fresh portal: data, limits, switches, stats
 //	GET  /_sandbox/stats                                       request counts by endpoint and status
 //	GET  /_sandbox/events?from=N                               custom events received after the first N (default 0), with when
@@ -273,6 +275,8 @@ func (s *Server) registerRoutes() {
 
 	// Control endpoints.
 	s.mux.HandleFunc("POST /_sandbox/fail", s.handleCtlFail)
+	s.mux.HandleFunc("POST /_sandbox/fail-for", s.handleCtlFailFor)
+	s.mux.HandleFunc("POST /_sandbox/slow", s.handleCtlSlow)
 	s.mux.HandleFunc("POST /_sandbox/ratelimit-burst", s.handleCtlBurst)
 	s.mux.HandleFunc("POST /_sandbox/exhaust-daily", s.handleCtlExhaustDaily)
 	s.mux.HandleFunc("POST /_sandbox/lock", s.handleCtlLock)
@@ -344,7 +348,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, class limitCla
 	}
 
 	s.mu.Lock()
-	fault := s.faults.take()
+	fault := s.faults.take(s.cfg.Now())
 	var verdict verdict
 	if fault.kind == faultNone || fault.kind == faultBurst {
 		verdict = s.admit(token, class, fault.kind == faultBurst)
@@ -366,7 +370,19 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, class limitCla
 		s.writeRateLimited(w, verdict)
 		return
 	}
-	s.mux.ServeHTTP(w, r)
+	s.mu.Lock()
+	hold := s.faults.slowed(r.Method + " " + r.URL.Path)
+	s.mu.Unlock()
+	if hold == 0 {
+		s.mux.ServeHTTP(w, r)
+		return
+	}
+	// Applied now, answered late: a caller that gave up in between misses
+	// an answer to a request that took effect.
+	answer := &heldAnswer{header: http.Header{}}
+	s.mux.ServeHTTP(answer, r)
+	sleep(r.Context(), hold)
+	answer.writeTo(w)
 }
 
 func (s *Server) tokenAccepted(token string) bool {
@@ -403,6 +419,41 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// heldAnswer keeps an answer to write later.
+type heldAnswer struct {
+	header http.Header
+	status int
+	body   []byte
+}
+
+func (a *heldAnswer) Header() http.Header { return a.header }
+
+func (a *heldAnswer) WriteHeader(code int) {
+	if a.status == 0 {
+		a.status = code
+	}
+}
+
+func (a *heldAnswer) Write(b []byte) (int, error) {
+	if a.status == 0 {
+		a.status = http.StatusOK
+	}
+	a.body = append(a.body, b...)
+	return len(b), nil
+}
+
+// writeTo writes the held answer to w.
+func (a *heldAnswer) writeTo(w http.ResponseWriter) {
+	for k, v := range a.header {
+		w.Header()[k] = v
+	}
+	if a.status == 0 {
+		a.status = http.StatusOK
+	}
+	w.WriteHeader(a.status)
+	w.Write(a.body)
 }
 
 // recorder remembers the status written through it.

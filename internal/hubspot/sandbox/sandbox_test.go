@@ -1565,3 +1565,101 @@ func TestSandboxEventDefinitions(t *testing.T) {
 	}
 	mustStatus(t, call(t, s, "POST", "/events/v3/event-definitions/order_completed/property", `{"name":"one_too_many","label":"p","type":"string"}`), http.StatusBadRequest)
 }
+
+// [O-err] 502 and 504 when processing limits are met, 503 while HubSpot is
+// unavailable: a storm fails every request for a while, whatever the
+// endpoint, with the statuses in turn.
+func TestSandboxFailFor(t *testing.T) {
+	for _, via := range []string{"Go", "HTTP"} {
+		t.Run(via, func(t *testing.T) {
+			s, clock := newSandbox(t, sandbox.Config{})
+			if via == "Go" {
+				s.FailFor(time.Minute, 500, 502, 503, 504)
+			} else {
+				mustStatus(t, callAs(t, s, "", "POST", "/_sandbox/fail-for", `{"ms":60000,"statuses":[500,502,503,504]}`), 204)
+			}
+			var got []int
+			for i := 0; i < 5; i++ {
+				got = append(got, call(t, s, "GET", "/crm/v3/objects/contacts", "").code)
+			}
+			got = append(got, call(t, s, "POST", "/crm/v3/objects/contacts/search", `{}`).code,
+				call(t, s, "POST", "/events/v3/send", `{"eventName":"pe12345678_x","email":"a@example.com","properties":{}}`).code)
+			if want := []int{500, 502, 503, 504, 500, 502, 503}; !reflect.DeepEqual(got, want) {
+				t.Fatalf("statuses %v, want %v", got, want)
+			}
+			clock.Advance(59 * time.Second)
+			mustStatus(t, call(t, s, "GET", "/crm/v3/objects/contacts", ""), 504)
+			clock.Advance(time.Second)
+			mustStatus(t, call(t, s, "GET", "/crm/v3/objects/contacts", ""), 200)
+		})
+	}
+	t.Run("ClearFaults ends it", func(t *testing.T) {
+		s, _ := newSandbox(t, sandbox.Config{})
+		s.FailFor(time.Hour)
+		mustStatus(t, call(t, s, "GET", "/crm/v3/objects/contacts", ""), 500)
+		s.ClearFaults()
+		mustStatus(t, call(t, s, "GET", "/crm/v3/objects/contacts", ""), 200)
+	})
+	t.Run("bad controls are refused", func(t *testing.T) {
+		s, _ := newSandbox(t, sandbox.Config{})
+		for _, body := range []string{`{}`, `{"ms":1000,"statuses":[429]}`, `{"ms":-1}`} {
+			mustStatus(t, callAs(t, s, "", "POST", "/_sandbox/fail-for", body), 400)
+		}
+		mustStatus(t, call(t, s, "GET", "/crm/v3/objects/contacts", ""), 200)
+	})
+}
+
+// A request whose answer comes after the caller's timeout still took
+// effect, as HubSpot carries on with a request whose caller went away.
+func TestSandboxSlowAnswers(t *testing.T) {
+	s, _ := newSandbox(t, sandbox.Config{})
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	send := func(client *http.Client, email string) (int, error) {
+		req, _ := http.NewRequest("POST", srv.URL+"/crm/v3/objects/contacts/batch/upsert", strings.NewReader(inputs(1, func(int) string { return upsertEmail(email, "") })))
+		req.Header.Set("Authorization", "Bearer "+testToken)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	impatient := &http.Client{Timeout: 50 * time.Millisecond}
+
+	mustStatus(t, callAs(t, s, "", "POST", "/_sandbox/slow", `{"ms":300,"ratio":1}`), 204)
+	if _, err := send(impatient, "slow@example.com"); err == nil {
+		t.Fatal("a 300ms answer came within a 50ms timeout")
+	}
+	if len(s.Contacts()) != 1 {
+		t.Fatalf("%d contacts after a request answered late, want 1: it was applied", len(s.Contacts()))
+	}
+
+	// Half the answers are late, every other one, starting with the first
+	// to each path.
+	s.SlowAnswers(300*time.Millisecond, 0.5)
+	var late []int
+	for i := 0; i < 6; i++ {
+		if code, err := send(impatient, fmt.Sprintf("half%d@example.com", i)); err != nil {
+			late = append(late, i)
+		} else if code != 200 {
+			t.Fatalf("status %d, want 200", code)
+		}
+	}
+	if !reflect.DeepEqual(late, []int{0, 2, 4}) || len(s.Contacts()) != 7 {
+		t.Fatalf("answers %v of 6 late (want 0, 2 and 4), %d contacts (want 7)", late, len(s.Contacts()))
+	}
+	req, _ := http.NewRequest("GET", srv.URL+"/crm/v3/objects/companies", nil)
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	if resp, err := impatient.Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatal("the first request to another path was answered in time")
+	}
+
+	s.ClearFaults()
+	if code, err := send(impatient, "fast@example.com"); err != nil || code != 200 {
+		t.Fatalf("after ClearFaults: %d, %v", code, err)
+	}
+	mustStatus(t, callAs(t, s, "", "POST", "/_sandbox/slow", `{"ms":10,"ratio":1.5}`), 400)
+}

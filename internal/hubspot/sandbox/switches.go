@@ -17,6 +17,16 @@ type faults struct {
 	burstCount int
 	lockCount  int
 	latency    time.Duration
+	// failUntil ends a storm of failures: until then every API request
+	// fails with failStatuses in turn (failTurn is the next one).
+	failUntil    time.Time
+	failStatuses []int
+	failTurn     int
+	// slowBy holds the answers of slowRatio of the requests to each path
+	// that reach their endpoint; slowCredit spreads them evenly, by path.
+	slowBy     time.Duration
+	slowRatio  float64
+	slowCredit map[string]float64
 	// missingScope, when set, is the scope every API request is refused
 	// for with a 403 MISSING_SCOPES.
 	missingScope string
@@ -36,10 +46,14 @@ type fault struct {
 	status int
 }
 
-// take consumes one pending fault, in the order: injected status, 423, 429
-// burst.
-func (f *faults) take() fault {
+// take consumes one pending fault at now, in the order: a storm of
+// failures, injected status, 423, 429 burst.
+func (f *faults) take(now time.Time) fault {
 	switch {
+	case now.Before(f.failUntil):
+		status := f.failStatuses[f.failTurn%len(f.failStatuses)]
+		f.failTurn++
+		return fault{kind: faultStatus, status: status}
 	case f.failCount > 0:
 		f.failCount--
 		return fault{kind: faultStatus, status: f.failStatus}
@@ -62,6 +76,63 @@ func (s *Server) FailNext(n, status int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.faults.failCount, s.faults.failStatus = n, status
+}
+
+// slowed reports how long to hold the answer of a request to path that
+// reached its endpoint: slowBy for slowRatio of the requests to each path,
+// spread evenly and starting with the first, else 0.
+func (f *faults) slowed(path string) time.Duration {
+	if f.slowBy <= 0 || f.slowRatio <= 0 {
+		return 0
+	}
+	credit, ok := f.slowCredit[path]
+	if !ok {
+		credit = 1 - f.slowRatio
+	}
+	credit += f.slowRatio
+	slow := credit >= 1
+	if slow {
+		credit--
+	}
+	f.slowCredit[path] = credit
+	if !slow {
+		return 0
+	}
+	return f.slowBy
+}
+
+// FailFor makes every API request fail for d from now, with statuses in
+// turn (each a 5xx; others become 500; none means 500), as when HubSpot's
+// API is down or overloaded for a while: [O-err] documents 502 and 504 when
+// processing limits are met and 503 while it is unavailable, each to be
+// retried after a pause. It takes precedence over the other switches.
+func (s *Server) FailFor(d time.Duration, statuses ...int) {
+	if len(statuses) == 0 {
+		statuses = []int{http.StatusInternalServerError}
+	}
+	codes := make([]int, len(statuses))
+	for i, status := range statuses {
+		if status < 500 || status > 599 {
+			status = http.StatusInternalServerError
+		}
+		codes[i] = status
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults.failUntil, s.faults.failStatuses, s.faults.failTurn = s.cfg.Now().Add(d), codes, 0
+}
+
+// SlowAnswers makes ratio (0 to 1) of the API requests to each path that
+// reach their endpoint be applied at once and answered d later, the first
+// request to each path among them, so the first write of each kind is a
+// slow one. A client whose timeout is shorter than d gives up on a request
+// HubSpot did apply, as HubSpot carries on with a request whose caller went
+// away; its retry must not apply it twice. Ratio 0, or d 0, turns it off.
+func (s *Server) SlowAnswers(d time.Duration, ratio float64) {
+	ratio = min(max(ratio, 0), 1)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults.slowBy, s.faults.slowRatio, s.faults.slowCredit = d, ratio, map[string]float64{}
 }
 
 // RateLimitBurst makes the next n API requests, search and events
@@ -113,8 +184,8 @@ func (s *Server) ExhaustDaily() {
 	s.daily.used = s.dailyLimit()
 }
 
-// ClearFaults turns off every switch: injected statuses, bursts, locks and
-// latency. Rate budgets and data stay as they are.
+// ClearFaults turns off every switch: injected statuses, storms of
+// failures, bursts, locks, latency and slow answers. Rate budgets and data stay as they are.
 func (s *Server) ClearFaults() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -138,9 +209,11 @@ func (s *Server) Stats() map[string]map[int]int {
 }
 
 type countBody struct {
-	Count  int `json:"count"`
-	Status int `json:"status"`
-	MS     int `json:"ms"`
+	Count    int     `json:"count"`
+	Status   int     `json:"status"`
+	MS       int     `json:"ms"`
+	Statuses []int   `json:"statuses"`
+	Ratio    float64 `json:"ratio"`
 }
 
 func readControl(w http.ResponseWriter, r *http.Request) (countBody, bool) {
@@ -160,6 +233,16 @@ func readControl(w http.ResponseWriter, r *http.Request) (countBody, bool) {
 		writeError(w, http.StatusBadRequest, "VALIDATION_ERROR", "count and ms must not be negative", nil)
 		return b, false
 	}
+	if b.Ratio < 0 || b.Ratio > 1 {
+		writeError(w, http.StatusBadRequest, "VALIDATION_ERROR", "ratio must be between 0 and 1", nil)
+		return b, false
+	}
+	for _, status := range b.Statuses {
+		if status < 500 || status > 599 {
+			writeError(w, http.StatusBadRequest, "VALIDATION_ERROR", "statuses must be 5xx, got "+strconv.Itoa(status), nil)
+			return b, false
+		}
+	}
 	return b, true
 }
 
@@ -176,6 +259,28 @@ func (s *Server) handleCtlFail(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.FailNext(b.Count, b.Status)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) handleCtlFailFor(w http.ResponseWriter, r *http.Request) {
+	b, ok := readControl(w, r)
+	if !ok {
+		return
+	}
+	if b.MS == 0 {
+		writeError(w, http.StatusBadRequest, "VALIDATION_ERROR", "ms is required: how long every request fails", nil)
+		return
+	}
+	s.FailFor(time.Duration(b.MS)*time.Millisecond, b.Statuses...)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) handleCtlSlow(w http.ResponseWriter, r *http.Request) {
+	b, ok := readControl(w, r)
+	if !ok {
+		return
+	}
+	s.SlowAnswers(time.Duration(b.MS)*time.Millisecond, b.Ratio)
 	w.WriteHeader(http.StatusNoContent)
 }
 
