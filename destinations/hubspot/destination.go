@@ -187,7 +187,10 @@ func (h *HubSpot) call(ctx context.Context, endpoint string, kind api.Kind, meth
 	h.observeAuth(err)
 	if h.metrics != nil {
 		outcome := "ok"
-		if err != nil {
+		switch {
+		case isConflict(err):
+			outcome = "conflict"
+		case err != nil:
 			outcome = outcomeOf(err).Class
 		}
 		h.metrics.calls.WithLabelValues(h.name, endpoint, outcome).Inc()

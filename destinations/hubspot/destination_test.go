@@ -625,3 +625,45 @@ func TestATracksTraitsKeepEveryDigit(t *testing.T) {
 		t.Fatalf("account_number = %q, want every digit as sent", got)
 	}
 }
+
+func TestMetricsCountAConflictAsConflictNotAsAFailure(t *testing.T) {
+	p := newPortal(t)
+	track := `{"type":"track","userId":"u1","messageId":"m-1","event":"Signed Up","properties":{"email":"c@example.com"}}`
+	first := p.destination(t, hubspot.Config{StateDir: t.TempDir()})
+	send(t, first, ev(track))
+	first.Close()
+
+	// A second destination with state of its own creates the event
+	// definition again and sends the same occurrence again: HubSpot answers
+	// both with 409, and the destination takes both as done.
+	reg := prometheus.NewRegistry()
+	m, err := hubspot.NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again := p.destination(t, hubspot.Config{StateDir: t.TempDir(), Metrics: m})
+	defer again.Close()
+	if out := send(t, again, ev(track)); out[0].Result != destinations.Delivered {
+		t.Fatalf("%+v", out[0])
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	outcomes := map[string]float64{}
+	for _, f := range families {
+		if f.GetName() != "switchyard_hubspot_calls_total" {
+			continue
+		}
+		for _, metric := range f.GetMetric() {
+			for _, l := range metric.GetLabel() {
+				if l.GetName() == "outcome" {
+					outcomes[l.GetValue()] += metric.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	if outcomes["conflict"] == 0 || outcomes["http_4xx"] != 0 {
+		t.Fatalf("calls by outcome %v: want the 409s counted as conflict and none as http_4xx", outcomes)
+	}
+}

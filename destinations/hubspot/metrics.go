@@ -20,7 +20,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"destination", "reason"}),
 		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchyard_hubspot_calls_total",
-			Help: "HubSpot API calls, by endpoint and outcome (ok, or the HTTP status, or error).",
+			Help: "HubSpot API calls, by endpoint and outcome: ok; conflict (a 409: what the call creates exists already, which the destination takes as done); or the failure's class (http_429, transient, paused, auth, property_missing, http_4xx).",
 		}, []string{"destination", "endpoint", "outcome"}),
 		records: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchyard_hubspot_records_total",
