@@ -153,6 +153,26 @@ func waitMidDelivery(t *testing.T, receiver *webhooktest.Server, load *ackLoad, 
 	}
 }
 
+// waitInBacklog makes the receiver answer 503 until a random number of
+// further events are acknowledged, so the router holds a backlog of fetched
+// and retried events, then lets it deliver them and waits for a random
+// point among them. It returns that point.
+func waitInBacklog(t *testing.T, rng *rand.Rand, receiver *webhooktest.Server, load *ackLoad) int {
+	t.Helper()
+	receiver.Fail(http.StatusServiceUnavailable)
+	acked, _, _ := load.counts()
+	waitAcked(t, load, acked+killMin+rng.IntN(killSpread))
+	receiver.Recover()
+	delivered := receiver.Distinct()
+	acked, _, _ = load.counts()
+	if acked-delivered <= load.size {
+		t.Fatalf("the receiver refused everything while %d events were acknowledged, yet only %d are undelivered", killMin, acked-delivered)
+	}
+	target := delivered + 1 + rng.IntN(acked-delivered-load.size)
+	waitMidDelivery(t, receiver, load, target)
+	return target
+}
+
 // killAt is what a SIGKILL left behind.
 type killAt struct {
 	acked, delivered int
@@ -304,7 +324,8 @@ func redelivered(addr string) string {
 // TestServeSurvivesTenSIGKILLs SIGKILLs a serve process (gateway and router
 // in one) ten times in a row at random points while events are posted
 // without pause: at random, once a random number of further events are
-// acknowledged or once a random number more are delivered. Every
+// acknowledged, or at a random point in the delivery of a backlog the
+// receiver built up by answering 503 for a while. Every
 // acknowledged event ends delivered, or dead-lettered with a reason when
 // the receiver refuses it, and the lag returns to 0.
 func TestServeSurvivesTenSIGKILLs(t *testing.T) {
@@ -328,16 +349,15 @@ func TestServeSurvivesTenSIGKILLs(t *testing.T) {
 			waitAcked(t, load, target)
 			when = fmt.Sprintf("posting, at acknowledged event %d", target)
 		} else {
-			target := receiver.Distinct() + killMin + rng.IntN(killSpread)
-			waitMidDelivery(t, receiver, load, target)
-			when = fmt.Sprintf("delivering, at delivered event %d", target)
+			target := waitInBacklog(t, rng, receiver, load)
+			when = fmt.Sprintf("delivering a backlog, at delivered event %d", target)
 		}
 		k := killMidDeliveryUnderLoad(t, srv, load, receiver)
 		t.Logf("kill %d: serve while %s: %v", i+1, when, k)
 		srv = start(t, addr, args...)
 	}
 	acked := load.finish()
-	waitDelivered(t, receiver, nonRefused(acked, refused), 90*time.Second)
+	waitDelivered(t, receiver, nonRefused(acked, refused), 60*time.Second)
 	waitLagZero(t, addr, 30*time.Second)
 	again := redelivered(addr)
 	srv.stop(t, syscall.SIGTERM)
@@ -361,8 +381,9 @@ const (
 // TestGatewayAndRouterOnKafkaSurviveTenSIGKILLs runs a gateway and a router
 // process on the real broker and SIGKILLs one of them, at random, ten times
 // in a row, restarting it each time: the gateway once a random number of
-// further events are acknowledged, the router once a random number more are
-// delivered, while events are posted without pause. Every acknowledged
+// further events are acknowledged, the router at a random point in the
+// delivery of a backlog the receiver built up by answering 503 for a while,
+// all while events are posted without pause. Every acknowledged
 // event ends delivered, or dead-lettered with a reason when the receiver
 // refuses it, and the group's lag returns to 0.
 func TestGatewayAndRouterOnKafkaSurviveTenSIGKILLs(t *testing.T) {
@@ -389,14 +410,13 @@ func TestGatewayAndRouterOnKafkaSurviveTenSIGKILLs(t *testing.T) {
 			gw = gateway()
 			continue
 		}
-		target := receiver.Distinct() + killMin + rng.IntN(killSpread)
-		waitMidDelivery(t, receiver, load, target)
+		target := waitInBacklog(t, rng, receiver, load)
 		k := killMidDeliveryUnderLoad(t, rt, load, receiver)
-		t.Logf("kill %d: router mid-delivery, at delivered event %d: %v", i+1, target, k)
+		t.Logf("kill %d: router delivering a backlog, at delivered event %d: %v", i+1, target, k)
 		rt = router()
 	}
 	acked := load.finish()
-	waitDelivered(t, receiver, nonRefused(acked, refused), 90*time.Second)
+	waitDelivered(t, receiver, nonRefused(acked, refused), 60*time.Second)
 	waitLagZero(t, routerAddr, 30*time.Second)
 	again := redelivered(routerAddr)
 	extraLetters := checkAcknowledged(t, receiver, acked, refused, deadLetterIDs(t, common...))
