@@ -121,6 +121,13 @@ func (s *Server) Delivered(messageID string) int {
 	return s.delivered[messageID]
 }
 
+// Distinct counts the messageIds that got at least one 2xx delivery.
+func (s *Server) Distinct() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.delivered)
+}
+
 // WaitFor returns nil once cond holds, checking it now and after every
 // request the server records, or ctx's error wrapped if ctx ends first.
 // cond may call the server's methods.

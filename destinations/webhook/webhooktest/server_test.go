@@ -198,3 +198,18 @@ func TestWaitFor(t *testing.T) {
 		}
 	})
 }
+
+func TestDistinct(t *testing.T) {
+	srv := webhooktest.NewServer(t)
+	srv.Script("m2", 500)
+	post(t, srv, `{"messageId":"m1"}`, "1")
+	post(t, srv, `{"messageId":"m1"}`, "2")
+	post(t, srv, `{"messageId":"m2"}`, "1")
+	if got := srv.Distinct(); got != 1 {
+		t.Fatalf("Distinct = %d after m1 twice and a failed m2, want 1", got)
+	}
+	post(t, srv, `[{"messageId":"m2"},{"messageId":"m3"}]`, "2")
+	if got := srv.Distinct(); got != 3 {
+		t.Fatalf("Distinct = %d once m2 and m3 were delivered too, want 3", got)
+	}
+}
