@@ -1,0 +1,123 @@
+package embedded
+
+import (
+	"fmt"
+	"sync"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/switchyard/switchyard/queue"
+)
+
+// freeSpaceTTL is how long a free-space reading is reused, so a stream of
+// Publish calls costs one statfs every freeSpaceTTL.
+const freeSpaceTTL = 250 * time.Millisecond
+
+// statfsFree returns the bytes free to unprivileged users on dir's file
+// system.
+func statfsFree(dir string) (uint64, error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return 0, err
+	}
+	return st.Bavail * uint64(st.Bsize), nil
+}
+
+// spaceGuard refuses appends while the data directory's file system has
+// less than Config.MinFreeBytes free.
+type spaceGuard struct {
+	dir   string
+	min   int64
+	probe func(dir string) (uint64, error)
+	now   func() time.Time
+	log   *zap.Logger
+	// full is set to 1 while appends are refused, 0 otherwise.
+	full func(float64)
+
+	mu          sync.Mutex
+	checked     time.Time
+	err         error // the answer of the last probe
+	probeFailed bool
+}
+
+// check returns nil while enough space is free, else an error wrapping
+// queue.ErrUnavailable and queue.ErrFull that says how much is free. It
+// probes at most once per freeSpaceTTL, and logs when the disk becomes full
+// and when space returns.
+func (g *spaceGuard) check() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	now := g.now()
+	if age := now.Sub(g.checked); !g.checked.IsZero() && age >= 0 && age < freeSpaceTTL {
+		return g.err
+	}
+	g.checked = now
+	free, err := g.probe(g.dir)
+	was := g.err
+	if err != nil && !g.probeFailed {
+		g.log.Warn("cannot read the data dir's free space; appends go on unchecked", zap.Error(err))
+	}
+	g.probeFailed = err != nil
+	switch {
+	case err != nil:
+		// An unreadable free space is no reason to refuse writes: pebble
+		// reports a real failure itself.
+		g.err = nil
+	case free < uint64(g.min):
+		g.err = fmt.Errorf("%w: %w: the data dir's disk has %d bytes free, under min_free_bytes %d; free space to resume",
+			queue.ErrUnavailable, queue.ErrFull, free, g.min)
+		if was == nil {
+			g.log.Error("disk full: refusing appends until space is freed", zap.Uint64("free_bytes", free), zap.Int64("min_free_bytes", g.min))
+		}
+	default:
+		if was != nil {
+			g.log.Info("disk space freed: taking appends again", zap.Uint64("free_bytes", free), zap.Int64("min_free_bytes", g.min))
+		}
+		g.err = nil
+	}
+	if g.err != nil {
+		g.full(1)
+	} else {
+		g.full(0)
+	}
+	return g.err
+}
+
+// backgroundErrorInterval is how often pebble's background errors (a flush
+// or compaction that failed, retried by pebble) are logged at most.
+const backgroundErrorInterval = 10 * time.Second
+
+// errorLimiter logs the first error and then at most one per interval,
+// with how many it did not log; every error is counted in a metric.
+type errorLimiter struct {
+	log      *zap.Logger
+	interval time.Duration
+	now      func() time.Time
+	count    func()
+
+	mu         sync.Mutex
+	last       time.Time
+	suppressed int
+}
+
+func (e *errorLimiter) report(err error) {
+	e.count()
+	e.mu.Lock()
+	now := e.now()
+	if age := now.Sub(e.last); !e.last.IsZero() && age >= 0 && age < e.interval {
+		e.suppressed++
+		e.mu.Unlock()
+		return
+	}
+	e.last = now
+	suppressed := e.suppressed
+	e.suppressed = 0
+	e.mu.Unlock()
+	// err.Error() alone: pebble's errors carry stack traces that zap.Error
+	// would write in full.
+	e.log.Error("pebble background error; pebble retries it",
+		zap.String("error", err.Error()), zap.Int("not_logged_since_last", suppressed),
+		zap.Duration("log_interval", e.interval))
+}
