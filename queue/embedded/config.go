@@ -65,8 +65,11 @@ type Config struct {
 	// reserve leaves room for pebble to flush its memtable and compact, and
 	// for consumer groups to commit, so a full disk never fails a write of
 	// pebble's write-ahead log. Appends resume by themselves once space is
-	// freed. It must exceed the largest batch the gateway takes. Default
-	// 64 MiB.
+	// freed. Free space is read at most every 250ms, so the reserve must also
+	// cover what the gateway appends in that time; and a memtable flush needs
+	// up to a memtable's size (64 MiB), which the default covers. Open
+	// refuses a disk with less free than this or than its write-ahead log
+	// holds. Default 64 MiB.
 	MinFreeBytes int64 `yaml:"min_free_bytes"`
 
 	// Now is the clock used for append times and retention. Default time.Now.

@@ -2,6 +2,7 @@ package embedded
 
 import (
 	"fmt"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
@@ -83,6 +84,37 @@ func (g *spaceGuard) check() error {
 		g.full(0)
 	}
 	return g.err
+}
+
+// checkSpaceToOpen returns an error wrapping queue.ErrFull when cfg.Dir's
+// disk has less free than Config.MinFreeBytes or than its write-ahead log
+// files hold: pebble.Open flushes what those hold before it returns, and
+// on a disk without room for that it would retry the flush for ever.
+func checkSpaceToOpen(cfg Config) error {
+	free, err := cfg.freeSpace(cfg.Dir)
+	if err != nil {
+		return nil // as in spaceGuard.check: pebble reports real failures
+	}
+	names, err := cfg.fs.List(cfg.Dir)
+	if err != nil {
+		return fmt.Errorf("listing data dir %s: %w", cfg.Dir, err)
+	}
+	var wal int64
+	for _, name := range names {
+		if filepath.Ext(name) != ".log" {
+			continue
+		}
+		info, err := cfg.fs.Stat(cfg.fs.PathJoin(cfg.Dir, name))
+		if err != nil {
+			return fmt.Errorf("reading data dir %s: %w", cfg.Dir, err)
+		}
+		wal += info.Size()
+	}
+	if need := max(cfg.MinFreeBytes, wal); free < uint64(need) {
+		return fmt.Errorf("%w: %w: the data dir's disk has %d bytes free; opening the log needs %d (min_free_bytes %d, write-ahead log to flush %d bytes): free space and start again",
+			queue.ErrUnavailable, queue.ErrFull, free, need, cfg.MinFreeBytes, wal)
+	}
+	return nil
 }
 
 // backgroundErrorInterval is how often pebble's background errors (a flush

@@ -129,3 +129,44 @@ func TestBackgroundErrorsAreLoggedOncePerInterval(t *testing.T) {
 		t.Fatalf("the second line reports %v errors not logged, want 399", n)
 	}
 }
+
+// TestOpenRefusesADiskWithoutRoomToFlush checks that Open refuses, with
+// queue.ErrFull, a disk with less free than MinFreeBytes or than the
+// write-ahead log it would have to flush, instead of retrying that flush
+// for ever.
+func TestOpenRefusesADiskWithoutRoomToFlush(t *testing.T) {
+	dir := t.TempDir()
+	var free atomic.Uint64
+	free.Store(1 << 30)
+	cfg := Config{Dir: dir, Partitions: 1, MinFreeBytes: 1 << 20, freeSpace: func(string) (uint64, error) { return free.Load(), nil }}
+	l, err := Open(cfg, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := testContext(t)
+	for range 20 {
+		mustPublish(t, ctx, l, messages("t", "k", strings.Repeat("v", 10_000), 10)...)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	free.Store(1<<20 - 1)
+	if _, err := Open(cfg, zap.NewNop()); !errors.Is(err, queue.ErrFull) || !strings.Contains(err.Error(), "min_free_bytes") {
+		t.Fatalf("Open with less than MinFreeBytes free = %v, want queue.ErrFull naming min_free_bytes", err)
+	}
+	// 2 MB of messages sit in the write-ahead log: 1.5 MB free is over
+	// MinFreeBytes but not enough to flush them.
+	free.Store(3 << 19)
+	if _, err := Open(cfg, zap.NewNop()); !errors.Is(err, queue.ErrFull) || !strings.Contains(err.Error(), "write-ahead log") {
+		t.Fatalf("Open with less free than the write-ahead log holds = %v, want queue.ErrFull naming the write-ahead log", err)
+	}
+	free.Store(1 << 30)
+	l, err = Open(cfg, zap.NewNop())
+	if err != nil {
+		t.Fatalf("Open once space returned: %v", err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+}

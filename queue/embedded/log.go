@@ -111,7 +111,10 @@ type member struct{ group, topic string }
 var ErrGroupBusy = errors.New("embedded: group already has a member on this topic")
 
 // Open opens or creates the log in cfg.Dir and returns it ready for use. It
-// fails when cfg is invalid or another process has the directory open.
+// fails when cfg is invalid, when another process has the directory open,
+// or, with an error wrapping queue.ErrFull, when the directory's disk has
+// less free than Config.MinFreeBytes or than its write-ahead log holds
+// (opening flushes it).
 func Open(cfg Config, log *zap.Logger) (*Log, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -132,6 +135,10 @@ func Open(cfg Config, log *zap.Logger) (*Log, error) {
 			return nil, fmt.Errorf("locking data dir %s: %w", cfg.Dir, err)
 		}
 		return nil, fmt.Errorf("data dir %s is in use by another process (or already open in this one): %w", cfg.Dir, err)
+	}
+	if err := checkSpaceToOpen(cfg); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("opening data dir %s: %w", cfg.Dir, err)
 	}
 
 	l := &Log{
