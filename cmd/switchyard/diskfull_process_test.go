@@ -236,8 +236,12 @@ destinations:
 	load := &loader{addr: addr, statuses: map[int]int{}}
 	load.postUntil(t, 30*time.Second, func(status int) bool { return status == http.StatusServiceUnavailable })
 	linesAtFull := lineCount(srv.logs())
+	freeAtFull := freeBytes(t, disk)
 	t.Logf("filler file: %d MiB; free when the first 503 came: %d MiB; statuses until then: %v",
-		filled>>20, freeBytes(t, disk)>>20, load.statuses)
+		filled>>20, freeAtFull>>20, load.statuses)
+	if freeAtFull < minFree/2 {
+		t.Fatalf("the log appended into its reserve: %d bytes free at the first 503, min_free_bytes %d", freeAtFull, minFree)
+	}
 	if code := load.full.Get("code").String(); code != "log_full" || !strings.Contains(load.full.Get("message").String(), "disk is full") {
 		t.Fatalf("503 body %s, want code log_full and a message naming the full disk", load.full.Raw)
 	}

@@ -27,7 +27,9 @@ func statfsFree(dir string) (uint64, error) {
 }
 
 // spaceGuard refuses appends while the data directory's file system has
-// less than Config.MinFreeBytes free.
+// less than Config.MinFreeBytes free. Between two readings of the free
+// space it deducts what it let through, so a burst of appends within one
+// reading cannot eat into the reserve.
 type spaceGuard struct {
 	dir   string
 	min   int64
@@ -37,53 +39,73 @@ type spaceGuard struct {
 	// full is set to 1 while appends are refused, 0 otherwise.
 	full func(float64)
 
-	mu          sync.Mutex
-	checked     time.Time
-	err         error // the answer of the last probe
+	mu      sync.Mutex
+	checked time.Time
+	// free is the last reading less what was let through since; known is
+	// false when the reading failed.
+	free        int64
+	known       bool
 	probeFailed bool
+	isFull      bool
 }
 
-// check returns nil while enough space is free, else an error wrapping
-// queue.ErrUnavailable and queue.ErrFull that says how much is free. It
-// probes at most once per freeSpaceTTL, and logs when the disk becomes full
+// resumeMargin is how far above Config.MinFreeBytes the free space must
+// be for a full log to take appends again, so that appends near the
+// reserve do not flip the log between full and not full (twice the
+// gateway's largest batch).
+const resumeMargin = 1 << 20
+
+// check returns nil when n more bytes can be appended and leave
+// Config.MinFreeBytes free, else an error wrapping queue.ErrUnavailable and
+// queue.ErrFull that says how much is free. Once it refused, it refuses
+// until the free space is resumeMargin above the reserve. It reads the free
+// space at most once per freeSpaceTTL, and logs when the disk becomes full
 // and when space returns.
-func (g *spaceGuard) check() error {
+func (g *spaceGuard) check(n int64) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	now := g.now()
-	if age := now.Sub(g.checked); !g.checked.IsZero() && age >= 0 && age < freeSpaceTTL {
-		return g.err
-	}
-	g.checked = now
-	free, err := g.probe(g.dir)
-	was := g.err
-	if err != nil && !g.probeFailed {
-		g.log.Warn("cannot read the data dir's free space; appends go on unchecked", zap.Error(err))
-	}
-	g.probeFailed = err != nil
-	switch {
-	case err != nil:
+	if age := now.Sub(g.checked); g.checked.IsZero() || age < 0 || age >= freeSpaceTTL {
+		g.checked = now
+		free, err := g.probe(g.dir)
+		if err != nil && !g.probeFailed {
+			g.log.Warn("cannot read the data dir's free space; appends go on unchecked", zap.Error(err))
+		}
+		g.probeFailed, g.known = err != nil, err == nil
+		g.free = int64(min(free, 1<<62))
 		// An unreadable free space is no reason to refuse writes: pebble
 		// reports a real failure itself.
-		g.err = nil
-	case free < uint64(g.min):
-		g.err = fmt.Errorf("%w: %w: the data dir's disk has %d bytes free, under min_free_bytes %d; free space to resume",
-			queue.ErrUnavailable, queue.ErrFull, free, g.min)
-		if was == nil {
-			g.log.Error("disk full: refusing appends until space is freed", zap.Uint64("free_bytes", free), zap.Int64("min_free_bytes", g.min))
+		switch {
+		case !g.known || g.isFull && g.free >= g.min+resumeMargin:
+			g.setFull(false)
+		case g.free < g.min:
+			g.setFull(true)
 		}
-	default:
-		if was != nil {
-			g.log.Info("disk space freed: taking appends again", zap.Uint64("free_bytes", free), zap.Int64("min_free_bytes", g.min))
-		}
-		g.err = nil
 	}
-	if g.err != nil {
+	if g.known && !g.isFull && g.free-n < g.min {
+		g.setFull(true)
+	}
+	if g.isFull {
+		return fmt.Errorf("%w: %w: the data dir's disk has %d bytes free, under min_free_bytes %d (+%d to resume); free space to resume",
+			queue.ErrUnavailable, queue.ErrFull, g.free, g.min, resumeMargin)
+	}
+	g.free -= n
+	return nil
+}
+
+// setFull records whether appends are refused, logging a change.
+func (g *spaceGuard) setFull(full bool) {
+	if full == g.isFull {
+		return
+	}
+	g.isFull = full
+	if full {
+		g.log.Error("disk full: refusing appends until space is freed", zap.Int64("free_bytes", g.free), zap.Int64("min_free_bytes", g.min))
 		g.full(1)
-	} else {
-		g.full(0)
+		return
 	}
-	return g.err
+	g.log.Info("disk space freed: taking appends again", zap.Int64("free_bytes", g.free), zap.Int64("min_free_bytes", g.min))
+	g.full(0)
 }
 
 // checkSpaceToOpen returns an error wrapping queue.ErrFull when cfg.Dir's

@@ -22,7 +22,7 @@ import (
 func TestPublishRefusesWhileTheDiskIsFull(t *testing.T) {
 	const minFree = 10 << 20
 	var free atomic.Uint64
-	free.Store(minFree + 1)
+	free.Store(minFree + 1<<20)
 	var probes atomic.Int64
 	var mu sync.Mutex
 	now := time.Unix(1_700_000_000, 0)
@@ -46,6 +46,12 @@ func TestPublishRefusesWhileTheDiskIsFull(t *testing.T) {
 	ctx := testContext(t)
 
 	mustPublish(t, ctx, l, messages("t", "k", "before", 2)...)
+	// Within one reading, what was let through counts: 1 MiB more of
+	// appends would eat into the reserve.
+	big := queue.Message{Topic: "t", Key: []byte("k"), Value: make([]byte, 1<<20)}
+	if err := l.Publish(ctx, big); !errors.Is(err, queue.ErrFull) {
+		t.Fatalf("Publish of 1 MiB with 1 MiB less what was appended above the reserve = %v, want queue.ErrFull", err)
+	}
 	free.Store(minFree - 1)
 	advance()
 	err = l.Publish(ctx, messages("t", "k", "full", 3)...)
@@ -70,7 +76,14 @@ func TestPublishRefusesWhileTheDiskIsFull(t *testing.T) {
 		t.Fatalf("100 refused Publish calls within %s probed the disk %d times, want 0", freeSpaceTTL, n)
 	}
 
-	free.Store(minFree)
+	// Just above the reserve is not enough to resume: appends near it
+	// would flip the log between full and not full.
+	free.Store(minFree + 1000)
+	advance()
+	if err := l.Check(ctx); !errors.Is(err, queue.ErrFull) {
+		t.Fatalf("Check 1000 bytes above the reserve, after a refusal = %v, want queue.ErrFull", err)
+	}
+	free.Store(minFree + resumeMargin)
 	advance()
 	mustPublish(t, ctx, l, messages("t", "k", "after", 2)...)
 	if err := l.Check(ctx); err != nil {

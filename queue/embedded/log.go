@@ -376,7 +376,7 @@ func (l *Log) Check(ctx context.Context) error {
 	if l.stalled.Load() {
 		return fmt.Errorf("%w: writes are stalled while compactions catch up", queue.ErrUnavailable)
 	}
-	return l.space.check()
+	return l.space.check(0)
 }
 
 // Close stops the log: pending publishes fail with queue.ErrClosed, readers

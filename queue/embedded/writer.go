@@ -35,7 +35,11 @@ func (l *Log) Publish(ctx context.Context, msgs ...queue.Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
-	if err := l.space.check(); err != nil {
+	var size int64
+	for _, m := range msgs {
+		size += storedSize(len(m.Key), len(m.Value))
+	}
+	if err := l.space.check(size); err != nil {
 		return err
 	}
 	req := &publishRequest{
