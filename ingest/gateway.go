@@ -357,7 +357,7 @@ func (g *Gateway) prepareAll(items []gjson.Result, req *request) (deadLetters []
 
 // publish writes msgs to the log within the publish timeout. It refuses with
 // 429 when MaxInFlight publishes are already running and with 503 when the
-// log fails; both set Retry-After.
+// log fails (code log_full when its storage is full); both set Retry-After.
 func (g *Gateway) publish(c *fiber.Ctx, source string, msgs []queue.Message) error {
 	select {
 	case g.inFlight <- struct{}{}:
@@ -375,6 +375,9 @@ func (g *Gateway) publish(c *fiber.Ctx, source string, msgs []queue.Message) err
 	if err != nil {
 		g.logger.Warn("writing to the log", zap.String("source", source), zap.Int("messages", len(msgs)), zap.Error(err))
 		c.Set(fiber.HeaderRetryAfter, "5")
+		if errors.Is(err, queue.ErrFull) {
+			return &refusal{fiber.StatusServiceUnavailable, "log_full", "the log's disk is full, nothing was stored; retry later"}
+		}
 		return &refusal{fiber.StatusServiceUnavailable, "unavailable", "the log cannot take writes now; retry later"}
 	}
 	return nil

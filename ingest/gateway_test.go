@@ -683,3 +683,22 @@ func TestStoredMessagesAreValidJSON(t *testing.T) {
 		}
 	}
 }
+
+// fullLog refuses every Publish as a log whose disk is full does.
+type fullLog struct{ queue.Log }
+
+func (fullLog) Publish(context.Context, ...queue.Message) error {
+	return fmt.Errorf("%w: %w: 1024 bytes free", queue.ErrUnavailable, queue.ErrFull)
+}
+
+func TestFullLogGets503NamingTheDisk(t *testing.T) {
+	f := newFixtureWithLog(t, Config{}, fullLog{closedLog(t)})
+	r := f.post(t, "/v1/batch", `{"batch":[{"type":"track","userId":"u","event":"E"}]}`)
+	wantStatus(t, r, 503, "log_full")
+	if !strings.Contains(r.body.Get("message").String(), "disk is full") {
+		t.Fatalf("503 body does not say the disk is full: %s", r.body.Raw)
+	}
+	if r.header.Get("Retry-After") == "" {
+		t.Fatal("503 without Retry-After")
+	}
+}

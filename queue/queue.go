@@ -168,6 +168,11 @@ var ErrClosed = errors.New("queue: closed")
 // the gateway answers 503 for them.
 var ErrUnavailable = errors.New("queue: unavailable")
 
+// ErrFull wraps errors that mean the log refuses writes because its storage
+// is (nearly) full; such errors wrap ErrUnavailable too. Writes succeed
+// again once space is freed.
+var ErrFull = errors.New("queue: storage full")
+
 // PartitionFor maps a key to a partition the way the hash balancer of
 // segmentio/kafka-go (and Sarama) does: FNV-1a 32-bit read as a signed
 // integer, modulo the count, sign dropped. A key lands in the same partition

@@ -59,6 +59,19 @@ type Config struct {
 	// still committed whole. Default 4096.
 	MaxBatchMessages int `yaml:"max_batch_messages"`
 
+	// MinFreeBytes is the free space, in bytes, the file system of Dir must
+	// keep: while less is free, Publish refuses with an error wrapping
+	// queue.ErrFull (the gateway answers 503) and Check reports it. The
+	// reserve leaves room for pebble to flush its memtable and compact, and
+	// for consumer groups to commit, so a full disk never fails a write of
+	// pebble's write-ahead log. Appends resume by themselves once space is
+	// freed. Free space is read at most every 250ms, so the reserve must also
+	// cover what the gateway appends in that time; and a memtable flush needs
+	// up to a memtable's size (64 MiB), which the default covers. Open
+	// refuses a disk with less free than this or than its write-ahead log
+	// holds. Default 64 MiB.
+	MinFreeBytes int64 `yaml:"min_free_bytes"`
+
 	// Now is the clock used for append times and retention. Default time.Now.
 	Now func() time.Time `yaml:"-"`
 
@@ -69,6 +82,9 @@ type Config struct {
 	// fs is the file system under pebble; tests inject failures through it.
 	// Default vfs.Default.
 	fs vfs.FS
+	// freeSpace returns the bytes free to unprivileged users on the file
+	// system of dir; tests inject full disks through it. Default statfs.
+	freeSpace func(dir string) (uint64, error)
 }
 
 // Defaults of Config.
@@ -78,6 +94,7 @@ const (
 	DefaultRetentionHardAge       = 720 * time.Hour
 	DefaultRetentionCheckInterval = time.Minute
 	DefaultMaxBatchMessages       = 4096
+	DefaultMinFreeBytes           = 64 << 20
 )
 
 // withDefaults returns cfg with defaults filled in, or an error naming the
@@ -128,6 +145,12 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.MaxBatchMessages == 0 {
 		cfg.MaxBatchMessages = DefaultMaxBatchMessages
 	}
+	if cfg.MinFreeBytes < 0 {
+		return cfg, fmt.Errorf("embedded: MinFreeBytes is %d, want 1 or more (or 0 for the default %d)", cfg.MinFreeBytes, DefaultMinFreeBytes)
+	}
+	if cfg.MinFreeBytes == 0 {
+		cfg.MinFreeBytes = DefaultMinFreeBytes
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -140,6 +163,9 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.fs == nil {
 		cfg.fs = vfs.Default
+	}
+	if cfg.freeSpace == nil {
+		cfg.freeSpace = statfsFree
 	}
 	return cfg, nil
 }

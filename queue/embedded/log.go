@@ -14,9 +14,13 @@
 // what those delete before a group committed it is logged at WARN and
 // counted per group.
 //
-// A failed write or sync of pebble's write-ahead log ends the process, as
-// pebble cannot go on safely after one; nothing unsynced was acknowledged,
-// and on restart Open recovers what was.
+// The log refuses appends with queue.ErrFull while its disk has less than
+// Config.MinFreeBytes free, so a full disk does not fail a write of pebble's
+// write-ahead log; appends resume when space returns. A write or sync of
+// the write-ahead log that fails all the same (another process took the
+// last bytes of the reserve) ends the process, as pebble cannot go on
+// safely after one; nothing unsynced was acknowledged, and on restart Open
+// recovers what was.
 package embedded
 
 import (
@@ -70,6 +74,8 @@ type Log struct {
 	failure atomic.Pointer[error]
 	// stalled is set while pebble holds writes back to let compactions catch up.
 	stalled atomic.Bool
+	// space refuses appends while the disk is nearly full.
+	space *spaceGuard
 }
 
 // topic is an open topic and the state of its partitions.
@@ -105,7 +111,10 @@ type member struct{ group, topic string }
 var ErrGroupBusy = errors.New("embedded: group already has a member on this topic")
 
 // Open opens or creates the log in cfg.Dir and returns it ready for use. It
-// fails when cfg is invalid or another process has the directory open.
+// fails when cfg is invalid, when another process has the directory open,
+// or, with an error wrapping queue.ErrFull, when the directory's disk has
+// less free than Config.MinFreeBytes or than its write-ahead log holds
+// (opening flushes it).
 func Open(cfg Config, log *zap.Logger) (*Log, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -127,6 +136,10 @@ func Open(cfg Config, log *zap.Logger) (*Log, error) {
 		}
 		return nil, fmt.Errorf("data dir %s is in use by another process (or already open in this one): %w", cfg.Dir, err)
 	}
+	if err := checkSpaceToOpen(cfg); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("opening data dir %s: %w", cfg.Dir, err)
+	}
 
 	l := &Log{
 		cfg:      cfg,
@@ -136,6 +149,14 @@ func Open(cfg Config, log *zap.Logger) (*Log, error) {
 		members:  map[member]*Subscription{},
 		requests: make(chan *publishRequest),
 		quit:     make(chan struct{}),
+		space: &spaceGuard{
+			dir: cfg.Dir, min: cfg.MinFreeBytes, probe: cfg.freeSpace, now: cfg.Now,
+			log: log, full: cfg.Metrics.diskFull.Set,
+		},
+	}
+	backgroundErrors := &errorLimiter{
+		log: log, interval: backgroundErrorInterval, now: cfg.Now,
+		count: cfg.Metrics.backgroundErrors.Inc,
 	}
 	opts := &pebble.Options{
 		FS:                 cfg.fs,
@@ -147,9 +168,7 @@ func Open(cfg Config, log *zap.Logger) (*Log, error) {
 		MemTableStopWritesThreshold: 4,
 		Logger:                      pebbleLogger{log.Named("pebble")},
 		EventListener: &pebble.EventListener{
-			BackgroundError: func(err error) {
-				log.Error("pebble background error", zap.Error(err))
-			},
+			BackgroundError: backgroundErrors.report,
 			WriteStallBegin: func(info pebble.WriteStallBeginInfo) {
 				l.stalled.Store(true)
 				log.Warn("writes stalled", zap.String("reason", info.Reason))
@@ -343,8 +362,10 @@ func (l *Log) Partitions(ctx context.Context, topic string) (int, error) {
 }
 
 // Check returns nil when the log takes writes. After Close, after a write
-// that pebble refused, or while pebble stalls writes to let compactions catch
-// up, it returns an error wrapping queue.ErrUnavailable.
+// that pebble refused, while pebble stalls writes to let compactions catch
+// up, or while the disk has less than Config.MinFreeBytes free (then the
+// error wraps queue.ErrFull too), it returns an error wrapping
+// queue.ErrUnavailable.
 func (l *Log) Check(ctx context.Context) error {
 	if l.isClosing() {
 		return fmt.Errorf("%w: %w", queue.ErrUnavailable, queue.ErrClosed)
@@ -355,7 +376,7 @@ func (l *Log) Check(ctx context.Context) error {
 	if l.stalled.Load() {
 		return fmt.Errorf("%w: writes are stalled while compactions catch up", queue.ErrUnavailable)
 	}
-	return nil
+	return l.space.check(0)
 }
 
 // Close stops the log: pending publishes fail with queue.ErrClosed, readers

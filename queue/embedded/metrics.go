@@ -5,7 +5,9 @@ import "github.com/prometheus/client_golang/prometheus"
 // Metrics are the embedded log's Prometheus metrics. One Metrics serves one
 // Log.
 type Metrics struct {
-	lost *prometheus.CounterVec
+	lost             *prometheus.CounterVec
+	backgroundErrors prometheus.Counter
+	diskFull         prometheus.Gauge
 }
 
 // NewMetrics registers the embedded log's metrics on reg.
@@ -15,9 +17,19 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "switchyard_log_retention_lost_total",
 			Help: "Messages that retention deleted at retention_hard_age or retention_hard_bytes before the consumer group had committed them.",
 		}, []string{"group", "topic"}),
+		backgroundErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "switchyard_log_background_errors_total",
+			Help: "Errors of pebble's background work (flushes, compactions), which pebble retries; a full disk makes them climb.",
+		}),
+		diskFull: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "switchyard_log_disk_full",
+			Help: "1 while the embedded log refuses appends because its disk has less than min_free_bytes free, else 0.",
+		}),
 	}
-	if err := reg.Register(m.lost); err != nil {
-		return nil, err
+	for _, c := range []prometheus.Collector{m.lost, m.backgroundErrors, m.diskFull} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
 	}
 	return m, nil
 }

@@ -22,7 +22,8 @@ type publishRequest struct {
 }
 
 // Publish appends msgs and returns nil once all of them are fsynced. Topics
-// are created on first use. If ctx ends first Publish returns ctx.Err(), and
+// are created on first use. While the disk has less than Config.MinFreeBytes
+// free it refuses with an error wrapping queue.ErrFull and stores nothing. If ctx ends first Publish returns ctx.Err(), and
 // the messages may or may not have been written.
 func (l *Log) Publish(ctx context.Context, msgs ...queue.Message) error {
 	if l.isClosing() {
@@ -33,6 +34,13 @@ func (l *Log) Publish(ctx context.Context, msgs ...queue.Message) error {
 	}
 	if len(msgs) == 0 {
 		return nil
+	}
+	var size int64
+	for _, m := range msgs {
+		size += storedSize(len(m.Key), len(m.Value))
+	}
+	if err := l.space.check(size); err != nil {
+		return err
 	}
 	req := &publishRequest{
 		topics: make([]*topic, len(msgs)),
