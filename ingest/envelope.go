@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/tidwall/gjson"
@@ -111,18 +112,20 @@ type messageID struct {
 	generated bool
 }
 
-// messageIDOf returns the message's own ID, a string or a number, or a new
-// UUID when it has none. An ID over maxMessageIDLength is refused.
+// messageIDOf returns the message's own ID, or a new UUID when it has none
+// (missing, null or ""). An ID that is not a string, or is over
+// maxMessageIDLength characters, is refused.
 func messageIDOf(field gjson.Result) (messageID, error) {
 	var id string
 	switch field.Type {
+	case gjson.Null:
 	case gjson.String:
 		id = field.Str
-	case gjson.Number:
-		id = field.Raw
+	default:
+		return messageID{}, fmt.Errorf("messageId must be a string, got %s", field.Raw)
 	}
-	if len(id) > maxMessageIDLength {
-		return messageID{}, fmt.Errorf("messageId is %d characters; the limit is %d", len(id), maxMessageIDLength)
+	if n := utf8.RuneCountInString(id); n > maxMessageIDLength {
+		return messageID{}, fmt.Errorf("messageId is %d characters; the limit is %d", n, maxMessageIDLength)
 	}
 	if id == "" {
 		return messageID{value: uuid.NewString(), generated: true}, nil

@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -17,12 +19,19 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/tidwall/gjson"
+	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
 
 	"github.com/switchyard/switchyard/internal/dedupe"
 	"github.com/switchyard/switchyard/queue"
 	"github.com/switchyard/switchyard/schemas"
 )
+
+// openAPI is the OpenAPI 3.1 document of the routes the gateway serves,
+// which it serves at /openapi.json.
+//
+//go:embed openapi.json
+var openAPI []byte
 
 // Gateway serves the Tracking API. Build it with New; mount it with App.
 type Gateway struct {
@@ -35,6 +44,9 @@ type Gateway struct {
 	inFlight  chan struct{}
 	metrics   *metrics
 	app       *fiber.App
+	// allowed lists the methods of each path the app serves; see
+	// allowedMethods.
+	allowed map[string]string
 }
 
 type writeKey struct {
@@ -128,7 +140,59 @@ func (g *Gateway) newApp(reg *prometheus.Registry) *fiber.App {
 		return c.JSON(fiber.Map{"status": "ok"})
 	})
 	app.Get("/readyz", g.ready)
+	app.Get("/openapi.json", func(c *fiber.Ctx) error {
+		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+		return c.Send(openAPI)
+	})
+	g.allowed = allowedMethods(app.GetRoutes(true))
+	app.Server().Handler = g.refuseUnknownMethods(app.Server().Handler)
 	return app
+}
+
+// allowedMethods maps each route's path, as routePath writes it, to the
+// methods it takes, as an Allow header lists them.
+func allowedMethods(routes []fiber.Route) map[string]string {
+	allowed := make(map[string]string)
+	for _, r := range routes {
+		p := routePath(r.Path)
+		if allowed[p] != "" {
+			allowed[p] += ", "
+		}
+		allowed[p] += r.Method
+	}
+	return allowed
+}
+
+// routePath is path as Fiber matches it by default: case-insensitive, a
+// trailing slash ignored.
+func routePath(path string) string {
+	if len(path) > 1 {
+		path = strings.TrimRight(path, "/")
+	}
+	return strings.ToLower(path)
+}
+
+// refuseUnknownMethods answers a request whose method Fiber does not know
+// (QUERY, say) as the error handler answers a known method a route does not
+// take: 405 with Allow on a path the gateway serves, 404 elsewhere, in the
+// JSON error form. Fiber alone answers it 400 in plain text.
+func (g *Gateway) refuseUnknownMethods(next fasthttp.RequestHandler) fasthttp.RequestHandler {
+	return func(rctx *fasthttp.RequestCtx) {
+		if slices.Contains(fiber.DefaultMethods, string(rctx.Method())) {
+			next(rctx)
+			return
+		}
+		c := g.app.AcquireCtx(rctx)
+		defer g.app.ReleaseCtx(c)
+		err := fiber.ErrNotFound
+		if allow, ok := g.allowed[routePath(c.Path())]; ok {
+			c.Set(fiber.HeaderAllow, allow)
+			err = fiber.ErrMethodNotAllowed
+		}
+		if g.errorHandler(c, err) != nil {
+			c.Status(fiber.StatusInternalServerError)
+		}
+	}
 }
 
 // ready answers 200 while the log takes writes, 503 with the reason
@@ -159,7 +223,8 @@ func (g *Gateway) errorHandler(c *fiber.Ctx, err error) error {
 		case fiber.StatusNotFound:
 			return g.fail(c, fiber.StatusNotFound, "not_found", "no such route: "+c.Method()+" "+c.Path())
 		case fiber.StatusMethodNotAllowed:
-			return g.fail(c, fiber.StatusMethodNotAllowed, "method_not_allowed", "use POST")
+			return g.fail(c, fiber.StatusMethodNotAllowed, "method_not_allowed",
+				c.Method()+" is not served at "+c.Path()+"; use "+string(c.Response().Header.Peek(fiber.HeaderAllow)))
 		}
 		return g.fail(c, fe.Code, "error", fe.Message)
 	}

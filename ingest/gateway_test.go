@@ -449,6 +449,26 @@ func TestGeneratedMessageID(t *testing.T) {
 	}
 }
 
+// The limit counts characters, as the spec's maxLength does, and a
+// messageId that is not a string is refused rather than replaced.
+func TestMessageIDMustBeAStringOfAtMost100Characters(t *testing.T) {
+	f := newFixture(t, Config{})
+	long := strings.Repeat("é", 100) // 200 bytes
+	wantStatus(t, f.post(t, "/v1/track", `{"userId":"u","event":"E","messageId":"`+long+`"}`), 200, "")
+	wantStatus(t, f.post(t, "/v1/track", `{"userId":"u","event":"E","messageId":null}`), 200, "")
+	for _, id := range []string{`{}`, `[]`, `true`, `7`} {
+		r := f.post(t, "/v1/track", `{"userId":"u","event":"E","messageId":`+id+`}`)
+		wantStatus(t, r, 400, "invalid_message")
+		if !strings.Contains(r.body.Get("message").String(), "messageId") {
+			t.Fatalf("messageId %s: the reason does not name messageId: %s", id, r.body.Raw)
+		}
+	}
+	msgs := readAll(t, f.log, "events")
+	if len(msgs) != 2 || msgs[0].Get("messageId").String() != long || len(msgs[1].Get("messageId").String()) != 36 {
+		t.Fatalf("stored %v, want the 100-character id and a generated one", msgs)
+	}
+}
+
 func TestInvalidMessages(t *testing.T) {
 	f := newFixture(t, Config{})
 	t.Run("a single call with an invalid message gets 400 with the reason", func(t *testing.T) {
