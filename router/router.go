@@ -24,8 +24,10 @@ import (
 // Input is what a router reads: a consumer group's subscription for live
 // delivery, or a bounded range for replay. Fetch returns io.EOF when a
 // bounded input is exhausted. An input that is also a queue.Lagger has its
-// lag exported as a metric, and one that is a queue.PartitionOwner gives a
-// destinations.Sharer destination its share.
+// lag exported as a metric, one that is a queue.PartitionOwner gives a
+// destinations.Sharer destination its share, and one that is a queue.Revoker
+// has the router commit what it finished before each rebalance moves its
+// partitions.
 type Input interface {
 	Fetch(ctx context.Context) (queue.Message, error)
 	Commit(ctx context.Context, msgs ...queue.Message) error
@@ -205,6 +207,10 @@ func (s *runState) run(ctx context.Context) error {
 	if s.rebalancer != nil {
 		rebalanced = s.rebalancer.Rebalanced()
 	}
+	var revoking <-chan queue.Revocation
+	if rv, ok := s.src.(queue.Revoker); ok {
+		revoking = rv.Revoking()
+	}
 
 	commitTicker := time.NewTicker(time.Duration(r.cfg.CommitInterval))
 	defer commitTicker.Stop()
@@ -234,6 +240,8 @@ func (s *runState) run(ctx context.Context) error {
 			s.finish(res)
 		case <-rebalanced:
 			s.applyAssignment()
+		case rv := <-revoking:
+			s.handOver(ctx, rv)
 		case <-timer.C:
 		case <-commitTicker.C:
 			if err := s.commit(ctx); err != nil {
@@ -281,6 +289,34 @@ func (s *runState) run(ctx context.Context) error {
 	}
 	r.pendingGauge.Set(0)
 	return runErr
+}
+
+// handOver answers the end of a group generation before the member gives up
+// its partitions: it waits for the batches in flight until three quarters
+// of the time left, then commits everything finished, so that the
+// partitions' next owners start after it.
+func (s *runState) handOver(ctx context.Context, rv queue.Revocation) {
+	defer rv.Done()
+	r := s.r
+	wait := time.NewTimer(time.Until(rv.Deadline) * 3 / 4)
+	defer wait.Stop()
+	for waiting := true; waiting && s.inFlight > 0; {
+		select {
+		case res := <-s.results:
+			s.finish(res)
+		case <-wait.C:
+			waiting = false
+		case <-ctx.Done():
+			waiting = false
+		}
+	}
+	commitCtx, cancel := context.WithDeadline(context.WithoutCancel(ctx), rv.Deadline)
+	defer cancel()
+	if err := s.commit(commitCtx); err != nil {
+		r.logger.Warn("committing offsets at the end of a group generation", zap.Error(err))
+		return
+	}
+	r.logger.Debug("committed at the end of a group generation", zap.Int("batchesInFlight", s.inFlight))
 }
 
 // watchGroup reads, every 2 seconds, the consumer group's lag for the
