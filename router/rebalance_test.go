@@ -243,6 +243,15 @@ func TestAtTheEndOfAGenerationTheRouterFinishesWhatIsInFlightAndCommits(t *testi
 		t.Fatalf("committed %v when it answered, want %v: the batch in flight, offsets 0 to 2", got, want)
 	}
 
+	// Nothing more is sent until the next assignment: what the router
+	// sent now, its partitions' next owners would send again.
+	time.Sleep(200 * time.Millisecond)
+	if n := len(dest.delivered()); n != 3 {
+		t.Fatalf("%d delivered before the next assignment, want the 3 of the batch that was in flight", n)
+	}
+	in.assign(map[int]int64{0: 1})
+	dest.waitUntil(t, "the rest are delivered under the next assignment", func() bool { return len(dest.delivered()) == 10 })
+
 }
 
 func TestAtTheEndOfAGenerationTheRouterAnswersInTimeWithABatchStillOut(t *testing.T) {

@@ -182,6 +182,10 @@ type runState struct {
 	// owned is the assignment last applied: the partitions this router
 	// owns, each with the generation since which it has owned it.
 	owned map[int]int64
+	// handedOver is set from the end of a group generation until the
+	// next change of assignment is signalled: nothing is sent meanwhile, as
+	// the partitions' next owners start after what was committed.
+	handedOver bool
 }
 
 func (s *runState) run(ctx context.Context) error {
@@ -239,6 +243,7 @@ func (s *runState) run(ctx context.Context) error {
 		case res := <-s.results:
 			s.finish(res)
 		case <-rebalanced:
+			s.handedOver = false
 			s.applyAssignment()
 		case rv := <-revoking:
 			s.handOver(ctx, rv)
@@ -294,10 +299,20 @@ func (s *runState) run(ctx context.Context) error {
 // handOver answers the end of a group generation before the member gives up
 // its partitions: it waits for the batches in flight until three quarters
 // of the time left, then commits everything finished, so that the
-// partitions' next owners start after it.
+// partitions' next owners start after it. Nothing more is sent until the
+// next assignment is applied.
 func (s *runState) handOver(ctx context.Context, rv queue.Revocation) {
 	defer rv.Done()
 	r := s.r
+	if s.rebalancer != nil {
+		// A change of assignment signalled before this end is an older one.
+		select {
+		case <-s.rebalancer.Rebalanced():
+			s.applyAssignment()
+		default:
+		}
+	}
+	s.handedOver = true
 	wait := time.NewTimer(time.Until(rv.Deadline) * 3 / 4)
 	defer wait.Stop()
 	for waiting := true; waiting && s.inFlight > 0; {
@@ -455,6 +470,9 @@ func (s *runState) dispatch() {
 	r := s.r
 	now := r.cfg.Now()
 	s.promoteRetries(now)
+	if s.handedOver {
+		return
+	}
 	if p, ok := r.dest.(destinations.Pauser); ok && p.PausedUntil().After(now) {
 		return
 	}
@@ -659,6 +677,7 @@ func (s *runState) owns(partition int) bool {
 	}
 	select {
 	case <-s.rebalancer.Rebalanced():
+		s.handedOver = false
 		s.applyAssignment()
 	default:
 	}
