@@ -128,6 +128,29 @@ type Rebalancer interface {
 	Rebalanced() <-chan struct{}
 }
 
+// Revoker is implemented by a Rebalancer whose group lets a member commit
+// before its partitions go to other members: when the group's generation
+// ends, the member is told, and its next owners start from what the member
+// commits before it answers.
+type Revoker interface {
+	// Revoking returns a channel that receives a Revocation each time the
+	// group's generation ends, before this member gives up its partitions.
+	// Only a member that has called Revoking is waited for.
+	Revoking() <-chan Revocation
+}
+
+// Revocation is the end of a group generation, as a Revoker announces it.
+// Until Done is called or Deadline passes, Commit still commits in the
+// ending generation, for every partition the member owned in it.
+type Revocation struct {
+	// Deadline is when the member's partitions go to their next owners
+	// whether or not it has answered.
+	Deadline time.Time
+	// Done tells the Revoker that the member has committed what it
+	// finished. Calling it more than once is harmless.
+	Done func()
+}
+
 // Reader delivers the messages of every partition of a topic.
 type Reader interface {
 	// Fetch blocks until the next message is available or ctx ends. Messages

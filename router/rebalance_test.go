@@ -27,11 +27,12 @@ type rebalancingInput struct {
 	owned      map[int]int64
 	committed  map[int]int64
 	rebalanced chan struct{}
+	revoking   chan queue.Revocation
 }
 
 func newRebalancingInput(t *testing.T, owned map[int]int64) *rebalancingInput {
 	return &rebalancingInput{t: t, feed: make(chan queue.Message, 100), owned: owned,
-		committed: map[int]int64{}, rebalanced: make(chan struct{}, 1)}
+		committed: map[int]int64{}, rebalanced: make(chan struct{}, 1), revoking: make(chan queue.Revocation)}
 }
 
 func (in *rebalancingInput) Fetch(ctx context.Context) (queue.Message, error) {
@@ -62,6 +63,27 @@ func (in *rebalancingInput) Assignment() map[int]int64 {
 }
 
 func (in *rebalancingInput) Rebalanced() <-chan struct{} { return in.rebalanced }
+
+func (in *rebalancingInput) Revoking() <-chan queue.Revocation { return in.revoking }
+
+// endGeneration announces the end of the generation with the given time
+// to answer and returns a channel closed when the router answers.
+func (in *rebalancingInput) endGeneration(timeout time.Duration) <-chan struct{} {
+	answered := make(chan struct{})
+	var once sync.Once
+	select {
+	case in.revoking <- queue.Revocation{Deadline: time.Now().Add(timeout), Done: func() { once.Do(func() { close(answered) }) }}:
+	case <-time.After(time.Second):
+		in.t.Fatal("the router did not take the end of the generation")
+	}
+	return answered
+}
+
+func (in *rebalancingInput) committedOffsets() map[int]int64 {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return maps.Clone(in.committed)
+}
 
 func (in *rebalancingInput) assign(owned map[int]int64) {
 	in.mu.Lock()
@@ -192,5 +214,67 @@ func TestARevokedPartitionsPendingEventsAreDroppedAndInFlightOnesFinish(t *testi
 	}
 	if in.committed[0] != 2 {
 		t.Fatalf("committed %v, want partition 0 at 2", in.committed)
+	}
+}
+
+func TestAtTheEndOfAGenerationTheRouterFinishesWhatIsInFlightAndCommits(t *testing.T) {
+	h := newHarness(t, 1)
+	// The first batch fills up with three events before it is sent.
+	dest := newScripted(destinations.Policy{MaxItems: 3, MaxWait: 100 * time.Millisecond, MaxInFlight: 1})
+	dest.block, dest.sending = make(chan struct{}), make(chan struct{}, 1)
+	in := newRebalancingInput(t, map[int]int64{0: 1})
+	// Nothing is committed on the ticker: only at the end of the generation.
+	runOn(t, h, Config{Destination: "hook", CommitInterval: config.Duration(time.Hour)}, dest, in)
+
+	in.send(0, 0, 9)
+	<-dest.sending
+	pending := h.metrics.pending.WithLabelValues("hook")
+	eventually(t, "all ten are pending", func() bool { return testutil.ToFloat64(pending) == 10 })
+	answered := in.endGeneration(2 * time.Second)
+	// The batch in flight returns while the router waits for it.
+	time.Sleep(100 * time.Millisecond)
+	close(dest.block)
+	select {
+	case <-answered:
+	case <-time.After(3 * time.Second):
+		t.Fatal("the router did not answer the end of the generation")
+	}
+	if got, want := in.committedOffsets(), map[int]int64{0: 2}; !maps.Equal(got, want) {
+		t.Fatalf("committed %v when it answered, want %v: the batch in flight, offsets 0 to 2", got, want)
+	}
+
+	// Nothing more is sent until the next assignment: what the router
+	// sent now, its partitions' next owners would send again.
+	time.Sleep(200 * time.Millisecond)
+	if n := len(dest.delivered()); n != 3 {
+		t.Fatalf("%d delivered before the next assignment, want the 3 of the batch that was in flight", n)
+	}
+	in.assign(map[int]int64{0: 1})
+	dest.waitUntil(t, "the rest are delivered under the next assignment", func() bool { return len(dest.delivered()) == 10 })
+
+}
+
+func TestAtTheEndOfAGenerationTheRouterAnswersInTimeWithABatchStillOut(t *testing.T) {
+	h := newHarness(t, 1)
+	dest := newScripted(destinations.Policy{MaxItems: 3, MaxWait: time.Millisecond, MaxInFlight: 1})
+	dest.block, dest.sending = make(chan struct{}), make(chan struct{}, 1)
+	in := newRebalancingInput(t, map[int]int64{0: 1})
+	runOn(t, h, Config{Destination: "hook", CommitInterval: config.Duration(time.Hour), ShutdownTimeout: config.Duration(50 * time.Millisecond)}, dest, in)
+
+	in.send(0, 0, 2)
+	<-dest.sending
+	began := time.Now()
+	answered := in.endGeneration(400 * time.Millisecond)
+	select {
+	case <-answered:
+	case <-time.After(time.Second):
+		t.Fatal("the router did not answer the end of the generation")
+	}
+	if waited := time.Since(began); waited > 400*time.Millisecond {
+		t.Errorf("answered after %v, past the 400ms deadline", waited)
+	}
+	// The batch still out is left to the partition's next owner.
+	if got := in.committedOffsets(); len(got) != 0 {
+		t.Fatalf("committed %v with nothing finished", got)
 	}
 }

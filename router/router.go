@@ -24,8 +24,10 @@ import (
 // Input is what a router reads: a consumer group's subscription for live
 // delivery, or a bounded range for replay. Fetch returns io.EOF when a
 // bounded input is exhausted. An input that is also a queue.Lagger has its
-// lag exported as a metric, and one that is a queue.PartitionOwner gives a
-// destinations.Sharer destination its share.
+// lag exported as a metric, one that is a queue.PartitionOwner gives a
+// destinations.Sharer destination its share, and one that is a queue.Revoker
+// has the router commit what it finished before each rebalance moves its
+// partitions.
 type Input interface {
 	Fetch(ctx context.Context) (queue.Message, error)
 	Commit(ctx context.Context, msgs ...queue.Message) error
@@ -180,6 +182,10 @@ type runState struct {
 	// owned is the assignment last applied: the partitions this router
 	// owns, each with the generation since which it has owned it.
 	owned map[int]int64
+	// handedOver is set from the end of a group generation until the
+	// next change of assignment is signalled: nothing is sent meanwhile, as
+	// the partitions' next owners start after what was committed.
+	handedOver bool
 }
 
 func (s *runState) run(ctx context.Context) error {
@@ -204,6 +210,10 @@ func (s *runState) run(ctx context.Context) error {
 	var rebalanced <-chan struct{}
 	if s.rebalancer != nil {
 		rebalanced = s.rebalancer.Rebalanced()
+	}
+	var revoking <-chan queue.Revocation
+	if rv, ok := s.src.(queue.Revoker); ok {
+		revoking = rv.Revoking()
 	}
 
 	commitTicker := time.NewTicker(time.Duration(r.cfg.CommitInterval))
@@ -233,7 +243,10 @@ func (s *runState) run(ctx context.Context) error {
 		case res := <-s.results:
 			s.finish(res)
 		case <-rebalanced:
+			s.handedOver = false
 			s.applyAssignment()
+		case rv := <-revoking:
+			s.handOver(ctx, rv)
 		case <-timer.C:
 		case <-commitTicker.C:
 			if err := s.commit(ctx); err != nil {
@@ -281,6 +294,44 @@ func (s *runState) run(ctx context.Context) error {
 	}
 	r.pendingGauge.Set(0)
 	return runErr
+}
+
+// handOver answers the end of a group generation before the member gives up
+// its partitions: it waits for the batches in flight until three quarters
+// of the time left, then commits everything finished, so that the
+// partitions' next owners start after it. Nothing more is sent until the
+// next assignment is applied.
+func (s *runState) handOver(ctx context.Context, rv queue.Revocation) {
+	defer rv.Done()
+	r := s.r
+	if s.rebalancer != nil {
+		// A change of assignment signalled before this end is an older one.
+		select {
+		case <-s.rebalancer.Rebalanced():
+			s.applyAssignment()
+		default:
+		}
+	}
+	s.handedOver = true
+	wait := time.NewTimer(time.Until(rv.Deadline) * 3 / 4)
+	defer wait.Stop()
+	for waiting := true; waiting && s.inFlight > 0; {
+		select {
+		case res := <-s.results:
+			s.finish(res)
+		case <-wait.C:
+			waiting = false
+		case <-ctx.Done():
+			waiting = false
+		}
+	}
+	commitCtx, cancel := context.WithDeadline(context.WithoutCancel(ctx), rv.Deadline)
+	defer cancel()
+	if err := s.commit(commitCtx); err != nil {
+		r.logger.Warn("committing offsets at the end of a group generation", zap.Error(err))
+		return
+	}
+	r.logger.Debug("committed at the end of a group generation", zap.Int("batchesInFlight", s.inFlight))
 }
 
 // watchGroup reads, every 2 seconds, the consumer group's lag for the
@@ -419,6 +470,9 @@ func (s *runState) dispatch() {
 	r := s.r
 	now := r.cfg.Now()
 	s.promoteRetries(now)
+	if s.handedOver {
+		return
+	}
 	if p, ok := r.dest.(destinations.Pauser); ok && p.PausedUntil().After(now) {
 		return
 	}
@@ -623,6 +677,7 @@ func (s *runState) owns(partition int) bool {
 	}
 	select {
 	case <-s.rebalancer.Rebalanced():
+		s.handedOver = false
 		s.applyAssignment()
 	default:
 	}

@@ -217,6 +217,7 @@ kafka:
   dial_timeout: 2s
   session_timeout: 20s
   heartbeat_interval: 2s
+  revocation_timeout: 3s
   client_id: edge
 destinations:
   - name: d
@@ -234,7 +235,8 @@ destinations:
 		t.Errorf("embedded %+v", e)
 	}
 	if k.BatchSize != 50 || time.Duration(k.WriteTimeout) != 3*time.Second || time.Duration(k.DialTimeout) != 2*time.Second ||
-		time.Duration(k.SessionTimeout) != 20*time.Second || time.Duration(k.HeartbeatInterval) != 2*time.Second || k.ClientID != "edge" {
+		time.Duration(k.SessionTimeout) != 20*time.Second || time.Duration(k.HeartbeatInterval) != 2*time.Second ||
+		time.Duration(k.RevocationTimeout) != 3*time.Second || k.ClientID != "edge" {
 		t.Errorf("kafka %+v", k)
 	}
 	if time.Duration(r.CommitInterval) != 5*time.Second || time.Duration(r.ShutdownTimeout) != time.Minute || r.DedupeEntries != 1000 {

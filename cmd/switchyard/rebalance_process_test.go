@@ -105,9 +105,8 @@ func TestRoutersOnKafkaRebalanceUnderLoad(t *testing.T) {
 	waitDelivered(t, receiver, posted, 45*time.Second)
 	waitLagZero(t, r4.addr, 30*time.Second)
 	extra := extraDeliveries(receiver)
-	held, _ := scrapeCounter(r4.addr, `switchyard_router_redelivered_total{destination="hook",outcome="held"}`)
-	t.Logf("%d events, %d deliveries (%d beyond the first); the last router turned away %v re-delivered offsets it held",
-		len(posted), len(posted)+extra, extra, held)
+	t.Logf("%d events, %d deliveries (%d beyond the first); the last router's re-deliveries: %s",
+		len(posted), len(posted)+extra, extra, redelivered(r4.addr))
 	r4.stop(t, syscall.SIGTERM)
 }
 
@@ -162,8 +161,20 @@ func TestARouterKeepsCommittingAfterAnotherLeaves(t *testing.T) {
 	if pending != 0 {
 		t.Errorf("%v events still pending once everything was delivered and committed", pending)
 	}
-	t.Logf("%d events, %d deliveries more than once", len(posted), extraDeliveries(receiver))
+	t.Logf("%d events, %d deliveries more than once; the remaining router's re-deliveries: %s",
+		len(posted), extraDeliveries(receiver), redelivered(first.addr))
 	first.stop(t, syscall.SIGTERM)
+}
+
+// redelivered reads a router's switchyard_router_redelivered_total by
+// outcome.
+func redelivered(addr string) string {
+	var out []string
+	for _, outcome := range []string{"held", "already_delivered", "revoked_in_flight"} {
+		v, _ := scrapeCounter(addr, fmt.Sprintf(`switchyard_router_redelivered_total{destination="hook",outcome=%q}`, outcome))
+		out = append(out, fmt.Sprintf("%s %v", outcome, v))
+	}
+	return strings.Join(out, ", ")
 }
 
 // extraDeliveries counts the 2xx deliveries beyond the first of each event.

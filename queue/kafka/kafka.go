@@ -82,6 +82,12 @@ type Config struct {
 	// HeartbeatInterval is how often a group member heartbeats, which is also
 	// how soon it learns of a rebalance. Default 1s.
 	HeartbeatInterval config.Duration `yaml:"heartbeat_interval"`
+
+	// RevocationTimeout bounds how long a group member that asked to be told
+	// of revocations (queue.Revoker) may take, when a generation ends, to
+	// commit what it finished before it rejoins the group. The rebalance
+	// waits for it. Default 2s.
+	RevocationTimeout config.Duration `yaml:"revocation_timeout"`
 }
 
 const (
@@ -95,6 +101,7 @@ const (
 	defaultDialTimeout       = 5 * time.Second
 	defaultSessionTimeout    = 10 * time.Second
 	defaultHeartbeatInterval = 1 * time.Second
+	defaultRevocationTimeout = 2 * time.Second
 
 	// maxWait bounds how long one fetch request waits on the broker for new
 	// messages, so a reader notices closing and new partitions promptly.
@@ -149,6 +156,9 @@ func (c Config) withDefaults() Config {
 	if c.HeartbeatInterval == 0 {
 		c.HeartbeatInterval = config.Duration(defaultHeartbeatInterval)
 	}
+	if c.RevocationTimeout == 0 {
+		c.RevocationTimeout = config.Duration(defaultRevocationTimeout)
+	}
 	return c
 }
 
@@ -181,6 +191,7 @@ func (c Config) validate() error {
 		{"DialTimeout", time.Duration(c.DialTimeout)},
 		{"SessionTimeout", time.Duration(c.SessionTimeout)},
 		{"HeartbeatInterval", time.Duration(c.HeartbeatInterval)},
+		{"RevocationTimeout", time.Duration(c.RevocationTimeout)},
 	} {
 		if d.v < 0 {
 			return fmt.Errorf("kafka: %s must be positive, got %v", d.name, d.v)

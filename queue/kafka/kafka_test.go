@@ -514,3 +514,98 @@ func TestOnePublishWritesToSeveralTopics(t *testing.T) {
 		}
 	}
 }
+
+// TestAMemberCommitsAtTheEndOfAGenerationBeforeItsPartitionsMove: a member
+// that has fetched everything without committing is told, when a second
+// member joins, that its generation is ending; what it commits then is
+// where the second member starts, so nothing is fetched twice.
+func TestAMemberCommitsAtTheEndOfAGenerationBeforeItsPartitionsMove(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	const partitions, perPartition = 4, 5
+	topic := queuetest.Topic(t)
+	group := topic + "-group"
+	l := open(t, kafka.Config{Partitions: partitions})
+	if _, err := l.Partitions(ctx, topic); err != nil {
+		t.Fatalf("creating topic: %v", err)
+	}
+	// keys[p] lands in partition p.
+	keys := make([][]byte, partitions)
+	for i, found := 0, 0; found < partitions; i++ {
+		k := fmt.Appendf(nil, "user-%d", i)
+		if p := queue.PartitionFor(k, partitions); keys[p] == nil {
+			keys[p] = k
+			found++
+		}
+	}
+	var msgs []queue.Message
+	for p := range partitions {
+		for i := range perPartition {
+			msgs = append(msgs, queue.Message{Topic: topic, Key: keys[p], Value: fmt.Appendf(nil, "before-%d-%d", p, i)})
+		}
+	}
+	if err := l.Publish(ctx, msgs...); err != nil {
+		t.Fatalf("publishing: %v", err)
+	}
+
+	first, err := open(t, kafka.Config{}).Subscribe(ctx, queue.SubscribeConfig{Group: group, Topic: topic})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	revoking := first.(queue.Revoker).Revoking()
+	var fetched []queue.Message
+	for len(fetched) < len(msgs) {
+		m, err := first.Fetch(ctx)
+		if err != nil {
+			t.Fatalf("fetched %d of %d: %v", len(fetched), len(msgs), err)
+		}
+		fetched = append(fetched, m)
+	}
+
+	second, err := open(t, kafka.Config{}).Subscribe(ctx, queue.SubscribeConfig{Group: group, Topic: topic})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	var rv queue.Revocation
+	select {
+	case rv = <-revoking:
+	case <-ctx.Done():
+		t.Fatal("the first member was not told that its generation is ending")
+	}
+	if left := time.Until(rv.Deadline); left <= 0 || left > 2*time.Second {
+		t.Errorf("revocation deadline %v away, want within the default 2s", left)
+	}
+	// The member takes a while, as one waiting for batches in flight does:
+	// the group waits for it.
+	time.Sleep(time.Second)
+	if err := first.Commit(ctx, fetched...); err != nil {
+		t.Fatalf("committing at the end of the generation: %v", err)
+	}
+	rv.Done()
+	rv.Done()
+
+	waitStable(t, ctx, group, 2)
+	owned, _, err := second.Owned(ctx)
+	if err != nil || len(owned) == 0 {
+		t.Fatalf("the second member owns %v (%v), want some partitions", owned, err)
+	}
+	var markers []queue.Message
+	for p := range partitions {
+		markers = append(markers, queue.Message{Topic: topic, Key: keys[p], Value: fmt.Appendf(nil, "after-%d", p)})
+	}
+	if err := l.Publish(ctx, markers...); err != nil {
+		t.Fatalf("publishing: %v", err)
+	}
+	for range owned {
+		m, err := second.Fetch(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := fmt.Sprintf("after-%d", m.Partition); string(m.Value) != want {
+			t.Fatalf("the second member fetched %q at %d/%d, want %q: it did not start after the first member's commit",
+				m.Value, m.Partition, m.Offset, want)
+		}
+	}
+}

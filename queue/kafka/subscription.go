@@ -75,6 +75,8 @@ func (l *Log) Subscribe(ctx context.Context, cfg queue.SubscribeConfig) (queue.S
 		cg:         cg,
 		msgs:       make(chan generationMessage),
 		rebalanced: make(chan struct{}, 1),
+		revoking:   make(chan queue.Revocation),
+		closing:    make(chan struct{}),
 		done:       make(chan struct{}),
 		owned:      make(map[int]int64),
 		committed:  make(map[int]int64),
@@ -177,6 +179,8 @@ type subscription struct {
 	// msgs carries the partition readers' messages, with their generation.
 	msgs       chan generationMessage
 	rebalanced chan struct{}
+	revoking   chan queue.Revocation
+	closing    chan struct{} // closed when Close begins
 	done       chan struct{} // closed when run returns
 
 	mu sync.Mutex
@@ -186,6 +190,9 @@ type subscription struct {
 	// this member has owned it without a break.
 	owned  map[int]int64
 	closed bool
+	// revocations is set once Revoking has been called: the end of each
+	// generation then waits for the member to commit.
+	revocations bool
 
 	// commitMu serializes commits, so a lower offset never overtakes a
 	// higher one on its way to the coordinator.
@@ -250,6 +257,47 @@ func (s *subscription) startGeneration(gen *kafkago.Generation) {
 	for _, a := range assigned {
 		gen.Start(func(ctx context.Context) { s.readPartition(ctx, gen.ID, a) })
 	}
+	// kafka-go rejoins the group only once every function of the
+	// generation has returned, and the coordinator still takes commits of
+	// the ending generation until then.
+	gen.Start(func(ctx context.Context) {
+		<-ctx.Done()
+		s.revoke(gen.ID)
+	})
+}
+
+// revoke tells the member that the generation has ended and waits, up to
+// RevocationTimeout, until it has committed what it finished, unless the
+// member never asked to be told or the subscription is closing.
+func (s *subscription) revoke(generation int32) {
+	s.mu.Lock()
+	wanted := s.revocations
+	s.mu.Unlock()
+	if !wanted {
+		return
+	}
+	timeout := time.Duration(s.l.cfg.RevocationTimeout)
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	answered := make(chan struct{})
+	var once sync.Once
+	rv := queue.Revocation{Deadline: time.Now().Add(timeout), Done: func() { once.Do(func() { close(answered) }) }}
+	select {
+	case s.revoking <- rv:
+	case <-deadline.C:
+		s.l.log.Warn("the group member did not take the end of the generation in time; its finished offsets may be delivered again",
+			zap.String("group", s.group), zap.Int32("generation", generation), zap.Duration("timeout", timeout))
+		return
+	case <-s.closing:
+		return
+	}
+	select {
+	case <-answered:
+	case <-deadline.C:
+		s.l.log.Warn("the group member did not commit before the end of the generation in time; its finished offsets may be delivered again",
+			zap.String("group", s.group), zap.Int32("generation", generation), zap.Duration("timeout", timeout))
+	case <-s.closing:
+	}
 }
 
 // readPartition hands the messages of one assigned partition to Fetch until
@@ -303,6 +351,16 @@ func (s *subscription) Assignment() map[int]int64 {
 
 // Rebalanced implements queue.Rebalancer.
 func (s *subscription) Rebalanced() <-chan struct{} { return s.rebalanced }
+
+// Revoking implements queue.Revoker. From the first call on, the end of
+// every generation waits, up to RevocationTimeout, for the member to
+// commit.
+func (s *subscription) Revoking() <-chan queue.Revocation {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.revocations = true
+	return s.revoking
+}
 
 // Owned implements queue.Subscription: the partitions of the current
 // generation's assignment.
@@ -455,6 +513,7 @@ func (s *subscription) Close() error {
 	}
 	s.closed = true
 	s.mu.Unlock()
+	close(s.closing)
 	err := s.cg.Close()
 	<-s.done
 	if err != nil {
@@ -468,4 +527,5 @@ var (
 	_ queue.Lagger         = (*subscription)(nil)
 	_ queue.PartitionOwner = (*subscription)(nil)
 	_ queue.Rebalancer     = (*subscription)(nil)
+	_ queue.Revoker        = (*subscription)(nil)
 )
