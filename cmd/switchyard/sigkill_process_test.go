@@ -321,16 +321,6 @@ func deadLetterIDs(t *testing.T, args ...string) []string {
 	return ids
 }
 
-// redelivered reads a router's switchyard_router_redelivered_total series.
-func redelivered(addr string) string {
-	var parts []string
-	for _, outcome := range []string{"held", "already_delivered", "revoked_in_flight"} {
-		v, _ := scrapeCounter(addr, fmt.Sprintf(`switchyard_router_redelivered_total{destination="hook",outcome=%q}`, outcome))
-		parts = append(parts, fmt.Sprintf("%s %v", outcome, v))
-	}
-	return strings.Join(parts, ", ")
-}
-
 // TestServeSurvivesTenSIGKILLs SIGKILLs a serve process (gateway and router
 // in one) ten times in a row at random points while events are posted
 // without pause: at random, once a random number of further events are
