@@ -6,7 +6,8 @@
 # testdata/sdk/java/target/lib, with Send.java compiled against it; HubSpot's
 # official Python clients (hubspot-api-client, hubspot-sdk) in a virtualenv
 # from testdata/hubspot-schemas's pinned requirements, which the sandbox's
-# schema test drives; and schemathesis, which checks the gateway against its
+# schema test and internal/hubspot/signature's cross-check with
+# hubspot-api-client's signature code drive; and schemathesis, which checks the gateway against its
 # OpenAPI document, in a virtualenv from testdata/schemathesis's pinned
 # requirements. Running it again changes nothing.
 set -euo pipefail
