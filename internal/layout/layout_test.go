@@ -33,6 +33,7 @@ var rules = []rule{
 	{"internal/hubspot/ratelimit", nil},
 	{"internal/hubspot/api", []string{"internal/hubspot/ratelimit"}},
 	{"internal/hubspot/sandbox", nil},
+	{"internal/hubspot/signature", nil},
 	{"queue", nil},
 	{"queue/...", []string{"queue", "queue/kafka", "internal/config"}},
 	{"ingest", []string{"queue", "schemas", "internal/dedupe", "internal/config"}},
