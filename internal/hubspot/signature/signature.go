@@ -10,7 +10,8 @@
 //     [DecodeURI] decoded.
 //   - v1: X-HubSpot-Signature is hex(SHA-256(client secret + body)), with
 //     X-HubSpot-Signature-Version: v1. HubSpot sends it with CRM object
-//     webhooks, next to v3, and private apps sign with it.
+//     webhooks, next to v3; private apps' webhooks are described as signed
+//     with it, and may come without v3.
 //   - v2: X-HubSpot-Signature is hex(SHA-256(client secret + method + URI +
 //     body)), with X-HubSpot-Signature-Version: v2 (workflow actions, CRM
 //     cards). The URI is used exactly as requested, without decoding.

@@ -56,8 +56,8 @@ func TestSignV2DocumentedVectors(t *testing.T) {
 }
 
 // v3Vectors were computed from HubSpot's v3 formula, base64(HMAC-SHA256(
-// secret, method + decoded URI + body + timestamp)), with Python's hmac
-// module and cross-checked with `openssl dgst -sha256 -hmac`, over the URI
+// secret, method + decoded URI + body + timestamp)) with Python's hmac
+// module (the GET one also with `openssl dgst -sha256 -hmac`), over the URI
 // written out decoded by hand (signed) for the encoded one a request carries
 // (uri).
 var v3Vectors = []struct {
