@@ -3,6 +3,7 @@ package sandbox_test
 import (
 	"fmt"
 	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -322,5 +323,25 @@ func TestAddEmailEventsFillsTheEventId(t *testing.T) {
 	s.Reset()
 	if n := len(getEmailEvents(t, s, "").get("events").Array()); n != 0 {
 		t.Fatalf("%d events after Reset", n)
+	}
+}
+
+// TestEmailEventsTheTransformReadsAreAccepted adds the events the
+// hubspotemail transform is tested with: the sandbox and the transform agree
+// on HubSpot's field names for every type.
+func TestEmailEventsTheTransformReadsAreAccepted(t *testing.T) {
+	raw, err := os.ReadFile("../../../transforms/hubspotemail/testdata/events.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := newSandbox(t, sandbox.Config{})
+	mustStatus(t, call(t, s, "POST", "/_sandbox/email-events", string(raw)), 200)
+	r := getEmailEvents(t, s, "limit=100")
+	if n := len(r.get("events").Array()); n != 12 {
+		t.Fatalf("%d events, want the 12 types", n)
+	}
+	// Newest first: the STATUSCHANGE is the last one created.
+	if typ := r.get("events.0.type").String(); typ != "STATUSCHANGE" {
+		t.Fatalf("first event %s", typ)
 	}
 }
