@@ -370,6 +370,9 @@ func parseEmailQuery(q url.Values) (emailQuery, error) {
 	return out, nil
 }
 
+// matches reports whether e passes the query's filters. Timestamps are
+// inclusive ([O-email-ref]); a recipient matches whatever its case, as email
+// addresses do (HubSpot does not say).
 func (q emailQuery) matches(e storedEmailEvent) bool {
 	field := func(name string) (int64, bool) {
 		n, err := strconv.ParseInt(string(e.fields[name]), 10, 64)
