@@ -28,6 +28,7 @@ var rules = []rule{
 	{"cmd/...", []string{"..."}},
 	{"schemas", nil},
 	{"transforms", nil},
+	{"transforms/...", nil},
 	{"internal/config", nil},
 	{"internal/dedupe", nil},
 	{"internal/hubspot/ratelimit", nil},

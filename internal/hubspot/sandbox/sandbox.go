@@ -106,6 +106,7 @@ type Config struct {
 //	GET  /_sandbox/objects/{objectType}                        every record of a type
 //	GET  /_sandbox/associations                                every default association
 //	GET  /_sandbox/lists                                       every list with its members
+//	POST /_sandbox/email-events     {"events":[{...}]}        add marketing email events (HubSpot's field names)
 type Server struct {
 	cfg    Config
 	mux    *http.ServeMux
@@ -128,6 +129,7 @@ type portalState struct {
 	eventUUIDs map[string]map[string]bool
 	eventDefs  map[string]*eventDefinition
 	lists      map[int64]*list
+	email      emailEventState
 
 	windows   map[string]*window // token -> 10-second window
 	daily     daily
@@ -269,6 +271,11 @@ func (s *Server) registerRoutes() {
 	api(g, "PUT /crm/v3/lists/{listId}/memberships/add", s.handleMembershipsAdd, "PUT /crm/lists/2026-03/{listId}/memberships/add")
 	api(g, "PUT /crm/v3/lists/{listId}/memberships/remove", s.handleMembershipsRemove, "PUT /crm/lists/2026-03/{listId}/memberships/remove")
 	api(g, "GET /crm/v3/lists/{listId}/memberships", s.handleMembershipsGet, "GET /crm/lists/2026-03/{listId}/memberships")
+
+	// Marketing email events (emailevents.go).
+	api(g, "GET /email/public/v1/events", s.handleEmailEvents)
+	api(g, "GET /email/public/v1/events/{created}/{id}", s.handleEmailEvent)
+	s.mux.HandleFunc("POST /_sandbox/email-events", s.handleCtlEmailEvents)
 
 	// Anything else: HubSpot-shaped 404.
 	api(g, "/", s.handleNotFound)

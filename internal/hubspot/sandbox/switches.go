@@ -30,6 +30,9 @@ type faults struct {
 	// missingScope, when set, is the scope every API request is refused
 	// for with a 403 MISSING_SCOPES.
 	missingScope string
+	// withheldScopes are scopes the token lacks: only the endpoints that
+	// need one of them answer 403 MISSING_SCOPES.
+	withheldScopes map[string]bool
 }
 
 type faultKind int
@@ -173,6 +176,32 @@ func (s *Server) RequireScope(scope string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.faults.missingScope = scope
+}
+
+// WithholdScope makes the endpoints that need scope answer 403
+// MISSING_SCOPES naming it, as HubSpot answers a token granted other scopes
+// but not that one; the rest of the API answers as before. Of the
+// endpoints, only the email events API names its scope (content). ClearFaults
+// grants it again.
+func (s *Server) WithholdScope(scope string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.faults.withheldScopes == nil {
+		s.faults.withheldScopes = map[string]bool{}
+	}
+	s.faults.withheldScopes[scope] = true
+}
+
+// scopeGranted answers 403 MISSING_SCOPES and reports false when scope is
+// withheld.
+func (s *Server) scopeGranted(w http.ResponseWriter, scope string) bool {
+	s.mu.Lock()
+	withheld := s.faults.withheldScopes[scope]
+	s.mu.Unlock()
+	if withheld {
+		writeError(w, http.StatusForbidden, "MISSING_SCOPES", "", missingScopes(scope))
+	}
+	return !withheld
 }
 
 // ExhaustDaily spends the account's daily budget: every non-OAuth request
