@@ -216,8 +216,9 @@ type Record struct {
 	UpdatedAt  time.Time         `json:"updatedAt"`
 }
 
-// Objects returns a copy of every record of objectType ("contacts" or
-// "companies", or their singular and 0-1/0-2 forms), in id order.
+// Objects returns a copy of every live record of objectType ("contacts",
+// "companies" or "deals", or their singular and 0-1/0-2/0-3 forms), in id
+// order.
 func (s *Server) Objects(objectType string) []Record {
 	typ, ok := canonicalType(objectType)
 	if !ok {
@@ -243,6 +244,9 @@ func (s *Server) Contacts() []Record { return s.Objects("contacts") }
 
 // Companies returns a copy of every company, in id order.
 func (s *Server) Companies() []Record { return s.Objects("companies") }
+
+// Deals returns a copy of every deal, in id order.
+func (s *Server) Deals() []Record { return s.Objects("deals") }
 
 // --- property values ---
 
