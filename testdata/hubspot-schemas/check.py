@@ -30,7 +30,9 @@ import hubspot
 import hubspot_sdk
 import pydantic
 from hubspot.crm.associations.v4 import models as assoc_models
+from hubspot.crm.companies import models as company_models
 from hubspot.crm.contacts import models as contact_models
+from hubspot.crm.deals import models as deal_models
 from hubspot.crm.lists import models as list_models
 from hubspot.crm.objects import models as object_models
 from hubspot.crm.properties import models as property_models
@@ -308,6 +310,10 @@ def main():
     objects_batch = recording(crm.objects.batch_api)
     objects_basic = recording(crm.objects.basic_api)
     objects_search = recording(crm.objects.search_api)
+    companies_basic = recording(crm.companies.basic_api)
+    deals_batch = recording(crm.deals.batch_api)
+    deals_basic = recording(crm.deals.basic_api)
+    deals_search = recording(crm.deals.search_api)
     props = recording(crm.properties.core_api)
     groups = recording(crm.properties.groups_api)
     assoc_batch = recording(crm.associations.v4.batch_api)
@@ -391,6 +397,69 @@ def main():
              properties=["email"], limit=10, after="0", sorts=[]),
          models=contact_models, status=200)
 
+    # What a HubSpot source reads: contacts by last modification, paged
+    # lists, merges, archive and privacy deletion.
+    call("POST /crm/v3/objects/contacts/search (by lastmodifieddate)", contacts_search.do_search,
+         contact_models.PublicObjectSearchRequest(
+             filter_groups=[contact_models.FilterGroup(filters=[
+                 contact_models.Filter(property_name="lastmodifieddate", operator="BETWEEN", value="0",
+                                       high_value="4102444800000")])],
+             properties=["email", "firstname"], limit=200, after="0",
+             sorts=[{"propertyName": "lastmodifieddate", "direction": "ASCENDING"}]),
+         models=contact_models, status=200)
+    call("GET /crm/v3/objects/contacts (after)", contacts_basic.get_page, limit=100, after="1",
+         properties=["email"], archived=False, models=contact_models, status=200)
+    twins = call("POST /crm/v3/objects/contacts/batch/create (merge pair)", contacts_batch.create,
+                 contact_models.BatchInputSimplePublicObjectBatchInputForCreate(inputs=[
+                     contact_models.SimplePublicObjectInputForCreate(properties={"email": f"twin{i}.{run}@example.com"},
+                                                                     associations=[]) for i in range(3)]),
+                 models=contact_models, status=201)
+    if twins:
+        pair = sorted(r.id for r in twins.results)
+        call("POST /crm/v3/objects/contacts/merge", contacts_basic.merge,
+             contact_models.PublicMergeInput(primary_object_id=pair[0], object_id_to_merge=pair[1]),
+             models=contact_models, status=200)
+        call("DELETE /crm/v3/objects/contacts/{contactId}", contacts_basic.archive, pair[2],
+             models=contact_models, status=204)
+        call("GET /crm/v3/objects/contacts (archived)", contacts_basic.get_page, archived=True,
+             models=contact_models, status=200)
+    call("POST /crm/v3/objects/contacts/gdpr-delete", contacts_basic.purge,
+         contact_models.PublicGdprDeleteInput(object_id=f"grace.{run}@example.com", id_property="email"),
+         models=contact_models, status=204)
+
+    # Deals.
+    deal = call("POST /crm/v3/objects/deals/batch/create", deals_batch.create,
+                deal_models.BatchInputSimplePublicObjectBatchInputForCreate(inputs=[
+                    deal_models.SimplePublicObjectInputForCreate(
+                        properties={"dealname": f"Deal {run}", "dealstage": "qualifiedtobuy", "amount": "100",
+                                    "pipeline": "default"}, associations=[])]),
+                models=deal_models, status=201)
+    deal_id = deal.results[0].id if deal else None
+    if deal_id:
+        call("POST /crm/v3/objects/deals/batch/read", deals_batch.read,
+             deal_models.BatchReadInputSimplePublicObjectId(inputs=[deal_models.SimplePublicObjectId(id=deal_id)],
+                                                            properties=["dealstage", "amount"],
+                                                            properties_with_history=["dealstage"]),
+             models=deal_models, status=200)
+        call("GET /crm/v3/objects/deals/{dealId}", deals_basic.get_by_id, deal_id, models=deal_models, status=200)
+        if contact_id:
+            call("PUT /crm/v4/objects/{fromType}/{fromId}/associations/default/{toType}/{toId} (deal)",
+                 assoc_basic.create_default, "deals", deal_id, "contacts", contact_id, models=assoc_models, status=200)
+            call("POST /crm/v4/associations/{fromType}/{toType}/batch/read (deals)", assoc_batch.get_page,
+                 "deals", "contacts",
+                 assoc_models.BatchInputPublicFetchAssociationsBatchRequest(inputs=[
+                     assoc_models.PublicFetchAssociationsBatchRequest(id=deal_id)]),
+                 models=assoc_models, status=200)
+    call("GET /crm/v3/objects/deals", deals_basic.get_page, limit=100, properties=["dealstage"],
+         models=deal_models, status=200)
+    call("POST /crm/v3/objects/deals/search (by hs_lastmodifieddate)", deals_search.do_search,
+         deal_models.PublicObjectSearchRequest(
+             filter_groups=[deal_models.FilterGroup(filters=[
+                 deal_models.Filter(property_name="hs_lastmodifieddate", operator="GTE", value="0")])],
+             properties=["dealstage"], limit=200, after="0",
+             sorts=[{"propertyName": "hs_lastmodifieddate", "direction": "ASCENDING"}]),
+         models=deal_models, status=200)
+
     # Companies through the generic objects API.
     company = call("POST /crm/v3/objects/{objectType}/batch/upsert", objects_batch.upsert, "companies",
                    object_models.BatchInputSimplePublicObjectBatchInputUpsert(inputs=[
@@ -414,6 +483,16 @@ def main():
              models=object_models, status=200)
         call("GET /crm/v3/objects/{objectType}/{objectId}", objects_basic.get_by_id, "companies", company_id,
              properties=["domain"], models=object_models, status=200)
+        twin_companies = call("POST /crm/v3/objects/{objectType}/batch/create (merge pair)", objects_batch.create,
+                              "companies", object_models.BatchInputSimplePublicObjectBatchInputForCreate(inputs=[
+                                  object_models.SimplePublicObjectInputForCreate(properties={"name": f"Twin {i}"},
+                                                                                 associations=[]) for i in range(2)]),
+                              models=object_models, status=201)
+        if twin_companies:
+            call("POST /crm/v3/objects/companies/merge", companies_basic.merge,
+                 company_models.PublicMergeInput(primary_object_id=twin_companies.results[0].id,
+                                                 object_id_to_merge=twin_companies.results[1].id),
+                 models=company_models, status=200)
     call("GET /crm/v3/objects/{objectType}", objects_basic.get_page, "companies", limit=2, models=object_models, status=200)
     call("POST /crm/v3/objects/{objectType}/search", objects_search.do_search, "companies",
          object_models.PublicObjectSearchRequest(

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
+	"strings"
 )
 
 // Association limits ([O-assoc], [S]). The default-association batch has no
@@ -39,23 +40,42 @@ func defaultType(from, to string) int {
 		return 280
 	case from == "contacts" && to == "contacts":
 		return 449
+	case from == "deals" && to == "contacts":
+		return 3
+	case from == "contacts" && to == "deals":
+		return 4
+	case from == "deals" && to == "companies":
+		return 341
+	case from == "companies" && to == "deals":
+		return 342
+	case from == "deals" && to == "deals":
+		return 451
 	default:
 		return 450
 	}
 }
 
 // inverseTypes pairs HubSpot-defined types with their other direction ([O-assoc]).
-var inverseTypes = map[int]int{279: 280, 280: 279, 1: 2, 2: 1, 931: 930, 930: 931, 4: 3, 3: 4, 449: 449, 450: 450}
+var inverseTypes = map[int]int{279: 280, 280: 279, 1: 2, 2: 1, 931: 930, 930: 931, 4: 3, 3: 4, 449: 449, 450: 450,
+	341: 342, 342: 341, 5: 6, 6: 5, 451: 451}
 
-var typeLabels = map[int]string{1: "Primary", 2: "Primary", 931: "Billing contact", 930: "Billing contact"}
+var typeLabels = map[int]string{1: "Primary", 2: "Primary", 5: "Primary", 6: "Primary", 931: "Billing contact", 930: "Billing contact"}
 
-// link records an association in both directions. Callers hold s.mu.
-func (s *Server) link(from string, fromID int64, to string, toID int64, t assocType) {
+// link records an association in both directions and journals each side
+// that is new, as HubSpot sends an associationChange for each side
+// ([O24-wh]). Callers hold s.mu.
+func (s *Server) link(from string, fromID int64, to string, toID int64, t assocType, o origin) {
 	add := func(k assocKey, t assocType) {
 		if s.assocs[k] == nil {
 			s.assocs[k] = map[int]bool{}
 		}
+		if s.assocs[k][t.ID] {
+			return
+		}
 		s.assocs[k][t.ID] = true
+		s.record(o, Change{Kind: ChangeAssociationChange, ObjectType: k.from, ObjectID: k.fromID,
+			ToObjectType: k.to, ToObjectID: k.toID, AssociationType: associationTypeName(k.from, k.to),
+			AssociationTypeID: t.ID, IsPrimaryAssociation: primaryTypes[t.ID]})
 	}
 	add(assocKey{from, fromID, to, toID}, t)
 	inv := t
@@ -230,7 +250,7 @@ func (s *Server) associateBatch(w http.ResponseWriter, r *http.Request, labelled
 		pair := labelsPair{FromObjectTypeID: objectTypeIDs[from], FromObjectID: strconv.FormatInt(fromID, 10),
 			ToObjectTypeID: objectTypeIDs[to], ToObjectID: strconv.FormatInt(toID, 10), Labels: []string{}}
 		for _, t := range types {
-			s.link(from, fromID, to, toID, t)
+			s.link(from, fromID, to, toID, t, s.apiOrigin(r))
 			if l, ok := typeLabels[t.ID]; ok {
 				pair.Labels = append(pair.Labels, l)
 			}
@@ -278,7 +298,7 @@ func (s *Server) handleAssociateOneDefault(w http.ResponseWriter, r *http.Reques
 		return
 	}
 	t := assocType{"HUBSPOT_DEFINED", defaultType(from, to)}
-	s.link(from, fromID, to, toID, t)
+	s.link(from, fromID, to, toID, t, s.apiOrigin(r))
 	writeJSON(w, http.StatusOK, assocBatchOut{
 		Status:      "COMPLETE",
 		Results:     []any{assocResult{From: idRef{r.PathValue("fromId")}, To: idRef{r.PathValue("toId")}, AssociationSpec: assocSpec{t.Category, t.ID}}},
@@ -304,8 +324,8 @@ type assocTo struct {
 func (s *Server) targets(from string, fromID int64, to string) []assocTo {
 	var out []assocTo
 	for k, types := range s.assocs {
-		if k.from != from || k.fromID != fromID || k.to != to {
-			continue
+		if k.from != from || k.fromID != fromID || k.to != to || s.objects[to].byID[k.toID] == nil {
+			continue // another record's, or an archived record's
 		}
 		t := assocTo{ToObjectID: k.toID}
 		ids := make([]int, 0, len(types))
@@ -377,12 +397,7 @@ func (s *Server) handleAssociationsBatchRead(w http.ResponseWriter, r *http.Requ
 	writeJSON(w, status, out)
 }
 
-func singularLower(typ string) string {
-	if typ == "companies" {
-		return "company"
-	}
-	return "contact"
-}
+func singularLower(typ string) string { return strings.ToLower(singular(typ)) }
 
 // handleAssociationsList pages a record's associations, 500 per page at
 // most ([S]); after is the last toObjectId of the previous page.

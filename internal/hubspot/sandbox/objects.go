@@ -15,16 +15,18 @@ import (
 )
 
 // objectTypeIDs are HubSpot's ids of the object types the sandbox holds ([O-assoc], [S]).
-var objectTypeIDs = map[string]string{"contacts": "0-1", "companies": "0-2"}
+var objectTypeIDs = map[string]string{"contacts": "0-1", "companies": "0-2", "deals": "0-3"}
 
 // canonicalType maps the names HubSpot accepts for an object type to
-// "contacts" or "companies".
+// "contacts", "companies" or "deals".
 func canonicalType(name string) (string, bool) {
 	switch strings.ToLower(name) {
 	case "contacts", "contact", "0-1":
 		return "contacts", true
 	case "companies", "company", "0-2":
 		return "companies", true
+	case "deals", "deal", "0-3":
+		return "deals", true
 	}
 	return "", false
 }
@@ -85,6 +87,20 @@ type record struct {
 	// versions are the record's properties after each write, oldest first,
 	// kept with a search lag: search sees the newest one older than the lag.
 	versions []version
+	// history holds each property's values, newest first, for
+	// propertiesWithHistory.
+	history map[string][]historyEntry
+	// archivedAt is when the record was archived (zero: it is not).
+	archivedAt time.Time
+}
+
+// historyEntry is one value of a property as propertiesWithHistory shows
+// it ([S-crm]).
+type historyEntry struct {
+	Value      string `json:"value"`
+	Timestamp  string `json:"timestamp"`
+	SourceType string `json:"sourceType"`
+	SourceID   string `json:"sourceId,omitempty"`
 }
 
 // version is a record's properties as one write left them.
@@ -124,10 +140,17 @@ type objects struct {
 	typ    string
 	byID   map[int64]*record
 	unique map[string]map[string]int64 // property -> value key -> record id
+	// archived holds the archived records, out of byID: reads, search and
+	// associations do not see them.
+	archived map[int64]*record
+	// mergedInto maps the id of a record merged away to the record it now
+	// is part of.
+	mergedInto map[int64]int64
 }
 
 func newSBObjects(typ string) *objects {
-	o := &objects{typ: typ, byID: map[int64]*record{}, unique: map[string]map[string]int64{}}
+	o := &objects{typ: typ, byID: map[int64]*record{}, unique: map[string]map[string]int64{},
+		archived: map[int64]*record{}, mergedInto: map[int64]int64{}}
 	if typ == "contacts" {
 		o.unique["email"] = map[string]int64{}
 	}
@@ -155,9 +178,12 @@ func (o *objects) lookup(prop, v string) *record {
 	return o.byID[id]
 }
 
-func (o *objects) sortedIDs() []int64 {
-	ids := make([]int64, 0, len(o.byID))
-	for id := range o.byID {
+func (o *objects) sortedIDs() []int64 { return sortedIDs(o.byID) }
+
+// sortedIDs lists the ids of records in order.
+func sortedIDs(byID map[int64]*record) []int64 {
+	ids := make([]int64, 0, len(byID))
+	for id := range byID {
 		ids = append(ids, id)
 	}
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
@@ -190,8 +216,9 @@ type Record struct {
 	UpdatedAt  time.Time         `json:"updatedAt"`
 }
 
-// Objects returns a copy of every record of objectType ("contacts" or
-// "companies", or their singular and 0-1/0-2 forms), in id order.
+// Objects returns a copy of every live record of objectType ("contacts",
+// "companies" or "deals", or their singular and 0-1/0-2/0-3 forms), in id
+// order.
 func (s *Server) Objects(objectType string) []Record {
 	typ, ok := canonicalType(objectType)
 	if !ok {
@@ -217,6 +244,9 @@ func (s *Server) Contacts() []Record { return s.Objects("contacts") }
 
 // Companies returns a copy of every company, in id order.
 func (s *Server) Companies() []Record { return s.Objects("companies") }
+
+// Deals returns a copy of every deal, in id order.
+func (s *Server) Deals() []Record { return s.Objects("deals") }
 
 // --- property values ---
 
@@ -448,8 +478,11 @@ func (s *Server) nonUniqueError(typ, prop string) *errorBody {
 }
 
 func singular(typ string) string {
-	if typ == "companies" {
+	switch typ {
+	case "companies":
 		return "Company"
+	case "deals":
+		return "Deal"
 	}
 	return "Contact"
 }
@@ -488,7 +521,7 @@ func (s *Server) batchWrite(w http.ResponseWriter, r *http.Request, mode writeMo
 		return
 	}
 
-	out := s.applyPlans(typ, mode, plans, now)
+	out := s.applyPlans(typ, mode, plans, now, s.apiOrigin(r))
 	out.StartedAt = formatTime(now)
 	out.CompletedAt = formatTime(s.cfg.Now())
 	status := http.StatusOK
@@ -569,7 +602,7 @@ func (s *Server) reportsPerInput(typ string, mode writeMode, inputs []writeInput
 
 // applyPlans writes every plan without an error and reports each input: its
 // record, or its error.
-func (s *Server) applyPlans(typ string, mode writeMode, plans []plan, now time.Time) batchOut {
+func (s *Server) applyPlans(typ string, mode writeMode, plans []plan, now time.Time, o origin) batchOut {
 	objs := s.objects[typ]
 	out := batchOut{Status: "COMPLETE", Results: []objectOut{}}
 	for i := range plans {
@@ -578,7 +611,7 @@ func (s *Server) applyPlans(typ string, mode writeMode, plans []plan, now time.T
 			out.Errors = append(out.Errors, asStandardError(p.err))
 			continue
 		}
-		rec, created := s.applyPlan(objs, p, now)
+		rec, created := s.applyPlan(objs, p, now, o)
 		res := recordOut(rec, nil)
 		res.ObjectWriteTraceID = p.in.ObjectWriteTraceID
 		if mode == upsert {
@@ -673,18 +706,32 @@ func orDefault(a, b string) string {
 }
 
 // applyPlan writes one checked input and reports whether it created a record.
-func (s *Server) applyPlan(objs *objects, p *plan, now time.Time) (*record, bool) {
-	created := p.target == nil
+func (s *Server) applyPlan(objs *objects, p *plan, now time.Time, o origin) (*record, bool) {
 	rec := p.target
-	if created {
-		rec = &record{id: p.newID, props: map[string]string{}, createdAt: now}
-		objs.byID[rec.id] = rec
-		rec.props["hs_object_id"] = strconv.FormatInt(rec.id, 10)
-		rec.props["createdate"] = formatTime(now)
+	if rec == nil {
+		rec = s.newRecord(objs, p.newID, now, o)
 	}
+	s.writeProps(objs, rec, p.props, now, o)
+	return rec, p.target == nil
+}
+
+// newRecord adds an empty record with id and journals its creation.
+// Callers hold s.mu.
+func (s *Server) newRecord(objs *objects, id int64, now time.Time, o origin) *record {
+	rec := &record{id: id, props: map[string]string{}, createdAt: now, history: map[string][]historyEntry{}}
+	objs.byID[id] = rec
+	rec.props["hs_object_id"] = strconv.FormatInt(id, 10)
+	rec.props["createdate"] = formatTime(now)
+	s.record(o, Change{Kind: ChangeCreation, ObjectType: objs.typ, ObjectID: id, OccurredAt: now})
+	return rec
+}
+
+// writeProps writes checked property values to a record, stamps its
+// modified dates and journals each value that changed. Callers hold s.mu.
+func (s *Server) writeProps(objs *objects, rec *record, props map[string]string, now time.Time, o origin) {
 	defs := s.props[objs.typ]
-	for _, name := range sortedKeys(p.props) {
-		v := p.props[name]
+	for _, name := range sortedKeys(props) {
+		v := props[name]
 		if prop := defs.byName[name]; prop != nil && prop.FieldType == "checkbox" && strings.HasPrefix(v, ";") {
 			// ";A;B" appends to a multi-checkbox ([O-props]).
 			if old := rec.props[name]; old != "" {
@@ -693,8 +740,20 @@ func (s *Server) applyPlan(objs *objects, p *plan, now time.Time) (*record, bool
 				v = strings.TrimPrefix(v, ";")
 			}
 		}
+		old, had := rec.props[name]
 		objs.set(rec, name, v)
+		if had && old == v || !had && v == "" {
+			continue
+		}
+		rec.history[name] = append([]historyEntry{{Value: v, Timestamp: formatTime(now), SourceType: o.source, SourceID: o.sourceID}}, rec.history[name]...)
+		s.record(o, Change{Kind: ChangePropertyChange, ObjectType: objs.typ, ObjectID: rec.id, OccurredAt: now, Property: name, Value: v})
 	}
+	s.touch(objs, rec, now)
+}
+
+// touch stamps a record's modified dates: lastmodifieddate on contacts,
+// hs_lastmodifieddate on every type ([O-search]). Callers hold s.mu.
+func (s *Server) touch(objs *objects, rec *record, now time.Time) {
 	rec.updatedAt = now
 	if objs.typ == "contacts" {
 		rec.props["lastmodifieddate"] = formatTime(now)
@@ -703,7 +762,6 @@ func (s *Server) applyPlan(objs *objects, p *plan, now time.Time) (*record, bool
 	if s.cfg.SearchLag > 0 {
 		rec.remember(now)
 	}
-	return rec, created
 }
 
 // recordOut renders a record. names nil means every property it has.
@@ -737,14 +795,26 @@ func recordOut(rec *record, names []string) objectOut {
 var defaultReadProperties = map[string][]string{
 	"contacts":  {"createdate", "email", "firstname", "hs_object_id", "lastmodifieddate", "lastname"},
 	"companies": {"createdate", "domain", "hs_lastmodifieddate", "hs_object_id", "name"},
+	"deals":     {"amount", "closedate", "createdate", "dealname", "dealstage", "hs_lastmodifieddate", "hs_object_id", "pipeline"},
 }
 
-// readNames picks the requested properties that exist, or the defaults.
+// alwaysRead are the properties every read returns besides the requested
+// ones: the record id, its creation and its last modification, under the
+// type's own name (lastmodifieddate for contacts, hs_lastmodifieddate for
+// the others, [O-search], [C-85019]).
+var alwaysRead = map[string][]string{
+	"contacts":  {"createdate", "hs_object_id", "lastmodifieddate"},
+	"companies": {"createdate", "hs_lastmodifieddate", "hs_object_id"},
+	"deals":     {"createdate", "hs_lastmodifieddate", "hs_object_id"},
+}
+
+// readNames picks the requested properties that exist, with the ones every
+// read returns, or the defaults when none are requested.
 func (s *Server) readNames(typ string, requested []string) []string {
 	if len(requested) == 0 {
 		return defaultReadProperties[typ]
 	}
-	var out []string
+	out := slices.Clone(alwaysRead[typ])
 	for _, n := range requested {
 		if s.props[typ].byName[n] != nil && !slices.Contains(out, n) {
 			out = append(out, n)
@@ -787,6 +857,10 @@ func (s *Server) handleGetObject(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, recordOut(rec, s.readNames(typ, queryList(q, "properties"))))
 }
 
+// findRecord finds a live record by id, or by the value of a unique
+// property. The id of a record merged away finds the record it was merged
+// into ([O-cl-merge]: "fetching any records using the original IDs will
+// return the new merged record").
 func (s *Server) findRecord(typ, idProp, id string) *record {
 	objs := s.objects[typ]
 	if idProp != "" && idProp != "hs_object_id" {
@@ -795,6 +869,9 @@ func (s *Server) findRecord(typ, idProp, id string) *record {
 	n, err := strconv.ParseInt(id, 10, 64)
 	if err != nil {
 		return nil
+	}
+	if into, ok := objs.mergedInto[n]; ok {
+		n = into
 	}
 	return objs.byID[n]
 }
@@ -815,10 +892,14 @@ func (s *Server) handleListObjects(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	names := s.readNames(typ, queryList(q, "properties"))
-	objs := s.objects[typ]
+	byID := s.objects[typ].byID
+	if q.Get("archived") == "true" {
+		// "Whether to return only results that have been archived" ([S-crm]).
+		byID = s.objects[typ].archived
+	}
 	results := []objectOut{}
 	var next *paging
-	for _, id := range objs.sortedIDs() {
+	for _, id := range sortedIDs(byID) {
 		if id <= after {
 			continue
 		}
@@ -827,7 +908,7 @@ func (s *Server) handleListObjects(w http.ResponseWriter, r *http.Request) {
 			next = &paging{Next: nextPage{After: last, Link: r.URL.Path + "?after=" + last}}
 			break
 		}
-		results = append(results, recordOut(objs.byID[id], names))
+		results = append(results, recordOut(byID[id], names))
 	}
 	writeJSON(w, http.StatusOK, page{Results: results, Paging: next})
 }
@@ -919,11 +1000,7 @@ func (s *Server) handleBatchRead(w http.ResponseWriter, r *http.Request) {
 		if len(body.PropertiesWithHistory) > 0 {
 			res.PropertiesHistory = map[string]any{}
 			for _, n := range body.PropertiesWithHistory {
-				hist := []map[string]string{}
-				if v, ok := rec.props[n]; ok {
-					hist = append(hist, map[string]string{"value": v, "timestamp": formatTime(rec.updatedAt), "sourceType": "API"})
-				}
-				res.PropertiesHistory[n] = hist
+				res.PropertiesHistory[n] = append([]historyEntry{}, rec.history[n]...)
 			}
 		}
 		out.Results = append(out.Results, res)

@@ -15,7 +15,7 @@ import (
 var catalogueFS embed.FS
 
 // DefaultProperties returns the default property list of a new
-// sandbox portal for objectType ("contacts" or "companies"), in the shape of
+// sandbox portal for objectType ("contacts", "companies" or "deals"), in the shape of
 // HubSpot's GET /crm/v3/properties/{objectType} response ({"results":[...]}).
 func DefaultProperties(objectType string) ([]byte, bool) {
 	typ, ok := canonicalType(objectType)

@@ -77,6 +77,23 @@ type Config struct {
 	// Default 0: no lag.
 	SearchLag time.Duration
 
+	// AppID is the id of the app a token belongs to, reported as the
+	// sourceId of its writes in the change journal. Default 1160452.
+	AppID int64
+
+	// AppIDs gives tokens their own app ids, over AppID.
+	AppIDs map[string]int64
+
+	// UIUserID is the portal user whose edits /_sandbox/edit makes, reported
+	// as sourceId "userId:N". Default 45678.
+	UIUserID int64
+
+	// MergeKeepsPrimaryID makes a merge of contacts or companies keep the
+	// primary record's id, HubSpot's behaviour before it began to create a
+	// new record with a new id for the merged record ([O-cl-merge]). Deals
+	// always keep the primary's id.
+	MergeKeepsPrimaryID bool
+
 	// EmailUpsertAllOrNothing refuses per-input (207) results on contact
 	// upserts by email: one bad input fails the whole batch even with
 	// objectWriteTraceIds. HubSpot's contacts guide says "Partial upserts are
@@ -107,6 +124,9 @@ type Config struct {
 //	GET  /_sandbox/associations                                every default association
 //	GET  /_sandbox/lists                                       every list with its members
 //	POST /_sandbox/email-events     {"events":[{...}]}        add marketing email events (HubSpot's field names)
+//	POST /_sandbox/edit/{objectType}      {"properties":{...},"associations":[{"toObjectType":"contacts","toObjectId":"1001"}]}
+//	POST /_sandbox/edit/{objectType}/{id} {"properties":{...}}  create or change a record as a person in HubSpot's UI would
+//	GET  /_sandbox/changes?from=N                              the change journal (see Changes) from position N
 type Server struct {
 	cfg    Config
 	mux    *http.ServeMux
@@ -114,14 +134,15 @@ type Server struct {
 
 	mu sync.Mutex
 	portalState
+	journal journal
 }
 
 // portalState is everything a reset clears. Guarded by Server.mu.
 type portalState struct {
 	nextID     int64
 	nextListID int64
-	objects    map[string]*objects    // "contacts", "companies"
-	props      map[string]*properties // "contacts", "companies"
+	objects    map[string]*objects    // "contacts", "companies", "deals"
+	props      map[string]*properties // "contacts", "companies", "deals"
 	assocs     map[assocKey]map[int]bool
 	events     []Event
 	// eventUUIDs holds the uuid of every occurrence received, by event
@@ -187,6 +208,12 @@ func New(cfg Config) *Server {
 	if cfg.TimeZone == nil {
 		cfg.TimeZone = time.UTC
 	}
+	if cfg.AppID == 0 {
+		cfg.AppID = 1160452
+	}
+	if cfg.UIUserID == 0 {
+		cfg.UIUserID = 45678
+	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), routes: map[string]limitClass{}}
 	s.portalState = s.freshState()
 	s.registerRoutes()
@@ -200,10 +227,12 @@ func (s *Server) freshState() portalState {
 		objects: map[string]*objects{
 			"contacts":  newSBObjects("contacts"),
 			"companies": newSBObjects("companies"),
+			"deals":     newSBObjects("deals"),
 		},
 		props: map[string]*properties{
 			"contacts":  defaultProperties("contacts"),
 			"companies": defaultProperties("companies"),
+			"deals":     defaultProperties("deals"),
 		},
 		assocs:     map[assocKey]map[int]bool{},
 		eventUUIDs: map[string]map[string]bool{},
@@ -216,7 +245,7 @@ func (s *Server) freshState() portalState {
 
 // Reset makes the sandbox a fresh portal again: no records, associations,
 // events or lists, the default catalogue, full rate budgets, no switches and
-// no stats.
+// no stats. The change journal goes on, so that its positions stay valid.
 func (s *Server) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -240,6 +269,9 @@ func (s *Server) registerRoutes() {
 	api(g, "GET /crm/v3/objects/{objectType}/{objectId}", s.handleGetObject, "GET /crm/objects/2026-03/{objectType}/{objectId}")
 	api(g, "GET /crm/v3/objects/{objectType}", s.handleListObjects, "GET /crm/objects/2026-03/{objectType}")
 	api(se, "POST /crm/v3/objects/{objectType}/search", s.handleSearch, "POST /crm/objects/2026-03/{objectType}/search")
+	api(g, "DELETE /crm/v3/objects/{objectType}/{objectId}", s.handleArchive, "DELETE /crm/objects/2026-03/{objectType}/{objectId}")
+	api(g, "POST /crm/v3/objects/{objectType}/merge", s.handleMerge, "POST /crm/objects/2026-03/{objectType}/merge")
+	api(g, "POST /crm/v3/objects/contacts/gdpr-delete", s.handleGDPRDelete, "POST /crm/objects/2026-03/contacts/gdpr-delete")
 
 	// Properties.
 	api(g, "GET /crm/v3/properties/{objectType}", s.handleListProperties, "GET /crm/properties/2026-03/{objectType}")
@@ -295,6 +327,9 @@ func (s *Server) registerRoutes() {
 	s.mux.HandleFunc("GET /_sandbox/objects/{objectType}", s.handleCtlObjects)
 	s.mux.HandleFunc("GET /_sandbox/associations", s.handleCtlAssociations)
 	s.mux.HandleFunc("GET /_sandbox/lists", s.handleCtlLists)
+	s.mux.HandleFunc("POST /_sandbox/edit/{objectType}", s.handleCtlEdit)
+	s.mux.HandleFunc("POST /_sandbox/edit/{objectType}/{objectId}", s.handleCtlEdit)
+	s.mux.HandleFunc("GET /_sandbox/changes", s.handleCtlChanges)
 }
 
 // ServeHTTP answers one request: latency, authentication, injected faults

@@ -52,7 +52,13 @@ func scalar(raw json.RawMessage) string {
 var searchText = map[string][]string{
 	"contacts":  {"firstname", "lastname", "email", "phone", "mobilephone", "company"},
 	"companies": {"name", "domain", "website", "phone"},
+	"deals":     {"dealname"},
 }
+
+// unindexed are the properties search cannot filter on for a type: a
+// contact's last modification is lastmodifieddate, and a filter on
+// hs_lastmodifieddate matches no contact ([C-85019]).
+var unindexed = map[string]string{"contacts": "hs_lastmodifieddate"}
 
 // handleSearch runs POST /crm/v3/objects/{objectType}/search: filter groups
 // (ORed) of filters (ANDed), one sort, limit ≤ 200, after, total, the 10,000
@@ -216,7 +222,7 @@ func (s *Server) searchMatches(typ string, q search) []*record {
 				continue
 			}
 		}
-		if matchesQuery(rec, searchText[typ], q.query) && matchesGroups(defs, rec, q.filterGroups) {
+		if matchesQuery(rec, searchText[typ], q.query) && matchesGroups(typ, defs, rec, q.filterGroups) {
 			matches = append(matches, rec)
 		}
 	}
@@ -225,14 +231,14 @@ func (s *Server) searchMatches(typ string, q search) []*record {
 
 // matchesGroups tells whether the record passes every filter of at least one
 // group; with no groups every record passes.
-func matchesGroups(defs *properties, rec *record, groups []filterGroup) bool {
+func matchesGroups(typ string, defs *properties, rec *record, groups []filterGroup) bool {
 	if len(groups) == 0 {
 		return true
 	}
 	for _, g := range groups {
 		all := true
 		for _, f := range g.Filters {
-			if !filterMatches(defs.byName[f.PropertyName], rec, f) {
+			if f.PropertyName == unindexed[typ] || !filterMatches(defs.byName[f.PropertyName], rec, f) {
 				all = false
 				break
 			}
