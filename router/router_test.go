@@ -251,14 +251,24 @@ func TestEveryEventIsDeliveredAndCommitted(t *testing.T) {
 	// A new run of the same group finds nothing left to deliver.
 	again := newScripted(smallBatches)
 	h.publish(t, event("user-x", "after"))
-	h.start(t, Config{Destination: "hook"}, again)
-	again.waitUntil(t, "the new event is delivered", func() bool { return len(again.delivered()) == 1 })
-	if d := again.delivered(); d[0].messageID != "after" {
-		t.Fatalf("the second run delivered %v: committed offsets were not honoured", d)
-	}
-	eventually(t, "the delivered metric reaches 201", func() bool {
-		return testutil.ToFloat64(h.metrics.events.WithLabelValues("hook", "delivered")) == 201
+	stopAgain := h.start(t, Config{Destination: "hook"}, again)
+	again.waitUntil(t, "the new event is delivered", func() bool {
+		for _, d := range again.delivered() {
+			if d.messageID == "after" {
+				return true
+			}
+		}
+		return false
 	})
+	// Stopped, the second run can deliver nothing more: what it delivered
+	// is all it will ever deliver.
+	stopAgain()
+	if d := again.delivered(); len(d) != 1 || d[0].messageID != "after" {
+		t.Fatalf("the second run delivered %v, want only the new event: committed offsets were not honoured", d)
+	}
+	if got := testutil.ToFloat64(h.metrics.events.WithLabelValues("hook", "delivered")); got != 201 {
+		t.Fatalf("delivered metric %v, want exactly 201", got)
+	}
 }
 
 func TestRetriesUntilDelivered(t *testing.T) {
@@ -509,11 +519,16 @@ func TestABlockedDestinationStopsFetchingAtMaxPending(t *testing.T) {
 	for testutil.ToFloat64(h.metrics.pending.WithLabelValues("slow")) < 50 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
-	src.mu.Lock()
-	fetched := src.fetched
-	src.mu.Unlock()
-	if fetched != 50 {
-		t.Fatalf("fetched %d while the destination was blocked, want exactly MaxPending (50)", fetched)
+	// Read twice, 100 ms apart, so a router that overshoots a moment after
+	// reaching the cap is seen.
+	for _, wait := range []time.Duration{0, 100 * time.Millisecond} {
+		time.Sleep(wait)
+		src.mu.Lock()
+		fetched := src.fetched
+		src.mu.Unlock()
+		if fetched != 50 {
+			t.Fatalf("fetched %d while the destination was blocked (%v after reaching the cap), want exactly MaxPending (50)", fetched, wait)
+		}
 	}
 	close(dest.block)
 	dest.waitUntil(t, "everything is delivered once unblocked", func() bool { return len(dest.delivered()) == 500 })
@@ -576,14 +591,18 @@ func TestAPausedDestinationGetsNothingAndStopsFetching(t *testing.T) {
 	for i := 0; i < 100; i++ {
 		h.publish(t, event(fmt.Sprintf("u%d", i), fmt.Sprintf("m%d", i)))
 	}
-	dest := &paused{scripted: newScripted(smallBatches), until: time.Now().Add(300 * time.Millisecond)}
+	dest := &paused{scripted: newScripted(smallBatches), until: time.Now().Add(time.Second)}
 	h.start(t, Config{Destination: "quota", MaxPending: 20}, dest)
 	deadline := time.Now().Add(5 * time.Second)
 	for testutil.ToFloat64(h.metrics.pending.WithLabelValues("quota")) < 20 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
-	if got := testutil.ToFloat64(h.metrics.pending.WithLabelValues("quota")); got != 20 {
-		t.Fatalf("pending %v while paused, want MaxPending (20)", got)
+	// Pending stays at the cap, not just reaches it: sampled for 100 ms
+	// while the pause lasts.
+	for end := time.Now().Add(100 * time.Millisecond); time.Now().Before(end) && time.Now().Before(dest.until); time.Sleep(10 * time.Millisecond) {
+		if got := testutil.ToFloat64(h.metrics.pending.WithLabelValues("quota")); got != 20 {
+			t.Fatalf("pending %v while paused, want MaxPending (20)", got)
+		}
 	}
 	dest.waitUntil(t, "everything is delivered after the pause", func() bool { return len(dest.delivered()) == 100 })
 	dest.mu.Lock()
