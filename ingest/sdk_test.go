@@ -147,7 +147,8 @@ type sdkWant struct {
 func checkSDKLog(t *testing.T, f *fixture, want sdkWant) {
 	t.Helper()
 	byID := map[string]gjson.Result{}
-	for _, m := range readAll(t, f.log, "events") {
+	stored := readAll(t, f.log, "events")
+	for _, m := range stored {
 		byID[m.Get("messageId").String()] = m
 	}
 	fields := []struct {
@@ -197,6 +198,10 @@ func checkSDKLog(t *testing.T, f *fixture, want sdkWant) {
 		}
 	}
 	if len(byID) != len(ids) {
-		t.Errorf("the log holds %d messages, want %d", len(byID), len(ids))
+		t.Errorf("the log holds %d distinct messages, want %d", len(byID), len(ids))
+	}
+	// An SDK's retry of a call the gateway already stored is stored once.
+	if len(stored) != len(ids) {
+		t.Errorf("the log holds %d messages for %d distinct messageIds: one was stored twice", len(stored), len(byID))
 	}
 }

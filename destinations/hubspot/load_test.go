@@ -532,8 +532,24 @@ func TestAPausedSendWaitsByTheInjectedClock(t *testing.T) {
 	asEvent := func(m queue.Message) []destinations.Event {
 		return []destinations.Event{{Event: schemas.NewEvent(m.Value), Attempt: 1}}
 	}
-	h.Send(context.Background(), asEvent(loadIdentify(1, clock.Now())))              // 429 DAILY
+	calls := func() int {
+		n := 0
+		for _, byStatus := range sb.Stats() {
+			for _, c := range byStatus {
+				n += c
+			}
+		}
+		return n
+	}
+	h.Send(context.Background(), asEvent(loadIdentify(1, clock.Now()))) // 429 DAILY
+	before := calls()
+	if before == 0 {
+		t.Fatal("the first send reached HubSpot by no call the sandbox counts")
+	}
 	second := h.Send(context.Background(), asEvent(loadIdentify(2, clock.Now())))[0] // paused: no call
+	if after := calls(); after != before {
+		t.Fatalf("the paused send made %d calls, want none", after-before)
+	}
 	if second.Result != destinations.Retry || second.RetryAfter > 3*time.Minute || second.RetryAfter <= 0 {
 		t.Fatalf("a paused send retries after %s, want about the 2 minutes to midnight on the injected clock", second.RetryAfter)
 	}

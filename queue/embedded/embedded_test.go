@@ -294,6 +294,14 @@ func TestReadAtOffsetIsClamped(t *testing.T) {
 			if lag != 5-tt.want {
 				t.Fatalf("Lag = %d, want %d", lag, 5-tt.want)
 			}
+			if tt.want == 5 {
+				// At the end (the last case): the next message published is
+				// the first one read.
+				mustPublish(t, ctx, l, messages("events", "k", "after", 1)...)
+			}
+			if m := fetchN(t, ctx, r, 1)[0]; m.Offset != tt.want {
+				t.Fatalf("the reader starts at offset %d, want %d", m.Offset, tt.want)
+			}
 		})
 	}
 }
@@ -323,11 +331,23 @@ func TestCloseEndsWaitingCalls(t *testing.T) {
 		t.Fatal(err)
 	}
 	errs := make(chan error, 2)
+	started := make(chan struct{}, 2)
 	for _, f := range []fetcher{r, s} {
 		go func() {
+			started <- struct{}{}
 			_, err := f.Fetch(ctx)
 			errs <- err
 		}()
+	}
+	// Both fetches are under way and, with nothing to read, waiting when
+	// Close comes: neither has returned 50 ms after starting.
+	<-started
+	<-started
+	time.Sleep(50 * time.Millisecond)
+	select {
+	case err := <-errs:
+		t.Fatalf("a Fetch on an empty topic returned before Close: %v", err)
+	default:
 	}
 
 	// Publishers racing Close either succeed or get ErrClosed; none hangs.

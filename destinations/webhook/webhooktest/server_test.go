@@ -180,7 +180,7 @@ func TestWaitFor(t *testing.T) {
 		select {
 		case err := <-done:
 			t.Fatalf("WaitFor returned %v before m1 was delivered", err)
-		default:
+		case <-time.After(50 * time.Millisecond):
 		}
 		post(t, srv, `{"messageId":"m1"}`, "2")
 		if err := <-done; err != nil {
