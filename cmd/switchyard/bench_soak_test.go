@@ -76,6 +76,7 @@ type soakSample struct {
 	eventsPerS float64 // calls to the custom events endpoints, exempt from it
 	tooMany    int     // 429 answers in the minute
 	rssMB      float64
+	heapMB     float64 // Go heap in use (go_memstats_heap_inuse_bytes)
 	goroutines float64
 	fds        float64
 	lag        float64
@@ -91,13 +92,21 @@ func runSoak(b *testing.B, duration time.Duration, rate int) {
 	sandboxURL := "http://" + sbAddr
 
 	dataDir := filepath.Join(b.TempDir(), "data")
+	// The messageId windows are capped low (50,000 at the gateway, 20,000
+	// at the router, against 1,000,000 and 200,000 by default) so that they
+	// fill within the first minutes: by design they grow until their cap,
+	// which at the defaults and this rate takes hours, and growth after they
+	// are full is what a soak must find.
 	cfgPath := writeConfig(b, fmt.Sprintf(`log_level: warn
 sources:
   - name: soak
     write_keys: [%s]
+gateway:
+  dedupe_entries: 50000
 destinations:
   - name: crm
     type: hubspot
+    dedupe_entries: 20000
     hubspot:
       url: %s
       token: pat-soak
@@ -128,8 +137,8 @@ destinations:
 	})
 	fmt.Printf("soak: %d events/s for %s through serve (embedded log) into a free-tier HubSpot sandbox over HTTP; %d users, %d company domains, 1%% invalid; %d CPUs\n",
 		rate, duration, soakUsers, soakCompanies, numCPU())
-	fmt.Printf("%7s %8s %7s %8s %5s %7s %10s %5s %6s %8s %8s\n",
-		"minute", "posted", "calls/s", "events/s", "429s", "RSS MB", "goroutines", "fds", "lag", "p99 ms", "state KB")
+	fmt.Printf("%7s %8s %7s %8s %5s %7s %7s %10s %5s %6s %8s %8s\n",
+		"minute", "posted", "calls/s", "events/s", "429s", "RSS MB", "heap MB", "goroutines", "fds", "lag", "p99 ms", "state KB")
 
 	calls, eventCalls, tooMany := sandboxCalls(b, sandboxURL)
 	cursor := int64(sandboxGet(b, sandboxURL, "/_sandbox/events?from=0").Get("next").Int())
@@ -152,7 +161,7 @@ destinations:
 		s.callsPerS, s.eventsPerS, s.tooMany = float64(c-calls)/since, float64(e-eventCalls)/since, t-tooMany
 		calls, eventCalls, tooMany = c, e, t
 		s.rssMB = float64(vmRSS(pid)) / (1 << 20)
-		s.goroutines, s.fds, s.lag = serveGauges(b, addr)
+		s.heapMB, s.goroutines, s.fds, s.lag = serveGauges(b, addr)
 		s.p99, s.occurred, cursor = occurrenceLatency(b, sandboxURL, cursor)
 		s.stateKB = diskKB(b, stateDir)
 		samples = append(samples, s)
@@ -160,8 +169,8 @@ destinations:
 		if s.p99 >= 0 {
 			p99 = strconv.FormatInt(s.p99.Milliseconds(), 10)
 		}
-		fmt.Printf("%7d %8d %7.1f %8.1f %5d %7.1f %10.0f %5.0f %6.0f %8s %8d\n",
-			len(samples), s.posted, s.callsPerS, s.eventsPerS, s.tooMany, s.rssMB, s.goroutines, s.fds, s.lag, p99, s.stateKB)
+		fmt.Printf("%7d %8d %7.1f %8.1f %5d %7.1f %7.1f %10.0f %5.0f %6.0f %8s %8d\n",
+			len(samples), s.posted, s.callsPerS, s.eventsPerS, s.tooMany, s.rssMB, s.heapMB, s.goroutines, s.fds, s.lag, p99, s.stateKB)
 	}
 	minute.Stop()
 	close(done)
@@ -171,7 +180,7 @@ destinations:
 	// After the load: how long until every event is through.
 	drainedIn := "not within 2m"
 	for stop := time.Now().Add(2 * time.Minute); time.Now().Before(stop); time.Sleep(200 * time.Millisecond) {
-		if _, _, lag := serveGauges(b, addr); lag == 0 && load.posted.Load() > 0 {
+		if _, _, _, lag := serveGauges(b, addr); lag == 0 && load.posted.Load() > 0 {
 			drainedIn = time.Since(end).Round(100 * time.Millisecond).String()
 			break
 		}
@@ -207,6 +216,7 @@ func printSoakSummary(samples []soakSample) {
 		tolerance float64 // change over the window still called flat
 	}{
 		{"RSS MB", func(s soakSample) float64 { return s.rssMB }, 5},
+		{"heap MB", func(s soakSample) float64 { return s.heapMB }, 5},
 		{"goroutines", func(s soakSample) float64 { return s.goroutines }, 5},
 		{"open files", func(s soakSample) float64 { return s.fds }, 5},
 		// Lag is sampled between batches: up to a few batches of events
@@ -404,9 +414,9 @@ func occurrenceLatency(b *testing.B, base string, from int64) (time.Duration, in
 	return lat[min(len(lat)-1, len(lat)*99/100)], len(lat), next
 }
 
-// serveGauges reads serve's goroutines, open files and consumer lag (summed
-// over destinations) from its /metrics.
-func serveGauges(b *testing.B, addr string) (goroutines, fds, lag float64) {
+// serveGauges reads serve's Go heap in use (MB), goroutines, open files and
+// consumer lag (summed over destinations) from its /metrics.
+func serveGauges(b *testing.B, addr string) (heapMB, goroutines, fds, lag float64) {
 	b.Helper()
 	families, err := scrapeMetrics(addr)
 	if err != nil {
@@ -423,7 +433,7 @@ func serveGauges(b *testing.B, addr string) (goroutines, fds, lag float64) {
 		v, _ := sampleValue(m)
 		lag += v
 	}
-	return first("go_goroutines"), first("process_open_fds"), lag
+	return first("go_memstats_heap_inuse_bytes") / (1 << 20), first("go_goroutines"), first("process_open_fds"), lag
 }
 
 func scrapeOr0(addr, series string) float64 {
