@@ -28,6 +28,7 @@ var rules = []rule{
 	{"cmd/...", []string{"..."}},
 	{"schemas", nil},
 	{"transforms", nil},
+	{"transforms/hubspotsource", []string{"transforms"}},
 	{"transforms/...", nil},
 	{"internal/config", nil},
 	{"internal/dedupe", nil},
