@@ -248,7 +248,7 @@ func offsetKey(topic string, partition int) string {
 // quietLogger drops pebble's informational lines and keeps its fatal ones.
 type quietLogger struct{}
 
-func (quietLogger) Infof(string, ...any) {}
+func (quietLogger) Infof(string, ...any)  {}
 func (quietLogger) Errorf(string, ...any) {}
 func (quietLogger) Fatalf(format string, args ...any) {
 	panic(fmt.Sprintf(format, args...))
