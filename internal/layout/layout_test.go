@@ -46,7 +46,7 @@ var rules = []rule{
 	{"destinations/drop", []string{"destinations", "schemas"}},
 	{"destinations/hubspot", []string{"destinations", "schemas", "transforms", "internal/hubspot/api", "internal/hubspot/ratelimit", "internal/config"}},
 	{"sources", []string{"queue", "schemas"}},
-	{"sources/hubspot", []string{"sources", "queue", "schemas", "transforms", "internal/...", "internal/config"}},
+	{"sources/hubspot", []string{"queue", "schemas", "transforms", "transforms/...", "internal/hubspot/api", "internal/hubspot/ratelimit", "internal/hubspot/signature", "internal/config"}},
 	{"ui", []string{"queue", "router", "schemas", "internal/config"}},
 }
 

@@ -1,0 +1,54 @@
+package hubspot
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics are the counters of every HubSpot source of a process, labelled
+// by source. Build them once per registry with NewMetrics.
+type Metrics struct {
+	// requests counts webhook requests by result: accepted, unauthorized,
+	// invalid, unavailable.
+	requests *prometheus.CounterVec
+	// refused counts unauthorized webhook requests by reason: unsigned,
+	// stale, future, mismatch, malformed.
+	refused *prometheus.CounterVec
+	// notifications counts notifications stored by the receiver.
+	notifications *prometheus.CounterVec
+	// changes counts what the processor did with the changes it read, by
+	// object type and outcome: emitted, echo, unknown_user, deleted,
+	// forgotten, not_found, unmapped.
+	changes *prometheus.CounterVec
+	// calls counts the Segment calls appended to the events topic, by type.
+	calls *prometheus.CounterVec
+}
+
+// NewMetrics registers the sources' metrics on reg.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_hubspot_source_webhook_requests_total",
+			Help: "HubSpot webhook requests by source and result: accepted, unauthorized (forged, stale or unsigned; nothing stored), invalid (not a JSON array of notifications), unavailable (the log refused).",
+		}, []string{"source", "result"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_hubspot_source_webhook_refused_total",
+			Help: "HubSpot webhook requests answered 401, by source and reason: unsigned, stale, future, mismatch, malformed.",
+		}, []string{"source", "reason"}),
+		notifications: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_hubspot_source_notifications_total",
+			Help: "HubSpot webhook notifications appended to the notifications topic, by source.",
+		}, []string{"source"}),
+		changes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_hubspot_source_changes_total",
+			Help: "Changed HubSpot records the processor handled, by source, object type and outcome: emitted, echo (our own write), unknown_user (no known user matched), deleted, forgotten (privacy deletion), not_found.",
+		}, []string{"source", "object_type", "outcome"}),
+		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_hubspot_source_calls_total",
+			Help: "Segment calls a HubSpot source appended to the events topic, by source and type.",
+		}, []string{"source", "type"}),
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.refused, m.notifications, m.changes, m.calls} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
