@@ -405,14 +405,15 @@ func TestWebhookSlowReceiverIsRetried(t *testing.T) {
 // §1.5 [O24-err]: a connection failure is a failure, and retried.
 func TestWebhookConnectionErrorIsRetried(t *testing.T) {
 	s, _ := newSandbox(t, sandbox.Config{})
+	id := createContacts(t, s, 1)[0]
 	gone := httptest.NewServer(http.NotFoundHandler())
 	target := gone.URL + "/hooks"
 	gone.Close()
-	startWebhooks(t, s, sandbox.WebhookConfig{TargetURL: target, RetryDelays: []time.Duration{10 * time.Millisecond, 10 * time.Millisecond}})
-	mustStatus(t, edit(t, s, "contacts", `"email":"a@example.com"`), 201)
-	waitUntil(t, 2*time.Second, func() bool { return s.WebhookStats().Dropped == 2 })
-	if st := s.WebhookStats(); st.Succeeded != 0 || st.Failed != 3 || st.LastError == "" {
-		t.Errorf("stats %+v, want three failed attempts of one request", st)
+	startWebhooks(t, s, sandbox.WebhookConfig{TargetURL: target, RetryDelays: []time.Duration{10 * time.Millisecond, 10 * time.Millisecond}, From: journalEnd(s)})
+	mustStatus(t, edit(t, s, "contacts/"+id, `"firstname":"Ada"`), 200)
+	waitUntil(t, 2*time.Second, func() bool { return s.WebhookStats().Dropped == 1 })
+	if st := s.WebhookStats(); st.Succeeded != 0 || st.Failed != 3 || !strings.Contains(st.LastError, "refused") {
+		t.Errorf("stats %+v, want three failed attempts of one notification", st)
 	}
 }
 
