@@ -26,7 +26,7 @@ func hubspotSandbox(ctx context.Context, args []string, stderr io.Writer) error 
 	webhookURL := fs.String("webhook-url", "", "send signed webhooks for every change to this target `URL`, as HubSpot does to an app")
 	clientSecret := fs.String("client-secret", "", "the app's client `secret` that signs the webhooks (required with --webhook-url)")
 	concurrency := fs.Int("webhook-concurrency", 10, "most webhook requests in flight")
-	retryDelays := fs.String("webhook-retry-delays", joinDurations(sandbox.DefaultWebhookRetryDelays), "comma-separated `delays` before each retry of a failed webhook notification; none: no retries")
+	retryDelays := fs.String("webhook-retry-delays", joinDurations(sandbox.DefaultWebhookRetryDelays), "comma-separated `delays` before each retry of a failed webhook notification; empty: no retries")
 	properties := fs.String("webhook-properties", "", "comma-separated `type.property` propertyChange subscriptions, e.g. contacts.firstname,deals.dealstage; empty: every property")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -78,7 +78,6 @@ func hubspotSandbox(ctx context.Context, args []string, stderr io.Writer) error 
 		return fmt.Errorf("serving: %w", err)
 	case <-ctx.Done():
 	}
-	stopHooks()
 	if err := <-hooksDone; err != nil {
 		return fmt.Errorf("webhooks: %w", err)
 	}

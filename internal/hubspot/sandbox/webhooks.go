@@ -129,6 +129,7 @@ type WebhookStats struct {
 func (s *Server) SetWebhookSwitches(sw WebhookSwitches) {
 	sw.DuplicateRatio = min(max(sw.DuplicateRatio, 0), 1)
 	sw.DelayRatio = min(max(sw.DelayRatio, 0), 1)
+	sw.Delay = max(sw.Delay, 0)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.webhookSwitches = sw
