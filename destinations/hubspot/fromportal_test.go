@@ -165,17 +165,28 @@ func TestAnEventFromThisPortalMakesNoHubSpotCall(t *testing.T) {
 	}
 }
 
+// In one batch, the event a source read from another portal is written as
+// any event is; the one from this portal is not.
 func TestAnEventFromAnotherPortalIsWritten(t *testing.T) {
 	p := newPortal(t)
 	h := p.destination(t, hubspot.Config{})
 	defer h.Close()
 	at := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
-	o := send(t, h, sourceIdentify(t, hubID+1, "u1", "1001", at, map[string]string{"email": "bo@example.com", "firstName": "Bo"},
-		map[string]hubSpotValue{"email": {"bo@example.com", stamp(at)}, "firstname": {"Bo", stamp(at)}}))[0]
-	if o.Result != destinations.Delivered || o.Class != "" {
-		t.Fatalf("%+v", o)
+	out := send(t, h,
+		sourceIdentify(t, hubID+1, "u1", "1001", at, map[string]string{"email": "bo@example.com", "firstName": "Bo"},
+			map[string]hubSpotValue{"email": {"bo@example.com", stamp(at)}, "firstname": {"Bo", stamp(at)}}),
+		sourceIdentify(t, hubID, "u2", "1002", at, map[string]string{"email": "ann@example.com", "firstName": "Ann"},
+			map[string]hubSpotValue{"email": {"ann@example.com", stamp(at)}, "firstname": {"Ann", stamp(at)}}))
+	if out[0].Result != destinations.Delivered || out[0].Class != "" {
+		t.Fatalf("the other portal's event: %+v", out[0])
+	}
+	if out[1].Result != destinations.Delivered || out[1].Class != "from_this_portal" {
+		t.Fatalf("this portal's event: %+v", out[1])
 	}
 	if c, ok := contactByEmail(p, "bo@example.com"); !ok || c.Properties["firstname"] != "Bo" {
 		t.Fatalf("the other portal's contact was not written: %+v", p.sandbox.Contacts())
+	}
+	if _, ok := contactByEmail(p, "ann@example.com"); ok {
+		t.Fatalf("this portal's contact was written back: %+v", p.sandbox.Contacts())
 	}
 }
