@@ -104,9 +104,14 @@ func (s *sending) companies(ctx context.Context) {
 		upserts = append(upserts, in)
 	}
 	done := func(in *input, companyID string) {
+		learned := map[string]string{}
 		if d := in.props["domain"]; d != "" {
-			h.rememberIDs(map[string]string{"d:" + d: companyID})
+			learned["d:"+d] = companyID
 		}
+		if in.key[0] == 'g' {
+			learned[in.key] = companyID
+		}
+		h.rememberIDs(learned)
 		for _, i := range in.events {
 			s.associate(ctx, s.batch[i].UserID(), s.batch[i].AnonymousID(), companyID, i)
 		}

@@ -20,7 +20,12 @@ type Config struct {
 	// BaseURL is the API root. Default https://api.hubapi.com.
 	BaseURL string `yaml:"url"`
 	// HubID is the portal id, which custom event names carry
-	// (pe{HubID}_name). Required for track, page and screen.
+	// (pe{HubID}_name). Required for track, page and screen. Events a
+	// HubSpot source read from this portal (_switchyard.hubspot.hubId equal
+	// to HubID) are not written back: the destination learns HubSpot's
+	// property times from them. Unset, every event from a HubSpot source is
+	// taken as from this portal; set it to have another portal's events
+	// written.
 	HubID int64 `yaml:"hub_id"`
 	// Tier sizes the rate limits: free, starter, professional, enterprise,
 	// api-add-on or oauth. Default free.

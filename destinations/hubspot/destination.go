@@ -70,7 +70,7 @@ type HubSpot struct {
 	mu       sync.Mutex
 	catalogs map[string]transforms.Catalog
 	// ids caches the state's HubSpot ids: contacts by "u:"+userId,
-	// "a:"+anonymousId and "e:"+email, companies by "d:"+domain.
+	// "a:"+anonymousId and "e:"+email, companies by "d:"+domain and "g:"+groupId.
 	ids          *lru.Cache[string, string]
 	groupCreated map[string]bool
 	// domainPropertyReady is set once the portal is known to have the
@@ -144,7 +144,7 @@ func (h *HubSpot) Close() error {
 }
 
 // knownID returns the HubSpot id of a key ("u:"+userId, "a:"+anonymousId
-// or "e:"+email for contacts, "d:"+domain for companies), from the cache or
+// or "e:"+email for contacts, "d:"+domain or "g:"+groupId for companies), from the cache or
 // else the state. An error reading the state is returned, not taken for an
 // unknown key: the events that need the id are retried (stateReadFailed).
 func (h *HubSpot) knownID(key string) (string, bool, error) {
@@ -321,7 +321,20 @@ func (h *HubSpot) Send(ctx context.Context, batch []destinations.Event) []destin
 	}
 	// Aliases send nothing; each is delivered at the end unless held back.
 	alias := make([]bool, len(batch))
+	// Events a HubSpot source read from this portal are not written back:
+	// the destination learns HubSpot's property times from them.
 	for i, ev := range batch {
+		if h.fromThisPortal(ev) {
+			s.finish(i, s.learn(ctx, ev))
+		}
+	}
+	if !slices.Contains(s.set, false) {
+		return s.out
+	}
+	for i, ev := range batch {
+		if s.set[i] {
+			continue
+		}
 		switch ev.Type() {
 		case "identify", "track", "page", "screen", "group":
 		case "alias":
@@ -601,6 +614,10 @@ type input struct {
 	// newest is the timestamp of the event each property's value came from.
 	newest map[string]time.Time
 	events []int
+	// known is the record's HubSpot id as known before the write, whose
+	// times learned from HubSpot count too; written is the id HubSpot
+	// answered. Either is "" when there is none.
+	known, written string
 }
 
 func (in *input) merge(props map[string]string, at time.Time) {
@@ -622,10 +639,22 @@ func (s *sending) write(ctx context.Context, object, op string, inputs []*input,
 	if len(inputs) == 0 {
 		return
 	}
-	keys := make([]string, len(inputs))
-	for k, in := range inputs {
-		keys[k] = object + "\x00" + in.key
+	keys := make([]string, 0, 2*len(inputs))
+	known := make([]*input, 0, len(inputs))
+	for _, in := range inputs {
+		if err := s.h.knowRecord(in); err != nil {
+			for _, i := range in.events {
+				s.finish(i, stateReadFailed(err))
+			}
+			continue
+		}
+		keys = append(keys, object+"\x00"+in.key)
+		if in.known != "" {
+			keys = append(keys, object+"\x00id:"+in.known)
+		}
+		known = append(known, in)
 	}
+	inputs = known
 	unlock, err := s.h.state.records.lock(ctx, keys)
 	if err != nil {
 		for _, in := range inputs {
@@ -698,6 +727,7 @@ func (s *sending) write(ctx context.Context, object, op string, inputs []*input,
 				continue
 			}
 			answered[k] = true
+			chunk[k].written = r.ID
 			written = append(written, chunk[k])
 			done(chunk[k], r.ID)
 		}
@@ -712,6 +742,18 @@ func (s *sending) write(ctx context.Context, object, op string, inputs []*input,
 			s.h.log.Warn("storing property times", zap.Error(err))
 		}
 	}
+}
+
+// knowRecord sets in.known to the HubSpot id of the input's record when the
+// destination knows it.
+func (h *HubSpot) knowRecord(in *input) error {
+	if id, ok := strings.CutPrefix(in.key, "id:"); ok {
+		in.known = id
+		return nil
+	}
+	id, _, err := h.knownID(in.key)
+	in.known = id
+	return err
 }
 
 // withoutOlderValues drops from each input the values older than the ones

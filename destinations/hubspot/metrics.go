@@ -16,7 +16,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchyard_hubspot_skipped_total",
-			Help: "Traits, properties and calls not sent to HubSpot, by reason: unknown_property, invalid_value, collision, invalid_name, read_only, too_many_properties, alias, page, screen.",
+			Help: "Traits, properties and calls not sent to HubSpot, by reason: unknown_property, invalid_value, collision, invalid_name, read_only, too_many_properties, alias, page, screen, from_this_portal (an event a HubSpot source read from this portal, not written back).",
 		}, []string{"destination", "reason"}),
 		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchyard_hubspot_calls_total",

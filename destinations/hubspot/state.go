@@ -5,9 +5,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"os"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -21,7 +23,12 @@ import (
 //     the event its value came from. A value from an older event (a replay,
 //     or a late event from an offline device) is then not sent, so HubSpot
 //     keeps the newer value. Records are named by how the destination
-//     addresses them (email, user id, domain, group id or HubSpot id).
+//     addresses them (email, user id, domain, group id or HubSpot id). The
+//     times of edits made in HubSpot, learned from the events of a HubSpot
+//     source of this portal, are kept under the record's HubSpot id.
+//   - written values: for every record property written, a hash of the
+//     value, under the record's HubSpot id, so the destination knows its
+//     own values when a HubSpot source reports them back.
 //   - HubSpot ids: the contact of each userId, anonymousId and email
 //     written, so a track without an email finds its contact after a
 //     restart, and the company of each domain, so it is searched once.
@@ -41,6 +48,7 @@ const (
 	timesPrefix   = "t\x00"
 	idPrefix      = "i\x00"
 	pendingPrefix = "p\x00"
+	valuesPrefix  = "v\x00"
 )
 
 func openState(dir string, log *zap.Logger) (*state, error) {
@@ -152,15 +160,29 @@ func prefixEnd(prefix []byte) []byte {
 	return end
 }
 
-// A record's times are one entry, keyed timesPrefix object NUL record, holding for each
-// property its name's length (uvarint), its name and the time in Unix
-// nanoseconds (8 bytes, big-endian).
+// A record's times are one entry, keyed timesPrefix object NUL record, and
+// the hashes of its written values another, keyed valuesPrefix object NUL
+// "id:" HubSpot id. Each holds for each property its name's length
+// (uvarint), its name and a number (8 bytes, big-endian): the time in Unix
+// nanoseconds, or the value's FNV-1a hash.
 func timesKey(object, record string) []byte {
 	return []byte(timesPrefix + object + "\x00" + record)
 }
 
-// loadTimes returns a record's stored times; nil when there are none.
-func (st *state) loadTimes(key []byte) (map[string]int64, error) {
+func valuesKey(object, id string) []byte {
+	return []byte(valuesPrefix + object + "\x00id:" + id)
+}
+
+// valueHash is the hash of a written value kept in the state.
+func valueHash(value string) int64 {
+	f := fnv.New64a()
+	f.Write([]byte(value))
+	return int64(f.Sum64())
+}
+
+// loadEntry returns a record's stored times or value hashes; nil when there
+// are none.
+func (st *state) loadEntry(key []byte) (map[string]int64, error) {
 	value, closer, err := st.db.Get(key)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, nil
@@ -169,27 +191,54 @@ func (st *state) loadTimes(key []byte) (map[string]int64, error) {
 		return nil, err
 	}
 	defer closer.Close()
-	times := map[string]int64{}
+	entry := map[string]int64{}
 	for len(value) > 0 {
 		n, size := binary.Uvarint(value)
 		if size <= 0 || uint64(len(value)-size) < n+8 {
 			return nil, fmt.Errorf("property times of %q are damaged", key)
 		}
 		name := string(value[size : size+int(n)])
-		times[name] = int64(binary.BigEndian.Uint64(value[size+int(n):]))
+		entry[name] = int64(binary.BigEndian.Uint64(value[size+int(n):]))
 		value = value[size+int(n)+8:]
 	}
-	return times, nil
+	return entry, nil
+}
+
+func encodeEntry(entry map[string]int64) []byte {
+	var value []byte
+	for name, n := range entry {
+		value = binary.AppendUvarint(value, uint64(len(name)))
+		value = append(value, name...)
+		value = binary.BigEndian.AppendUint64(value, uint64(n))
+	}
+	return value
 }
 
 // dropOlder removes from in the properties whose stored time is newer than
-// the event that set them, and returns their names. The property naming the
-// record is always kept. The caller holds the record's lock from here until
-// recordTimes, so no other batch writes the record in between.
+// the event that set them, and returns their names. The stored times are
+// those of the input's record and, when its HubSpot id is known (in.known),
+// those learned from HubSpot for that id; the newer counts. The property
+// naming the record is always kept. The caller holds the record's lock from
+// here until recordTimes, so no other batch writes the record in between.
 func (st *state) dropOlder(object string, in *input) ([]string, error) {
-	times, err := st.loadTimes(timesKey(object, in.key))
-	if err != nil || times == nil {
+	times, err := st.loadEntry(timesKey(object, in.key))
+	if err != nil {
 		return nil, err
+	}
+	if in.known != "" && in.key != "id:"+in.known {
+		learned, err := st.loadEntry(timesKey(object, "id:"+in.known))
+		if err != nil {
+			return nil, err
+		}
+		if times == nil {
+			times = learned
+		}
+		for name, at := range learned {
+			times[name] = max(times[name], at)
+		}
+	}
+	if times == nil {
+		return nil, nil
 	}
 	var dropped []string
 	for name := range in.props {
@@ -206,13 +255,15 @@ func (st *state) dropOlder(object string, in *input) ([]string, error) {
 }
 
 // recordTimes stores the times of the properties the inputs wrote, keeping the
-// newer time. Each input is one record, whose lock the caller holds.
+// newer time, and the hashes of the values written under the HubSpot id
+// each was written to (in.written). Each input is one record, whose lock the
+// caller holds.
 func (st *state) recordTimes(object string, inputs []*input) error {
 	b := st.db.NewBatch()
 	defer b.Close()
 	for _, in := range inputs {
 		key := timesKey(object, in.key)
-		times, err := st.loadTimes(key)
+		times, err := st.loadEntry(key)
 		if err != nil {
 			return err
 		}
@@ -229,22 +280,73 @@ func (st *state) recordTimes(object string, inputs []*input) error {
 				times[name], changed = at.UnixNano(), true
 			}
 		}
-		if !changed {
+		if changed {
+			if err := b.Set(key, encodeEntry(times), nil); err != nil {
+				return err
+			}
+		}
+		if in.written == "" || len(in.props) == 0 {
 			continue
 		}
-		var value []byte
-		for name, at := range times {
-			value = binary.AppendUvarint(value, uint64(len(name)))
-			value = append(value, name...)
-			value = binary.BigEndian.AppendUint64(value, uint64(at))
+		key = valuesKey(object, in.written)
+		values, err := st.loadEntry(key)
+		if err != nil {
+			return err
 		}
-		if err := b.Set(key, value, nil); err != nil {
+		if values == nil {
+			values = make(map[string]int64, len(in.props))
+		}
+		for name, v := range in.props {
+			values[name] = valueHash(v)
+		}
+		if err := b.Set(key, encodeEntry(values), nil); err != nil {
 			return err
 		}
 	}
 	// Without an fsync a crash of the machine (not of the process) can
 	// forget the newest times; HubSpot still holds the values.
 	return b.Commit(pebble.NoSync)
+}
+
+// hubSpotValue is a property's value and time as a HubSpot source read it.
+type hubSpotValue struct {
+	value string
+	at    time.Time
+}
+
+// learnTimes stores the times of a record's values as HubSpot reports them,
+// under its HubSpot id, keeping the newer time. A value equal to the one
+// the destination last wrote to that property is the destination's own
+// write coming back, whose time in HubSpot is when it was written, not
+// when the app set it: its time is not learned. It returns the names of the
+// properties learned. The caller holds the lock of object NUL "id:"+id.
+func (st *state) learnTimes(object, id string, props map[string]hubSpotValue) ([]string, error) {
+	values, err := st.loadEntry(valuesKey(object, id))
+	if err != nil {
+		return nil, err
+	}
+	key := timesKey(object, "id:"+id)
+	times, err := st.loadEntry(key)
+	if err != nil {
+		return nil, err
+	}
+	if times == nil {
+		times = make(map[string]int64, len(props))
+	}
+	var learned []string
+	for name, p := range props {
+		if written, ok := values[name]; ok && written == valueHash(p.value) {
+			continue
+		}
+		learned = append(learned, name)
+		times[name] = max(times[name], p.at.UnixNano())
+	}
+	if len(learned) == 0 {
+		return nil, nil
+	}
+	// Unlike the destination's own times these are synced: after a crash
+	// nothing else tells an older app event from a newer HubSpot edit.
+	return learned, st.db.Set(key, encodeEntry(times), pebble.Sync)
 }
 
 // recordLocks are locks by record, made while some batch holds or waits
