@@ -38,8 +38,8 @@ const (
 // lag, the HubSpot calls per second, the p99 receivedAt-to-HubSpot latency
 // of the event occurrences the sandbox received in that minute and the size
 // of the destination's state on disk; at the end, the first and last
-// minutes, and whether each figure stayed flat (the peak of the second half of the run against the first). Run it
-// with `make bench-soak`.
+// minutes, and whether each figure stayed flat (the peak of the run's
+// second half against its first). Run it with `make bench-soak`.
 //
 // The HubSpot call rate follows how often batches close more than the event
 // rate: each batch makes about three calls counted against the 10-second
