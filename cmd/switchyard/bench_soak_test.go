@@ -91,17 +91,21 @@ func runSoak(b *testing.B, duration time.Duration, rate int) {
 	sandboxURL := "http://" + sbAddr
 
 	dataDir := filepath.Join(b.TempDir(), "data")
-	// The messageId windows are capped low (50,000 at the gateway, 20,000
-	// at the router, against 1,000,000 and 200,000 by default) so that they
-	// fill within the first minutes: by design they grow until their cap,
-	// which at the defaults and this rate takes hours, and growth after they
-	// are full is what a soak must find.
+	// Every bounded buffer is sized to fill within the first minutes: the
+	// messageId windows (50,000 at the gateway, 20,000 at the router,
+	// against 1,000,000 and 200,000 by default) and the embedded log's
+	// memtable (8 MiB against 64 MiB, so it is flushed every minute or two
+	// rather than every quarter of an hour). By design each grows until its
+	// cap, which at the defaults and this rate takes from minutes to hours,
+	// and growth past the caps is what a soak must find.
 	cfgPath := writeConfig(b, fmt.Sprintf(`log_level: warn
 sources:
   - name: soak
     write_keys: [%s]
 gateway:
   dedupe_entries: 50000
+log:
+  memtable_bytes: 8388608
 destinations:
   - name: crm
     type: hubspot

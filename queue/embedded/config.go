@@ -72,6 +72,15 @@ type Config struct {
 	// holds. Default 64 MiB.
 	MinFreeBytes int64 `yaml:"min_free_bytes"`
 
+	// MemTableBytes is the size of pebble's memtable: appends collect in
+	// memory up to this size, then are flushed to a table on disk. Up to
+	// four memtables may wait for their flush, and one flushed memtable is
+	// kept for reuse, so the log's memory climbs by up to this much between
+	// flushes and holds about twice it at rest. Larger means fewer, larger
+	// flushes and less compaction work; smaller, less memory. At least
+	// 1 MiB. Default 64 MiB.
+	MemTableBytes int64 `yaml:"memtable_bytes"`
+
 	// Now is the clock used for append times and retention. Default time.Now.
 	Now func() time.Time `yaml:"-"`
 
@@ -95,6 +104,7 @@ const (
 	DefaultRetentionCheckInterval = time.Minute
 	DefaultMaxBatchMessages       = 4096
 	DefaultMinFreeBytes           = 64 << 20
+	DefaultMemTableBytes          = 64 << 20
 )
 
 // withDefaults returns cfg with defaults filled in, or an error naming the
@@ -150,6 +160,12 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.MinFreeBytes == 0 {
 		cfg.MinFreeBytes = DefaultMinFreeBytes
+	}
+	if cfg.MemTableBytes != 0 && cfg.MemTableBytes < 1<<20 {
+		return cfg, fmt.Errorf("embedded: MemTableBytes is %d, want at least 1 MiB (1048576), or 0 for the default %d", cfg.MemTableBytes, DefaultMemTableBytes)
+	}
+	if cfg.MemTableBytes == 0 {
+		cfg.MemTableBytes = DefaultMemTableBytes
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

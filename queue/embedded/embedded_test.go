@@ -1,6 +1,7 @@
 package embedded
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -118,6 +119,7 @@ func TestOpenRejectsBadConfig(t *testing.T) {
 		{"RetentionHardBytes below RetentionBytes are named", Config{Dir: "x", RetentionBytes: 1000, RetentionHardBytes: 999}, "RetentionHardBytes"},
 		{"a negative RetentionCheckInterval is named", Config{Dir: "x", RetentionCheckInterval: config.Duration(-time.Second)}, "RetentionCheckInterval"},
 		{"a negative MaxBatchMessages is named", Config{Dir: "x", MaxBatchMessages: -1}, "MaxBatchMessages"},
+		{"a MemTableBytes under 1 MiB is named", Config{Dir: "x", MemTableBytes: 1<<20 - 1}, "MemTableBytes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -139,7 +141,8 @@ func TestDefaults(t *testing.T) {
 	}
 	if cfg.Partitions != 8 || cfg.RetentionAge != config.Duration(168*time.Hour) || cfg.RetentionBytes != 0 ||
 		cfg.RetentionCheckInterval != config.Duration(time.Minute) || cfg.MaxBatchMessages != 4096 || cfg.Now == nil ||
-		cfg.RetentionHardAge != config.Duration(720*time.Hour) || cfg.RetentionHardBytes != 0 || cfg.Metrics == nil {
+		cfg.RetentionHardAge != config.Duration(720*time.Hour) || cfg.RetentionHardBytes != 0 || cfg.Metrics == nil ||
+		cfg.MemTableBytes != 64<<20 {
 		t.Fatalf("defaults = %+v", cfg)
 	}
 	// The default hard age is never shorter than a longer RetentionAge.
@@ -414,4 +417,22 @@ func (c *clock) Advance(d time.Duration) {
 	c.mu.Lock()
 	c.now = c.now.Add(d)
 	c.mu.Unlock()
+}
+
+func TestMemTableBytesSetsWhenAppendsAreFlushed(t *testing.T) {
+	ctx := testContext(t)
+	value := bytes.Repeat([]byte("v"), 4096)
+	flushesAfter := func(memtable int64) int64 {
+		l := open(t, Config{Dir: t.TempDir(), Partitions: 1, MemTableBytes: memtable})
+		for i := range 1024 { // 4 MiB of values
+			mustPublish(t, ctx, l, queue.Message{Topic: "events", Key: []byte("k"), Value: append(fmt.Appendf(nil, "%d-", i), value...)})
+		}
+		return l.db.Metrics().Flush.Count
+	}
+	if n := flushesAfter(1 << 20); n == 0 {
+		t.Fatal("4 MiB appended into 1 MiB memtables made no flush")
+	}
+	if n := flushesAfter(0); n != 0 {
+		t.Fatalf("4 MiB appended into the default 64 MiB memtable made %d flushes, want none", n)
+	}
 }

@@ -164,7 +164,7 @@ func Open(cfg Config, log *zap.Logger) (*Log, error) {
 		Lock:               lock,
 		// The log is written in offset order and read mostly once: large
 		// memtables mean fewer, larger flushes and less compaction work.
-		MemTableSize:                64 << 20,
+		MemTableSize:                uint64(cfg.MemTableBytes),
 		MemTableStopWritesThreshold: 4,
 		Logger:                      pebbleLogger{log.Named("pebble")},
 		EventListener: &pebble.EventListener{
