@@ -144,6 +144,9 @@ func (g *Gateway) newApp(reg *prometheus.Registry) *fiber.App {
 		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
 		return c.Send(openAPI)
 	})
+	for _, r := range g.cfg.Routes {
+		app.Add(r.Method, r.Path, adaptor.HTTPHandler(r.Handler))
+	}
 	g.allowed = allowedMethods(app.GetRoutes(true))
 	app.Server().Handler = g.refuseUnknownMethods(app.Server().Handler)
 	return app
