@@ -36,7 +36,7 @@ func TestRouterReadyzNamesEachDestinationsState(t *testing.T) {
 	if err := health.register(reg); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(opsHandler(reg, log, health))
+	srv := httptest.NewServer(opsHandler(reg, log, health, nil))
 	t.Cleanup(srv.Close)
 	get := func(path string) (int, string) {
 		resp, err := http.Get(srv.URL + path)
