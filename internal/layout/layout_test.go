@@ -34,7 +34,7 @@ var rules = []rule{
 	{"internal/dedupe", nil},
 	{"internal/hubspot/ratelimit", nil},
 	{"internal/hubspot/api", []string{"internal/hubspot/ratelimit"}},
-	{"internal/hubspot/sandbox", nil},
+	{"internal/hubspot/sandbox", []string{"internal/hubspot/signature"}},
 	{"internal/hubspot/signature", nil},
 	{"queue", nil},
 	{"queue/...", []string{"queue", "queue/kafka", "internal/config"}},

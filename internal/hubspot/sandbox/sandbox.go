@@ -127,6 +127,9 @@ type Config struct {
 //	POST /_sandbox/edit/{objectType}      {"properties":{...},"associations":[{"toObjectType":"contacts","toObjectId":"1001"}]}
 //	POST /_sandbox/edit/{objectType}/{id} {"properties":{...}}  create or change a record as a person in HubSpot's UI would
 //	GET  /_sandbox/changes?from=N                              the change journal (see Changes) from position N
+//	GET  /_sandbox/webhooks                                    webhook counters and switches (see SendWebhooks)
+//	POST /_sandbox/webhooks/switches {"shuffle":true,"duplicateRatio":R,"delayRatio":R,"delayMs":N,"staleTimestamp":true,"wrongSecret":true}
+//	                                                           misbehave as HubSpot may; {} turns them off
 type Server struct {
 	cfg    Config
 	mux    *http.ServeMux
@@ -159,6 +162,9 @@ type portalState struct {
 
 	faults faults
 	stats  map[string]map[int]int
+
+	webhookSwitches WebhookSwitches
+	webhookStats    WebhookStats
 }
 
 type limitClass int
@@ -330,6 +336,8 @@ func (s *Server) registerRoutes() {
 	s.mux.HandleFunc("POST /_sandbox/edit/{objectType}", s.handleCtlEdit)
 	s.mux.HandleFunc("POST /_sandbox/edit/{objectType}/{objectId}", s.handleCtlEdit)
 	s.mux.HandleFunc("GET /_sandbox/changes", s.handleCtlChanges)
+	s.mux.HandleFunc("GET /_sandbox/webhooks", s.handleCtlWebhooks)
+	s.mux.HandleFunc("POST /_sandbox/webhooks/switches", s.handleCtlWebhookSwitches)
 }
 
 // ServeHTTP answers one request: latency, authentication, injected faults
