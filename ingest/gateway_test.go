@@ -695,7 +695,7 @@ func TestRoutesAloneMakeAGateway(t *testing.T) {
 	if r := f.do(t, newRequest("/hubspot/webhooks/crm-in", `[]`, "")); r.status != 200 || !r.body.Get("success").Bool() {
 		t.Fatalf("the route answered %d %s", r.status, r.body.Raw)
 	}
-	if r := f.do(t, httptest.NewRequest(http.MethodGet, "/hubspot/webhooks/crm-in", nil)); r.status != 405 || r.header.Get("Allow") != "POST" {
+	if r := f.do(t, httptest.NewRequest(http.MethodGet, "/hubspot/webhooks/other", nil)); r.status != 405 || r.header.Get("Allow") != "POST" {
 		t.Fatalf("GET on the route: %d, Allow %q; want 405, Allow POST", r.status, r.header.Get("Allow"))
 	}
 	if r := f.do(t, newRequest("/v1/track", `{"userId":"u","event":"E"}`, basic(testKey))); r.status != 401 {

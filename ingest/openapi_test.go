@@ -68,7 +68,7 @@ func documentedOperations(model *v3.Document) []string {
 // servedOperations returns "METHOD path" for every route the app serves,
 // less the HEAD routes Fiber adds to each GET route, which HTTP implies. A
 // route from Config.Routes is named by the documented path template it
-// matches, such as /hubspot/webhooks/{source}.
+// matches, such as /hubspot/webhooks/{source} for /hubspot/webhooks/:source.
 func servedOperations(g *Gateway, documented []string) []string {
 	var ops []string
 	for _, r := range g.App().GetRoutes(true) {
@@ -108,9 +108,9 @@ func templateOf(path string, documented []string) string {
 	return path
 }
 
-// webhookRoute stands for a HubSpot source's receiver, the route that
-// Config.Routes adds in switchyard serve.
-var webhookRoute = Route{Method: http.MethodPost, Path: "/hubspot/webhooks/crm-in", Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+// webhookRoute stands for the HubSpot sources' receivers, the route that
+// switchyard serve adds with Config.Routes.
+var webhookRoute = Route{Method: http.MethodPost, Path: "/hubspot/webhooks/:source", Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	io.WriteString(w, `{"success":true}`)
 })}

@@ -151,4 +151,20 @@ destinations:
 	if counter(emitted) != identifies {
 		t.Errorf("emitted contacts %v, identifies %v", counter(emitted), identifies)
 	}
+
+	// /readyz names the source; an unsigned webhook is refused, and a name
+	// that is no hubspot source is not found.
+	if r := sandboxGet(t, "http://"+addr, "/readyz"); !r.Get("sources.crm-in.healthy").Bool() {
+		t.Errorf("/readyz: %s", r.Raw)
+	}
+	for path, want := range map[string]int{"/hubspot/webhooks/crm-in": 401, "/hubspot/webhooks/app": 404} {
+		resp, err := http.Post("http://"+addr+path, "application/json", strings.NewReader(`[]`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("an unsigned POST %s: %d, want %d", path, resp.StatusCode, want)
+		}
+	}
 }

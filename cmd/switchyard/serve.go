@@ -30,11 +30,12 @@ func serve(ctx context.Context, name string, args []string, stderr io.Writer) er
 	}
 	gwCfg := cfg.gatewayConfig()
 	if runGateway {
-		// The receivers are built later; their paths stand for them here,
-		// so that a config whose only sources are hubspot ones passes.
+		// The receivers' route is added once they are built; it stands
+		// for them here, so that a config whose only sources are hubspot
+		// ones passes.
 		check := gwCfg
-		for _, sc := range hubspotConfigs {
-			check.Routes = append(check.Routes, ingest.Route{Method: http.MethodPost, Path: sc.WebhookPath(), Handler: http.NotFoundHandler()})
+		if len(hubspotConfigs) > 0 {
+			check.Routes = []ingest.Route{{Method: http.MethodPost, Path: webhookPath, Handler: http.NotFoundHandler()}}
 		}
 		if err := check.Validate(); err != nil {
 			return err
@@ -80,7 +81,7 @@ func serve(ctx context.Context, name string, args []string, stderr io.Writer) er
 		return err
 	}
 	if runGateway {
-		gwCfg.Routes = sources.routes()
+		gwCfg.Routes = []ingest.Route{sources.route()}
 		gwCfg.ReadyDetails = readyDetails(health, sources, runRouters)
 	}
 

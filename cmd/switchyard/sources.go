@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"sync"
@@ -90,15 +91,31 @@ func sourceKey(cfg config, name string) string {
 	return "sources"
 }
 
-// routes are the gateway routes of the sources' receivers.
-func (ss hubspotSources) routes() []ingest.Route {
-	var out []ingest.Route
+// webhookPath is the route of the hubspot sources' receivers, as Fiber
+// writes a path parameter: /hubspot/webhooks/{source}.
+const webhookPath = "/hubspot/webhooks/:source"
+
+// route is the gateway route of the sources' receivers, served whether or
+// not any source is of type hubspot, as the gateway's OpenAPI document has
+// it: each source's receiver at /hubspot/webhooks/{name}, 404 for any other
+// name.
+func (ss hubspotSources) route() ingest.Route {
+	receivers := make(map[string]*hubspotsource.Receiver)
 	for _, s := range ss {
 		if s.receiver != nil {
-			out = append(out, ingest.Route{Method: http.MethodPost, Path: s.receiver.Path(), Handler: s.receiver})
+			receivers[s.receiver.Path()] = s.receiver
 		}
 	}
-	return out
+	return ingest.Route{Method: http.MethodPost, Path: webhookPath, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if rc, ok := receivers[r.URL.Path]; ok {
+			rc.ServeHTTP(w, r)
+			return
+		}
+		msg := "no hubspot source is served at " + r.URL.Path
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusNotFound)
+		json.NewEncoder(w).Encode(map[string]any{"success": false, "code": "not_found", "message": msg, "error": msg}) //nolint:errcheck // the client went away
+	})}
 }
 
 // topics are the topics the sources use besides the events topic.
