@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -11,7 +12,82 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/switchyard/switchyard/destinations/webhook/webhooktest"
+	"github.com/switchyard/switchyard/queue/kafka/kafkatest"
 )
+
+// hubspotSourceConfig is the config of the end-to-end tests: write key k
+// for the app, a hubspot source crm-in on the sandbox at base, a hubspot
+// destination to it and a webhook destination to the app at appURL; extra
+// is added to the log section.
+func hubspotSourceConfig(base, secret, appURL, extraLog string) string {
+	return `sources:
+  - name: app
+    write_keys: [k]
+  - name: crm-in
+    type: hubspot
+    hubspot:
+      token: pat-e2e
+      url: ` + base + `
+      client_secret: ` + secret + `
+      contacts: {firstname: first_name, lifecyclestage: lifecycle_stage}
+      batch_wait: 200ms
+log:
+  partitions: 4
+` + extraLog + `destinations:
+  - name: crm
+    type: hubspot
+    hubspot:
+      token: pat-e2e
+      url: ` + base + `
+      hub_id: 777
+      max_wait: 50ms
+  - name: app-hook
+    type: webhook
+    backoff_min: 100ms
+    webhook:
+      url: ` + appURL + `
+`
+}
+
+// sandboxEdit changes (or, without an id in path, creates) a record as a
+// person in HubSpot's UI would, and returns its id.
+func sandboxEdit(t *testing.T, base, path, body string) string {
+	t.Helper()
+	resp, err := http.Post(base+"/_sandbox/edit/"+path, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("POST /_sandbox/edit/%s: %d %s", path, resp.StatusCode, raw)
+	}
+	return gjson.GetBytes(raw, "id").String()
+}
+
+// waitForContact waits for the contact of email to hold firstname and
+// returns its id.
+func waitForContact(t *testing.T, base, email, firstname string) string {
+	t.Helper()
+	var id string
+	eventuallyTrueWithin(t, 30*time.Second, "the contact "+email+" with firstname "+firstname, func() bool {
+		c := sandboxGet(t, base, "/_sandbox/objects/contacts").Get(`results.#(properties.email=="` + email + `")`)
+		id = c.Get("id").String()
+		return id != "" && c.Get("properties.firstname").String() == firstname
+	})
+	return id
+}
+
+// waitForSourceCalls waits until the app got n calls from source.
+func waitForSourceCalls(t *testing.T, app *webhooktest.Server, source string, n int, logs func() string) []gjson.Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := app.WaitFor(ctx, func(*webhooktest.Server) bool { return len(sourceCalls(app, source)) >= n }); err != nil {
+		t.Fatalf("the app got %d calls from %s, want %d: %v\n%s", len(sourceCalls(app, source)), source, n, err, logs())
+	}
+	return sourceCalls(app, source)
+}
 
 // sourceCalls returns the calls the app's receiver got from the source
 // named source.
@@ -42,31 +118,7 @@ func TestHubSpotSourceReachesTheApp(t *testing.T) {
 	base := "http://" + sandboxAddr
 
 	app := webhooktest.NewServer(t)
-	cfgPath := writeConfig(t, `sources:
-  - name: app
-    write_keys: [k]
-  - name: crm-in
-    type: hubspot
-    hubspot:
-      token: pat-e2e
-      url: `+base+`
-      client_secret: `+secret+`
-      contacts: {firstname: first_name, lifecyclestage: lifecycle_stage}
-      batch_wait: 200ms
-destinations:
-  - name: crm
-    type: hubspot
-    hubspot:
-      token: pat-e2e
-      url: `+base+`
-      hub_id: 777
-      max_wait: 50ms
-  - name: app-hook
-    type: webhook
-    backoff_min: 100ms
-    webhook:
-      url: `+app.URL+`
-`)
+	cfgPath := writeConfig(t, hubspotSourceConfig(base, secret, app.URL, ""))
 	srv := start(t, addr, "serve", "--config", cfgPath, "--data-dir", t.TempDir())
 	counter := func(series string) float64 {
 		v, _ := scrapeCounter(addr, series)
@@ -82,12 +134,7 @@ destinations:
 	// The app's identify makes a contact, through the hubspot destination;
 	// the notifications of that write are echoes and emit nothing.
 	post(t, addr, "/v1/identify", "k", `{"userId":"u-ada","traits":{"email":"ada@example.com","firstName":"Ada"}}`)
-	var contactID string
-	eventuallyTrueWithin(t, 20*time.Second, "the destination creates Ada's contact", func() bool {
-		c := sandboxGet(t, base, "/_sandbox/objects/contacts").Get(`results.#(properties.email=="ada@example.com")`)
-		contactID = c.Get("id").String()
-		return contactID != "" && c.Get("properties.firstname").String() == "Ada"
-	})
+	contactID := waitForContact(t, base, "ada@example.com", "Ada")
 	eventuallyTrueWithin(t, 20*time.Second, "the creation's notifications counted as echoes", func() bool { return counter(echoes) >= 1 })
 	eventuallyTrueWithin(t, 20*time.Second, "the app gets its own identify", func() bool { return len(app.Received()) >= 1 })
 	if calls := sourceCalls(app, "crm-in"); len(calls) != 0 || counter(identify) != 0 {
@@ -95,25 +142,8 @@ destinations:
 	}
 
 	// A person edits Ada in HubSpot: the app gets the identify of u-ada.
-	edit := func(path, body string) string {
-		t.Helper()
-		resp, err := http.Post(base+"/_sandbox/edit/"+path, "application/json", strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode/100 != 2 {
-			t.Fatalf("POST /_sandbox/edit/%s: %d", path, resp.StatusCode)
-		}
-		raw, _ := io.ReadAll(resp.Body)
-		return gjson.GetBytes(raw, "id").String()
-	}
-	edit("contacts/"+contactID, `{"properties":{"firstname":"Augusta","lifecyclestage":"customer","lastname":"Lovelace"}}`)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := app.WaitFor(ctx, func(*webhooktest.Server) bool { return len(sourceCalls(app, "crm-in")) >= 1 }); err != nil {
-		t.Fatalf("the edit did not reach the app: %v\n%s", err, srv.logs())
-	}
+	sandboxEdit(t, base, "contacts/"+contactID, `{"properties":{"firstname":"Augusta","lifecyclestage":"customer","lastname":"Lovelace"}}`)
+	waitForSourceCalls(t, app, "crm-in", 1, srv.logs)
 	calls := sourceCalls(app, "crm-in")
 	c := calls[0]
 	if len(calls) != 1 || c.Get("type").String() != "identify" || c.Get("userId").String() != "u-ada" ||
@@ -130,7 +160,7 @@ destinations:
 
 	// An unknown contact's edit emits nothing.
 	before := counter(unknown)
-	edit("contacts", `{"properties":{"email":"nobody@example.com","firstname":"No"}}`)
+	sandboxEdit(t, base, "contacts", `{"properties":{"email":"nobody@example.com","firstname":"No"}}`)
 	eventuallyTrueWithin(t, 20*time.Second, "the unknown contact counted", func() bool { return counter(unknown) > before })
 
 	// The destination's own write, of the app's next identify, emits
@@ -166,5 +196,39 @@ destinations:
 		if resp.StatusCode != want {
 			t.Errorf("an unsigned POST %s: %d, want %d", path, resp.StatusCode, want)
 		}
+	}
+}
+
+// TestHubSpotSourceUnderGatewayAndRouter runs the source split across
+// processes on Kafka: `switchyard gateway` receives the sandbox's webhooks,
+// `switchyard router` reads them and delivers the edit to the app.
+func TestHubSpotSourceUnderGatewayAndRouter(t *testing.T) {
+	const secret = "app-client-secret"
+	brokers := strings.Join(kafkatest.Brokers(t), ",")
+	gwAddr, sandboxAddr := freeAddr(t), freeAddr(t)
+	startReady(t, sandboxAddr, "/_sandbox/stats", "hubspot-sandbox", "--tier", "free", "--hub-id", "777",
+		"--webhook-url", "http://"+gwAddr+"/hubspot/webhooks/crm-in", "--client-secret", secret,
+		"--webhook-retry-delays", "200ms,500ms,1s,2s")
+	base := "http://" + sandboxAddr
+	app := webhooktest.NewServer(t)
+	suffix := uniqueSuffix()
+	cfgPath := writeConfig(t, hubspotSourceConfig(base, secret, app.URL, fmt.Sprintf(
+		"  events_topic: hs-events-%s\n  dlq_topic: hs-dlq-%s\n  hubspot_notifications_topic: hs-notes-%s\n", suffix, suffix, suffix)))
+	gw := start(t, gwAddr, "gateway", "--config", cfgPath, "--data-dir", t.TempDir(), "--kafka-brokers", brokers)
+	rt := start(t, freeAddr(t), "router", "--config", cfgPath, "--data-dir", t.TempDir(), "--kafka-brokers", brokers)
+	logs := func() string { return "gateway:\n" + gw.logs() + "\nrouter:\n" + rt.logs() }
+
+	post(t, gwAddr, "/v1/identify", "k", `{"userId":"u-ada","traits":{"email":"ada@example.com","firstName":"Ada"}}`)
+	contactID := waitForContact(t, base, "ada@example.com", "Ada")
+	sandboxEdit(t, base, "contacts/"+contactID, `{"properties":{"firstname":"Augusta"}}`)
+	c := waitForSourceCalls(t, app, "crm-in", 1, logs)[0]
+	if c.Get("userId").String() != "u-ada" || c.Get("traits.first_name").String() != "Augusta" {
+		t.Fatalf("the app got %s", c.Raw)
+	}
+	if n, _ := scrapeCounter(gwAddr, `switchyard_hubspot_source_notifications_total{source="crm-in"}`); n == 0 {
+		t.Error("the gateway counted no notifications")
+	}
+	if r := sandboxGet(t, "http://"+rt.addr, "/readyz"); !r.Get("sources.crm-in.healthy").Bool() {
+		t.Errorf("the router's /readyz: %s", r.Raw)
 	}
 }
