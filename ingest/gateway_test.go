@@ -698,6 +698,12 @@ func TestRoutesAloneMakeAGateway(t *testing.T) {
 	if r := f.do(t, httptest.NewRequest(http.MethodGet, "/hubspot/webhooks/other", nil)); r.status != 405 || r.header.Get("Allow") != "POST" {
 		t.Fatalf("GET on the route: %d, Allow %q; want 405, Allow POST", r.status, r.header.Get("Allow"))
 	}
+	if r := f.do(t, httptest.NewRequest("QUERY", "/hubspot/webhooks/other", nil)); r.status != 405 || r.header.Get("Allow") != "POST" {
+		t.Fatalf("QUERY on the route: %d, Allow %q; want 405, Allow POST", r.status, r.header.Get("Allow"))
+	}
+	if r := f.do(t, httptest.NewRequest("QUERY", "/hubspot/webhooks/other/deeper", nil)); r.status != 404 {
+		t.Fatalf("QUERY under the route: %d, want 404", r.status)
+	}
 	if r := f.do(t, newRequest("/v1/track", `{"userId":"u","event":"E"}`, basic(testKey))); r.status != 401 {
 		t.Fatalf("a track without sources got %d, want 401", r.status)
 	}
