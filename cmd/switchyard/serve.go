@@ -72,7 +72,7 @@ func serve(ctx context.Context, name string, args []string, stderr io.Writer) er
 		}
 	}
 	// After the destinations, so that a source shares their client.
-	sources, err := buildSources(cfg, log, clients, reg, logger, runGateway, runRouters)
+	sources, err := buildSources(cfg, hubspotConfigs, log, clients, reg, logger, runGateway, runRouters)
 	if err != nil {
 		return err
 	}

@@ -37,14 +37,13 @@ type hubspotSource struct {
 // hubspotSources are the process's hubspot sources.
 type hubspotSources []*hubspotSource
 
-// buildSources builds the hubspot sources of cfg for the roles run:
-// receivers with the gateway, directories and processors with the routers,
-// reading HubSpot through clients. Build the destinations first, so a
-// source shares their client and tier.
-func buildSources(cfg config, log queue.Log, clients *hubspotClients, reg prometheus.Registerer, logger *zap.Logger, withGateway, withRouters bool) (hubspotSources, error) {
-	configs, err := cfg.hubspotSources()
-	if err != nil || len(configs) == 0 {
-		return nil, err
+// buildSources builds the hubspot sources configs (cfg.hubspotSources) for
+// the roles run: receivers with the gateway, directories and processors
+// with the routers, reading HubSpot through clients. Build the
+// destinations first, so a source shares their client and tier.
+func buildSources(cfg config, configs []hubspotsource.Config, log queue.Log, clients *hubspotClients, reg prometheus.Registerer, logger *zap.Logger, withGateway, withRouters bool) (hubspotSources, error) {
+	if len(configs) == 0 {
+		return nil, nil
 	}
 	metrics, err := hubspotsource.NewMetrics(reg)
 	if err != nil {
