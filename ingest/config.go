@@ -7,6 +7,8 @@ package ingest
 import (
 	"errors"
 	"fmt"
+	"net/http"
+	"strings"
 	"time"
 
 	"github.com/switchyard/switchyard/internal/config"
@@ -20,12 +22,27 @@ type Source struct {
 	WriteKeys []string `yaml:"write_keys"`
 }
 
+// Route is one more route the gateway serves besides the Tracking API, such
+// as a HubSpot source's webhook receiver. Its handler gets the body as the
+// gateway read it, within max_request_bytes.
+type Route struct {
+	// Method is the HTTP method, such as POST.
+	Method string
+	// Path is the exact path, such as /hubspot/webhooks/crm-in.
+	Path    string
+	Handler http.Handler
+}
+
 // Config is the gateway's configuration. Zero fields take the defaults given.
 // The yaml keys are those of the gateway section of the config file;
 // Sources and the topics are set by the sources and log sections.
 type Config struct {
-	// Sources and their write keys. At least one is required.
+	// Sources and their write keys. At least one is required unless
+	// Routes has a route.
 	Sources []Source `yaml:"-"`
+	// Routes are served besides the Tracking API, with the same listener,
+	// limits and metrics endpoints. Set by the sources section.
+	Routes []Route `yaml:"-"`
 
 	// MaxMessageBytes caps one message, and the whole body of a single-call
 	// route, after decompression. Default 32 KiB (32768), as Segment documents.
@@ -117,8 +134,22 @@ func (c Config) Validate() error {
 }
 
 func (c Config) validate() error {
-	if len(c.Sources) == 0 {
-		return errors.New("sources: at least one source with a write key is required")
+	if len(c.Sources) == 0 && len(c.Routes) == 0 {
+		return errors.New("sources: at least one source is required: one with write keys, or a hubspot source")
+	}
+	served := make(map[string]bool)
+	for _, r := range c.Routes {
+		switch {
+		case r.Method == "" || strings.ToUpper(r.Method) != r.Method:
+			return fmt.Errorf("route %s: the method %q must be an upper-case HTTP method", r.Path, r.Method)
+		case !strings.HasPrefix(r.Path, "/") || strings.HasPrefix(r.Path, "/v1/"):
+			return fmt.Errorf("route %s: the path must start with / and not be under /v1/, the Tracking API's", r.Path)
+		case r.Handler == nil:
+			return fmt.Errorf("route %s %s: has no handler", r.Method, r.Path)
+		case served[r.Method+" "+routePath(r.Path)]:
+			return fmt.Errorf("route %s %s: is served twice", r.Method, r.Path)
+		}
+		served[r.Method+" "+routePath(r.Path)] = true
 	}
 	names := make(map[string]bool)
 	keys := make(map[string]string)

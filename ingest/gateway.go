@@ -144,6 +144,9 @@ func (g *Gateway) newApp(reg *prometheus.Registry) *fiber.App {
 		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
 		return c.Send(openAPI)
 	})
+	for _, r := range g.cfg.Routes {
+		app.Add(r.Method, r.Path, adaptor.HTTPHandler(r.Handler))
+	}
 	g.allowed = allowedMethods(app.GetRoutes(true))
 	app.Server().Handler = g.refuseUnknownMethods(app.Server().Handler)
 	return app
@@ -172,6 +175,36 @@ func routePath(path string) string {
 	return strings.ToLower(path)
 }
 
+// allowedAt returns the methods served at path, matching a route's
+// parameter (:name) to any one segment.
+func (g *Gateway) allowedAt(path string) (string, bool) {
+	p := routePath(path)
+	if allow, ok := g.allowed[p]; ok {
+		return allow, true
+	}
+	segments := strings.Split(p, "/")
+	for route, allow := range g.allowed {
+		if !strings.Contains(route, ":") {
+			continue
+		}
+		parts := strings.Split(route, "/")
+		if len(parts) != len(segments) {
+			continue
+		}
+		match := true
+		for i, part := range parts {
+			if part != segments[i] && !(strings.HasPrefix(part, ":") && segments[i] != "") {
+				match = false
+				break
+			}
+		}
+		if match {
+			return allow, true
+		}
+	}
+	return "", false
+}
+
 // refuseUnknownMethods answers a request whose method Fiber does not know
 // (QUERY, say) as the error handler answers a known method a route does not
 // take: 405 with Allow on a path the gateway serves, 404 elsewhere, in the
@@ -185,7 +218,7 @@ func (g *Gateway) refuseUnknownMethods(next fasthttp.RequestHandler) fasthttp.Re
 		c := g.app.AcquireCtx(rctx)
 		defer g.app.ReleaseCtx(c)
 		err := fiber.ErrNotFound
-		if allow, ok := g.allowed[routePath(c.Path())]; ok {
+		if allow, ok := g.allowedAt(c.Path()); ok {
 			c.Set(fiber.HeaderAllow, allow)
 			err = fiber.ErrMethodNotAllowed
 		}

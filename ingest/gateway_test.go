@@ -687,6 +687,51 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 	}
 }
 
+// TestRoutesAloneMakeAGateway checks that a gateway without write-key
+// sources serves its extra routes, with the gateway's 405 for other methods,
+// and refuses Tracking API calls for want of a key.
+func TestRoutesAloneMakeAGateway(t *testing.T) {
+	f := newFixture(t, Config{Sources: []Source{}, Routes: []Route{webhookRoute}})
+	if r := f.do(t, newRequest("/hubspot/webhooks/crm-in", `[]`, "")); r.status != 200 || !r.body.Get("success").Bool() {
+		t.Fatalf("the route answered %d %s", r.status, r.body.Raw)
+	}
+	if r := f.do(t, httptest.NewRequest(http.MethodGet, "/hubspot/webhooks/other", nil)); r.status != 405 || r.header.Get("Allow") != "POST" {
+		t.Fatalf("GET on the route: %d, Allow %q; want 405, Allow POST", r.status, r.header.Get("Allow"))
+	}
+	if r := f.do(t, httptest.NewRequest("QUERY", "/hubspot/webhooks/other", nil)); r.status != 405 || r.header.Get("Allow") != "POST" {
+		t.Fatalf("QUERY on the route: %d, Allow %q; want 405, Allow POST", r.status, r.header.Get("Allow"))
+	}
+	if r := f.do(t, httptest.NewRequest("QUERY", "/hubspot/webhooks/other/deeper", nil)); r.status != 404 {
+		t.Fatalf("QUERY under the route: %d, want 404", r.status)
+	}
+	if r := f.do(t, newRequest("/v1/track", `{"userId":"u","event":"E"}`, basic(testKey))); r.status != 401 {
+		t.Fatalf("a track without sources got %d, want 401", r.status)
+	}
+}
+
+func TestRouteErrors(t *testing.T) {
+	h := webhookRoute.Handler
+	tests := []struct {
+		name   string
+		routes []Route
+		want   string
+	}{
+		{"no method", []Route{{Path: "/x", Handler: h}}, "method"},
+		{"a relative path", []Route{{Method: "POST", Path: "x", Handler: h}}, "the path"},
+		{"under the Tracking API", []Route{{Method: "POST", Path: "/v1/x", Handler: h}}, "the path"},
+		{"no handler", []Route{{Method: "POST", Path: "/x"}}, "no handler"},
+		{"served twice", []Route{{Method: "POST", Path: "/x", Handler: h}, {Method: "POST", Path: "/X/", Handler: h}}, "served twice"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := Config{Routes: tt.routes}.Validate()
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %v, want it to say %q", err, tt.want)
+			}
+		})
+	}
+}
+
 func TestStoredMessagesAreValidJSON(t *testing.T) {
 	f := newFixture(t, Config{})
 	wantStatus(t, f.post(t, "/v1/identify", `{"userId":"ü\"s\u0000er","traits":{"emoji":"🎉"},"context":{}}`), 200, "")

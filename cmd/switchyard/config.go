@@ -20,6 +20,7 @@ import (
 	"github.com/switchyard/switchyard/queue/embedded"
 	"github.com/switchyard/switchyard/queue/kafka"
 	"github.com/switchyard/switchyard/router"
+	hubspotsource "github.com/switchyard/switchyard/sources/hubspot"
 )
 
 // config is the YAML configuration file. Every key is optional; the
@@ -33,10 +34,12 @@ type config struct {
 	DataDir string `yaml:"data_dir"`
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string `yaml:"log_level"`
-	// Sources and their write keys; --write-key adds one named "default".
-	Sources []ingest.Source `yaml:"sources"`
-	Gateway ingest.Config   `yaml:"gateway"`
-	Log     logConfig       `yaml:"log"`
+	// Sources are the senders of events: apps sending Tracking API calls
+	// with their write keys (--write-key adds one named "default"), and
+	// sources of type hubspot.
+	Sources []sourceConfig `yaml:"sources"`
+	Gateway ingest.Config  `yaml:"gateway"`
+	Log     logConfig      `yaml:"log"`
 	// Kafka selects Kafka instead of the embedded log when Brokers is set.
 	Kafka kafka.Config `yaml:"kafka"`
 	// Destinations are the named destination instances the router serves.
@@ -51,10 +54,22 @@ type logConfig struct {
 	EventsTopic string `yaml:"events_topic"`
 	// DLQTopic receives dead letters. Default "dlq".
 	DLQTopic string `yaml:"dlq_topic"`
+	// HubSpotNotificationsTopic receives the webhook notifications of the
+	// hubspot sources. Default "hubspot-notifications".
+	HubSpotNotificationsTopic string `yaml:"hubspot_notifications_topic"`
 	// Embedded configures the embedded log; its Partitions also sizes the
 	// Kafka topics switchyard creates. Kafka topics keep the broker's
 	// retention settings.
 	Embedded embedded.Config `yaml:",inline"`
+}
+
+// sourceConfig is one source: a Tracking API source with its write keys
+// (no type), or a source of another type with its settings.
+type sourceConfig struct {
+	ingest.Source `yaml:",inline"`
+	// Type is empty for the Tracking API, or hubspot.
+	Type    string               `yaml:"type"`
+	HubSpot hubspotsource.Config `yaml:"hubspot"`
 }
 
 // destinationConfig is one destination instance: the router's settings and
@@ -344,12 +359,65 @@ func (c config) dlqTopic() string {
 	return c.Log.DLQTopic
 }
 
-// gatewayConfig is the gateway section with the sources and topics.
+func (c config) notificationsTopic() string {
+	if c.Log.HubSpotNotificationsTopic == "" {
+		return "hubspot-notifications"
+	}
+	return c.Log.HubSpotNotificationsTopic
+}
+
+// gatewayConfig is the gateway section with the Tracking API sources and
+// the topics. The hubspot sources' receivers are added as routes by
+// serve.
 func (c config) gatewayConfig() ingest.Config {
 	g := c.Gateway
-	g.Sources = c.Sources
+	g.Sources = nil
+	for _, s := range c.Sources {
+		if s.Type == "" {
+			g.Sources = append(g.Sources, s.Source)
+		}
+	}
 	g.EventsTopic, g.DLQTopic = c.eventsTopic(), c.dlqTopic()
 	return g
+}
+
+// hubspotSources returns the settings of the hubspot sources, with their
+// names, the data directory and the topics, each checked; an error names
+// the source's key, such as sources[2].hubspot.token.
+func (c config) hubspotSources() ([]hubspotsource.Config, error) {
+	names := make(map[string]bool)
+	var out []hubspotsource.Config
+	for i, s := range c.Sources {
+		key := fmt.Sprintf("sources[%d]", i)
+		if s.Name != "" && names[s.Name] {
+			return nil, fmt.Errorf("%s.name: %q is used twice", key, s.Name)
+		}
+		names[s.Name] = true
+		switch s.Type {
+		case "":
+			if !reflect.ValueOf(s.HubSpot).IsZero() {
+				return nil, fmt.Errorf("%s.hubspot: is only for sources of type hubspot; add type: hubspot", key)
+			}
+			continue
+		case "hubspot":
+		default:
+			return nil, fmt.Errorf("%s.type: %q is not hubspot (leave it out for a source sending Tracking API calls with write keys)", key, s.Type)
+		}
+		if len(s.WriteKeys) > 0 {
+			return nil, fmt.Errorf("%s.write_keys: a hubspot source takes no write keys; HubSpot signs its webhooks with hubspot.client_secret", key)
+		}
+		hc := s.HubSpot
+		hc.Name, hc.DataDir = s.Name, c.DataDir
+		hc.EventsTopic, hc.NotificationsTopic = c.eventsTopic(), c.notificationsTopic()
+		if err := hc.Validate(); err != nil {
+			if strings.HasPrefix(err.Error(), "log.") {
+				return nil, err
+			}
+			return nil, fmt.Errorf("%s.%w", key, err)
+		}
+		out = append(out, hc.WithDefaults())
+	}
+	return out, nil
 }
 
 // routerConfig is a destination's router settings with its name and the

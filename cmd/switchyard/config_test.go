@@ -257,3 +257,74 @@ func TestNoDestinationMeansTheDefaultHubSpot(t *testing.T) {
 		t.Fatalf("destinations %+v", cfg.Destinations)
 	}
 }
+
+func TestHubSpotSourcesTakeTheirSettings(t *testing.T) {
+	raw := `
+data_dir: /var/lib/switchyard
+sources:
+  - name: web
+    write_keys: [wk]
+  - name: crm-in
+    type: hubspot
+    hubspot:
+      token: ${HUBSPOT_TOKEN}
+      client_secret: s3cret
+      match: app_user_id
+      only_known_users: false
+      contacts: {firstname: first_name}
+      companies: all
+      catch_up_interval: 12h
+log:
+  events_topic: calls
+  hubspot_notifications_topic: hs
+`
+	cfg, err := parseConfig([]byte(raw), env(map[string]string{"HUBSPOT_TOKEN": "pat-1"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := cfg.gatewayConfig(); len(g.Sources) != 1 || g.Sources[0].Name != "web" {
+		t.Errorf("the gateway's write-key sources: %+v, want web alone", g.Sources)
+	}
+	sources, err := cfg.hubspotSources()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sources) != 1 {
+		t.Fatalf("hubspot sources: %+v", sources)
+	}
+	s := sources[0]
+	if s.Name != "crm-in" || s.Token != "pat-1" || s.ClientSecret != "s3cret" || s.Match != "app_user_id" || *s.OnlyKnownUsers ||
+		s.Contacts.Fields["firstname"] != "first_name" || !s.Companies.All || time.Duration(s.CatchUpInterval) != 12*time.Hour {
+		t.Errorf("settings not read: %+v", s)
+	}
+	if s.DataDir != "/var/lib/switchyard" || s.EventsTopic != "calls" || s.NotificationsTopic != "hs" || s.URL != "https://api.hubapi.com" {
+		t.Errorf("data dir, topics or defaults not set: %+v", s)
+	}
+}
+
+func TestHubSpotSourceErrorsNameTheirKey(t *testing.T) {
+	const ok = "    hubspot: {token: t, client_secret: s, contacts: {firstname: first_name}}\n"
+	tests := []struct {
+		name, yaml, want string
+	}{
+		{"an unknown type", "sources:\n  - name: a\n    type: salesforce\n", "sources[0].type: \"salesforce\" is not hubspot"},
+		{"write keys on a hubspot source", "sources:\n  - name: a\n    type: hubspot\n    write_keys: [k]\n" + ok, "sources[0].write_keys: a hubspot source takes no write keys"},
+		{"hubspot settings without the type", "sources:\n  - name: a\n    write_keys: [k]\n" + ok, "sources[0].hubspot: is only for sources of type hubspot"},
+		{"no token", "sources:\n  - name: a\n    type: hubspot\n    hubspot: {client_secret: s, contacts: all}\n", "sources[0].hubspot.token: is required"},
+		{"nothing mapped", "sources:\n  - name: a\n    type: hubspot\n    hubspot: {token: t, client_secret: s}\n", "sources[0].hubspot: map at least one"},
+		{"a name used twice", "sources:\n  - name: a\n    write_keys: [k]\n  - name: a\n    type: hubspot\n" + ok, "sources[1].name: \"a\" is used twice"},
+		{"the events topic twice", "log: {hubspot_notifications_topic: events}\nsources:\n  - name: a\n    type: hubspot\n" + ok, "log.hubspot_notifications_topic: must differ"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := parseConfig([]byte(tt.yaml), env(nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = cfg.hubspotSources()
+			if err == nil || !strings.HasPrefix(err.Error(), tt.want) {
+				t.Fatalf("error %v, want it to start with %s", err, tt.want)
+			}
+		})
+	}
+}

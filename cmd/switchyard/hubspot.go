@@ -17,8 +17,8 @@ import (
 
 // hubspotClients hands out the process's HubSpot API clients: one per API
 // URL and token, so everything that calls HubSpot with a token (every
-// destination on it, and anything else) spends one rate budget, as HubSpot
-// counts it. A hubspot setting without a token gets the in-process sandbox,
+// destination and every hubspot source on it) spends one rate budget, as
+// HubSpot counts it. A hubspot setting without a token gets the in-process sandbox,
 // started on first use, which it says loudly.
 type hubspotClients struct {
 	logger  *zap.Logger
@@ -87,6 +87,24 @@ func (c *hubspotClients) client(owner, name string, cfg hubspot.Config) (*api.Cl
 	}
 	c.clients[key] = &sharedClient{client: client, owner: owner, tier: tier, zone: zone, timeout: timeout}
 	return client, cfg, nil
+}
+
+// sourceClient returns the client for a hubspot source's URL and token:
+// the client of the destinations on the same URL and token when there are
+// any, so the source reads within their budget at their tier, else one of
+// its own at the free tier. Build the destinations first. owner is the
+// config key of the source, such as sources[1].
+func (c *hubspotClients) sourceClient(owner, url, token string) (*api.Client, error) {
+	key := hubspotKey{url: strings.TrimRight(cmp.Or(url, api.DefaultBaseURL), "/"), token: token}
+	if shared, ok := c.clients[key]; ok {
+		return shared.client, nil
+	}
+	client, err := hubspot.NewClient(hubspot.Config{Token: token, BaseURL: key.url}, nil, c.logger.With(zap.String("component", "hubspot-api")))
+	if err != nil {
+		return nil, fmt.Errorf("%s.hubspot: %w", owner, err)
+	}
+	c.clients[key] = &sharedClient{client: client, owner: owner, tier: "free", zone: "UTC", timeout: 30 * time.Second}
+	return client, nil
 }
 
 // startSandbox serves the HubSpot sandbox on a loopback port, once, and

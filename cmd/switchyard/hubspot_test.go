@@ -118,3 +118,31 @@ func TestTokenlessHubSpotDestinationsShareTheSandbox(t *testing.T) {
 		t.Fatal("tokenless destinations got two clients of the sandbox")
 	}
 }
+
+// TestASourceSharesItsDestinationsClient checks that a hubspot source gets
+// the client of the destinations on its URL and token, at their tier, and a
+// client of its own on another token.
+func TestASourceSharesItsDestinationsClient(t *testing.T) {
+	clients := newHubSpotClients(zap.NewNop())
+	dest, _, err := clients.client("destinations[0]", "crm", hubspot.Config{Token: "pat-1", BaseURL: "https://hubspot.example/", Tier: "professional"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	same, err := clients.sourceClient("sources[1]", "https://hubspot.example", "pat-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if same != dest {
+		t.Error("the source on the destination's URL and token got a client of its own")
+	}
+	other, err := clients.sourceClient("sources[2]", "https://hubspot.example", "pat-2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if other == dest {
+		t.Error("a source on another token shares the destination's client")
+	}
+	if again, _ := clients.sourceClient("sources[3]", "https://hubspot.example/", "pat-2"); again != other {
+		t.Error("two sources on one token got two clients")
+	}
+}

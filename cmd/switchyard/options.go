@@ -100,7 +100,7 @@ func (o *options) load(fs *flag.FlagSet, getenv func(string) (string, bool)) (co
 				return
 			}
 		}
-		cfg.Sources = append(cfg.Sources, ingest.Source{Name: "default", WriteKeys: []string{v}})
+		cfg.Sources = append(cfg.Sources, sourceConfig{Source: ingest.Source{Name: "default", WriteKeys: []string{v}}})
 	})
 	var hubspotErr error
 	hubspotOverride := func(flagName, env, flagValue string, apply func(*hubspot.Config, string) error) {

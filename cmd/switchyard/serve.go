@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 
 	"go.uber.org/zap"
 
 	"github.com/switchyard/switchyard/destinations/hubspot"
+	"github.com/switchyard/switchyard/ingest"
 	"github.com/switchyard/switchyard/router"
 )
 
@@ -22,9 +24,20 @@ func serve(ctx context.Context, name string, args []string, stderr io.Writer) er
 	defer logger.Sync() //nolint:errcheck // nothing to do about a failed flush of stderr
 
 	runGateway, runRouters := name != "router", name != "gateway"
+	hubspotConfigs, err := cfg.hubspotSources()
+	if err != nil {
+		return err
+	}
 	gwCfg := cfg.gatewayConfig()
 	if runGateway {
-		if err := gwCfg.Validate(); err != nil {
+		// The receivers' route is added once they are built; it stands
+		// for them here, so that a config whose only sources are hubspot
+		// ones passes.
+		check := gwCfg
+		if len(hubspotConfigs) > 0 {
+			check.Routes = []ingest.Route{{Method: http.MethodPost, Path: webhookPath, Handler: http.NotFoundHandler()}}
+		}
+		if err := check.Validate(); err != nil {
 			return err
 		}
 	}
@@ -36,9 +49,6 @@ func serve(ctx context.Context, name string, args []string, stderr io.Writer) er
 		return err
 	}
 	defer log.Close()
-	if err := prepareTopics(ctx, log, cfg.eventsTopic(), cfg.dlqTopic()); err != nil {
-		return err
-	}
 
 	var routers []*router.Router
 	health := destinationHealth{}
@@ -60,9 +70,19 @@ func serve(ctx context.Context, name string, args []string, stderr io.Writer) er
 		if err := health.register(reg); err != nil {
 			return fmt.Errorf("registering metrics: %w", err)
 		}
-		if runGateway {
-			gwCfg.ReadyDetails = health.readyDetails
-		}
+	}
+	// After the destinations, so that a source shares their client.
+	sources, err := buildSources(cfg, hubspotConfigs, log, clients, reg, logger, runGateway, runRouters)
+	if err != nil {
+		return err
+	}
+	defer sources.Close()
+	if err := prepareTopics(ctx, log, append([]string{cfg.eventsTopic(), cfg.dlqTopic()}, sources.topics()...)...); err != nil {
+		return err
+	}
+	if runGateway {
+		gwCfg.Routes = []ingest.Route{sources.route()}
+		gwCfg.ReadyDetails = readyDetails(health, sources, runRouters)
 	}
 
 	ln, err := net.Listen("tcp", cfg.Addr)
@@ -75,10 +95,10 @@ func serve(ctx context.Context, name string, args []string, stderr io.Writer) er
 			return err
 		}
 	} else {
-		srv = opsServer(reg, log, health)
+		srv = opsServer(reg, log, health, sources)
 	}
 	logger.Info("listening", zap.String("role", name), zap.String("addr", ln.Addr().String()),
-		zap.String("log", backend), zap.Int("sources", len(gwCfg.Sources)), zap.Int("destinations", len(routers)))
+		zap.String("log", backend), zap.Int("sources", len(cfg.Sources)), zap.Int("hubspot_sources", len(sources)), zap.Int("destinations", len(routers)))
 	go health.checkTokens(ctx)
-	return serveUntilDone(ctx, srv, ln, routers, log, cfg.eventsTopic(), logger)
+	return serveUntilDone(ctx, srv, ln, routers, sources, log, cfg.eventsTopic(), logger)
 }

@@ -60,17 +60,23 @@ func gatewayServer(cfg ingest.Config, log queue.Log, logger *zap.Logger, reg *pr
 }
 
 // opsServer serves /metrics, /healthz and /readyz, for the router role.
-func opsServer(reg *prometheus.Registry, log queue.Log, health destinationHealth) httpServer {
-	srv := &http.Server{Handler: opsHandler(reg, log, health), ReadHeaderTimeout: 10 * time.Second}
+func opsServer(reg *prometheus.Registry, log queue.Log, health destinationHealth, sources hubspotSources) httpServer {
+	srv := &http.Server{Handler: opsHandler(reg, log, health, sources), ReadHeaderTimeout: 10 * time.Second}
 	return httpServer{serve: srv.Serve, shutdown: srv.Shutdown}
 }
 
-// serveUntilDone serves srv on ln and runs the routers on topic until ctx ends, then
-// stops the server first and the routers after it, so what the gateway
-// accepted last still flows.
-func serveUntilDone(ctx context.Context, srv httpServer, ln net.Listener, routers []*router.Router, log queue.Log, topic string, logger *zap.Logger) error {
+// serveUntilDone serves srv on ln and runs the routers on topic and the
+// sources until ctx ends, then stops the server first, the sources next and
+// the routers last, so what the gateway accepted last still flows.
+func serveUntilDone(ctx context.Context, srv httpServer, ln net.Listener, routers []*router.Router, sources hubspotSources, log queue.Log, topic string, logger *zap.Logger) error {
 	routerCtx, stopRouters := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopRouters()
+	sourceCtx, stopSources := context.WithCancel(context.WithoutCancel(ctx))
+	waitSources := sources.start(sourceCtx, log, logger)
+	defer func() {
+		stopSources()
+		waitSources()
+	}()
 	var routing sync.WaitGroup
 	for _, r := range routers {
 		routing.Add(1)
@@ -94,6 +100,8 @@ func serveUntilDone(ctx context.Context, srv httpServer, ln net.Listener, router
 		logger.Warn("shutting down the listener", zap.Error(err))
 	}
 	<-served
+	stopSources()
+	waitSources()
 	stopRouters()
 	routing.Wait()
 	logger.Info("stopped")
@@ -166,12 +174,24 @@ func (d destinationHealth) register(reg prometheus.Registerer) error {
 	return nil
 }
 
-// readyDetails is what the gateway adds to /readyz when serve also routes:
-// the destinations' states. An unhealthy destination leaves the gateway
-// ready, as it still takes events durably.
-func (d destinationHealth) readyDetails() map[string]any {
-	states, _ := d.states()
-	return map[string]any{"destinations": states}
+// readyDetails is what the gateway adds to /readyz: the destinations'
+// states when serve also routes, and the hubspot sources' states. An
+// unhealthy destination or source leaves the gateway ready, as it still
+// takes events durably. Nil when there is nothing to add.
+func readyDetails(d destinationHealth, sources hubspotSources, routing bool) func() map[string]any {
+	if !routing && len(sources) == 0 {
+		return nil
+	}
+	return func() map[string]any {
+		out := map[string]any{}
+		if routing {
+			out["destinations"], _ = d.states()
+		}
+		if len(sources) > 0 {
+			out["sources"], _ = sources.states()
+		}
+		return out
+	}
 }
 
 // checkTokens makes each HubSpot destination's first call now, so a token
@@ -185,9 +205,9 @@ func (d destinationHealth) checkTokens(ctx context.Context) {
 }
 
 // opsHandler serves /metrics, /healthz and /readyz for the router role.
-// /readyz answers 503 while the log is unavailable or a destination is
-// unhealthy, naming each destination's state in the body.
-func opsHandler(reg *prometheus.Registry, log queue.Log, health destinationHealth) http.Handler {
+// /readyz answers 503 while the log is unavailable or a destination or a
+// hubspot source is unhealthy, naming each one's state in the body.
+func opsHandler(reg *prometheus.Registry, log queue.Log, health destinationHealth, sources hubspotSources) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -200,10 +220,16 @@ func opsHandler(reg *prometheus.Registry, log queue.Log, health destinationHealt
 		w.Header().Set("Content-Type", "application/json")
 		states, healthy := health.states()
 		body := map[string]any{"status": "ready", "destinations": states}
+		sourcesHealthy := true
+		if len(sources) > 0 {
+			body["sources"], sourcesHealthy = sources.states()
+		}
 		if err := log.Check(ctx); err != nil {
 			body["status"], body["reason"] = "unavailable", err.Error()
 		} else if !healthy {
 			body["status"], body["reason"] = "unavailable", "a destination is unhealthy"
+		} else if !sourcesHealthy {
+			body["status"], body["reason"] = "unavailable", "a source is unhealthy"
 		}
 		if body["status"] != "ready" {
 			w.WriteHeader(http.StatusServiceUnavailable)

@@ -16,6 +16,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/switchyard/switchyard/internal/config"
+	"github.com/switchyard/switchyard/transforms/hubspotsource"
 )
 
 // Config configures one HubSpot source. The yaml keys are those of a
@@ -145,6 +146,11 @@ func (m Mapping) Trait(p string) (string, bool) {
 	}
 	t, ok := m.Fields[p]
 	return t, ok
+}
+
+// transform is m as transforms/hubspotsource takes a mapping.
+func (m Mapping) transform() hubspotsource.Mapping {
+	return hubspotsource.Mapping{All: m.All, Properties: m.Fields}
 }
 
 // Properties returns the mapped property names, sorted; nil for All.

@@ -15,7 +15,7 @@ type Metrics struct {
 	notifications *prometheus.CounterVec
 	// changes counts what the processor did with the changes it read, by
 	// object type and outcome: emitted, echo, unknown_user, deleted,
-	// forgotten, not_found, unmapped.
+	// forgotten, not_found, no_group_id, invalid.
 	changes *prometheus.CounterVec
 	// calls counts the Segment calls appended to the events topic, by type.
 	calls *prometheus.CounterVec
@@ -38,7 +38,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"source"}),
 		changes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchyard_hubspot_source_changes_total",
-			Help: "Changed HubSpot records the processor handled, by source, object type and outcome: emitted, echo (our own write), unknown_user (no known user matched), deleted, forgotten (privacy deletion), not_found.",
+			Help: "Changed HubSpot records the processor handled, by source, object type and outcome: emitted, echo (our own write), unknown_user (no known user matched), deleted, forgotten (privacy deletion), not_found, no_group_id (a company without its groupId), invalid (a record that makes no valid call; logged).",
 		}, []string{"source", "object_type", "outcome"}),
 		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchyard_hubspot_source_calls_total",

@@ -2,6 +2,7 @@ package hubspot
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/switchyard/switchyard/internal/hubspot/api"
 	"github.com/switchyard/switchyard/queue"
+	"github.com/switchyard/switchyard/transforms/hubspotsource"
 )
 
 // Processor turns the notifications of the source's consumer group into
@@ -334,16 +336,51 @@ func changeOf(changes []Change, rec Record) Change {
 	return Change{ObjectID: rec.ID}
 }
 
-func (p *Processor) originOf(typ string, c Change, rec Record) (origin, int64) {
-	version := rec.UpdatedAt.UnixMilli()
-	at := rec.UpdatedAt
-	if rec.UpdatedAt.IsZero() {
-		version, at = c.OccurredAt, time.UnixMilli(c.OccurredAt)
+// origin is what every call made from a change carries about where it
+// came from.
+func (p *Processor) origin(c Change) hubspotsource.Origin {
+	return hubspotsource.Origin{Source: p.cfg.Name, HubID: c.PortalID, ReceivedAt: p.cfg.Now()}
+}
+
+// record is rec as transforms/hubspotsource reads a record. A mapped
+// property a notification named carries the notification's time as its
+// newest history entry, so that its time is when it changed rather than
+// the record's last modification.
+func record(rec Record, times map[string]int64) gjson.Result {
+	out := struct {
+		ID         string                    `json:"id"`
+		Properties map[string]string         `json:"properties"`
+		History    map[string][]historyEntry `json:"propertiesWithHistory,omitempty"`
+		UpdatedAt  string                    `json:"updatedAt,omitempty"`
+	}{ID: rec.ID, Properties: rec.Properties}
+	if !rec.UpdatedAt.IsZero() {
+		out.UpdatedAt = rec.UpdatedAt.UTC().Format(hubspotsource.TimeLayout)
 	}
-	if c.OccurredAt > at.UnixMilli() {
-		at = time.UnixMilli(c.OccurredAt)
+	for name, ms := range times {
+		value, ok := rec.Properties[name]
+		if !ok {
+			continue
+		}
+		if out.History == nil {
+			out.History = map[string][]historyEntry{}
+		}
+		out.History[name] = []historyEntry{{Value: value, Timestamp: time.UnixMilli(ms).UTC().Format(hubspotsource.TimeLayout)}}
 	}
-	return origin{source: p.cfg.Name, hubID: c.PortalID, objectType: typ, objectID: rec.ID, timestamp: at, receivedAt: p.cfg.Now()}, version
+	raw, _ := json.Marshal(out) // strings and maps of strings always marshal
+	return gjson.ParseBytes(raw)
+}
+
+// historyEntry is one entry of a record's propertiesWithHistory.
+type historyEntry struct {
+	Value     string `json:"value"`
+	Timestamp string `json:"timestamp"`
+}
+
+// invalid counts and logs a record the transform refused: it is left out,
+// so that one bad record does not hold up the others.
+func (p *Processor) invalid(typ, id string, err error) {
+	p.count(typ, "invalid")
+	p.logger.Warn("a HubSpot record does not make a call; leaving it out", zap.String("object_type", typ), zap.String("object_id", id), zap.Error(err))
 }
 
 func (p *Processor) count(typ, outcome string) {
@@ -374,29 +411,15 @@ func (p *Processor) contacts(ctx context.Context, changes []Change) ([]queue.Mes
 			continue
 		}
 		c := changeOf(changes, rec)
-		o, version := p.originOf("contacts", c, rec)
-		skip := p.unmappedMatch()
-		traits, pt := mapped(rec, p.cfg.Contacts, types, c.PropertyTimes, skip)
-		value, err := identify(o, userID, rec.ID, messageID(p.cfg.Name, "contacts", rec.ID, version), traits, pt)
+		value, err := hubspotsource.Identify(p.origin(c), record(rec, c.PropertyTimes), userID, p.cfg.Contacts.transform(), types)
 		if err != nil {
-			return nil, err
+			p.invalid("contacts", rec.ID, err)
+			continue
 		}
 		out = append(out, queue.Message{Topic: p.cfg.EventsTopic, Key: []byte(userID), Value: value})
 		p.count("contacts", "emitted")
 	}
 	return out, nil
-}
-
-// unmappedMatch names the match properties read only to match, so that
-// they never leave unless mapped.
-func (p *Processor) unmappedMatch() map[string]bool {
-	skip := map[string]bool{}
-	for _, name := range p.matchProperties() {
-		if _, ok := p.cfg.Contacts.Trait(name); !ok {
-			skip[name] = true
-		}
-	}
-	return skip
 }
 
 func (p *Processor) countMissing(typ string, changes []Change, recs []Record) {
@@ -440,11 +463,14 @@ func (p *Processor) companies(ctx context.Context, changes []Change) ([]queue.Me
 	}
 	p.countMissing("companies", changes, recs)
 	var withID []Record
+	groupIDs := map[string]string{}
 	for _, rec := range recs {
-		if rec.Properties[idProp] == "" {
+		groupID, err := hubspotsource.GroupID(record(rec, nil), p.cfg.CompanyIDProperty)
+		if err != nil {
 			p.count("companies", "no_group_id")
 			continue
 		}
+		groupIDs[rec.ID] = groupID
 		withID = append(withID, rec)
 	}
 	companyIDs := make([]string, len(withID))
@@ -463,24 +489,20 @@ func (p *Processor) companies(ctx context.Context, changes []Change) ([]queue.Me
 	if err != nil {
 		return nil, err
 	}
-	skip := map[string]bool{}
-	if _, ok := p.cfg.Companies.Trait(idProp); !ok {
-		skip[idProp] = true
-	}
 	var out []queue.Message
+records:
 	for _, rec := range withID {
 		c := changeOf(changes, rec)
-		o, version := p.originOf("companies", c, rec)
-		traits, pt := mapped(rec, p.cfg.Companies, types, c.PropertyTimes, skip)
 		emitted := false
 		for _, contactID := range links[rec.ID] {
 			userID, ok := users[contactID]
 			if !ok {
 				continue
 			}
-			value, err := group(o, userID, rec.Properties[idProp], messageID(p.cfg.Name, "companies", rec.ID+"/"+userID, version), traits, pt)
+			value, err := hubspotsource.Group(p.origin(c), record(rec, c.PropertyTimes), groupIDs[rec.ID], userID, p.cfg.Companies.transform(), types)
 			if err != nil {
-				return nil, err
+				p.invalid("companies", rec.ID, err)
+				continue records
 			}
 			out = append(out, queue.Message{Topic: p.cfg.EventsTopic, Key: []byte(userID), Value: value})
 			emitted = true
@@ -527,24 +549,20 @@ func (p *Processor) deals(ctx context.Context, changes []Change) ([]queue.Messag
 	if err != nil {
 		return nil, err
 	}
-	skip := map[string]bool{}
-	if _, ok := p.cfg.Deals.Trait("hs_lastmodifieddate"); !ok {
-		skip["hs_lastmodifieddate"] = true
-	}
 	var out []queue.Message
+records:
 	for _, rec := range recs {
 		c := changeOf(changes, rec)
-		o, version := p.originOf("deals", c, rec)
-		traits, pt := mapped(rec, p.cfg.Deals, types, c.PropertyTimes, skip)
 		emitted := false
 		for _, contactID := range links[rec.ID] {
 			userID, ok := users[contactID]
 			if !ok || newest[contactID] != rec.ID {
 				continue
 			}
-			value, err := identify(o, userID, contactID, messageID(p.cfg.Name, "deals", rec.ID+"/"+userID, version), traits, pt)
+			value, err := hubspotsource.DealTraits(p.origin(c), record(rec, c.PropertyTimes), userID, p.cfg.Deals.transform(), types)
 			if err != nil {
-				return nil, err
+				p.invalid("deals", rec.ID, err)
+				continue records
 			}
 			out = append(out, queue.Message{Topic: p.cfg.EventsTopic, Key: []byte(userID), Value: value})
 			emitted = true
