@@ -100,6 +100,12 @@ func TestSandboxSendsSignedWebhooks(t *testing.T) {
 	if n[2]["propertyName"] != "firstname" || n[2]["attemptNumber"] != float64(1) {
 		t.Errorf("the retried notification %v, want attemptNumber 1", n[2])
 	}
+	// The sender counts a request once it has read the answer, a moment
+	// after the receiver has the notifications.
+	eventuallyTrue(t, "the sandbox counts the third request", func() bool {
+		return sandboxGet(t, base, "/_sandbox/webhooks").Get("stats.requests").Int() == 3 &&
+			sandboxGet(t, base, "/_sandbox/webhooks").Get("stats.delivered").Int() == 3
+	})
 	stats := sandboxGet(t, base, "/_sandbox/webhooks").Get("stats")
 	if stats.Get("requests").Int() != 3 || stats.Get("succeeded").Int() != 2 || stats.Get("failed").Int() != 1 || stats.Get("delivered").Int() != 3 {
 		t.Errorf("GET /_sandbox/webhooks: %s", stats.Raw)

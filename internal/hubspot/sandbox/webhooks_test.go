@@ -253,6 +253,9 @@ func TestWebhookUIEditArrivesSigned(t *testing.T) {
 		notes[2].PropertyName != "email" || *notes[2].PropertyValue != "grace@example.com" || notes[1].ObjectID != notes[2].ObjectID {
 		t.Errorf("a UI creation sent %s, %s", notes[1].raw, notes[2].raw)
 	}
+	// The sender counts a request once it has read the answer, a moment
+	// after the receiver has the notifications.
+	waitUntil(t, 2*time.Second, func() bool { return s.WebhookStats().Delivered == 3 })
 	if st := s.WebhookStats(); st.Requests != st.Succeeded || st.Failed != 0 || st.Delivered != 3 {
 		t.Errorf("stats %+v", st)
 	}
@@ -322,6 +325,9 @@ func TestWebhookBatchesAndConcurrency(t *testing.T) {
 			if h.maxInFlight != want {
 				t.Errorf("at most %d requests in flight, want %d", h.maxInFlight, want)
 			}
+			// The sender counts a request once it has read the answer, a
+			// moment after the receiver has the notifications.
+			waitUntil(t, 2*time.Second, func() bool { return s.WebhookStats().Succeeded >= len(sizes) })
 			if st := s.WebhookStats(); st.Delivered != 250 || st.Requests != len(sizes) || st.Succeeded != len(sizes) {
 				t.Errorf("stats %+v after %d requests", st, len(sizes))
 			}
