@@ -263,8 +263,10 @@ func (p *Processor) Emit(ctx context.Context, changes []Change) error {
 	if err := p.log.Publish(ctx, msgs...); err != nil {
 		return fmt.Errorf("appending to %s: %w", p.cfg.EventsTopic, err)
 	}
+	// Counted once appended, so a count never leads the log.
 	for _, m := range msgs {
 		p.metrics.calls.WithLabelValues(p.cfg.Name, gjson.GetBytes(m.Value, "type").String()).Inc()
+		p.count(gjson.GetBytes(m.Value, "_switchyard.hubspot.objectType").String(), "emitted")
 	}
 	return nil
 }
@@ -417,7 +419,6 @@ func (p *Processor) contacts(ctx context.Context, changes []Change) ([]queue.Mes
 			continue
 		}
 		out = append(out, queue.Message{Topic: p.cfg.EventsTopic, Key: []byte(userID), Value: value})
-		p.count("contacts", "emitted")
 	}
 	return out, nil
 }
@@ -508,7 +509,6 @@ records:
 			emitted = true
 		}
 		if emitted {
-			p.count("companies", "emitted")
 		} else {
 			p.count("companies", "unknown_user")
 		}
@@ -568,7 +568,6 @@ records:
 			emitted = true
 		}
 		if emitted {
-			p.count("deals", "emitted")
 		} else {
 			p.count("deals", "unknown_user")
 		}
