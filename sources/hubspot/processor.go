@@ -429,6 +429,28 @@ func (p *Processor) countMissing(typ string, changes []Change, recs []Record) {
 	}
 }
 
+// associatedUsers reads the contacts associated with each of recs (of
+// objectType) and the users those contacts are matched to.
+func (p *Processor) associatedUsers(ctx context.Context, objectType string, recs []Record) (links map[string][]string, users map[string]string, err error) {
+	recIDs := make([]string, len(recs))
+	for i, rec := range recs {
+		recIDs[i] = rec.ID
+	}
+	links, err = p.hubspot.associations(ctx, objectType, "contacts", recIDs)
+	if err != nil {
+		return nil, nil, err
+	}
+	var contactIDs []string
+	for _, cs := range links {
+		contactIDs = append(contactIDs, cs...)
+	}
+	users, err = p.knownContacts(ctx, contactIDs)
+	if err != nil {
+		return nil, nil, err
+	}
+	return links, users, nil
+}
+
 // knownContacts returns, for contact ids, the users they are matched to.
 func (p *Processor) knownContacts(ctx context.Context, contactIDs []string) (map[string]string, error) {
 	slices.Sort(contactIDs)
@@ -474,19 +496,7 @@ func (p *Processor) companies(ctx context.Context, changes []Change) ([]queue.Me
 		groupIDs[rec.ID] = groupID
 		withID = append(withID, rec)
 	}
-	companyIDs := make([]string, len(withID))
-	for i, rec := range withID {
-		companyIDs[i] = rec.ID
-	}
-	links, err := p.hubspot.associations(ctx, "companies", "contacts", companyIDs)
-	if err != nil {
-		return nil, err
-	}
-	var contactIDs []string
-	for _, cs := range links {
-		contactIDs = append(contactIDs, cs...)
-	}
-	users, err := p.knownContacts(ctx, contactIDs)
+	links, users, err := p.associatedUsers(ctx, "companies", withID)
 	if err != nil {
 		return nil, err
 	}
@@ -529,19 +539,7 @@ func (p *Processor) deals(ctx context.Context, changes []Change) ([]queue.Messag
 		return nil, err
 	}
 	p.countMissing("deals", changes, recs)
-	dealIDs := make([]string, len(recs))
-	for i, rec := range recs {
-		dealIDs[i] = rec.ID
-	}
-	links, err := p.hubspot.associations(ctx, "deals", "contacts", dealIDs)
-	if err != nil {
-		return nil, err
-	}
-	var contactIDs []string
-	for _, cs := range links {
-		contactIDs = append(contactIDs, cs...)
-	}
-	users, err := p.knownContacts(ctx, contactIDs)
+	links, users, err := p.associatedUsers(ctx, "deals", recs)
 	if err != nil {
 		return nil, err
 	}
