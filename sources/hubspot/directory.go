@@ -117,6 +117,7 @@ func (d *Directory) forget(b *pebble.Batch, contactID string) {
 		b.Delete([]byte(keyUser+userID), nil)
 		b.Delete([]byte(keyContact+contactID), nil)
 	}
+	b.Delete([]byte(emittedKey("contacts", contactID)), nil)
 	b.Set([]byte(keyForgotten+contactID), nil, nil)
 }
 
