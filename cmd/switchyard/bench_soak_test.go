@@ -76,6 +76,10 @@ type soakSample struct {
 	tooMany    int     // 429 answers in the minute
 	rssMB      float64
 	heapMB     float64 // Go heap in use (go_memstats_heap_inuse_bytes)
+	sysMB      float64 // memory the Go runtime holds from the OS (go_memstats_sys_bytes)
+	cacheMB    float64 // the embedded log's block cache, within the Go heap
+	memtableMB float64 // the embedded log's memtables, within the Go heap
+	tables     float64 // the embedded log's open table files
 	goroutines float64
 	fds        float64
 	lag        float64
@@ -140,8 +144,8 @@ destinations:
 	})
 	fmt.Printf("soak: %d events/s for %s through serve (embedded log) into a free-tier HubSpot sandbox over HTTP; %d users, %d company domains, 1%% invalid; %d CPUs\n",
 		rate, duration, soakUsers, soakCompanies, numCPU())
-	fmt.Printf("%7s %8s %7s %8s %5s %7s %7s %10s %5s %6s %8s %8s\n",
-		"minute", "posted", "calls/s", "events/s", "429s", "RSS MB", "heap MB", "goroutines", "fds", "lag", "p99 ms", "state KB")
+	fmt.Printf("%7s %8s %7s %8s %5s %7s %7s %6s %8s %6s %6s %10s %5s %6s %8s %8s\n",
+		"minute", "posted", "calls/s", "events/s", "429s", "RSS MB", "heap MB", "Go MB", "cache MB", "mem MB", "tables", "goroutines", "fds", "lag", "p99 ms", "state KB")
 
 	calls, eventCalls, tooMany := sandboxCalls(b, sandboxURL)
 	cursor := int64(sandboxGet(b, sandboxURL, "/_sandbox/events?from=0").Get("next").Int())
@@ -164,7 +168,9 @@ destinations:
 		s.callsPerS, s.eventsPerS, s.tooMany = float64(c-calls)/since, float64(e-eventCalls)/since, t-tooMany
 		calls, eventCalls, tooMany = c, e, t
 		s.rssMB = float64(vmRSS(pid)) / (1 << 20)
-		s.heapMB, s.goroutines, s.fds, s.lag = serveGauges(b, addr)
+		g := serveGauges(b, addr)
+		s.heapMB, s.sysMB, s.cacheMB, s.memtableMB, s.tables = g.heapMB, g.sysMB, g.cacheMB, g.memtableMB, g.tables
+		s.goroutines, s.fds, s.lag = g.goroutines, g.fds, g.lag
 		s.p99, s.occurred, cursor = occurrenceLatency(b, sandboxURL, cursor)
 		s.stateKB = diskKB(b, stateDir)
 		samples = append(samples, s)
@@ -172,8 +178,9 @@ destinations:
 		if s.p99 >= 0 {
 			p99 = strconv.FormatInt(s.p99.Milliseconds(), 10)
 		}
-		fmt.Printf("%7d %8d %7.1f %8.1f %5d %7.1f %7.1f %10.0f %5.0f %6.0f %8s %8d\n",
-			len(samples), s.posted, s.callsPerS, s.eventsPerS, s.tooMany, s.rssMB, s.heapMB, s.goroutines, s.fds, s.lag, p99, s.stateKB)
+		fmt.Printf("%7d %8d %7.1f %8.1f %5d %7.1f %7.1f %6.1f %8.1f %6.1f %6.0f %10.0f %5.0f %6.0f %8s %8d\n",
+			len(samples), s.posted, s.callsPerS, s.eventsPerS, s.tooMany, s.rssMB, s.heapMB, s.sysMB, s.cacheMB, s.memtableMB, s.tables,
+			s.goroutines, s.fds, s.lag, p99, s.stateKB)
 	}
 	minute.Stop()
 	close(done)
@@ -183,7 +190,7 @@ destinations:
 	// After the load: how long until every event is through.
 	drainedIn := "not within 2m"
 	for stop := time.Now().Add(2 * time.Minute); time.Now().Before(stop); time.Sleep(200 * time.Millisecond) {
-		if _, _, _, lag := serveGauges(b, addr); lag == 0 && load.posted.Load() > 0 {
+		if serveGauges(b, addr).lag == 0 && load.posted.Load() > 0 {
 			drainedIn = time.Since(end).Round(100 * time.Millisecond).String()
 			break
 		}
@@ -224,6 +231,8 @@ func printSoakSummary(samples []soakSample) {
 	}{
 		{"RSS MB", func(s soakSample) float64 { return s.rssMB }, 10},
 		{"heap MB", func(s soakSample) float64 { return s.heapMB }, 5},
+		{"Go MB", func(s soakSample) float64 { return s.sysMB }, 10},
+		{"tables", func(s soakSample) float64 { return s.tables }, 5},
 		{"goroutines", func(s soakSample) float64 { return s.goroutines }, 5},
 		{"open files", func(s soakSample) float64 { return s.fds }, 5},
 		// Lag is sampled between batches: up to a few batches of events
@@ -406,9 +415,16 @@ func occurrenceLatency(b *testing.B, base string, from int64) (time.Duration, in
 	return lat[min(len(lat)-1, len(lat)*99/100)], len(lat), next
 }
 
-// serveGauges reads serve's Go heap in use (MB), goroutines, open files and
-// consumer lag (summed over destinations) from its /metrics.
-func serveGauges(b *testing.B, addr string) (heapMB, goroutines, fds, lag float64) {
+// gauges are what the soak reads of serve's /metrics each minute.
+type gauges struct {
+	heapMB, sysMB, cacheMB, memtableMB, tables float64
+	goroutines, fds                            float64
+	lag                                        float64 // summed over destinations
+}
+
+// serveGauges reads serve's memory, goroutines, open files and consumer lag
+// from its /metrics.
+func serveGauges(b *testing.B, addr string) gauges {
 	b.Helper()
 	families, err := scrapeMetrics(addr)
 	if err != nil {
@@ -421,11 +437,16 @@ func serveGauges(b *testing.B, addr string) (heapMB, goroutines, fds, lag float6
 		}
 		return 0
 	}
+	g := gauges{
+		heapMB: first("go_memstats_heap_inuse_bytes") / (1 << 20), sysMB: first("go_memstats_sys_bytes") / (1 << 20),
+		cacheMB: first("switchyard_log_block_cache_bytes") / (1 << 20), memtableMB: first("switchyard_log_memtable_bytes") / (1 << 20),
+		tables: first("switchyard_log_open_tables"), goroutines: first("go_goroutines"), fds: first("process_open_fds"),
+	}
 	for _, m := range families["switchyard_router_consumer_lag"].GetMetric() {
 		v, _ := sampleValue(m)
-		lag += v
+		g.lag += v
 	}
-	return first("go_memstats_heap_inuse_bytes") / (1 << 20), first("go_goroutines"), first("process_open_fds"), lag
+	return g
 }
 
 func scrapeOr0(addr, series string) float64 {

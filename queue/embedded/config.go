@@ -81,6 +81,12 @@ type Config struct {
 	// 1 MiB. Default 64 MiB.
 	MemTableBytes int64 `yaml:"memtable_bytes"`
 
+	// BlockCacheBytes is the size of pebble's block cache, which keeps
+	// recently read blocks of the log's tables in memory. Consumers read
+	// the newest messages, mostly still in the memtable, so a small cache
+	// serves them. At least 1 MiB. Default 8 MiB.
+	BlockCacheBytes int64 `yaml:"block_cache_bytes"`
+
 	// Now is the clock used for append times and retention. Default time.Now.
 	Now func() time.Time `yaml:"-"`
 
@@ -105,6 +111,7 @@ const (
 	DefaultMaxBatchMessages       = 4096
 	DefaultMinFreeBytes           = 64 << 20
 	DefaultMemTableBytes          = 64 << 20
+	DefaultBlockCacheBytes        = 8 << 20
 )
 
 // withDefaults returns cfg with defaults filled in, or an error naming the
@@ -166,6 +173,12 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.MemTableBytes == 0 {
 		cfg.MemTableBytes = DefaultMemTableBytes
+	}
+	if cfg.BlockCacheBytes != 0 && cfg.BlockCacheBytes < 1<<20 {
+		return cfg, fmt.Errorf("embedded: BlockCacheBytes is %d, want at least 1 MiB (1048576), or 0 for the default %d", cfg.BlockCacheBytes, DefaultBlockCacheBytes)
+	}
+	if cfg.BlockCacheBytes == 0 {
+		cfg.BlockCacheBytes = DefaultBlockCacheBytes
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/switchyard/switchyard/internal/config"
 
 	"go.uber.org/zap"
@@ -120,6 +121,7 @@ func TestOpenRejectsBadConfig(t *testing.T) {
 		{"a negative RetentionCheckInterval is named", Config{Dir: "x", RetentionCheckInterval: config.Duration(-time.Second)}, "RetentionCheckInterval"},
 		{"a negative MaxBatchMessages is named", Config{Dir: "x", MaxBatchMessages: -1}, "MaxBatchMessages"},
 		{"a MemTableBytes under 1 MiB is named", Config{Dir: "x", MemTableBytes: 1<<20 - 1}, "MemTableBytes"},
+		{"a BlockCacheBytes under 1 MiB is named", Config{Dir: "x", BlockCacheBytes: 1<<20 - 1}, "BlockCacheBytes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -142,7 +144,7 @@ func TestDefaults(t *testing.T) {
 	if cfg.Partitions != 8 || cfg.RetentionAge != config.Duration(168*time.Hour) || cfg.RetentionBytes != 0 ||
 		cfg.RetentionCheckInterval != config.Duration(time.Minute) || cfg.MaxBatchMessages != 4096 || cfg.Now == nil ||
 		cfg.RetentionHardAge != config.Duration(720*time.Hour) || cfg.RetentionHardBytes != 0 || cfg.Metrics == nil ||
-		cfg.MemTableBytes != 64<<20 {
+		cfg.MemTableBytes != 64<<20 || cfg.BlockCacheBytes != 8<<20 {
 		t.Fatalf("defaults = %+v", cfg)
 	}
 	// The default hard age is never shorter than a longer RetentionAge.
@@ -434,5 +436,67 @@ func TestMemTableBytesSetsWhenAppendsAreFlushed(t *testing.T) {
 	}
 	if n := flushesAfter(0); n != 0 {
 		t.Fatalf("4 MiB appended into the default 64 MiB memtable made %d flushes, want none", n)
+	}
+}
+
+// The memory gauges report the open store's block cache, memtables and
+// open tables, the cache bounded by BlockCacheBytes, and read 0 once the
+// log is closed.
+func TestMemoryGaugesReportTheStore(t *testing.T) {
+	ctx := testContext(t)
+	reg := prometheus.NewRegistry()
+	m, err := NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const cache = 4 << 20 // a smaller cache's shards are too small for the blocks
+	l, err := Open(Config{Dir: t.TempDir(), Partitions: 1, MemTableBytes: 1 << 20, BlockCacheBytes: cache, Metrics: m}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	value := bytes.Repeat([]byte("v"), 4096)
+	for i := range 2048 { // 8 MiB: several flushed tables
+		mustPublish(t, ctx, l, queue.Message{Topic: "events", Key: []byte("k"), Value: append(fmt.Appendf(nil, "%d-", i), value...)})
+	}
+	if err := l.db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := l.Read(ctx, "events", queue.Position{Kind: queue.First})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2048 { // reading the flushed tables fills the cache
+		if _, err := r.Fetch(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.Close()
+	gauge := func(name string) float64 {
+		families, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range families {
+			if f.GetName() == name {
+				return f.GetMetric()[0].GetGauge().GetValue()
+			}
+		}
+		t.Fatalf("no gauge %s", name)
+		return 0
+	}
+	if got := gauge("switchyard_log_block_cache_bytes"); got <= 0 || got > cache {
+		t.Errorf("block cache %v bytes after reading 8 MiB of tables, want more than 0 and at most %d", got, cache)
+	}
+	if got := gauge("switchyard_log_memtable_bytes"); got < 1<<20 {
+		t.Errorf("memtables %v bytes, want at least the 1 MiB memtable", got)
+	}
+	if got := gauge("switchyard_log_open_tables"); got < 1 {
+		t.Errorf("%v open tables after reading flushed tables", got)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := gauge("switchyard_log_memtable_bytes"); got != 0 {
+		t.Errorf("memtables %v bytes after Close, want 0", got)
 	}
 }

@@ -166,6 +166,7 @@ func Open(cfg Config, log *zap.Logger) (*Log, error) {
 		// memtables mean fewer, larger flushes and less compaction work.
 		MemTableSize:                uint64(cfg.MemTableBytes),
 		MemTableStopWritesThreshold: 4,
+		CacheSize:                   cfg.BlockCacheBytes,
 		Logger:                      pebbleLogger{log.Named("pebble")},
 		EventListener: &pebble.EventListener{
 			BackgroundError: backgroundErrors.report,
@@ -191,6 +192,7 @@ func Open(cfg Config, log *zap.Logger) (*Log, error) {
 		return nil, fmt.Errorf("opening data dir %s: %w", cfg.Dir, err)
 	}
 	l.db = db
+	cfg.Metrics.db.Store(db)
 	if err := l.loadTopics(); err != nil {
 		db.Close()
 		lock.Close()
@@ -395,6 +397,7 @@ func (l *Log) Close() error {
 	l.closed = true
 	l.dbMu.Unlock()
 
+	l.cfg.Metrics.db.CompareAndSwap(l.db, nil)
 	var errs []error
 	if err := l.db.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("closing pebble: %w", err))
