@@ -53,9 +53,9 @@ const (
 // `make bench-source`.
 func BenchmarkSource(b *testing.B) {
 	env := sourceBenchEnvFrom(b)
-	// A scenario is a name and a function returning its figures; further
-	// scenarios (the catch-up's and the full sync's records/s) are added
-	// to this list.
+	// A scenario starts a rig of its own (startSourceRig) and returns its
+	// figures, a ceiling or goal in their against column. The catch-up's
+	// and the full sync's records/s are added to this list the same way.
 	scenarios := []struct {
 		name string
 		run  func(*testing.B, sourceBenchEnv) []sourceFigure
@@ -84,7 +84,7 @@ func BenchmarkSource(b *testing.B) {
 	if batchWait == "" {
 		batchWait = "the default"
 	}
-	fmt.Printf("each scenario %s; source batch_wait %s; serve on the embedded log, sandbox at the free tier; %s, %d cores\n",
+	fmt.Printf("each scenario %s; source batch_wait %s; serve on the embedded log, sandbox at the free tier; %s, %d logical CPUs\n",
 		env.duration, batchWait, cpuModel(), numCPU())
 }
 
