@@ -1,6 +1,6 @@
 # The two commands: `make run` serves on the embedded log; `make test` runs
 # every test (it starts a real Kafka broker itself).
-.PHONY: run test bench-ingest bench-pipeline bench-hubspot bench-soak kafka-start kafka-stop build
+.PHONY: run test bench-ingest bench-pipeline bench-hubspot bench-soak bench-source kafka-start kafka-stop build
 
 run:
 	scripts/run.sh
@@ -19,6 +19,9 @@ bench-hubspot:
 
 bench-soak:
 	scripts/bench-soak.sh
+
+bench-source:
+	scripts/bench-source.sh
 
 build:
 	CGO_ENABLED=0 go build -o bin/switchyard ./cmd/switchyard

@@ -186,7 +186,7 @@ func writeConfig(t testing.TB, yaml string) string {
 func uniqueSuffix() string { return strconv.FormatUint(rand.Uint64(), 36) }
 
 // tailAll runs switchyard tail --from-beginning --exit and returns its lines.
-func tailAll(t *testing.T, args ...string) []gjson.Result {
+func tailAll(t testing.TB, args ...string) []gjson.Result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
