@@ -256,6 +256,9 @@ func (p *Processor) Emit(ctx context.Context, changes []Change) error {
 	return nil
 }
 
+// appendTimeout bounds one append of a batch of calls.
+const appendTimeout = 30 * time.Second
+
 // objectTypes are the object types a source reads, in the order it emits them.
 var objectTypes = []string{"contacts", "companies", "deals"}
 
@@ -280,7 +283,12 @@ func (p *Processor) emitRecords(ctx context.Context, objectType string, recs []R
 	if err != nil || len(msgs) == 0 {
 		return 0, err
 	}
-	if err := p.log.Publish(ctx, msgs...); err != nil {
+	// An append once begun is seen through, so that a sync stopped by
+	// its context either appended a page and marked it, or neither: a
+	// cancelled append may still land and would be emitted again.
+	appendCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), appendTimeout)
+	defer cancel()
+	if err := p.log.Publish(appendCtx, msgs...); err != nil {
 		return 0, fmt.Errorf("appending to %s: %w", p.cfg.EventsTopic, err)
 	}
 	// Counted once appended, so a count never leads the log.
