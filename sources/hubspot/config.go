@@ -80,6 +80,11 @@ type Config struct {
 	// CatchUpInterval is how often the catch-up searches for changes the
 	// webhooks missed. Default 24h.
 	CatchUpInterval config.Duration `yaml:"catch_up_interval"`
+	// CatchUpOverlap is how far before its checkpoint the catch-up searches
+	// again, for HubSpot's search lag: a record changed just before the
+	// checkpoint may not have been searchable yet. Records already emitted
+	// are not emitted again. Default 5m.
+	CatchUpOverlap config.Duration `yaml:"catch_up_overlap"`
 
 	// BatchWait is how long the processor gathers notifications before it
 	// reads the changed records; BatchSize caps the notifications gathered.
@@ -189,6 +194,9 @@ func (c Config) WithDefaults() Config {
 	if c.CatchUpInterval == 0 {
 		c.CatchUpInterval = config.Duration(24 * time.Hour)
 	}
+	if c.CatchUpOverlap == 0 {
+		c.CatchUpOverlap = config.Duration(5 * time.Minute)
+	}
 	if c.BatchWait == 0 {
 		c.BatchWait = config.Duration(500 * time.Millisecond)
 	}
@@ -232,6 +240,8 @@ func (c Config) Validate() error {
 		return errors.New("hubspot.email_events_interval: must be positive")
 	case c.CatchUpInterval < 0:
 		return errors.New("hubspot.catch_up_interval: must be positive")
+	case c.CatchUpOverlap < 0:
+		return errors.New("hubspot.catch_up_overlap: must be positive")
 	case c.BatchWait < 0:
 		return errors.New("hubspot.batch_wait: must be positive")
 	case c.BatchSize < 0:

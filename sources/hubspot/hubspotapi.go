@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -55,19 +58,83 @@ func (h *hubspotReader) read(ctx context.Context, objectType string, ids, props 
 		if err != nil {
 			return nil, fmt.Errorf("reading %s: %w", objectType, err)
 		}
-		for _, r := range gjson.GetBytes(resp.Body, "results").Array() {
-			rec := Record{ID: r.Get("id").String(), Properties: map[string]string{}}
-			r.Get("properties").ForEach(func(k, v gjson.Result) bool {
-				if v.Type != gjson.Null {
-					rec.Properties[k.String()] = v.String()
-				}
-				return true
-			})
-			rec.UpdatedAt, _ = time.Parse(time.RFC3339Nano, r.Get("updatedAt").String())
-			out = append(out, rec)
-		}
+		out = append(out, parseRecords(gjson.GetBytes(resp.Body, "results"))...)
 	}
 	return out, nil
+}
+
+// parseRecords reads the records of an answer's results.
+func parseRecords(results gjson.Result) []Record {
+	var out []Record
+	for _, r := range results.Array() {
+		rec := Record{ID: r.Get("id").String(), Properties: map[string]string{}}
+		r.Get("properties").ForEach(func(k, v gjson.Result) bool {
+			if v.Type != gjson.Null {
+				rec.Properties[k.String()] = v.String()
+			}
+			return true
+		})
+		rec.UpdatedAt, _ = time.Parse(time.RFC3339Nano, r.Get("updatedAt").String())
+		out = append(out, rec)
+	}
+	return out
+}
+
+// recordPage is one page of a search or of a list of every record.
+type recordPage struct {
+	Records []Record
+	// Total is how many records the search matches (searches only).
+	Total int64
+	// Next is the after of the next page; "" on the last.
+	Next string
+}
+
+func parsePage(body []byte) recordPage {
+	return recordPage{
+		Records: parseRecords(gjson.GetBytes(body, "results")),
+		Total:   gjson.GetBytes(body, "total").Int(),
+		Next:    gjson.GetBytes(body, "paging.next.after").String(),
+	}
+}
+
+// search runs one search request (POST /crm/v3/objects/{type}/search) in
+// the search budget.
+func (h *hubspotReader) search(ctx context.Context, objectType string, body any) (recordPage, error) {
+	resp, err := h.client.Do(ctx, api.Search, http.MethodPost, "/crm/v3/objects/"+objectType+"/search", body)
+	if err != nil {
+		return recordPage{}, fmt.Errorf("searching %s: %w", objectType, err)
+	}
+	return parsePage(resp.Body), nil
+}
+
+// list reads one page of every record of objectType (GET
+// /crm/v3/objects/{type}), listLimit records after the cursor after.
+func (h *hubspotReader) list(ctx context.Context, objectType, after string, props []string) (recordPage, error) {
+	q := url.Values{"limit": {strconv.Itoa(listLimit)}, "properties": {strings.Join(props, ",")}}
+	if after != "" {
+		q.Set("after", after)
+	}
+	resp, err := h.client.Do(ctx, api.Standard, http.MethodGet, "/crm/v3/objects/"+objectType+"?"+q.Encode(), nil)
+	if err != nil {
+		return recordPage{}, fmt.Errorf("listing %s: %w", objectType, err)
+	}
+	return parsePage(resp.Body), nil
+}
+
+// listLimit is the most records one page of a list returns.
+const listLimit = 100
+
+// portalID reads the portal's id (hubId) from the account-info API.
+func (h *hubspotReader) portalID(ctx context.Context) (int64, error) {
+	resp, err := h.client.Do(ctx, api.Standard, http.MethodGet, "/account-info/v3/details", nil)
+	if err != nil {
+		return 0, fmt.Errorf("reading the account's portal id: %w", err)
+	}
+	id := gjson.GetBytes(resp.Body, "portalId").Int()
+	if id <= 0 {
+		return 0, fmt.Errorf("reading the account's portal id: the answer has no portalId: %.200s", resp.Body)
+	}
+	return id, nil
 }
 
 // associations returns, for each of ids of type from, the ids of type to

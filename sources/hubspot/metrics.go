@@ -19,6 +19,15 @@ type Metrics struct {
 	changes *prometheus.CounterVec
 	// calls counts the Segment calls appended to the events topic, by type.
 	calls *prometheus.CounterVec
+	// syncRecords counts the records the catch-up and full syncs read, by
+	// kind and object type.
+	syncRecords *prometheus.CounterVec
+	// syncRuns counts the syncs that ended, by kind and outcome: done,
+	// failed, interrupted.
+	syncRuns *prometheus.CounterVec
+	// catchUpCheckpoint is each type's catch-up checkpoint, the newest
+	// modification it has seen, in Unix seconds.
+	catchUpCheckpoint *prometheus.GaugeVec
 }
 
 // NewMetrics registers the sources' metrics on reg.
@@ -44,8 +53,20 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "switchyard_hubspot_source_calls_total",
 			Help: "Segment calls a HubSpot source appended to the events topic, by source and type.",
 		}, []string{"source", "type"}),
+		syncRecords: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_hubspot_source_sync_records_total",
+			Help: "HubSpot records the catch-up (kind catch-up) and full syncs (kind full) read, by source, kind and object type.",
+		}, []string{"source", "kind", "object_type"}),
+		syncRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_hubspot_source_sync_runs_total",
+			Help: "HubSpot source syncs that ended, by source, kind (catch-up, full) and outcome: done, failed, interrupted.",
+		}, []string{"source", "kind", "outcome"}),
+		catchUpCheckpoint: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "switchyard_hubspot_source_catch_up_checkpoint_seconds",
+			Help: "The catch-up's checkpoint of a HubSpot source, by object type: the newest modification it has read, in Unix seconds.",
+		}, []string{"source", "object_type"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.refused, m.notifications, m.changes, m.calls} {
+	for _, c := range []prometheus.Collector{m.requests, m.refused, m.notifications, m.changes, m.calls, m.syncRecords, m.syncRuns, m.catchUpCheckpoint} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -230,45 +230,99 @@ func (p *Processor) mapping(objectType string) Mapping {
 
 // Emit reads the changed records, builds the calls of those matched to
 // known users and appends them to the events topic, returning once they
-// are durable. The catch-up and full sync call it with the records they
-// find.
+// are durable and the records are marked emitted.
 func (p *Processor) Emit(ctx context.Context, changes []Change) error {
 	byType := map[string][]Change{}
 	for _, c := range changes {
 		byType[c.ObjectType] = append(byType[c.ObjectType], c)
 	}
-	var msgs []queue.Message
-	for _, typ := range []string{"contacts", "companies", "deals"} {
+	for _, typ := range objectTypes {
 		if len(byType[typ]) == 0 || p.mapping(typ).Empty() {
 			continue
 		}
-		var out []queue.Message
-		var err error
-		switch typ {
-		case "contacts":
-			out, err = p.contacts(ctx, byType[typ])
-		case "companies":
-			out, err = p.companies(ctx, byType[typ])
-		case "deals":
-			out, err = p.deals(ctx, byType[typ])
-		}
+		props, _, err := p.properties(ctx, typ)
 		if err != nil {
 			return err
 		}
-		msgs = append(msgs, out...)
+		recs, err := p.hubspot.read(ctx, typ, ids(byType[typ]), props)
+		if err != nil {
+			return err
+		}
+		p.countMissing(typ, byType[typ], recs)
+		if _, err := p.emitRecords(ctx, typ, recs, byType[typ]); err != nil {
+			return err
+		}
 	}
-	if len(msgs) == 0 {
-		return nil
+	return nil
+}
+
+// appendTimeout bounds one append of a batch of calls.
+const appendTimeout = 30 * time.Second
+
+// objectTypes are the object types a source reads, in the order it emits them.
+var objectTypes = []string{"contacts", "companies", "deals"}
+
+// emitRecords builds the calls of records of objectType already read (with
+// the properties that properties names), appends them, counts them and
+// marks the records emitted at their UpdatedAt. changes are what the
+// records were read for. It returns how many calls it appended.
+func (p *Processor) emitRecords(ctx context.Context, objectType string, recs []Record, changes []Change) (int, error) {
+	var msgs []queue.Message
+	var emitted []Record
+	var err error
+	switch objectType {
+	case "contacts":
+		msgs, emitted, err = p.contacts(ctx, recs, changes)
+	case "companies":
+		msgs, emitted, err = p.companies(ctx, recs, changes)
+	case "deals":
+		msgs, emitted, err = p.deals(ctx, recs, changes)
+	default:
+		return 0, fmt.Errorf("the HubSpot source does not read %s", objectType)
 	}
-	if err := p.log.Publish(ctx, msgs...); err != nil {
-		return fmt.Errorf("appending to %s: %w", p.cfg.EventsTopic, err)
+	if err != nil || len(msgs) == 0 {
+		return 0, err
+	}
+	// An append once begun is seen through, so that a sync stopped by
+	// its context either appended a page and marked it, or neither: a
+	// cancelled append may still land and would be emitted again.
+	appendCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), appendTimeout)
+	defer cancel()
+	if err := p.log.Publish(appendCtx, msgs...); err != nil {
+		return 0, fmt.Errorf("appending to %s: %w", p.cfg.EventsTopic, err)
 	}
 	// Counted once appended, so a count never leads the log.
 	for _, m := range msgs {
 		p.metrics.calls.WithLabelValues(p.cfg.Name, gjson.GetBytes(m.Value, "type").String()).Inc()
-		p.count(gjson.GetBytes(m.Value, "_switchyard.hubspot.objectType").String(), "emitted")
+		p.count(objectType, "emitted")
 	}
-	return nil
+	marks := make(map[string]int64, len(emitted))
+	for _, rec := range emitted {
+		if !rec.UpdatedAt.IsZero() {
+			marks[rec.ID] = max(marks[rec.ID], rec.UpdatedAt.UnixMilli())
+		}
+	}
+	if err := p.dir.MarkEmitted(objectType, marks); err != nil {
+		return len(msgs), fmt.Errorf("marking %s emitted: %w", objectType, err)
+	}
+	return len(msgs), nil
+}
+
+// properties are what the source reads of objectType to emit it: the
+// mapped properties and those that match or identify it, with the
+// properties' types.
+func (p *Processor) properties(ctx context.Context, objectType string) ([]string, map[string]string, error) {
+	switch objectType {
+	case "contacts":
+		return p.readProperties(ctx, "contacts", p.matchProperties()...)
+	case "companies":
+		idProp := p.cfg.CompanyIDProperty
+		if idProp == "" {
+			idProp = "domain"
+		}
+		return p.readProperties(ctx, "companies", idProp)
+	}
+	return p.readProperties(ctx, objectType, "hs_lastmodifieddate")
 }
 
 // readProperties is what to read of objectType: the mapped properties (all
@@ -389,18 +443,15 @@ func (p *Processor) count(typ, outcome string) {
 	p.metrics.changes.WithLabelValues(p.cfg.Name, typ, outcome).Inc()
 }
 
-// contacts emits an identify for each changed contact matched to a user.
-func (p *Processor) contacts(ctx context.Context, changes []Change) ([]queue.Message, error) {
-	props, types, err := p.readProperties(ctx, "contacts", p.matchProperties()...)
+// contacts builds an identify for each contact of recs matched to a user,
+// returning the calls and the records they were built from.
+func (p *Processor) contacts(ctx context.Context, recs []Record, changes []Change) ([]queue.Message, []Record, error) {
+	_, types, err := p.properties(ctx, "contacts")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	recs, err := p.hubspot.read(ctx, "contacts", ids(changes), props)
-	if err != nil {
-		return nil, err
-	}
-	p.countMissing("contacts", changes, recs)
 	var out []queue.Message
+	var emitted []Record
 	seen := map[string]bool{}
 	for _, rec := range recs {
 		if seen[rec.ID] {
@@ -419,8 +470,9 @@ func (p *Processor) contacts(ctx context.Context, changes []Change) ([]queue.Mes
 			continue
 		}
 		out = append(out, queue.Message{Topic: p.cfg.EventsTopic, Key: []byte(userID), Value: value})
+		emitted = append(emitted, rec)
 	}
-	return out, nil
+	return out, emitted, nil
 }
 
 func (p *Processor) countMissing(typ string, changes []Change, recs []Record) {
@@ -468,23 +520,14 @@ func (p *Processor) knownContacts(ctx context.Context, contactIDs []string) (map
 	return users, nil
 }
 
-// companies emits a group call for each changed company to each of its
+// companies builds a group call for each company of recs to each of its
 // contacts matched to a user. The groupId is the company_id_property's
 // value, else the company's domain.
-func (p *Processor) companies(ctx context.Context, changes []Change) ([]queue.Message, error) {
-	idProp := p.cfg.CompanyIDProperty
-	if idProp == "" {
-		idProp = "domain"
-	}
-	props, types, err := p.readProperties(ctx, "companies", idProp)
+func (p *Processor) companies(ctx context.Context, recs []Record, changes []Change) ([]queue.Message, []Record, error) {
+	_, types, err := p.properties(ctx, "companies")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	recs, err := p.hubspot.read(ctx, "companies", ids(changes), props)
-	if err != nil {
-		return nil, err
-	}
-	p.countMissing("companies", changes, recs)
 	var withID []Record
 	groupIDs := map[string]string{}
 	for _, rec := range recs {
@@ -498,13 +541,14 @@ func (p *Processor) companies(ctx context.Context, changes []Change) ([]queue.Me
 	}
 	links, users, err := p.associatedUsers(ctx, "companies", withID)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var out []queue.Message
+	var emitted []Record
 records:
 	for _, rec := range withID {
 		c := changeOf(changes, rec)
-		emitted := false
+		var calls []queue.Message
 		for _, contactID := range links[rec.ID] {
 			userID, ok := users[contactID]
 			if !ok {
@@ -515,43 +559,40 @@ records:
 				p.invalid("companies", rec.ID, err)
 				continue records
 			}
-			out = append(out, queue.Message{Topic: p.cfg.EventsTopic, Key: []byte(userID), Value: value})
-			emitted = true
+			calls = append(calls, queue.Message{Topic: p.cfg.EventsTopic, Key: []byte(userID), Value: value})
 		}
-		if emitted {
-		} else {
+		if len(calls) == 0 {
 			p.count("companies", "unknown_user")
+			continue
 		}
+		out = append(out, calls...)
+		emitted = append(emitted, rec)
 	}
-	return out, nil
+	return out, emitted, nil
 }
 
-// deals emits, for each changed deal, an identify of each associated
+// deals builds, for each deal of recs, an identify of each associated
 // contact matched to a user with the deal's mapped fields as traits, when
 // the deal is that contact's most recently modified one.
-func (p *Processor) deals(ctx context.Context, changes []Change) ([]queue.Message, error) {
-	props, types, err := p.readProperties(ctx, "deals", "hs_lastmodifieddate")
+func (p *Processor) deals(ctx context.Context, recs []Record, changes []Change) ([]queue.Message, []Record, error) {
+	_, types, err := p.properties(ctx, "deals")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	recs, err := p.hubspot.read(ctx, "deals", ids(changes), props)
-	if err != nil {
-		return nil, err
-	}
-	p.countMissing("deals", changes, recs)
 	links, users, err := p.associatedUsers(ctx, "deals", recs)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	newest, err := p.newestDeals(ctx, users)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var out []queue.Message
+	var emitted []Record
 records:
 	for _, rec := range recs {
 		c := changeOf(changes, rec)
-		emitted := false
+		var calls []queue.Message
 		for _, contactID := range links[rec.ID] {
 			userID, ok := users[contactID]
 			if !ok || newest[contactID] != rec.ID {
@@ -562,15 +603,16 @@ records:
 				p.invalid("deals", rec.ID, err)
 				continue records
 			}
-			out = append(out, queue.Message{Topic: p.cfg.EventsTopic, Key: []byte(userID), Value: value})
-			emitted = true
+			calls = append(calls, queue.Message{Topic: p.cfg.EventsTopic, Key: []byte(userID), Value: value})
 		}
-		if emitted {
-		} else {
+		if len(calls) == 0 {
 			p.count("deals", "unknown_user")
+			continue
 		}
+		out = append(out, calls...)
+		emitted = append(emitted, rec)
 	}
-	return out, nil
+	return out, emitted, nil
 }
 
 // newestDeals returns each contact's most recently modified deal.

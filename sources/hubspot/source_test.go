@@ -42,19 +42,31 @@ type harness struct {
 	dir     *Directory
 	metrics *Metrics
 	cfg     Config
+	proc    *Processor
 	// journal is the sandbox journal position already posted.
 	journal int
 }
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
+	return newHarnessWith(t, nil, nil)
+}
+
+// newHarnessWith is newHarness with the sandbox's and the source's
+// configuration changed by sb and src (either may be nil).
+func newHarnessWith(t *testing.T, sb func(*sandbox.Config), src func(*Config)) *harness {
+	t.Helper()
 	log, err := embedded.Open(embedded.Config{Dir: t.TempDir(), Partitions: 2}, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { log.Close() })
-	sb := sandbox.New(sandbox.Config{AppID: testAppID, AppIDs: map[string]int64{otherToken: 999}})
-	hs := httptest.NewServer(sb)
+	sbCfg := sandbox.Config{AppID: testAppID, AppIDs: map[string]int64{otherToken: 999}}
+	if sb != nil {
+		sb(&sbCfg)
+	}
+	sbox := sandbox.New(sbCfg)
+	hs := httptest.NewServer(sbox)
 	t.Cleanup(hs.Close)
 	budget, err := ratelimit.NewBudget(ratelimit.Free, nil, nil)
 	if err != nil {
@@ -71,6 +83,9 @@ func newHarness(t *testing.T) *harness {
 		Deals:     Mapping{Fields: map[string]string{"dealstage": "deal_stage", "amount": "deal_amount"}},
 		BatchWait: config.Duration(300 * time.Millisecond),
 		DataDir:   t.TempDir(),
+	}
+	if src != nil {
+		src(&cfg)
 	}
 	m, err := NewMetrics(prometheus.NewRegistry())
 	if err != nil {
@@ -119,7 +134,7 @@ func newHarness(t *testing.T) *harness {
 		wg.Wait()
 		dir.Close()
 	})
-	return &harness{t: t, log: log, sandbox: sb, hubspot: hs, hook: hook, dir: dir, metrics: m, cfg: cfg.WithDefaults()}
+	return &harness{t: t, log: log, sandbox: sbox, hubspot: hs, hook: hook, dir: dir, metrics: m, cfg: cfg.WithDefaults(), proc: proc}
 }
 
 // appIdentify appends an identify as the app's gateway would.

@@ -77,6 +77,11 @@ type Config struct {
 	// Default 0: no lag.
 	SearchLag time.Duration
 
+	// SearchResultsCap is how many results one search query pages through
+	// before paging beyond them is refused with 400 ([O-search]: 10,000).
+	// Tests shrink it to reach the cap with few records. Default 10000.
+	SearchResultsCap int
+
 	// AppID is the id of the app a token belongs to, reported as the
 	// sourceId of its writes in the change journal. Default 1160452.
 	AppID int64
@@ -183,7 +188,7 @@ func (c Config) Validate() error {
 	default:
 		return fmt.Errorf("tier %q: want free, starter, professional, enterprise, api-add-on or oauth", c.Tier)
 	}
-	if c.TenSecondlyLimit < 0 || c.DailyLimit < 0 || c.SearchPerSecond < 0 || c.EventsPerSecond < 0 || c.SearchLag < 0 {
+	if c.TenSecondlyLimit < 0 || c.DailyLimit < 0 || c.SearchPerSecond < 0 || c.EventsPerSecond < 0 || c.SearchLag < 0 || c.SearchResultsCap < 0 {
 		return fmt.Errorf("limits and SearchLag must not be negative")
 	}
 	return nil
@@ -201,6 +206,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.OAuthTokenPrefix == "" {
 		cfg.OAuthTokenPrefix = "oauth-"
+	}
+	if cfg.SearchResultsCap == 0 {
+		cfg.SearchResultsCap = searchMaxResults
 	}
 	if cfg.SearchPerSecond == 0 {
 		cfg.SearchPerSecond = 5
@@ -278,6 +286,9 @@ func (s *Server) registerRoutes() {
 	api(g, "DELETE /crm/v3/objects/{objectType}/{objectId}", s.handleArchive, "DELETE /crm/objects/2026-03/{objectType}/{objectId}")
 	api(g, "POST /crm/v3/objects/{objectType}/merge", s.handleMerge, "POST /crm/objects/2026-03/{objectType}/merge")
 	api(g, "POST /crm/v3/objects/contacts/gdpr-delete", s.handleGDPRDelete, "POST /crm/objects/2026-03/contacts/gdpr-delete")
+
+	// The account.
+	api(g, "GET /account-info/v3/details", s.handleAccountDetails)
 
 	// Properties.
 	api(g, "GET /crm/v3/properties/{objectType}", s.handleListProperties, "GET /crm/properties/2026-03/{objectType}")
@@ -527,3 +538,9 @@ func (r *recorder) Write(b []byte) (int, error) {
 }
 
 var _ http.Handler = (*Server)(nil)
+
+// handleAccountDetails answers GET /account-info/v3/details with the
+// portal's id, as the account-info API reports it (portalId, the hubId).
+func (s *Server) handleAccountDetails(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"portalId": s.cfg.HubID, "accountType": "STANDARD", "timeZone": s.cfg.TimeZone.String(), "uiDomain": "app.hubspot.com", "dataHostingLocation": "na1"})
+}

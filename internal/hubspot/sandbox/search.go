@@ -72,6 +72,10 @@ func (s *Server) handleSearch(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if max := s.cfg.SearchResultsCap; q.after >= max {
+		fail(w, newError("VALIDATION_ERROR", fmt.Sprintf("Search results are limited to %d per query; after %d is beyond them", max, q.after)))
+		return
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	matches := s.searchMatches(typ, q)
@@ -155,7 +159,7 @@ func checkSearch(body searchBody) (search, *errorBody) {
 
 // searchPaging reads a search's limit, 10 when absent and at most
 // searchMaxLimit, and after, the offset of the page within the first
-// searchMaxResults results.
+// results (Config.SearchResultsCap bounds it).
 func searchPaging(limitField *int, afterField json.RawMessage) (limit, after int, e *errorBody) {
 	limit = 10
 	if limitField != nil {
@@ -169,9 +173,6 @@ func searchPaging(limitField *int, afterField json.RawMessage) (limit, after int
 		if after, err = strconv.Atoi(a); err != nil || after < 0 {
 			return 0, 0, newError("VALIDATION_ERROR", "after must be the paging.next.after of a previous page, got "+a)
 		}
-	}
-	if after >= searchMaxResults {
-		return 0, 0, newError("VALIDATION_ERROR", fmt.Sprintf("Search results are limited to %d per query; after %d is beyond them", searchMaxResults, after))
 	}
 	return limit, after, nil
 }
@@ -279,7 +280,7 @@ func (s *Server) searchPage(typ string, matches []*record, q search) page {
 	names := s.readNames(typ, q.properties)
 	n := len(matches)
 	results := []objectOut{}
-	end := min(q.after+q.limit, n)
+	end := min(q.after+q.limit, n, s.cfg.SearchResultsCap)
 	for i := q.after; i < end; i++ {
 		results = append(results, recordOut(matches[i], names))
 	}

@@ -1,0 +1,543 @@
+package hubspot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Sync kinds, as Progress.Kind and the metrics name them.
+const (
+	kindCatchUp = "catch-up"
+	kindFull    = "full"
+)
+
+// searchLimit is the most records one search page returns.
+const searchLimit = 200
+
+// searchResultsCap is how many results one search query pages through.
+const searchResultsCap = 10000
+
+// searchPropertiesMax bounds the length of the property list a search
+// asks for (comma-joined), under HubSpot's 3,000-character body limit;
+// with more, the catch-up searches for the ids and batch-reads the records.
+const searchPropertiesMax = 2000
+
+// Syncer runs a source's catch-up and full syncs, one at a time, through
+// its processor.
+type Syncer struct {
+	p      *Processor
+	dir    *Directory
+	logger *zap.Logger
+	// searchCap is HubSpot's search results cap; tests shrink it.
+	searchCap int
+	// retryPause is the first pause before a failed scheduled catch-up is
+	// tried again; it doubles up to the interval.
+	retryPause time.Duration
+
+	mu       sync.Mutex
+	running  bool
+	progress Progress
+	ran      bool
+	// hubID is the portal's id, read once.
+	hubID int64
+}
+
+// NewSyncer returns the syncer of p's source, keeping its checkpoints in dir.
+func NewSyncer(p *Processor, dir *Directory, logger *zap.Logger) *Syncer {
+	return &Syncer{
+		p: p, dir: dir, searchCap: searchResultsCap, retryPause: time.Minute,
+		logger: logger.With(zap.String("source", p.cfg.Name), zap.String("component", "sync")),
+	}
+}
+
+// catchUpCheckpoint is the checkpoint catch-up/{objectType}.
+type catchUpCheckpoint struct {
+	// Modified is the newest modification the catch-up has read, epoch ms.
+	Modified int64 `json:"modified"`
+	// Checked is when the catch-up stored it.
+	Checked time.Time `json:"checked"`
+}
+
+// fullCheckpoint is the checkpoint full: where an unfinished full sync is.
+type fullCheckpoint struct {
+	Started time.Time `json:"started"`
+	// ObjectType is the type being read; "" when no full sync is unfinished.
+	ObjectType string `json:"object_type,omitempty"`
+	// After is the cursor of the next page of ObjectType.
+	After string `json:"after,omitempty"`
+	// Done counts the records read, per type.
+	Done map[string]int64 `json:"done,omitempty"`
+}
+
+// errSinceWithFull refuses a full sync asked to start at a time.
+var errSinceWithFull = errors.New("since applies to the catch-up; a full sync reads every record")
+
+// Run runs one sync to its end, calling report (may be nil) after each
+// page and at the end. One sync at a time per Syncer: ErrSyncRunning
+// otherwise. ctx ending stops it with state "interrupted", its checkpoint
+// kept, and returns ctx's error.
+func (s *Syncer) Run(ctx context.Context, req SyncRequest, report func(Progress)) error {
+	if req.Full && !req.Since.IsZero() {
+		return errSinceWithFull
+	}
+	kind := kindCatchUp
+	if req.Full {
+		kind = kindFull
+	}
+	s.mu.Lock()
+	if s.running {
+		s.mu.Unlock()
+		return ErrSyncRunning
+	}
+	now := s.p.cfg.Now()
+	s.running, s.ran = true, true
+	s.progress = Progress{Source: s.p.cfg.Name, Kind: kind, State: SyncRunning, Started: now, Updated: now}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.running = false
+		s.mu.Unlock()
+	}()
+	r := &run{s: s, kind: kind, report: report}
+	r.update(func(*Progress) {})
+
+	var err error
+	if req.Full {
+		err = s.full(ctx, r)
+	} else {
+		err = s.catchUp(ctx, r, req.Since)
+	}
+	state := SyncDone
+	switch {
+	case ctx.Err() != nil:
+		state, err = SyncInterrupted, ctx.Err()
+	case err != nil:
+		state = SyncFailed
+	}
+	s.p.metrics.syncRuns.WithLabelValues(s.p.cfg.Name, kind, state).Inc()
+	r.update(func(pr *Progress) {
+		pr.State = state
+		if err != nil {
+			pr.Error = err.Error()
+		}
+	})
+	if err != nil {
+		s.logger.Warn("sync ended", zap.String("kind", kind), zap.String("state", state), zap.Error(err))
+	} else {
+		s.logger.Info("sync done", zap.String("kind", kind), zap.Int64("records", r.last.Done), zap.Int64("emitted", r.last.Emitted))
+	}
+	return err
+}
+
+// Progress returns the running sync's progress, or the last one's; false
+// when none ran in this process.
+func (s *Syncer) Progress() (Progress, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.progress, s.ran
+}
+
+// RunSchedule runs the catch-up every CatchUpInterval until ctx ends; the
+// first at once when the newest checkpoint is older than the interval (or
+// there is none). Failures are logged and counted, then tried again
+// sooner, after a pause that doubles up to the interval. Returns nil when
+// ctx ends.
+func (s *Syncer) RunSchedule(ctx context.Context) error {
+	interval := time.Duration(s.p.cfg.CatchUpInterval)
+	wait := time.Duration(0)
+	if last, err := s.lastCatchUp(); err != nil {
+		s.logger.Warn("reading the catch-up checkpoints; catching up now", zap.Error(err))
+	} else if !last.IsZero() {
+		wait = max(0, interval-s.p.cfg.Now().Sub(last))
+	}
+	pause := s.retryPause
+	for {
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return nil
+		case <-timer.C:
+		}
+		err := s.Run(ctx, SyncRequest{}, nil)
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case err == nil:
+			wait, pause = interval, s.retryPause
+		default:
+			// Failures are logged by Run; a sync asked for by hand is
+			// running: look again after the same pause.
+			wait, pause = min(pause, interval), min(2*pause, interval)
+		}
+	}
+}
+
+// lastCatchUp returns when the catch-up of a mapped type last stored its
+// checkpoint, the newest of them; zero when none has.
+func (s *Syncer) lastCatchUp() (time.Time, error) {
+	var last time.Time
+	for _, typ := range s.types() {
+		var cp catchUpCheckpoint
+		if _, err := s.dir.Checkpoint("catch-up/"+typ, &cp); err != nil {
+			return time.Time{}, err
+		}
+		if cp.Checked.After(last) {
+			last = cp.Checked
+		}
+	}
+	return last, nil
+}
+
+// types are the mapped object types, in the order syncs read them.
+func (s *Syncer) types() []string {
+	var out []string
+	for _, typ := range objectTypes {
+		if !s.p.mapping(typ).Empty() {
+			out = append(out, typ)
+		}
+	}
+	return out
+}
+
+// portal returns the portal's id, read once.
+func (s *Syncer) portal(ctx context.Context) (int64, error) {
+	s.mu.Lock()
+	id := s.hubID
+	s.mu.Unlock()
+	if id != 0 {
+		return id, nil
+	}
+	id, err := s.p.hubspot.portalID(ctx)
+	if err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
+	s.hubID = id
+	s.mu.Unlock()
+	return id, nil
+}
+
+// run is one sync's progress reporting.
+type run struct {
+	s      *Syncer
+	kind   string
+	report func(Progress)
+	last   Progress
+}
+
+// update changes the sync's progress and reports it.
+func (r *run) update(change func(*Progress)) {
+	r.s.mu.Lock()
+	change(&r.s.progress)
+	r.s.progress.Updated = r.s.p.cfg.Now()
+	r.last = r.s.progress
+	r.s.mu.Unlock()
+	if r.report != nil {
+		r.report(r.last)
+	}
+}
+
+// page records one page's records read and calls appended.
+func (r *run) page(objectType string, read, emitted int) {
+	r.s.p.metrics.syncRecords.WithLabelValues(r.s.p.cfg.Name, r.kind, objectType).Add(float64(read))
+	r.update(func(pr *Progress) {
+		pr.ObjectType = objectType
+		pr.Done += int64(read)
+		pr.Emitted += int64(emitted)
+	})
+}
+
+// emit emits records of objectType as changes of the portal hubID.
+func (s *Syncer) emit(ctx context.Context, objectType string, recs []Record, hubID int64) (int, error) {
+	changes := make([]Change, len(recs))
+	for i, rec := range recs {
+		changes[i] = Change{ObjectType: objectType, ObjectID: rec.ID, PortalID: hubID}
+	}
+	return s.p.emitRecords(ctx, objectType, recs, changes)
+}
+
+// lastModified is the property holding objectType's last modification,
+// which search filters and sorts on.
+func lastModified(objectType string) string {
+	if objectType == "contacts" {
+		return "lastmodifieddate"
+	}
+	return "hs_lastmodifieddate"
+}
+
+// catchUp searches each mapped type for the records modified since its
+// checkpoint (or since), emitting those not emitted at that modification.
+func (s *Syncer) catchUp(ctx context.Context, r *run, since time.Time) error {
+	hubID, err := s.portal(ctx)
+	if err != nil {
+		return err
+	}
+	for _, typ := range s.types() {
+		if err := s.catchUpType(ctx, r, typ, since, hubID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// window is one search query of the catch-up: the records modified at or
+// after from (after it, with strict); or, to page through more records
+// modified at the same instant than one query returns, those modified at
+// from with an id above afterID (tie).
+type window struct {
+	from    int64
+	strict  bool
+	tie     bool
+	afterID int64
+}
+
+// body is the search request of w's page after, asking for props.
+func (w window) body(objectType string, after string, props []string) map[string]any {
+	lm := lastModified(objectType)
+	ms := strconv.FormatInt(w.from, 10)
+	var filters []map[string]string
+	sortBy := lm
+	switch {
+	case w.tie:
+		filters = []map[string]string{
+			{"propertyName": lm, "operator": "EQ", "value": ms},
+			{"propertyName": "hs_object_id", "operator": "GT", "value": strconv.FormatInt(w.afterID, 10)},
+		}
+		sortBy = "hs_object_id"
+	case w.strict:
+		filters = []map[string]string{{"propertyName": lm, "operator": "GT", "value": ms}}
+	default:
+		filters = []map[string]string{{"propertyName": lm, "operator": "GTE", "value": ms}}
+	}
+	body := map[string]any{
+		"filterGroups": []map[string]any{{"filters": filters}},
+		"sorts":        []map[string]string{{"propertyName": sortBy, "direction": "ASCENDING"}},
+		"properties":   props,
+		"limit":        searchLimit,
+	}
+	if after != "" {
+		body["after"] = after
+	}
+	return body
+}
+
+func (s *Syncer) catchUpType(ctx context.Context, r *run, typ string, since time.Time, hubID int64) error {
+	name := "catch-up/" + typ
+	var cp catchUpCheckpoint
+	has, err := s.dir.Checkpoint(name, &cp)
+	if err != nil {
+		return err
+	}
+	now := s.p.cfg.Now()
+	var from int64
+	switch {
+	case !since.IsZero():
+		from = since.UnixMilli()
+	case has:
+		from = cp.Modified - time.Duration(s.p.cfg.CatchUpOverlap).Milliseconds()
+	default:
+		// A new source: the last interval's changes.
+		from = now.Add(-time.Duration(s.p.cfg.CatchUpInterval)).UnixMilli()
+		cp.Modified = from
+	}
+	props, _, err := s.p.properties(ctx, typ)
+	if err != nil {
+		return err
+	}
+	searchProps := props
+	reread := len(strings.Join(props, ",")) > searchPropertiesMax
+	if reread {
+		searchProps = []string{lastModified(typ)}
+	}
+	r.update(func(pr *Progress) { pr.ObjectType = typ })
+	w := window{from: max(from, 0)}
+	after := ""
+	first := true
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		pg, err := s.p.hubspot.search(ctx, typ, w.body(typ, after, searchProps))
+		if err != nil {
+			return err
+		}
+		if first {
+			r.update(func(pr *Progress) { pr.Total += pg.Total })
+			first = false
+		}
+		var fresh []Record
+		var lastTS, lastID int64
+		for _, rec := range pg.Records {
+			ms := rec.UpdatedAt.UnixMilli()
+			lastTS = max(lastTS, ms)
+			if id, err := strconv.ParseInt(rec.ID, 10, 64); err == nil {
+				lastID = max(lastID, id)
+			}
+			if ms > s.dir.Emitted(typ, rec.ID) {
+				fresh = append(fresh, rec)
+			}
+		}
+		if reread && len(fresh) > 0 {
+			if fresh, err = s.reread(ctx, typ, fresh, props); err != nil {
+				return err
+			}
+		}
+		emitted, err := s.emit(ctx, typ, fresh, hubID)
+		if err != nil {
+			return err
+		}
+		cp.Modified = max(cp.Modified, lastTS)
+		cp.Checked = s.p.cfg.Now()
+		if err := s.dir.SetCheckpoint(name, cp); err != nil {
+			return err
+		}
+		s.p.metrics.catchUpCheckpoint.WithLabelValues(s.p.cfg.Name, typ).Set(float64(cp.Modified) / 1000)
+		r.page(typ, len(pg.Records), emitted)
+
+		next, _ := strconv.Atoi(pg.Next)
+		switch {
+		case pg.Next == "" && w.tie:
+			// Every record modified at w.from is read: go on after it.
+			w, after = window{from: w.from, strict: true}, ""
+		case pg.Next == "":
+			return nil
+		case next < s.searchCap:
+			after = pg.Next
+		case w.tie:
+			w.afterID, after = lastID, ""
+		case lastTS > w.from:
+			// At the results cap: a new query from the last time seen.
+			w, after = window{from: lastTS}, ""
+		default:
+			// More records modified at one instant than a query returns.
+			w, after = window{from: w.from, tie: true}, ""
+		}
+	}
+}
+
+// reread batch-reads recs with props: the records as they are now.
+func (s *Syncer) reread(ctx context.Context, typ string, recs []Record, props []string) ([]Record, error) {
+	recIDs := make([]string, len(recs))
+	for i, rec := range recs {
+		recIDs[i] = rec.ID
+	}
+	return s.p.hubspot.read(ctx, typ, recIDs, props)
+}
+
+// full reads every record of the mapped types, resuming an unfinished
+// full sync.
+func (s *Syncer) full(ctx context.Context, r *run) error {
+	hubID, err := s.portal(ctx)
+	if err != nil {
+		return err
+	}
+	types := s.types()
+	var cp fullCheckpoint
+	if _, err := s.dir.Checkpoint("full", &cp); err != nil {
+		return err
+	}
+	if cp.ObjectType == "" || !slices.Contains(types, cp.ObjectType) {
+		cp = fullCheckpoint{Started: s.p.cfg.Now(), ObjectType: types[0]}
+	}
+	if cp.Done == nil {
+		cp.Done = map[string]int64{}
+	}
+	var total, done int64
+	for _, typ := range types {
+		pg, err := s.p.hubspot.search(ctx, typ, map[string]any{"limit": 1})
+		if err != nil {
+			return err
+		}
+		total += pg.Total
+		done += cp.Done[typ]
+	}
+	r.update(func(pr *Progress) { pr.Total, pr.Done, pr.ObjectType = total, done, cp.ObjectType })
+	for i := slices.Index(types, cp.ObjectType); i < len(types); i++ {
+		next := ""
+		if i+1 < len(types) {
+			next = types[i+1]
+		}
+		if err := s.fullType(ctx, r, &cp, next, hubID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fetched is a page a full sync's reader read ahead.
+type fetched struct {
+	page recordPage
+	err  error
+}
+
+// fullType reads every record of cp.ObjectType from cp.After, storing the
+// checkpoint after each page's calls are appended; after the last page it
+// moves on to type next, or, with none, clears the checkpoint so that the
+// next full sync starts over. The next page is read while the current one
+// is emitted, to keep the shared budget busy.
+func (s *Syncer) fullType(ctx context.Context, r *run, cp *fullCheckpoint, next string, hubID int64) error {
+	typ := cp.ObjectType
+	props, _, err := s.p.properties(ctx, typ)
+	if err != nil {
+		return err
+	}
+	readCtx, cancel := context.WithCancel(ctx)
+	pages := make(chan fetched, 1)
+	go func() {
+		defer close(pages)
+		after := cp.After
+		for {
+			pg, err := s.p.hubspot.list(readCtx, typ, after, props)
+			select {
+			case pages <- fetched{pg, err}:
+			case <-readCtx.Done():
+				return
+			}
+			if err != nil || pg.Next == "" {
+				return
+			}
+			after = pg.Next
+		}
+	}()
+	defer func() {
+		cancel()
+		for range pages {
+		}
+	}()
+	for f := range pages {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if f.err != nil {
+			return f.err
+		}
+		emitted, err := s.emit(ctx, typ, f.page.Records, hubID)
+		if err != nil {
+			return err
+		}
+		cp.After = f.page.Next
+		cp.Done[typ] += int64(len(f.page.Records))
+		stored := *cp
+		if cp.After == "" {
+			cp.ObjectType = next
+			stored = *cp
+			if next == "" {
+				stored = fullCheckpoint{}
+			}
+		}
+		if err := s.dir.SetCheckpoint("full", stored); err != nil {
+			return fmt.Errorf("storing the full sync's place: %w", err)
+		}
+		r.page(typ, len(f.page.Records), emitted)
+	}
+	return ctx.Err()
+}

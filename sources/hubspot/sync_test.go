@@ -1,0 +1,315 @@
+package hubspot
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/tidwall/gjson"
+	"go.uber.org/zap"
+
+	"github.com/switchyard/switchyard/internal/config"
+	"github.com/switchyard/switchyard/internal/hubspot/sandbox"
+	"github.com/switchyard/switchyard/queue"
+)
+
+// knowUsers appends an identify for users u-0..u-{n-1} (u-i@example.com)
+// and waits until the directory knows them.
+func (h *harness) knowUsers(n int) {
+	h.t.Helper()
+	msgs := make([]queue.Message, n)
+	for i := range msgs {
+		v := fmt.Sprintf(`{"type":"identify","userId":"u-%d","messageId":"m-u-%d","traits":{"email":"u-%d@example.com"},"_switchyard":{"source":"web"}}`, i, i, i)
+		msgs[i] = queue.Message{Topic: "events", Key: []byte(fmt.Sprint(i)), Value: []byte(v)}
+	}
+	if err := h.log.Publish(context.Background(), msgs...); err != nil {
+		h.t.Fatal(err)
+	}
+	waitFor(h.t, "the directory knows the users", func() bool {
+		for i := range n {
+			if _, ok := h.dir.UserByEmail(fmt.Sprintf("u-%d@example.com", i)); !ok {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// createContacts creates contacts for users from..to-1 through the API,
+// 100 per call, as another app would (no webhook is delivered for them).
+func (h *harness) createContacts(from, to int) {
+	h.t.Helper()
+	for start := from; start < to; start += 100 {
+		var inputs []string
+		for i := start; i < min(start+100, to); i++ {
+			inputs = append(inputs, fmt.Sprintf(`{"properties":{"email":"u-%d@example.com","firstname":"F%d"}}`, i, i))
+		}
+		h.call(http.MethodPost, "/crm/v3/objects/contacts/batch/create", otherToken, `{"inputs":[`+strings.Join(inputs, ",")+`]}`)
+	}
+}
+
+// callsByContact counts the source's identify calls per contact id.
+func callsByContact(calls []gjson.Result) map[string]int {
+	out := map[string]int{}
+	for _, c := range calls {
+		if c.Get("_switchyard.hubspot.objectType").String() == "contacts" {
+			out[c.Get("_switchyard.hubspot.objectId").String()]++
+		}
+	}
+	return out
+}
+
+func TestCatchUpEmitsExactlyTheMissedChangesAcrossTheCapAndTheLag(t *testing.T) {
+	const lag = time.Second
+	h := newHarnessWith(t, func(c *sandbox.Config) { c.SearchResultsCap = 400; c.SearchLag = lag }, nil)
+	sync := NewSyncer(h.proc, h.dir, zap.NewNop())
+	sync.searchCap = 400
+	h.knowUsers(501)
+
+	// A change the webhooks brought is not emitted again.
+	seen := h.edit("contacts", `{"properties":{"email":"u-500@example.com","firstname":"Seen"}}`)
+	h.deliver()
+	h.waitCounted("contacts", "emitted", 1)
+
+	// While no webhook comes: 500 contacts are created (more than one
+	// query returns, several with one timestamp) and the seen one edited.
+	h.createContacts(0, 500)
+	h.edit("contacts/"+seen, `{"properties":{"firstname":"Missed"}}`)
+	h.pending()
+	time.Sleep(lag + 100*time.Millisecond)
+
+	var last Progress
+	if err := sync.Run(context.Background(), SyncRequest{}, func(p Progress) { last = p }); err != nil {
+		t.Fatal(err)
+	}
+	calls := h.emitted()
+	per := callsByContact(calls)
+	if len(per) != 501 {
+		t.Fatalf("want calls for 501 contacts, got %d", len(per))
+	}
+	for id, n := range per {
+		want := 1
+		if id == seen {
+			want = 2 // the webhook's and the missed edit
+		}
+		if n != want {
+			t.Errorf("contact %s: %d calls, want %d", id, n, want)
+		}
+	}
+	if final := calls[len(calls)-1]; final.Get("traits.first_name").String() == "" || final.Get("_switchyard.hubspot.hubId").Int() != 12345678 {
+		t.Errorf("a catch-up call without traits or hubId: %s", final.Raw)
+	}
+	if last.State != SyncDone || last.Kind != "catch-up" || last.Emitted != 501 || last.Done < 501 {
+		t.Errorf("final progress %+v", last)
+	}
+	if len(messageIDs(calls)) != len(calls) {
+		t.Errorf("a messageId repeats")
+	}
+
+	// An edit younger than the search lag is not found yet; the next
+	// catch-up's overlap finds it, once.
+	h.edit("contacts/"+seen, `{"properties":{"firstname":"Late"}}`)
+	if err := sync.Run(context.Background(), SyncRequest{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(h.emitted()); n != len(calls) {
+		t.Fatalf("a catch-up found %d calls before the change was searchable", n-len(calls))
+	}
+	time.Sleep(lag + 100*time.Millisecond)
+	for range 2 {
+		if err := sync.Run(context.Background(), SyncRequest{}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after := h.emitted()
+	if len(after) != len(calls)+1 || after[len(after)-1].Get("traits.first_name").String() != "Late" {
+		t.Fatalf("want exactly the late edit, got %d more calls", len(after)-len(calls))
+	}
+	var cp catchUpCheckpoint
+	if ok, err := h.dir.Checkpoint("catch-up/contacts", &cp); !ok || err != nil {
+		t.Fatalf("no checkpoint: %v", err)
+	}
+	if got := testutil.ToFloat64(h.metrics.catchUpCheckpoint.WithLabelValues("crm-in", "contacts")); got != float64(cp.Modified)/1000 {
+		t.Errorf("the checkpoint gauge is %v, the checkpoint %d", got, cp.Modified)
+	}
+	if got := testutil.ToFloat64(h.metrics.syncRuns.WithLabelValues("crm-in", "catch-up", "done")); got != 4 {
+		t.Errorf("want 4 catch-ups counted done, got %v", got)
+	}
+}
+
+func TestFullSyncInterruptedAndResumedEmitsEachRecordOnce(t *testing.T) {
+	h := newHarness(t)
+	sync := NewSyncer(h.proc, h.dir, zap.NewNop())
+	h.knowUsers(250)
+	h.createContacts(0, 250)
+	h.pending()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	err := sync.Run(ctx, SyncRequest{Full: true}, func(p Progress) {
+		if p.Done >= 100 {
+			cancel()
+		}
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("an interrupted full sync returned %v", err)
+	}
+	p, ok := sync.Progress()
+	if !ok || p.State != SyncInterrupted || p.Done < 100 || p.Done >= 250 || p.Total != 250 {
+		t.Fatalf("progress after the interruption: %+v", p)
+	}
+	if err := sync.Run(context.Background(), SyncRequest{Full: true}, nil); err != nil {
+		t.Fatal(err)
+	}
+	p, _ = sync.Progress()
+	if p.State != SyncDone || p.Done != 250 || p.Total != 250 || p.Kind != "full" {
+		t.Fatalf("progress after resuming: %+v", p)
+	}
+	per := callsByContact(h.emitted())
+	if len(per) != 250 {
+		t.Fatalf("want calls for 250 contacts, got %d", len(per))
+	}
+	for id, n := range per {
+		if n != 1 {
+			t.Errorf("contact %s emitted %d times", id, n)
+		}
+	}
+	// Finished, the next full sync starts over and emits every record again.
+	var cp fullCheckpoint
+	if _, err := h.dir.Checkpoint("full", &cp); err != nil || cp.ObjectType != "" {
+		t.Fatalf("a finished full sync left its place: %+v %v", cp, err)
+	}
+	if got := testutil.ToFloat64(h.metrics.syncRecords.WithLabelValues("crm-in", "full", "contacts")); got < 250 {
+		t.Errorf("records counted: %v", got)
+	}
+	if err := sync.Run(context.Background(), SyncRequest{Full: true, Since: time.Now()}, nil); err == nil {
+		t.Error("a full sync with since was accepted")
+	}
+}
+
+func TestSyncRefusesASecondSyncWhileOneRuns(t *testing.T) {
+	h := newHarness(t)
+	sync := NewSyncer(h.proc, h.dir, zap.NewNop())
+	h.knowUsers(1)
+	h.createContacts(0, 1)
+	inner := make(chan error, 1)
+	if err := sync.Run(context.Background(), SyncRequest{Full: true}, func(p Progress) {
+		if p.State == SyncRunning && len(inner) == 0 {
+			inner <- sync.Run(context.Background(), SyncRequest{}, nil)
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-inner; !errors.Is(err, ErrSyncRunning) {
+		t.Fatalf("a second sync got %v", err)
+	}
+}
+
+func TestRunScheduleCatchesUpAtOnceWithoutACheckpoint(t *testing.T) {
+	h := newHarnessWith(t, nil, func(c *Config) { c.CatchUpInterval = config.Duration(time.Hour) })
+	sync := NewSyncer(h.proc, h.dir, zap.NewNop())
+	h.knowUsers(3)
+	h.createContacts(0, 3)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- sync.RunSchedule(ctx) }()
+	waitFor(t, "the scheduled catch-up", func() bool { p, ok := sync.Progress(); return ok && p.State == SyncDone })
+	if n := len(callsByContact(h.emitted())); n != 3 {
+		t.Fatalf("the scheduled catch-up emitted for %d contacts", n)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	// With a fresh checkpoint, a restarted schedule waits for the interval.
+	sync = NewSyncer(h.proc, h.dir, zap.NewNop())
+	ctx, cancel = context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if err := sync.RunSchedule(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := sync.Progress(); ok {
+		t.Fatal("a schedule with a fresh checkpoint caught up at once")
+	}
+}
+
+// TestCatchUpModel makes random edits, some brought by webhooks and some
+// not, with a random search lag and catch-ups interrupted at random: in
+// the end every contact's newest state is emitted and no call twice.
+func TestCatchUpModel(t *testing.T) {
+	for seed := range uint64(3) {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(seed, 9))
+			lag := time.Duration(rng.IntN(300)) * time.Millisecond
+			h := newHarnessWith(t, func(c *sandbox.Config) { c.SearchLag = lag }, func(c *Config) {
+				c.Companies, c.Deals = Mapping{}, Mapping{}
+				c.CatchUpOverlap = config.Duration(time.Second)
+			})
+			sync := NewSyncer(h.proc, h.dir, zap.NewNop())
+			const n = 12
+			h.knowUsers(n)
+			ids := make([]string, n)
+			for i := range ids {
+				ids[i] = h.edit("contacts", fmt.Sprintf(`{"properties":{"email":"u-%d@example.com","firstname":"v0"}}`, i))
+			}
+			want := map[string]string{}
+			for i := range ids {
+				want[ids[i]] = "v0"
+			}
+			h.pending() // not delivered: the catch-ups find them
+			for step := range 40 {
+				switch rng.IntN(3) {
+				case 0, 1:
+					id := ids[rng.IntN(n)]
+					value := fmt.Sprintf("v%d", step+1)
+					time.Sleep(2 * time.Millisecond)
+					h.edit("contacts/"+id, `{"properties":{"firstname":"`+value+`"}}`)
+					want[id] = value
+					if rng.IntN(2) == 0 {
+						before := h.dir.Emitted("contacts", id)
+						h.deliver()
+						waitFor(t, "the webhook's call", func() bool { return h.dir.Emitted("contacts", id) > before })
+					} else {
+						h.pending()
+					}
+				case 2:
+					ctx, cancel := context.WithTimeout(context.Background(), time.Duration(rng.IntN(60))*time.Millisecond)
+					err := sync.Run(ctx, SyncRequest{}, nil)
+					cancel()
+					if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+						t.Fatalf("step %d: %v", step, err)
+					}
+				}
+			}
+			time.Sleep(lag + 50*time.Millisecond)
+			if err := sync.Run(context.Background(), SyncRequest{}, nil); err != nil {
+				t.Fatal(err)
+			}
+			calls := h.emitted()
+			newest := map[string]gjson.Result{}
+			seen := map[string]bool{}
+			for _, c := range calls {
+				key := c.Get("_switchyard.hubspot.objectId").String() + "@" + c.Get("timestamp").String()
+				if seen[key] || seen[c.Get("messageId").String()] {
+					t.Errorf("emitted twice: %s", c.Raw)
+				}
+				seen[key], seen[c.Get("messageId").String()] = true, true
+				newest[c.Get("_switchyard.hubspot.objectId").String()] = c
+			}
+			for id, value := range want {
+				if got := newest[id].Get("traits.first_name").String(); got != value {
+					raw, _ := json.Marshal(want)
+					t.Errorf("contact %s: newest emitted %q, want %q (want %s)", id, got, value, raw)
+				}
+			}
+		})
+	}
+}
