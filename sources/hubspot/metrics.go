@@ -28,6 +28,14 @@ type Metrics struct {
 	// catchUpCheckpoint is each type's catch-up checkpoint, the newest
 	// modification it has seen, in Unix seconds.
 	catchUpCheckpoint *prometheus.GaugeVec
+	// emailEvents counts the email events the poller read, by outcome:
+	// emitted, unknown_user, invalid.
+	emailEvents *prometheus.CounterVec
+	// emailPolls counts the email events polls by result: ok, failed.
+	emailPolls *prometheus.CounterVec
+	// emailCheckpoint is the created time of the newest email event
+	// handled, in seconds since the epoch.
+	emailCheckpoint *prometheus.GaugeVec
 }
 
 // NewMetrics registers the sources' metrics on reg.
@@ -65,8 +73,21 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "switchyard_hubspot_source_catch_up_checkpoint_seconds",
 			Help: "The catch-up's checkpoint of a HubSpot source, by object type: the newest modification it has read, in Unix seconds.",
 		}, []string{"source", "object_type"}),
+		emailEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_hubspot_source_email_events_total",
+			Help: "HubSpot email events the poller read, by source and outcome: emitted (a track appended), unknown_user (the recipient is no known user), invalid (an event that makes no track; logged).",
+		}, []string{"source", "outcome"}),
+		emailPolls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_hubspot_source_email_polls_total",
+			Help: "Polls of HubSpot's email events API, by source and result: ok, failed (logged; tried again).",
+		}, []string{"source", "result"}),
+		emailCheckpoint: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "switchyard_hubspot_source_email_events_checkpoint_seconds",
+			Help: "The created time of the newest HubSpot email event a source has handled, in seconds since the epoch.",
+		}, []string{"source"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.refused, m.notifications, m.changes, m.calls, m.syncRecords, m.syncRuns, m.catchUpCheckpoint} {
+	for _, c := range []prometheus.Collector{m.requests, m.refused, m.notifications, m.changes, m.calls,
+		m.syncRecords, m.syncRuns, m.catchUpCheckpoint, m.emailEvents, m.emailPolls, m.emailCheckpoint} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
