@@ -22,6 +22,9 @@ Usage:
   switchyard router  [flags]   the routers alone, for Kafka deployments with many routers
   switchyard replay  [flags]   deliver a range of the log, or the dead letters, to one destination again
   switchyard tail    [flags]   print the messages of a topic as JSON lines
+  switchyard sync --source NAME [--full] [--since TIME] [flags]
+                               run a hubspot source's catch-up or full sync, in the running
+                               switchyard (--addr) or in this process
   switchyard transform [--destination NAME] [flags] < messages
                                print the HubSpot requests the messages would make, with no network
   switchyard hubspot-sandbox [flags]   serve the in-memory HubSpot simulator
@@ -47,6 +50,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = serve(ctx, args[0], args[1:], stderr)
 	case "replay":
 		err = replay(ctx, args[1:], stdout, stderr)
+	case "sync":
+		err = syncSource(ctx, args[1:], stderr, hubspotParts)
 	case "tail":
 		err = tail(ctx, args[1:], stdout, stderr)
 	case "transform":
