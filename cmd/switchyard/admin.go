@@ -79,14 +79,14 @@ var errNotRunning = errors.New("the source is not running")
 
 // start starts a sync of req and returns its progress so far, or
 // hubspotsource.ErrSyncRunning while one (asked for, or the schedule's)
-// runs.
+// runs: the syncer's Run refuses at once, within syncAnswerWait.
 func (j *syncJobs) start(req hubspotsource.SyncRequest) (hubspotsource.Progress, error) {
 	j.mu.Lock()
 	if j.ctx == nil || j.ctx.Err() != nil {
 		j.mu.Unlock()
 		return hubspotsource.Progress{}, errNotRunning
 	}
-	if p, ok := j.syncer.Progress(); j.inFlight || (ok && p.State == hubspotsource.SyncRunning) {
+	if j.inFlight {
 		j.mu.Unlock()
 		return hubspotsource.Progress{}, hubspotsource.ErrSyncRunning
 	}
