@@ -40,6 +40,12 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return runWith(ctx, args, stdout, stderr, hubspotParts)
+}
+
+// runWith runs the command args name, with the hubspot sources' syncers
+// and email pollers built by parts, and returns its exit status.
+func runWith(ctx context.Context, args []string, stdout, stderr io.Writer, parts sourceParts) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
@@ -47,11 +53,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var err error
 	switch args[0] {
 	case "serve", "gateway", "router":
-		err = serve(ctx, args[0], args[1:], stderr)
+		err = serve(ctx, args[0], args[1:], stderr, parts)
 	case "replay":
 		err = replay(ctx, args[1:], stdout, stderr)
 	case "sync":
-		err = syncSource(ctx, args[1:], stderr, hubspotParts)
+		err = syncSource(ctx, args[1:], stderr, parts)
 	case "tail":
 		err = tail(ctx, args[1:], stdout, stderr)
 	case "transform":
@@ -70,7 +76,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "switchyard %s: %v\n", args[0], err)
+		var interrupted interruptedError
+		if errors.As(err, &interrupted) {
+			return interruptedStatus
+		}
 		return 1
 	}
 	return 0
 }
+
+// interruptedStatus is the exit status of a command stopped by a signal
+// before it finished, as a shell reports an end by SIGINT.
+const interruptedStatus = 130
+
+// interruptedError is a command's end by a signal before it finished; its
+// exit status is interruptedStatus.
+type interruptedError struct{ msg string }
+
+func (e interruptedError) Error() string { return e.msg }

@@ -15,14 +15,9 @@ import (
 )
 
 // serve runs the roles of a command: "serve" runs the gateway and a router
-// per destination, "gateway" the gateway alone, "router" the routers alone.
-func serve(ctx context.Context, name string, args []string, stderr io.Writer) error {
-	return serveWith(ctx, name, args, stderr, hubspotParts)
-}
-
-// serveWith is serve with the hubspot sources' syncers and email pollers
-// built by parts.
-func serveWith(ctx context.Context, name string, args []string, stderr io.Writer, parts sourceParts) error {
+// per destination, "gateway" the gateway alone, "router" the routers alone;
+// parts builds the hubspot sources' syncers and email pollers.
+func serve(ctx context.Context, name string, args []string, stderr io.Writer, parts sourceParts) error {
 	fs := newFlagSet(name, stderr)
 	adminToken := registerAdminToken(fs)
 	cfg, logger, err := setUp(fs, args, stderr)

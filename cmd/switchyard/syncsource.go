@@ -132,7 +132,7 @@ func syncLocal(ctx context.Context, cfg config, sc hubspotsource.Config, req hub
 	fmt.Fprintf(stderr, "sync: reading the users the log has seen\n")
 	if err := dir.CatchUp(ctx, log); err != nil {
 		if ctx.Err() != nil {
-			return errors.New("interrupted before the sync began")
+			return interruptedError{"interrupted before the sync began"}
 		}
 		return fmt.Errorf("reading the log's users: %w", err)
 	}
@@ -174,7 +174,7 @@ func syncRemote(ctx context.Context, addr, token, source string, req hubspotsour
 		select {
 		case <-ctx.Done():
 			show.finish()
-			return fmt.Errorf("stopped following; the sync runs on in the process at %s (GET %s)", addr, endpoint)
+			return interruptedError{fmt.Sprintf("stopped following; the sync runs on in the process at %s (GET %s)", addr, endpoint)}
 		case <-tick.C:
 		}
 		if p, err = adminCall(ctx, client, http.MethodGet, endpoint, token, nil, http.StatusOK); err != nil {
@@ -241,11 +241,12 @@ func adminCall(ctx context.Context, client *http.Client, method, endpoint, token
 }
 
 // syncOutcome is the command's result for a sync that ended in p (with
-// err, from a sync run here).
+// err, from a sync run here): nil when it is done, an interruptedError
+// (exit status 130) when interrupted, else an error (exit status 1).
 func syncOutcome(p hubspotsource.Progress, err error, interrupted bool) error {
 	switch {
 	case interrupted || p.State == hubspotsource.SyncInterrupted:
-		return fmt.Errorf("interrupted after %d records; run it again to resume", p.Done)
+		return interruptedError{fmt.Sprintf("interrupted after %d records; run it again to resume", p.Done)}
 	case err != nil:
 		return fmt.Errorf("sync failed: %w", err)
 	case p.State == hubspotsource.SyncFailed:

@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -187,6 +189,20 @@ func TestSyncRunsLocallyWithTheDirectoryUpToDate(t *testing.T) {
 	err = syncSource(ctx, args, &stderr, fakeParts(stuck, nil))
 	if err == nil || !strings.Contains(err.Error(), "interrupted after 0 records; run it again to resume") {
 		t.Fatalf("an interrupted sync: %v\n%s", err, stderr.String())
+	}
+	if !errors.As(err, new(interruptedError)) {
+		t.Fatalf("an interrupted sync ends with %T, want the interruptedError whose exit status is %d", err, interruptedStatus)
+	}
+	// Through run, the exit status says how it ended.
+	ctx2, cancel2 := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel2()
+	stuck2 := &fakeSyncer{source: "crm-in", pages: 3, release: make(chan struct{})}
+	if code := runWith(ctx2, append([]string{"sync"}, args...), io.Discard, &stderr, fakeParts(stuck2, nil)); code != interruptedStatus {
+		t.Fatalf("an interrupted sync exits %d, want %d", code, interruptedStatus)
+	}
+	failing := &fakeSyncer{source: "crm-in", pages: 1, fail: errors.New("HubSpot answered 500")}
+	if code := runWith(t.Context(), append([]string{"sync"}, args...), io.Discard, &stderr, fakeParts(failing, nil)); code != 1 {
+		t.Fatalf("a failed sync exits %d, want 1", code)
 	}
 
 	// A source the config does not have.
