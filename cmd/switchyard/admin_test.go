@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -13,6 +14,8 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/switchyard/switchyard/ingest"
+	"github.com/switchyard/switchyard/queue/embedded"
 	hubspotsource "github.com/switchyard/switchyard/sources/hubspot"
 )
 
@@ -357,5 +360,48 @@ func waitForCondition(t *testing.T, what string, ok func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestSyncAdminIsServedOnEachRolesAddress serves the admin endpoint as
+// serve does (on the gateway's Fiber app) and as router does (with the
+// operational endpoints), over TCP from loopback: a client there is served
+// with no token set, and the answers are the endpoint's.
+func TestSyncAdminIsServedOnEachRolesAddress(t *testing.T) {
+	log, err := embedded.Open(embedded.Config{Dir: t.TempDir()}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	f := &fakeSyncer{source: "crm-in", pages: 1}
+	admin := adminFixture(t, "", f)
+
+	gw, err := gatewayServer(ingest.Config{Routes: admin.routes(), EventsTopic: "events", DLQTopic: "dlq"}, log, zap.NewNop(), newRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	router := opsServer(newRegistry(), log, destinationHealth{}, nil, admin)
+	for name, srv := range map[string]httpServer{"serve's gateway": gw, "router": router} {
+		t.Run(name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			go srv.serve(ln) //nolint:errcheck // ends with shutdown
+			defer srv.shutdown(context.Background())
+			endpoint := "http://" + ln.Addr().String() + "/admin/sources/crm-in/sync"
+			client := &http.Client{Timeout: 10 * time.Second}
+			if _, err := adminCall(t.Context(), client, http.MethodPost, endpoint, "", []byte(`{"full":true}`), http.StatusAccepted); err != nil {
+				t.Fatal(err)
+			}
+			waitForCondition(t, "the sync's end", func() bool {
+				p, err := adminCall(t.Context(), client, http.MethodGet, endpoint, "", nil, http.StatusOK)
+				return err == nil && p.State == hubspotsource.SyncDone && p.Kind == "full"
+			})
+			_, err = adminCall(t.Context(), client, http.MethodGet, "http://"+ln.Addr().String()+"/admin/sources/other/sync", "", nil, http.StatusOK)
+			if err == nil || !strings.Contains(err.Error(), "404") {
+				t.Fatalf("GET of an unknown source: %v, want a 404", err)
+			}
+		})
 	}
 }
