@@ -115,9 +115,23 @@ var webhookRoute = Route{Method: http.MethodPost, Path: "/hubspot/webhooks/:sour
 	io.WriteString(w, `{"success":true}`)
 })}
 
+// syncRoutes stand for the admin endpoint of the hubspot sources' syncs,
+// the routes switchyard serve adds with Config.Routes; they answer as it
+// does for a source it does not sync.
+var syncRoutes = []Route{
+	{Method: http.MethodPost, Path: "/admin/sources/:source/sync", Handler: http.HandlerFunc(noSuchSource)},
+	{Method: http.MethodGet, Path: "/admin/sources/:source/sync", Handler: http.HandlerFunc(noSuchSource)},
+}
+
+func noSuchSource(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusNotFound)
+	io.WriteString(w, `{"success":false,"code":"not_found","message":"no such source","error":"no such source"}`)
+}
+
 func TestOpenAPIDocumentsEveryRouteAndNoOther(t *testing.T) {
 	_, model := openAPIModel(t)
-	f := newFixture(t, Config{Routes: []Route{webhookRoute}})
+	f := newFixture(t, Config{Routes: append([]Route{webhookRoute}, syncRoutes...)})
 	documented := documentedOperations(model)
 	served := servedOperations(f.gw, documented)
 	for _, op := range served {
@@ -170,7 +184,7 @@ func TestResponsesFollowOpenAPIDocument(t *testing.T) {
 	}
 	ok := newFixture(t, Config{MaxBatchMessages: 2})
 	failing := newFixtureWithLog(t, Config{}, failingLog{closedLog(t)})
-	routed := newFixture(t, Config{Routes: []Route{webhookRoute}})
+	routed := newFixture(t, Config{Routes: append([]Route{webhookRoute}, syncRoutes...)})
 	var gz bytes.Buffer
 	zw := gzip.NewWriter(&gz)
 	zw.Write([]byte(`{"type":"identify","userId":"u"}`))
@@ -203,6 +217,8 @@ func TestResponsesFollowOpenAPIDocument(t *testing.T) {
 		{"metrics", ok, httptest.NewRequest(http.MethodGet, "/metrics", nil), 200},
 		{"openapi.json", ok, httptest.NewRequest(http.MethodGet, "/openapi.json", nil), 200},
 		{"a route from the config", routed, withHeader(httptest.NewRequest(http.MethodPost, "/hubspot/webhooks/crm-in", strings.NewReader(`[]`)), "Content-Type", "application/json"), 200},
+		{"a sync of a source not synced", routed, withHeader(httptest.NewRequest(http.MethodPost, "/admin/sources/crm-in/sync", strings.NewReader(`{"full":true}`)), "Content-Type", "application/json"), 404},
+		{"the progress of a source not synced", routed, httptest.NewRequest(http.MethodGet, "/admin/sources/crm-in/sync", nil), 404},
 		{"a source not configured", ok, withHeader(httptest.NewRequest(http.MethodPost, "/hubspot/webhooks/crm-in", strings.NewReader(`[]`)), "Content-Type", "application/json"), 404},
 	}
 	for _, c := range cases {

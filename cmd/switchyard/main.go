@@ -22,6 +22,9 @@ Usage:
   switchyard router  [flags]   the routers alone, for Kafka deployments with many routers
   switchyard replay  [flags]   deliver a range of the log, or the dead letters, to one destination again
   switchyard tail    [flags]   print the messages of a topic as JSON lines
+  switchyard sync --source NAME [--full] [--since TIME] [flags]
+                               run a hubspot source's catch-up or full sync, in the running
+                               switchyard (--addr) or in this process
   switchyard transform [--destination NAME] [flags] < messages
                                print the HubSpot requests the messages would make, with no network
   switchyard hubspot-sandbox [flags]   serve the in-memory HubSpot simulator
@@ -37,6 +40,12 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return runWith(ctx, args, stdout, stderr, hubspotParts)
+}
+
+// runWith runs the command args name, with the hubspot sources' syncers
+// and email pollers built by parts, and returns its exit status.
+func runWith(ctx context.Context, args []string, stdout, stderr io.Writer, parts sourceParts) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
@@ -44,9 +53,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var err error
 	switch args[0] {
 	case "serve", "gateway", "router":
-		err = serve(ctx, args[0], args[1:], stderr)
+		err = serve(ctx, args[0], args[1:], stderr, parts)
 	case "replay":
 		err = replay(ctx, args[1:], stdout, stderr)
+	case "sync":
+		err = syncSource(ctx, args[1:], stderr, parts)
 	case "tail":
 		err = tail(ctx, args[1:], stdout, stderr)
 	case "transform":
@@ -65,7 +76,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "switchyard %s: %v\n", args[0], err)
+		var interrupted interruptedError
+		if errors.As(err, &interrupted) {
+			return interruptedStatus
+		}
 		return 1
 	}
 	return 0
 }
+
+// interruptedStatus is the exit status of a command stopped by a signal
+// before it finished, as a shell reports an end by SIGINT.
+const interruptedStatus = 130
+
+// interruptedError is a command's end by a signal before it finished; its
+// exit status is interruptedStatus.
+type interruptedError struct{ msg string }
+
+func (e interruptedError) Error() string { return e.msg }

@@ -102,7 +102,7 @@ func replay(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		defer c.Close()
 	}
 
-	progress := newProgress(total, stderr)
+	progress := newProgress("replay", "events", "at most ", total, stderr)
 	defer progress.finish()
 	rcfg := cfg.routerConfig(dc)
 	rcfg.OnFinish = progress.add
@@ -205,11 +205,19 @@ func printReplay(ctx context.Context, src *replayInput, name, displayName string
 	}
 }
 
-// progress shows events done, rate and time left: a bar on a terminal,
-// plain lines every few seconds otherwise.
+// progress shows what a command has done of a total, its rate and the time
+// left: a bar on a terminal, plain lines every few seconds otherwise.
 type progress struct {
-	total   int64
-	done    atomic.Int64
+	// label starts each line; unit names what is counted; bound words the
+	// total ("at most " for a replay, whose range may hold events that
+	// are not delivered).
+	label, unit, bound string
+	total              atomic.Int64
+	done               atomic.Int64
+	// base is the count first set, and the rate counts from then: a
+	// resumed full sync's counts include the run it resumed.
+	base    int64
+	isSet   bool
 	bar     *progressbar.ProgressBar
 	w       io.Writer
 	started time.Time
@@ -217,22 +225,48 @@ type progress struct {
 	closed  bool
 }
 
-func newProgress(total int64, w io.Writer) *progress {
-	p := &progress{total: total, w: w, started: time.Now(), last: time.Now()}
+func newProgress(label, unit, bound string, total int64, w io.Writer) *progress {
+	p := &progress{label: label, unit: unit, bound: bound, w: w, started: time.Now(), last: time.Now()}
+	p.total.Store(total)
 	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		p.bar = progressbar.NewOptions64(total, progressbar.OptionSetWriter(w), progressbar.OptionSetDescription("replay"),
-			progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString("events"),
+		max := total
+		if max == 0 {
+			max = -1 // a spinner until the total is known
+		}
+		p.bar = progressbar.NewOptions64(max, progressbar.OptionSetWriter(w), progressbar.OptionSetDescription(label),
+			progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString(unit),
 			progressbar.OptionSetPredictTime(true), progressbar.OptionThrottle(100*time.Millisecond))
 	}
 	return p
 }
 
+// add counts one more done.
 func (p *progress) add() {
 	n := p.done.Add(1)
 	if p.bar != nil {
 		p.bar.Add64(1)
 		return
 	}
+	p.maybeLine(n)
+}
+
+// set shows done of total (0: unknown), as a sync reports them.
+func (p *progress) set(done, total int64) {
+	if !p.isSet {
+		p.isSet, p.base, p.started = true, done, time.Now()
+	}
+	p.done.Store(done)
+	if p.total.Swap(total) != total && p.bar != nil && total > 0 {
+		p.bar.ChangeMax64(total)
+	}
+	if p.bar != nil {
+		p.bar.Set64(done) //nolint:errcheck // a bar that cannot draw draws nothing
+		return
+	}
+	p.maybeLine(done)
+}
+
+func (p *progress) maybeLine(n int64) {
 	if time.Since(p.last) >= 2*time.Second {
 		p.last = time.Now()
 		p.line(n)
@@ -241,12 +275,17 @@ func (p *progress) add() {
 
 func (p *progress) line(n int64) {
 	elapsed := time.Since(p.started).Seconds()
-	rate := float64(n) / max(elapsed, 0.001)
-	left := "unknown"
-	if rate > 0 && p.total >= n {
-		left = (time.Duration(float64(p.total-n)/rate) * time.Second).Round(time.Second).String()
+	rate := float64(n-p.base) / max(elapsed, 0.001)
+	total := p.total.Load()
+	if total <= 0 {
+		fmt.Fprintf(p.w, "%s: %d %s, %.0f/s\n", p.label, n, p.unit, rate)
+		return
 	}
-	fmt.Fprintf(p.w, "replay: %d of at most %d events, %.0f/s, about %s left\n", n, p.total, rate, left)
+	left := "unknown"
+	if rate > 0 && total >= n {
+		left = (time.Duration(float64(total-n)/rate) * time.Second).Round(time.Second).String()
+	}
+	fmt.Fprintf(p.w, "%s: %d of %s%d %s, %.0f/s, about %s left\n", p.label, n, p.bound, total, p.unit, rate, left)
 }
 
 func (p *progress) finish() {

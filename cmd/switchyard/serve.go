@@ -15,9 +15,12 @@ import (
 )
 
 // serve runs the roles of a command: "serve" runs the gateway and a router
-// per destination, "gateway" the gateway alone, "router" the routers alone.
-func serve(ctx context.Context, name string, args []string, stderr io.Writer) error {
-	cfg, logger, err := setUp(newFlagSet(name, stderr), args, stderr)
+// per destination, "gateway" the gateway alone, "router" the routers alone;
+// parts builds the hubspot sources' syncers and email pollers.
+func serve(ctx context.Context, name string, args []string, stderr io.Writer, parts sourceParts) error {
+	fs := newFlagSet(name, stderr)
+	adminToken := registerAdminToken(fs)
+	cfg, logger, err := setUp(fs, args, stderr)
 	if err != nil {
 		return err
 	}
@@ -72,7 +75,7 @@ func serve(ctx context.Context, name string, args []string, stderr io.Writer) er
 		}
 	}
 	// After the destinations, so that a source shares their client.
-	sources, err := buildSources(cfg, hubspotConfigs, log, clients, reg, logger, runGateway, runRouters)
+	sources, err := buildSources(cfg, hubspotConfigs, log, clients, reg, logger, parts, runGateway, runRouters)
 	if err != nil {
 		return err
 	}
@@ -80,8 +83,9 @@ func serve(ctx context.Context, name string, args []string, stderr io.Writer) er
 	if err := prepareTopics(ctx, log, append([]string{cfg.eventsTopic(), cfg.dlqTopic()}, sources.topics()...)...); err != nil {
 		return err
 	}
+	admin := sources.syncAdmin(adminToken())
 	if runGateway {
-		gwCfg.Routes = []ingest.Route{sources.route()}
+		gwCfg.Routes = append([]ingest.Route{sources.route()}, admin.routes()...)
 		gwCfg.ReadyDetails = readyDetails(health, sources, runRouters)
 	}
 
@@ -95,7 +99,7 @@ func serve(ctx context.Context, name string, args []string, stderr io.Writer) er
 			return err
 		}
 	} else {
-		srv = opsServer(reg, log, health, sources)
+		srv = opsServer(reg, log, health, sources, admin)
 	}
 	logger.Info("listening", zap.String("role", name), zap.String("addr", ln.Addr().String()),
 		zap.String("log", backend), zap.Int("sources", len(cfg.Sources)), zap.Int("hubspot_sources", len(sources)), zap.Int("destinations", len(routers)))

@@ -59,9 +59,12 @@ func gatewayServer(cfg ingest.Config, log queue.Log, logger *zap.Logger, reg *pr
 	return httpServer{serve: app.Listener, shutdown: app.ShutdownWithContext}, nil
 }
 
-// opsServer serves /metrics, /healthz and /readyz, for the router role.
-func opsServer(reg *prometheus.Registry, log queue.Log, health destinationHealth, sources hubspotSources) httpServer {
-	srv := &http.Server{Handler: opsHandler(reg, log, health, sources), ReadHeaderTimeout: 10 * time.Second}
+// opsServer serves /metrics, /healthz, /readyz and the admin endpoint, for
+// the router role.
+func opsServer(reg *prometheus.Registry, log queue.Log, health destinationHealth, sources hubspotSources, admin *syncAdmin) httpServer {
+	handler := opsHandler(reg, log, health, sources)
+	admin.register(handler)
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	return httpServer{serve: srv.Serve, shutdown: srv.Shutdown}
 }
 
@@ -207,7 +210,7 @@ func (d destinationHealth) checkTokens(ctx context.Context) {
 // opsHandler serves /metrics, /healthz and /readyz for the router role.
 // /readyz answers 503 while the log is unavailable or a destination or a
 // hubspot source is unhealthy, naming each one's state in the body.
-func opsHandler(reg *prometheus.Registry, log queue.Log, health destinationHealth, sources hubspotSources) http.Handler {
+func opsHandler(reg *prometheus.Registry, log queue.Log, health destinationHealth, sources hubspotSources) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {

@@ -164,32 +164,56 @@ func (d *Directory) learn(b *pebble.Batch, value []byte) {
 // Run reads the events topic (learning users) and the notifications topic
 // (applying privacy deletions) until ctx ends.
 func (d *Directory) Run(ctx context.Context, log queue.Log) error {
+	return d.read(ctx, log, false)
+}
+
+// CatchUp brings the directory up to date with the log: it applies the
+// events and notifications topics up to the ends they had when it began,
+// and returns once it has, so that a sync run by a process that does not
+// run the directory matches the users the log has seen.
+func (d *Directory) CatchUp(ctx context.Context, log queue.Log) error {
+	return d.read(ctx, log, true)
+}
+
+// read reads both topics, to the ends they have now when bounded, else
+// until ctx ends.
+func (d *Directory) read(ctx context.Context, log queue.Log, bounded bool) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errs := make(chan error, 2)
-	go func() { errs <- d.follow(ctx, log, d.cfg.EventsTopic, d.learn) }()
-	go func() {
-		errs <- d.follow(ctx, log, d.cfg.NotificationsTopic, func(b *pebble.Batch, value []byte) {
-			n, err := parseNotification(gjson.ParseBytes(value))
-			if err == nil && n.Source == d.cfg.Name && n.ObjectType == "contacts" && n.Kind == "privacyDeletion" {
-				d.forget(b, n.ObjectID)
-			}
-		})
-	}()
-	err := <-errs
-	cancel()
-	<-errs
-	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+	go func() { errs <- d.follow(ctx, log, d.cfg.EventsTopic, d.learn, bounded) }()
+	go func() { errs <- d.follow(ctx, log, d.cfg.NotificationsTopic, d.applyNotification, bounded) }()
+	var first error
+	for range 2 {
+		err := <-errs
+		if err != nil && first == nil {
+			first = err
+		}
+		if err != nil || !bounded {
+			cancel()
+		}
+	}
+	if !bounded && ctx.Err() != nil && errors.Is(first, context.Canceled) {
 		return nil
 	}
-	return err
+	return first
+}
+
+// applyNotification applies one message of the notifications topic: a
+// privacy deletion of one of the source's contacts.
+func (d *Directory) applyNotification(b *pebble.Batch, value []byte) {
+	n, err := parseNotification(gjson.ParseBytes(value))
+	if err == nil && n.Source == d.cfg.Name && n.ObjectType == "contacts" && n.Kind == "privacyDeletion" {
+		d.forget(b, n.ObjectID)
+	}
 }
 
 // follow reads every partition of topic from the stored offsets and applies
-// each message with its offset in one batch. A Read starts at one offset in
-// every partition, so it starts at the lowest stored one and skips what
-// partitions further on have applied already.
-func (d *Directory) follow(ctx context.Context, log queue.Log, topic string, apply func(*pebble.Batch, []byte)) error {
+// each message with its offset in one batch, until ctx ends or, when
+// bounded, up to the ends the partitions have now. A Read starts at one
+// offset in every partition, so it starts at the lowest stored one and skips
+// what partitions further on have applied already.
+func (d *Directory) follow(ctx context.Context, log queue.Log, topic string, apply func(*pebble.Batch, []byte), bounded bool) error {
 	parts, err := log.Partitions(ctx, topic)
 	if err != nil {
 		return fmt.Errorf("directory: %s: %w", topic, err)
@@ -210,7 +234,15 @@ func (d *Directory) follow(ctx context.Context, log queue.Log, topic string, app
 	if from.Kind == queue.AtOffset && from.Offset < 0 {
 		from = queue.Position{Kind: queue.First}
 	}
-	r, err := log.Read(ctx, topic, from)
+	var r interface {
+		Fetch(context.Context) (queue.Message, error)
+		Close() error
+	}
+	if bounded {
+		r, err = queue.ReadRange(ctx, log, topic, from, queue.Position{Kind: queue.Last})
+	} else {
+		r, err = log.Read(ctx, topic, from)
+	}
 	if err != nil {
 		return fmt.Errorf("directory: reading %s: %w", topic, err)
 	}
