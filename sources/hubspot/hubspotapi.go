@@ -138,15 +138,17 @@ func (h *hubspotReader) portalID(ctx context.Context) (int64, error) {
 }
 
 // associations returns, for each of ids of type from, the ids of type to
-// associated with it (v4 batch read).
+// associated with it (v4 batch read). A record with more associations than
+// one page holds answers paging.next.after, and is read again from there.
 func (h *hubspotReader) associations(ctx context.Context, from, to string, ids []string) (map[string][]string, error) {
 	out := make(map[string][]string)
-	for start := 0; start < len(ids); start += associationReadLimit {
-		chunk := ids[start:min(start+associationReadLimit, len(ids))]
-		inputs := make([]map[string]string, len(chunk))
-		for i, id := range chunk {
-			inputs[i] = map[string]string{"id": id}
-		}
+	pending := make([]map[string]string, len(ids))
+	for i, id := range ids {
+		pending[i] = map[string]string{"id": id}
+	}
+	for len(pending) > 0 {
+		inputs := pending[:min(associationReadLimit, len(pending))]
+		pending = pending[len(inputs):]
 		resp, err := h.client.Do(ctx, api.Standard, http.MethodPost, "/crm/v4/associations/"+from+"/"+to+"/batch/read", map[string]any{"inputs": inputs})
 		if err != nil {
 			return nil, fmt.Errorf("reading %s to %s associations: %w", from, to, err)
@@ -155,6 +157,9 @@ func (h *hubspotReader) associations(ctx context.Context, from, to string, ids [
 			id := r.Get("from.id").String()
 			for _, t := range r.Get("to").Array() {
 				out[id] = append(out[id], idString(t.Get("toObjectId")))
+			}
+			if after := r.Get("paging.next.after").String(); after != "" {
+				pending = append(pending, map[string]string{"id": id, "after": after})
 			}
 		}
 	}

@@ -350,19 +350,31 @@ func (s *Server) targets(from string, fromID int64, to string) []assocTo {
 	return out
 }
 
-// handleAssociationsBatchRead reads the associations of up to 1,000 records ([O-assoc]).
+// assocReadInput is one input of an association batch read: a record,
+// and where the page of its associations starts.
+type assocReadInput struct {
+	ID string `json:"id"`
+	// After is the paging.next.after of the record's previous page.
+	After string `json:"after,omitempty"`
+}
+
+// handleAssociationsBatchRead reads the associations of up to 1,000
+// records ([O-assoc]), a page of at most 500 per record, as the single
+// record read pages them; a record with more answers paging.next.after,
+// which its next input carries as after ([S-assoc]).
 func (s *Server) handleAssociationsBatchRead(w http.ResponseWriter, r *http.Request) {
 	from, to, ok := s.assocTypes(w, r)
 	if !ok {
 		return
 	}
-	inputs, ok := decodeInputs[idRef](w, r, maxAssocRead)
+	inputs, ok := decodeInputs[assocReadInput](w, r, maxAssocRead)
 	if !ok {
 		return
 	}
 	type result struct {
-		From idRef     `json:"from"`
-		To   []assocTo `json:"to"`
+		From   idRef     `json:"from"`
+		To     []assocTo `json:"to"`
+		Paging *paging   `json:"paging,omitempty"`
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -375,18 +387,33 @@ func (s *Server) handleAssociationsBatchRead(w http.ResponseWriter, r *http.Requ
 		CompletedAt string          `json:"completedAt"`
 	}{Status: "COMPLETE", Results: []result{}, StartedAt: formatTime(s.cfg.Now())}
 	for _, in := range inputs {
+		var after int64
+		if in.After != "" {
+			var err error
+			if after, err = strconv.ParseInt(in.After, 10, 64); err != nil {
+				fail(w, newError("VALIDATION_ERROR", "after "+strconv.Quote(in.After)+" of input "+in.ID+" is not a paging.next.after this endpoint gave"))
+				return
+			}
+		}
 		id, ok := s.recordID(from, in.ID)
 		var ts []assocTo
 		if ok {
 			ts = s.targets(from, id, to)
 		}
+		first := sort.Search(len(ts), func(i int) bool { return ts[i].ToObjectID > after })
+		ts = ts[first:]
 		if len(ts) == 0 {
 			e := newError("OBJECT_NOT_FOUND", fmt.Sprintf("No %s is associated with %s %s.", singularLower(to), singularLower(from), in.ID))
 			e.Context = map[string][]string{"fromObjectId": {in.ID}}
 			out.Errors = append(out.Errors, asStandardError(e))
 			continue
 		}
-		out.Results = append(out.Results, result{From: in, To: ts})
+		res := result{From: idRef{ID: in.ID}, To: ts}
+		if len(ts) > maxAssocPage {
+			res.To = ts[:maxAssocPage]
+			res.Paging = &paging{Next: nextPage{After: strconv.FormatInt(res.To[maxAssocPage-1].ToObjectID, 10)}}
+		}
+		out.Results = append(out.Results, res)
 	}
 	out.NumErrors = len(out.Errors)
 	out.CompletedAt = formatTime(s.cfg.Now())

@@ -928,6 +928,57 @@ func TestSandboxAssociations(t *testing.T) {
 	}
 }
 
+// [S-assoc] The batch read pages each record's associations: a record with
+// more than a page answers paging.next.after, which the next input carries
+// as after. 500 per page is assumed from the single-record read's limit.
+func TestSandboxAssociationBatchReadPagesEachRecord(t *testing.T) {
+	s, _ := newSandbox(t, sandbox.Config{Tier: "enterprise"})
+	company := createCompanies(t, s, 1)[0]
+	var contacts []string
+	for range 12 {
+		r := call(t, s, "POST", "/crm/v3/objects/contacts/batch/create", inputs(100, func(i int) string {
+			return fmt.Sprintf(`{"properties":{"email":"p%d-%d@example.com"}}`, len(contacts), i)
+		}))
+		mustStatus(t, r, 201)
+		for _, res := range r.get("results").Array() {
+			contacts = append(contacts, res.Get("id").String())
+		}
+	}
+	for start := 0; start < len(contacts); start += 100 {
+		mustStatus(t, call(t, s, "POST", "/crm/v4/associations/companies/contacts/batch/associate/default", inputs(100, func(i int) string {
+			return fmt.Sprintf(`{"from":{"id":%q},"to":{"id":%q}}`, company, contacts[start+i])
+		})), 200)
+	}
+	var got []string
+	var pages []int
+	input := fmt.Sprintf(`{"id":%q}`, company)
+	for range 5 {
+		r := call(t, s, "POST", "/crm/v4/associations/companies/contacts/batch/read", `{"inputs":[`+input+`]}`)
+		mustStatus(t, r, 200)
+		to := r.get("results.0.to.#.toObjectId").Array()
+		pages = append(pages, len(to))
+		for _, x := range to {
+			got = append(got, x.String())
+		}
+		after := r.get("results.0.paging.next.after").String()
+		if after == "" {
+			break
+		}
+		input = fmt.Sprintf(`{"id":%q,"after":%q}`, company, after)
+	}
+	if !slices.Equal(pages, []int{500, 500, 200}) {
+		t.Errorf("pages of %v associations, want 500, 500 and 200", pages)
+	}
+	slices.Sort(got)
+	want := slices.Clone(contacts)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("paged through %d associations, want the %d contacts", len(got), len(want))
+	}
+	r := call(t, s, "POST", "/crm/v4/associations/companies/contacts/batch/read", fmt.Sprintf(`{"inputs":[{"id":%q,"after":"x"}]}`, company))
+	mustStatus(t, r, 400)
+}
+
 // TestSandboxEventsFrom reads the events a page at a time through
 // /_sandbox/events?from=, each with the time the sandbox received it, and
 // starts over after a reset.
