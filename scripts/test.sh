@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # test.sh runs every test of the project on a fresh machine: it fetches the Go
-# modules, installs the Node.js and Python Segment SDKs (scripts/sdk-deps.sh),
+# modules, installs the Node.js and Python Segment SDKs (scripts/sdk-deps.sh)
+# and Debian's chromium for the browser tests (scripts/chromium.sh),
 # starts a real single-node Kafka (scripts/kafka.sh) unless
 # KAFKA_BROKERS already names one, runs go vet, every test with the race
 # detector, and each fuzz target briefly (FUZZTIME, default 20000x: an
@@ -14,6 +15,8 @@ FUZZTIME=${FUZZTIME:-20000x}
 
 go mod download
 scripts/sdk-deps.sh
+# The delivery page's browser tests (package ui) drive Debian's chromium.
+scripts/chromium.sh >/dev/null
 
 if [ -z "${KAFKA_BROKERS:-}" ]; then
 	KAFKA_BROKERS=$(scripts/kafka.sh start)
