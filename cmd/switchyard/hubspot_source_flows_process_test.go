@@ -421,3 +421,61 @@ func TestHubSpotSourceRefusesForgedAndStaleWebhooks(t *testing.T) {
 		t.Errorf("the app got %d calls from the source, the last %s; want the one edit signed right", len(calls), c.Raw)
 	}
 }
+
+// TestHubSpotSourceMatchesByAnIDProperty: with match: app_user_id a
+// contact is the user its app_user_id names. With only_known_users: false
+// a user the app has not sent yet gets its identify too; by default only
+// the users the app has sent do. A contact without the property is nobody.
+func TestHubSpotSourceMatchesByAnIDProperty(t *testing.T) {
+	for _, tc := range []struct {
+		name, setting string
+		newUserEmits  bool
+	}{
+		{"only_known_users_false", "      only_known_users: false\n", true},
+		{"only_known_users_default", "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := startSourceFlow(t, contactMappings+"      match: app_user_id\n"+tc.setting)
+			f.api(http.MethodPost, "/crm/v3/properties/contacts",
+				`{"name":"app_user_id","label":"App user id","type":"string","fieldType":"text","groupName":"contactinformation"}`)
+			ada := f.knownContact("u-ada", "ada@example.com", "Ada")
+
+			// The app's user, once a person gives the contact its id.
+			sandboxEdit(t, f.base, "contacts/"+ada, `{"properties":{"app_user_id":"u-ada","firstname":"Augusta"}}`)
+			c := f.waitCall("the identify of u-ada", func(c gjson.Result) bool { return c.Get("userId").String() == "u-ada" })
+			if c.Get("traits.first_name").String() != "Augusta" || c.Get("traits.app_user_id").Exists() {
+				t.Errorf("the identify of u-ada: %s", c.Raw)
+			}
+
+			// A user the app has not sent.
+			unknown := f.counter(changes("contacts", "unknown_user"))
+			sandboxEdit(t, f.base, "contacts", `{"properties":{"email":"newt@example.com","app_user_id":"u-newt","firstname":"Newt"}}`)
+			if tc.newUserEmits {
+				c := f.waitCall("the identify of u-newt", func(c gjson.Result) bool { return c.Get("userId").String() == "u-newt" })
+				if c.Get("traits.first_name").String() != "Newt" {
+					t.Errorf("the identify of u-newt: %s", c.Raw)
+				}
+			} else {
+				f.waitCounter(changes("contacts", "unknown_user"), unknown)
+			}
+
+			// A contact without app_user_id, though its email is a known
+			// user's.
+			unknown = f.counter(changes("contacts", "unknown_user"))
+			sandboxEdit(t, f.base, "contacts/"+ada, `{"properties":{"app_user_id":""}}`)
+			f.waitCounter(changes("contacts", "unknown_user"), unknown)
+
+			users := map[string]int{}
+			for _, c := range sourceCalls(f.app, "crm-in") {
+				users[c.Get("userId").String()]++
+			}
+			want := map[string]int{"u-ada": 1}
+			if tc.newUserEmits {
+				want["u-newt"] = 1
+			}
+			if fmt.Sprint(users) != fmt.Sprint(want) {
+				t.Errorf("the app got identifies of %v, want %v", users, want)
+			}
+		})
+	}
+}
