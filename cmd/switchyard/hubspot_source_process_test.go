@@ -15,11 +15,15 @@ import (
 	"github.com/switchyard/switchyard/queue/kafka/kafkatest"
 )
 
+// contactMappings are the source settings of the tests of contacts alone.
+const contactMappings = "      contacts: {firstname: first_name, lifecyclestage: lifecycle_stage}\n"
+
 // hubspotSourceConfig is the config of the end-to-end tests: write key k
-// for the app, a hubspot source crm-in on the sandbox at base, a hubspot
-// destination to it and a webhook destination to the app at appURL; extra
-// is added to the log section.
-func hubspotSourceConfig(base, secret, appURL, extraLog string) string {
+// for the app, a hubspot source crm-in on the sandbox at base with the
+// settings mappings (lines indented under its hubspot block), a hubspot
+// destination to it and a webhook destination to the app at appURL;
+// extraLog is added to the log section.
+func hubspotSourceConfig(base, secret, appURL, mappings, extraLog string) string {
 	return `sources:
   - name: app
     write_keys: [k]
@@ -29,8 +33,7 @@ func hubspotSourceConfig(base, secret, appURL, extraLog string) string {
       token: pat-e2e
       url: ` + base + `
       client_secret: ` + secret + `
-      contacts: {firstname: first_name, lifecyclestage: lifecycle_stage}
-      batch_wait: 200ms
+` + mappings + `      batch_wait: 200ms
 log:
   partitions: 4
 ` + extraLog + `destinations:
@@ -118,7 +121,7 @@ func TestHubSpotSourceReachesTheApp(t *testing.T) {
 	base := "http://" + sandboxAddr
 
 	app := webhooktest.NewServer(t)
-	cfgPath := writeConfig(t, hubspotSourceConfig(base, secret, app.URL, ""))
+	cfgPath := writeConfig(t, hubspotSourceConfig(base, secret, app.URL, contactMappings, ""))
 	srv := start(t, addr, "serve", "--config", cfgPath, "--data-dir", t.TempDir())
 	counter := func(series string) float64 {
 		v, _ := scrapeCounter(addr, series)
@@ -212,7 +215,7 @@ func TestHubSpotSourceUnderGatewayAndRouter(t *testing.T) {
 	base := "http://" + sandboxAddr
 	app := webhooktest.NewServer(t)
 	suffix := uniqueSuffix()
-	cfgPath := writeConfig(t, hubspotSourceConfig(base, secret, app.URL, fmt.Sprintf(
+	cfgPath := writeConfig(t, hubspotSourceConfig(base, secret, app.URL, contactMappings, fmt.Sprintf(
 		"  events_topic: hs-events-%s\n  dlq_topic: hs-dlq-%s\n  hubspot_notifications_topic: hs-notes-%s\n", suffix, suffix, suffix)))
 	gw := start(t, gwAddr, "gateway", "--config", cfgPath, "--data-dir", t.TempDir(), "--kafka-brokers", brokers)
 	rt := start(t, freeAddr(t), "router", "--config", cfgPath, "--data-dir", t.TempDir(), "--kafka-brokers", brokers)

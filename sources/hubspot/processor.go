@@ -204,9 +204,11 @@ func (p *Processor) coalesce(batch []queue.Message) ([]Change, []string) {
 }
 
 // echo reports whether n is a change our own HubSpot destination made:
-// changeSource INTEGRATION with the app's id as sourceId.
+// changeSource INTEGRATION with the app's id as sourceId. The destination
+// never merges or deletes for privacy, so a merge or a privacy deletion
+// made with the app's token is never an echo.
 func (p *Processor) echo(n Notification) bool {
-	if n.ChangeSource != "INTEGRATION" {
+	if n.ChangeSource != "INTEGRATION" || n.Kind == "merge" || n.Kind == "privacyDeletion" {
 		return false
 	}
 	app := p.cfg.AppID
