@@ -13,7 +13,8 @@
 # with the destination idle and once beside BENCH_RATE identifies/s through
 # the gateway. BENCH_DURATION (default 30s) is the time of the webhooks and
 # edits scenarios; BENCH_BATCH_WAIT sets the source's batch_wait (default:
-# its own). One scenario: go test ./cmd/switchyard -run '^$' -bench
+# its own); BENCH_HUBSPOT_LATENCY (default 0) delays the sandbox's answers
+# in the syncs' measured runs. One scenario: go test ./cmd/switchyard -run '^$' -bench
 # 'BenchmarkSource/full-sync' -benchtime 1x.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

@@ -58,6 +58,10 @@ const (
 //     the free tier's 1,000 and the share of the token's 10-second budget
 //     used, both over the sync's whole 10-second windows.
 //
+// BENCH_HUBSPOT_LATENCY (default 0) delays each of the sandbox's API
+// answers in the syncs' measured runs, as HubSpot's own time to answer
+// would.
+//
 // BENCH_DURATION defaults to 30s; BENCH_BATCH_WAIT sets the source's
 // batch_wait (default: the source's own default). Run it with
 // `make bench-source`.
@@ -96,8 +100,8 @@ func BenchmarkSource(b *testing.B) {
 	if batchWait == "" {
 		batchWait = "the default"
 	}
-	fmt.Printf("webhooks and edits %s each; catch-up %d records, full sync %d; source batch_wait %s; serve on the embedded log, sandbox at the free tier; %s, %d logical CPUs\n",
-		env.duration, env.records, env.fullRecords, batchWait, cpuModel(), numCPU())
+	fmt.Printf("webhooks and edits %s each; catch-up %d records, full sync %d, HubSpot latency in the syncs %s; source batch_wait %s; serve on the embedded log, sandbox at the free tier; %s, %d logical CPUs\n",
+		env.duration, env.records, env.fullRecords, env.latency, batchWait, cpuModel(), numCPU())
 }
 
 // sourceBenchEnv is the benchmark's settings, from the environment.
@@ -107,6 +111,8 @@ type sourceBenchEnv struct {
 	batchWait string // the source's batch_wait; "" for its default
 	// records is the catch-up's contacts, fullRecords the full sync's.
 	records, fullRecords int
+	// latency delays every sandbox API answer of the syncs' measured runs.
+	latency time.Duration
 }
 
 func sourceBenchEnvFrom(b *testing.B) sourceBenchEnv {
@@ -137,6 +143,13 @@ func sourceBenchEnvFrom(b *testing.B) sourceBenchEnv {
 			}
 			*n.into = r
 		}
+	}
+	if v := os.Getenv("BENCH_HUBSPOT_LATENCY"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 || d > 10*time.Second {
+			b.Fatalf("BENCH_HUBSPOT_LATENCY=%q: want a Go duration, 0 to 10s", v)
+		}
+		env.latency = d
 	}
 	if env.batchWait != "" {
 		if _, err := time.ParseDuration(env.batchWait); err != nil {

@@ -68,6 +68,7 @@ func benchSourceCatchUp(b *testing.B, env sourceBenchEnv) []sourceFigure {
 		b.Fatalf("the sandbox refused %d of %d edits", n, len(contacts))
 	}
 
+	rig.setLatency(b, env.latency)
 	before := rig.sandboxCalls(b)
 	p := rig.sync(b, `{}`, nil)
 	after := rig.sandboxCalls(b)
@@ -97,6 +98,7 @@ func benchSourceFullSync(b *testing.B, env sourceBenchEnv) []sourceFigure {
 	rig := startSourceRig(b, env, false)
 	rig.knownContacts(b, env.fullRecords)
 	rig.waitSyncIdle(b)
+	rig.setLatency(b, env.latency)
 	// Nothing else of the token's in the window the idle run starts in.
 	rig.waitQuiet(b, 11*time.Second)
 	figures := rig.measureFull(b, fmt.Sprintf("full sync (%d contacts), destination idle", env.fullRecords))
@@ -205,6 +207,19 @@ func (r *sourceRig) syncProgress(b *testing.B) hubspotsource.Progress {
 	}
 	b.Fatalf("GET the sync's progress: %d %s", resp.StatusCode, raw)
 	return p
+}
+
+// setLatency makes the sandbox answer every API call d later.
+func (r *sourceRig) setLatency(b *testing.B, d time.Duration) {
+	b.Helper()
+	resp, err := r.client.Post(r.sandbox+"/_sandbox/latency", "application/json", strings.NewReader(fmt.Sprintf(`{"ms":%d}`, d.Milliseconds())))
+	if err != nil {
+		b.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		b.Fatalf("setting the sandbox's latency: %d", resp.StatusCode)
+	}
 }
 
 // waitSyncIdle waits until no sync of the source runs.
