@@ -47,6 +47,20 @@ const (
 //     sandbox as a person in HubSpot's UI would; p50/p99 from each edit to
 //     its identify in the log (the log's append time, which `switchyard
 //     tail --meta` reads once serve has stopped) and at the app's receiver.
+//   - catch-up: BENCH_RECORDS (default 5,000) known users' contacts edited
+//     in the sandbox with no webhook reaching serve, then one catch-up
+//     through serve's admin endpoint, timed to its end; records/s against
+//     the search ceiling (5 searches/s of 200) and the searches made.
+//   - full-sync: BENCH_FULL_RECORDS (default 30,000) known users' contacts
+//     and one full sync with the destination idle, then one while a steady
+//     BENCH_RATE identifies/s through the gateway keep the hubspot
+//     destination spending part of the token's budget; records/s against
+//     the free tier's 1,000 and the share of the token's 10-second budget
+//     used, both over the sync's whole 10-second windows.
+//
+// BENCH_HUBSPOT_LATENCY (default 0) delays each of the sandbox's API
+// answers in the syncs' measured runs, as HubSpot's own time to answer
+// would.
 //
 // BENCH_DURATION defaults to 30s; BENCH_BATCH_WAIT sets the source's
 // batch_wait (default: the source's own default). Run it with
@@ -54,14 +68,16 @@ const (
 func BenchmarkSource(b *testing.B) {
 	env := sourceBenchEnvFrom(b)
 	// A scenario starts a rig of its own (startSourceRig) and returns its
-	// figures, a ceiling or goal in their against column. The catch-up's
-	// and the full sync's records/s are added to this list the same way.
+	// figures, a ceiling or goal in their against column. Add a scenario
+	// to this list.
 	scenarios := []struct {
 		name string
 		run  func(*testing.B, sourceBenchEnv) []sourceFigure
 	}{
 		{"webhooks", benchSourceWebhooks},
 		{"edits", benchSourceEdits},
+		{"catch-up", benchSourceCatchUp},
+		{"full-sync", benchSourceFullSync},
 	}
 	var figures []sourceFigure
 	for _, sc := range scenarios {
@@ -84,8 +100,8 @@ func BenchmarkSource(b *testing.B) {
 	if batchWait == "" {
 		batchWait = "the default"
 	}
-	fmt.Printf("each scenario %s; source batch_wait %s; serve on the embedded log, sandbox at the free tier; %s, %d logical CPUs\n",
-		env.duration, batchWait, cpuModel(), numCPU())
+	fmt.Printf("webhooks and edits %s each; catch-up %d records, full sync %d, HubSpot latency in the syncs %s; source batch_wait %s; serve on the embedded log, sandbox at the free tier; %s, %d logical CPUs\n",
+		env.duration, env.records, env.fullRecords, env.latency, batchWait, cpuModel(), numCPU())
 }
 
 // sourceBenchEnv is the benchmark's settings, from the environment.
@@ -93,10 +109,15 @@ type sourceBenchEnv struct {
 	duration  time.Duration
 	rate      int    // edits per second
 	batchWait string // the source's batch_wait; "" for its default
+	// records is the catch-up's contacts, fullRecords the full sync's.
+	records, fullRecords int
+	// latency delays every sandbox API answer of the syncs' measured runs.
+	latency time.Duration
 }
 
 func sourceBenchEnvFrom(b *testing.B) sourceBenchEnv {
-	env := sourceBenchEnv{duration: 30 * time.Second, rate: 100, batchWait: os.Getenv("BENCH_BATCH_WAIT")}
+	env := sourceBenchEnv{duration: 30 * time.Second, rate: 100, batchWait: os.Getenv("BENCH_BATCH_WAIT"),
+		records: 5000, fullRecords: 30000}
 	if v := os.Getenv("BENCH_DURATION"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d < time.Second {
@@ -110,6 +131,25 @@ func sourceBenchEnvFrom(b *testing.B) sourceBenchEnv {
 			b.Fatalf("BENCH_RATE=%q: want edits per second, 1 to 1000", v)
 		}
 		env.rate = r
+	}
+	for _, n := range []struct {
+		name string
+		into *int
+	}{{"BENCH_RECORDS", &env.records}, {"BENCH_FULL_RECORDS", &env.fullRecords}} {
+		if v := os.Getenv(n.name); v != "" {
+			r, err := strconv.Atoi(v)
+			if err != nil || r < 1 || r > 200000 {
+				b.Fatalf("%s=%q: want a number of contacts, 1 to 200000", n.name, v)
+			}
+			*n.into = r
+		}
+	}
+	if v := os.Getenv("BENCH_HUBSPOT_LATENCY"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 || d > 10*time.Second {
+			b.Fatalf("BENCH_HUBSPOT_LATENCY=%q: want a Go duration, 0 to 10s", v)
+		}
+		env.latency = d
 	}
 	if env.batchWait != "" {
 		if _, err := time.ParseDuration(env.batchWait); err != nil {
@@ -136,10 +176,11 @@ type sourceRig struct {
 	hook    string       // the source's webhook target URL
 }
 
-// startSourceRig starts the app's receiver, the sandbox sending its signed
-// webhooks to serve, and serve with the source, a hubspot destination to
-// the sandbox and a webhook destination to the app.
-func startSourceRig(b *testing.B, env sourceBenchEnv) *sourceRig {
+// startSourceRig starts the app's receiver, the sandbox (sending its
+// signed webhooks to serve when webhooks is set, else none), and serve
+// with the source, a hubspot destination to the sandbox and a webhook
+// destination to the app.
+func startSourceRig(b *testing.B, env sourceBenchEnv, webhooks bool) *sourceRig {
 	b.Helper()
 	app := &appRecorder{source: benchSourceName}
 	receiver := httptest.NewServer(app)
@@ -147,8 +188,11 @@ func startSourceRig(b *testing.B, env sourceBenchEnv) *sourceRig {
 
 	addr, sandboxAddr := freeAddr(b), freeAddr(b)
 	hook := "http://" + addr + "/hubspot/webhooks/" + benchSourceName
-	startReady(b, sandboxAddr, "/_sandbox/stats", "hubspot-sandbox", "--tier", "free", "--hub-id", strconv.Itoa(benchSourceHubID),
-		"--webhook-url", hook, "--client-secret", benchSourceSecret, "--log-level", "warn")
+	sandboxArgs := []string{"hubspot-sandbox", "--tier", "free", "--hub-id", strconv.Itoa(benchSourceHubID), "--log-level", "warn"}
+	if webhooks {
+		sandboxArgs = append(sandboxArgs, "--webhook-url", hook, "--client-secret", benchSourceSecret)
+	}
+	startReady(b, sandboxAddr, "/_sandbox/stats", sandboxArgs...)
 	sandboxURL := "http://" + sandboxAddr
 	batchWait := ""
 	if env.batchWait != "" {
@@ -191,7 +235,7 @@ sources:
 // 200 and the requests' p50/p99 (after 2 s of warm-up).
 func benchSourceWebhooks(b *testing.B, env sourceBenchEnv) []sourceFigure {
 	const deliveries, perDelivery = 10, 100
-	rig := startSourceRig(b, env)
+	rig := startSourceRig(b, env, true)
 	var (
 		stop     atomic.Bool
 		accepted atomic.Int64 // requests answered 200 after the warm-up
@@ -293,7 +337,7 @@ func (r *sourceRig) postSigned(body []byte, ts time.Time) int {
 // cycling over enough contacts that each is edited every 5 s, and returns
 // the p50/p99 from the edit to its identify in the log and at the app.
 func benchSourceEdits(b *testing.B, env sourceBenchEnv) []sourceFigure {
-	rig := startSourceRig(b, env)
+	rig := startSourceRig(b, env, true)
 	users := max(10, env.rate*5)
 	contacts := rig.knownContacts(b, users)
 
@@ -402,7 +446,9 @@ func (r *sourceRig) knownContacts(b *testing.B, n int) []string {
 		}
 	}
 	ids := make([]string, n)
-	eventuallyTrueWithin(b, 3*time.Minute, "the users' contacts are in the sandbox", func() bool {
+	// Every record is read on each look, so look once a second.
+	deadline := time.Now().Add(3*time.Minute + time.Duration(n)*time.Millisecond)
+	for !func() bool {
 		byEmail := map[string]string{}
 		sandboxGet(b, r.sandbox, "/_sandbox/objects/contacts").Get("results").ForEach(func(_, c gjson.Result) bool {
 			byEmail[c.Get("properties.email").String()] = c.Get("id").String()
@@ -414,7 +460,12 @@ func (r *sourceRig) knownContacts(b *testing.B, n int) []string {
 			}
 		}
 		return true
-	})
+	}() {
+		if time.Now().After(deadline) {
+			b.Fatalf("timed out waiting until the %d users' contacts are in the sandbox", n)
+		}
+		time.Sleep(time.Second)
+	}
 	return ids
 }
 
