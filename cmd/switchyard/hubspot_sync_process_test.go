@@ -248,8 +248,12 @@ func (e *syncE2E) missedEdits() map[string]string {
 			e.t.Fatalf("the app got %s", c.Raw)
 		}
 	}
+	began := time.Now()
 	if err := e.srv.stop(e.t, syscall.SIGTERM); err != nil {
 		e.t.Fatalf("serve exited with %v\n%s", err, e.logs())
+	}
+	if took := time.Since(began); took > 10*time.Second {
+		e.t.Errorf("serve took %v to stop\n%s", took, e.logs())
 	}
 
 	dropped := e.webhooksDropped()
