@@ -56,7 +56,104 @@ func gatewayServer(cfg ingest.Config, log queue.Log, logger *zap.Logger, reg *pr
 		return httpServer{}, err
 	}
 	app := gw.App()
-	return httpServer{serve: app.Listener, shutdown: app.ShutdownWithContext}, nil
+	return serveClosingFresh(app.Listener, app.ShutdownWithContext, freshConnGrace), nil
+}
+
+// freshConnGrace is how long a shutting-down gateway waits for a
+// connection that has sent nothing yet to send its request, as net/http
+// waits for a new connection.
+const freshConnGrace = 5 * time.Second
+
+// serveClosingFresh serves with serve and shuts down with shutdown,
+// closing meanwhile the connections that sent nothing for grace since
+// they were accepted. fasthttp counts a connection active from its
+// accept, so its shutdown would wait out the read timeout (30s) for one
+// that a client opened and left unused, as HTTP clients' connection pools
+// do when a dial loses the race to an idle connection.
+func serveClosingFresh(serve func(net.Listener) error, shutdown func(context.Context) error, grace time.Duration) httpServer {
+	conns := &freshConns{conns: make(map[*freshConn]time.Time)}
+	return httpServer{
+		serve: func(ln net.Listener) error { return serve(freshListener{ln, conns}) },
+		shutdown: func(ctx context.Context) error {
+			done := make(chan error, 1)
+			go func() { done <- shutdown(ctx) }()
+			tick := time.NewTicker(100 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				select {
+				case err := <-done:
+					return err
+				case <-tick.C:
+					conns.closeOlder(grace)
+				}
+			}
+		},
+	}
+}
+
+// freshConns are the accepted connections that have sent nothing yet,
+// with when each was accepted.
+type freshConns struct {
+	mu    sync.Mutex
+	conns map[*freshConn]time.Time
+}
+
+func (f *freshConns) forget(c *freshConn) {
+	f.mu.Lock()
+	delete(f.conns, c)
+	f.mu.Unlock()
+}
+
+// closeOlder closes the connections accepted more than grace ago that
+// have sent nothing.
+func (f *freshConns) closeOlder(grace time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for c, accepted := range f.conns {
+		if time.Since(accepted) >= grace {
+			c.Conn.Close()
+			delete(f.conns, c)
+		}
+	}
+}
+
+// freshListener tracks the connections it accepts until they send a byte.
+type freshListener struct {
+	net.Listener
+	conns *freshConns
+}
+
+func (l freshListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	fc := &freshConn{Conn: c, conns: l.conns}
+	l.conns.mu.Lock()
+	l.conns.conns[fc] = time.Now()
+	l.conns.mu.Unlock()
+	return fc, nil
+}
+
+// freshConn is an accepted connection, forgotten by its freshConns once
+// it has sent a byte or is closed.
+type freshConn struct {
+	net.Conn
+	conns *freshConns
+	once  sync.Once
+}
+
+func (c *freshConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.once.Do(func() { c.conns.forget(c) })
+	}
+	return n, err
+}
+
+func (c *freshConn) Close() error {
+	c.once.Do(func() { c.conns.forget(c) })
+	return c.Conn.Close()
 }
 
 // opsServer serves /metrics, /healthz, /readyz and the admin endpoint, for
