@@ -212,13 +212,13 @@ func TestSyncAdminServes(t *testing.T) {
 		t.Fatalf("a second POST while it runs: %d %v, want 409 sync_running", status, body)
 	}
 	f.release <- struct{}{}
-	waitForCondition(t, "the first page's progress", func() bool {
+	eventuallyTrueWithin(t, 10*time.Second, "the first page's progress", func() bool {
 		_, body := adminCallTo(t, a, "GET", path, "10.1.2.3:5", "Bearer s3cret", "")
 		return body["done"] == float64(10) && body["state"] == "running"
 	})
 	f.release <- struct{}{}
 	f.release <- struct{}{}
-	waitForCondition(t, "the sync's end", func() bool {
+	eventuallyTrueWithin(t, 10*time.Second, "the sync's end", func() bool {
 		status, body := adminCallTo(t, a, "GET", path, "10.1.2.3:5", "Bearer s3cret", "")
 		return status == 200 && body["state"] == "done" && body["done"] == float64(30)
 	})
@@ -227,7 +227,7 @@ func TestSyncAdminServes(t *testing.T) {
 	if status, body = adminCallTo(t, a, "POST", path, "[::1]:5", "Bearer s3cret", ``); status != http.StatusAccepted || body["kind"] != "catch-up" {
 		t.Fatalf("POST with no body: %d %v, want 202 with a catch-up", status, body)
 	}
-	waitForCondition(t, "the catch-up's end", func() bool {
+	eventuallyTrueWithin(t, 10*time.Second, "the catch-up's end", func() bool {
 		_, body := adminCallTo(t, a, "GET", path, "[::1]:5", "Bearer s3cret", "")
 		return body["state"] == "done" && body["kind"] == "catch-up"
 	})
@@ -254,7 +254,7 @@ func TestSyncAdminReportsASyncThatFailsAtOnce(t *testing.T) {
 	if status != http.StatusAccepted {
 		t.Fatalf("POST: %d %v", status, body)
 	}
-	waitForCondition(t, "the failure shown", func() bool {
+	eventuallyTrueWithin(t, 10*time.Second, "the failure shown", func() bool {
 		_, body = adminCallTo(t, a, "GET", "/admin/sources/crm-in/sync", "127.0.0.1:5", "", "")
 		return body["state"] == "failed" && body["error"] == "no token"
 	})
@@ -331,17 +331,17 @@ func TestTheOwnerOfPartitionZeroRunsTheScheduleAndPoller(t *testing.T) {
 		t.Fatalf("without partition 0: %d schedules and %d pollers run, want none", now, polls())
 	}
 	owner.set(0, 3)
-	waitForCondition(t, "the schedule and the poller to start", func() bool {
+	eventuallyTrueWithin(t, 10*time.Second, "the schedule and the poller to start", func() bool {
 		now, _ := f.scheduled()
 		return now == 1 && polls() == 1
 	})
 	owner.set(3)
-	waitForCondition(t, "the schedule and the poller to stop", func() bool {
+	eventuallyTrueWithin(t, 10*time.Second, "the schedule and the poller to stop", func() bool {
 		now, _ := f.scheduled()
 		return now == 0 && polls() == 0
 	})
 	owner.set(0)
-	waitForCondition(t, "the schedule and the poller to start again", func() bool {
+	eventuallyTrueWithin(t, 10*time.Second, "the schedule and the poller to start again", func() bool {
 		now, _ := f.scheduled()
 		return now == 1 && polls() == 1
 	})
@@ -349,17 +349,6 @@ func TestTheOwnerOfPartitionZeroRunsTheScheduleAndPoller(t *testing.T) {
 	<-led
 	if now, most := f.scheduled(); now != 0 || most != 1 || polls() != 0 {
 		t.Fatalf("after the end: %d schedules running, at most %d at once, %d pollers; want 0, 1, 0", now, most, polls())
-	}
-}
-
-func waitForCondition(t *testing.T, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -394,7 +383,7 @@ func TestSyncAdminIsServedOnEachRolesAddress(t *testing.T) {
 			if _, err := adminCall(t.Context(), client, http.MethodPost, endpoint, "", []byte(`{"full":true}`), http.StatusAccepted); err != nil {
 				t.Fatal(err)
 			}
-			waitForCondition(t, "the sync's end", func() bool {
+			eventuallyTrueWithin(t, 10*time.Second, "the sync's end", func() bool {
 				p, err := adminCall(t.Context(), client, http.MethodGet, endpoint, "", nil, http.StatusOK)
 				return err == nil && p.State == hubspotsource.SyncDone && p.Kind == "full"
 			})

@@ -155,24 +155,7 @@ func (h *emailHarness) add(events ...sandbox.EmailEvent) {
 // tracks returns the track calls the source appended, in the log's order.
 func (h *emailHarness) tracks() []gjson.Result {
 	h.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	r, err := queue.ReadRange(ctx, h.log, "events", queue.Position{Kind: queue.First}, queue.Position{Kind: queue.Last})
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	defer r.Close()
-	var out []gjson.Result
-	for {
-		m, err := r.Fetch(ctx)
-		if err != nil {
-			break
-		}
-		if v := gjson.ParseBytes(m.Value); v.Get("_switchyard.source").String() == "crm-in" && v.Get("type").String() == "track" {
-			out = append(out, v)
-		}
-	}
-	return out
+	return appended(h.t, h.log, func(c gjson.Result) bool { return c.Get("type").String() == "track" })
 }
 
 func (h *emailHarness) outcome(outcome string) float64 {

@@ -233,11 +233,18 @@ func (h *harness) deliver() []byte {
 // emitted returns the calls the source appended to events.
 func (h *harness) emitted() []gjson.Result {
 	h.t.Helper()
+	return appended(h.t, h.log, func(gjson.Result) bool { return true })
+}
+
+// appended returns the calls of source crm-in in the events topic of log,
+// in the log's order, that keep holds for.
+func appended(t testing.TB, log queue.Log, keep func(gjson.Result) bool) []gjson.Result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	r, err := queue.ReadRange(ctx, h.log, "events", queue.Position{Kind: queue.First}, queue.Position{Kind: queue.Last})
+	r, err := queue.ReadRange(ctx, log, "events", queue.Position{Kind: queue.First}, queue.Position{Kind: queue.Last})
 	if err != nil {
-		h.t.Fatal(err)
+		t.Fatal(err)
 	}
 	defer r.Close()
 	var out []gjson.Result
@@ -246,7 +253,7 @@ func (h *harness) emitted() []gjson.Result {
 		if err != nil {
 			break
 		}
-		if v := gjson.ParseBytes(m.Value); v.Get("_switchyard.source").String() == "crm-in" {
+		if v := gjson.ParseBytes(m.Value); v.Get("_switchyard.source").String() == "crm-in" && keep(v) {
 			out = append(out, v)
 		}
 	}
