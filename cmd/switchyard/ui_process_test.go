@@ -308,7 +308,8 @@ func TestBrowserOverviewOfARealServe(t *testing.T) {
 		chromedp.Poll[chromedp.Void](`document.getElementById("stream-status").dataset.state === "live"`,
 			chromedp.WithPollingMutation(), chromedp.WithPollingTimeout(15*time.Second)),
 	); err != nil {
-		t.Fatalf("log in and open the stream: %v\n%s", err, srv.logs())
+		state, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("stream-status").dataset.state + " " + (document.getElementById("as-of") || {}).textContent + " " + JSON.stringify(performance.getEntriesByType("resource").map(e => [e.name, e.responseStatus, e.duration]))`))
+		t.Fatalf("log in and open the stream: %v\nthe page: %s\n%s", err, state, srv.logs())
 	}
 
 	client, err := analytics.NewWithConfig("k", analytics.Config{Endpoint: base, BatchSize: 10, Interval: 50 * time.Millisecond})
