@@ -2,23 +2,15 @@ package main
 
 import (
 	"bufio"
-	"context"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/chromedp/chromedp"
-	analytics "github.com/segmentio/analytics-go/v3"
 
 	"github.com/switchyard/switchyard/destinations/webhook/webhooktest"
 )
@@ -276,73 +268,4 @@ func TestRouterServesTheDeliveryPage(t *testing.T) {
 	if d := time.Since(stopped); d > 10*time.Second {
 		t.Fatalf("with a stream open, the shutdown took %v\n%s", d, srv.logs())
 	}
-}
-
-// TestBrowserOverviewOfARealServe logs in to a real switchyard serve in
-// headless Chromium, posts events with the Go SDK and watches the
-// overview's delivered count follow them.
-func TestBrowserOverviewOfARealServe(t *testing.T) {
-	receiver := webhooktest.NewServer(t)
-	cfgPath := routerConfigFile(t, receiver.URL, "")
-	addr := freeAddr(t)
-	srv := start(t, addr, "serve", "--config", cfgPath, "--data-dir", t.TempDir(), "--admin-token", uiTestToken)
-	base := "http://" + addr
-
-	chromium, err := exec.LookPath("chromium")
-	if err != nil {
-		t.Fatalf("no chromium on PATH: run scripts/chromium.sh (%v)", err)
-	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium), chromedp.WindowSize(1280, 1000))
-	alloc, cancelAlloc := chromedp.NewExecAllocator(t.Context(), opts...)
-	ctx, cancelTab := chromedp.NewContext(alloc)
-	t.Cleanup(func() { cancelTab(); cancelAlloc() })
-	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
-	defer cancel()
-
-	if err := chromedp.Do(ctx,
-		chromedp.Navigate(base+"/ui/"),
-		chromedp.WaitVisible(chromedp.CSS("#token")),
-		chromedp.SendKeys(chromedp.CSS("#token"), uiTestToken),
-		chromedp.Click(chromedp.CSS("form button")),
-		chromedp.WaitVisible(chromedp.CSS("#overview")),
-		chromedp.Poll[chromedp.Void](`document.getElementById("stream-status").dataset.state === "live"`,
-			chromedp.WithPollingMutation(), chromedp.WithPollingTimeout(15*time.Second)),
-	); err != nil {
-		state, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("stream-status").dataset.state + " " + (document.getElementById("as-of") || {}).textContent + " " + JSON.stringify(performance.getEntriesByType("resource").map(e => [e.name, e.responseStatus, e.duration]))`))
-		t.Fatalf("log in and open the stream: %v\nthe page: %s\n%s", err, state, srv.logs())
-	}
-
-	client, err := analytics.NewWithConfig("k", analytics.Config{Endpoint: base, BatchSize: 10, Interval: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	const n = 25
-	for i := range n {
-		if err := client.Enqueue(analytics.Track{MessageId: fmt.Sprint("browser-", i), UserId: fmt.Sprint("user-", i%5), Event: "Order Completed",
-			Properties: analytics.NewProperties().SetRevenue(42.5).SetCurrency("EUR")}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := client.Close(); err != nil {
-		t.Fatalf("the SDK's flush: %v", err)
-	}
-	sel := `[data-destination="hook"] [data-field="delivered"]`
-	if err := chromedp.Do(ctx,
-		chromedp.Poll[chromedp.Void](fmt.Sprintf(`(document.querySelector(%q) || {}).textContent === %q`, sel, strconv.Itoa(n)),
-			chromedp.WithPollingMutation(), chromedp.WithPollingTimeout(30*time.Second)),
-		chromedp.Poll[chromedp.Void](`document.querySelectorAll('#charts .chart canvas').length >= 2`,
-			chromedp.WithPollingTimeout(15*time.Second)),
-	); err != nil {
-		shown, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#overview")))
-		t.Fatalf("the overview did not show %d delivered: %v\nit shows: %s\n%s", n, err, shown, srv.logs())
-	}
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(t.ArtifactDir(), "overview.png")
-	if err := os.WriteFile(p, png, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("screenshot %s", p)
 }
