@@ -5,6 +5,7 @@
 package ingest
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"net/http"
@@ -23,14 +24,45 @@ type Source struct {
 }
 
 // Route is one more route the gateway serves besides the Tracking API, such
-// as a HubSpot source's webhook receiver. Its handler gets the body as the
-// gateway read it, within max_request_bytes.
+// as a HubSpot source's webhook receiver or a page. Its handler gets the body
+// as the gateway read it, within max_request_bytes.
 type Route struct {
-	// Method is the HTTP method, such as POST.
+	// Method is the HTTP method, such as POST. Empty on a prefix route,
+	// which takes every method and leaves refusing one to its handler.
 	Method string
-	// Path is the exact path, such as /hubspot/webhooks/crm-in.
-	Path    string
+	// Path is the exact path, such as /hubspot/webhooks/crm-in; or, on a
+	// prefix route, the path of a tree, such as /ui.
+	Path string
+	// Prefix serves Path and every path under it (Path + "/..."), without
+	// the Tracking API's CORS headers: it is for pages a browser opens
+	// from the gateway's own origin.
+	Prefix  bool
 	Handler http.Handler
+}
+
+// StreamRoute is a GET route whose answer is written as it happens, such as
+// a stream of server-sent events: Fiber's body stream writer writes it,
+// since a net/http handler behind Fiber's adaptor cannot flush. It is
+// served without the Tracking API's CORS headers, and each write gets the
+// gateway's write timeout anew, so a stream may outlast it.
+type StreamRoute struct {
+	// Path is the exact path, such as /ui/stream. A stream route is
+	// matched before a prefix route that covers its path.
+	Path string
+	// Open reads what it needs from the request, which is gone once Open
+	// returns, and decides the answer: a stream, or a refusal as an error
+	// with its status (4xx or 5xx), which is answered with the error's
+	// text.
+	Open func(r *http.Request) (Stream, int, error)
+}
+
+// Stream is an opened stream: its response headers, and Run, which writes
+// the body, calling w.Flush after each part that must reach the client now,
+// and returns when it is done or a write or flush fails (the client went
+// away, or a write took longer than the write timeout).
+type Stream struct {
+	Headers map[string]string
+	Run     func(w *bufio.Writer) error
 }
 
 // Config is the gateway's configuration. Zero fields take the defaults given.
@@ -41,8 +73,12 @@ type Config struct {
 	// Routes has a route.
 	Sources []Source `yaml:"-"`
 	// Routes are served besides the Tracking API, with the same listener,
-	// limits and metrics endpoints. Set by the sources section.
+	// limits and metrics endpoints. Set by the sources section and by the
+	// command (the delivery page).
 	Routes []Route `yaml:"-"`
+	// StreamRoutes are served besides the Tracking API, on the same
+	// listener. Set by the command (the delivery page's stream).
+	StreamRoutes []StreamRoute `yaml:"-"`
 
 	// MaxMessageBytes caps one message, and the whole body of a single-call
 	// route, after decompression. Default 32 KiB (32768), as Segment documents.
@@ -140,7 +176,11 @@ func (c Config) validate() error {
 	served := make(map[string]bool)
 	for _, r := range c.Routes {
 		switch {
-		case r.Method == "" || strings.ToUpper(r.Method) != r.Method:
+		case r.Prefix && r.Method != "":
+			return fmt.Errorf("route %s: a prefix route takes every method; its method must be empty, not %q", r.Path, r.Method)
+		case r.Prefix && (r.Path == "/" || strings.HasSuffix(r.Path, "/") || strings.ContainsAny(r.Path, ":*")):
+			return fmt.Errorf("route %s: a prefix route's path names a tree, such as /ui: not /, no trailing slash, no parameters", r.Path)
+		case !r.Prefix && (r.Method == "" || strings.ToUpper(r.Method) != r.Method):
 			return fmt.Errorf("route %s: the method %q must be an upper-case HTTP method", r.Path, r.Method)
 		case !strings.HasPrefix(r.Path, "/") || strings.HasPrefix(r.Path, "/v1/"):
 			return fmt.Errorf("route %s: the path must start with / and not be under /v1/, the Tracking API's", r.Path)
@@ -150,6 +190,17 @@ func (c Config) validate() error {
 			return fmt.Errorf("route %s %s: is served twice", r.Method, r.Path)
 		}
 		served[r.Method+" "+routePath(r.Path)] = true
+	}
+	for _, r := range c.StreamRoutes {
+		switch {
+		case !strings.HasPrefix(r.Path, "/") || strings.HasPrefix(r.Path, "/v1/"):
+			return fmt.Errorf("stream route %s: the path must start with / and not be under /v1/, the Tracking API's", r.Path)
+		case r.Open == nil:
+			return fmt.Errorf("stream route %s: has no Open", r.Path)
+		case served[http.MethodGet+" "+routePath(r.Path)]:
+			return fmt.Errorf("stream route %s: GET %s is served twice", r.Path, r.Path)
+		}
+		served[http.MethodGet+" "+routePath(r.Path)] = true
 	}
 	names := make(map[string]bool)
 	keys := make(map[string]string)

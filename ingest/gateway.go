@@ -121,12 +121,14 @@ func (g *Gateway) newApp(reg *prometheus.Registry) *fiber.App {
 		ProxyHeader:           g.cfg.ProxyHeader,
 		ErrorHandler:          g.errorHandler,
 		ReadTimeout:           30 * time.Second,
-		WriteTimeout:          30 * time.Second,
+		WriteTimeout:          writeTimeout,
 		IdleTimeout:           120 * time.Second,
 	})
 	app.Server().HeaderReceived = g.headerReceived
 	app.Use(g.readBody)
 	app.Use(cors.New(cors.Config{
+		// Pages and streams are for the gateway's own origin.
+		Next:         func(c *fiber.Ctx) bool { return g.isPage(c.Path()) },
 		AllowOrigins: strings.Join(g.cfg.CORSOrigins, ","),
 		AllowMethods: "POST,OPTIONS",
 		AllowHeaders: "Authorization,Content-Type,Content-Encoding,X-Retry-Count",
@@ -144,8 +146,19 @@ func (g *Gateway) newApp(reg *prometheus.Registry) *fiber.App {
 		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
 		return c.Send(openAPI)
 	})
+	// Stream routes first, as they are matched before a prefix route that
+	// covers them.
+	for _, r := range g.cfg.StreamRoutes {
+		app.Get(r.Path, g.streamHandler(r))
+	}
 	for _, r := range g.cfg.Routes {
-		app.Add(r.Method, r.Path, adaptor.HTTPHandler(r.Handler))
+		h := adaptor.HTTPHandler(r.Handler)
+		if r.Prefix {
+			app.All(r.Path, h)
+			app.All(r.Path+"/*", h)
+			continue
+		}
+		app.Add(r.Method, r.Path, h)
 	}
 	g.allowed = allowedMethods(app.GetRoutes(true))
 	app.Server().Handler = g.refuseUnknownMethods(app.Server().Handler)

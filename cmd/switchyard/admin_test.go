@@ -369,7 +369,7 @@ func TestSyncAdminIsServedOnEachRolesAddress(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	router := opsServer(newRegistry(), log, destinationHealth{}, nil, admin)
+	router := opsServer(newRegistry(), log, destinationHealth{}, nil, admin, testPage(t))
 	for name, srv := range map[string]httpServer{"serve's gateway": gw, "router": router} {
 		t.Run(name, func(t *testing.T) {
 			ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -84,8 +84,22 @@ func serve(ctx context.Context, name string, args []string, stderr io.Writer, pa
 		return err
 	}
 	admin := sources.syncAdmin(adminToken())
+	ready := routerReady(log, health, sources)
 	if runGateway {
-		gwCfg.Routes = append([]ingest.Route{sources.route()}, admin.routes()...)
+		ready = gatewayReady(log)
+	}
+	// The page's streams end with ctx, before serveUntilDone shuts the
+	// server down.
+	pageCtx, stopPage := context.WithCancel(ctx)
+	defer stopPage()
+	page, err := newDeliveryPage(pageCtx, adminToken(), reg, ready)
+	if err != nil {
+		return err
+	}
+	if runGateway {
+		pageRoute, streamRoute := page.gatewayRoutes()
+		gwCfg.Routes = append([]ingest.Route{sources.route(), pageRoute}, admin.routes()...)
+		gwCfg.StreamRoutes = []ingest.StreamRoute{streamRoute}
 		gwCfg.ReadyDetails = readyDetails(health, sources, runRouters)
 	}
 
@@ -99,7 +113,7 @@ func serve(ctx context.Context, name string, args []string, stderr io.Writer, pa
 			return err
 		}
 	} else {
-		srv = opsServer(reg, log, health, sources, admin)
+		srv = opsServer(reg, log, health, sources, admin, page)
 	}
 	logger.Info("listening", zap.String("role", name), zap.String("addr", ln.Addr().String()),
 		zap.String("log", backend), zap.Int("sources", len(cfg.Sources)), zap.Int("hubspot_sources", len(sources)), zap.Int("destinations", len(routers)))

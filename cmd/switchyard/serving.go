@@ -156,11 +156,12 @@ func (c *freshConn) Close() error {
 	return c.Conn.Close()
 }
 
-// opsServer serves /metrics, /healthz, /readyz and the admin endpoint, for
-// the router role.
-func opsServer(reg *prometheus.Registry, log queue.Log, health destinationHealth, sources hubspotSources, admin *syncAdmin) httpServer {
+// opsServer serves /metrics, /healthz, /readyz, the admin endpoint and the
+// delivery page, for the router role.
+func opsServer(reg *prometheus.Registry, log queue.Log, health destinationHealth, sources hubspotSources, admin *syncAdmin, page *deliveryPage) httpServer {
 	handler := opsHandler(reg, log, health, sources)
 	admin.register(handler)
+	page.register(handler)
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	return httpServer{serve: srv.Serve, shutdown: srv.Shutdown}
 }

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/switchyard/switchyard/ingest"
+	"github.com/switchyard/switchyard/queue"
+	"github.com/switchyard/switchyard/ui"
+)
+
+// uiPath is where a process serves the delivery page: the page and its
+// assets under it, the live stream at uiStreamPath.
+const (
+	uiPath       = "/ui"
+	uiStreamPath = "/ui/stream"
+)
+
+// deliveryPage is a process's delivery page.
+type deliveryPage struct {
+	*ui.Handler
+	ctx context.Context
+}
+
+// newDeliveryPage builds the page over reg and ready, guarded by token (none:
+// loopback only). Its sampler and every open stream end when ctx ends, which
+// must come before the server's shutdown so that no stream holds it up.
+func newDeliveryPage(ctx context.Context, token string, reg *prometheus.Registry, ready func(context.Context) error) (*deliveryPage, error) {
+	h, err := ui.New(ui.Config{AdminToken: token, Metrics: reg, Ready: ready, Context: ctx})
+	if err != nil {
+		return nil, err
+	}
+	return &deliveryPage{Handler: h.(*ui.Handler), ctx: ctx}, nil
+}
+
+// gatewayRoutes are the page's routes on the gateway: the page through
+// net/http, the stream natively on Fiber, which cannot flush through its
+// net/http adaptor.
+func (p *deliveryPage) gatewayRoutes() (ingest.Route, ingest.StreamRoute) {
+	return ingest.Route{Path: uiPath, Prefix: true, Handler: p.Handler},
+		ingest.StreamRoute{Path: uiStreamPath, Open: p.openStream}
+}
+
+func (p *deliveryPage) openStream(r *http.Request) (ingest.Stream, int, error) {
+	s, status, err := p.OpenStream(r)
+	if err != nil {
+		return ingest.Stream{}, status, err
+	}
+	return ingest.Stream{
+		Headers: ui.StreamHeaders,
+		Run:     func(w *bufio.Writer) error { return s.Run(p.ctx, w, w.Flush) },
+	}, http.StatusOK, nil
+}
+
+// register serves the page, stream included, on mux.
+func (p *deliveryPage) register(mux *http.ServeMux) {
+	mux.Handle(uiPath, p.Handler)
+	mux.Handle(uiPath+"/", p.Handler)
+}
+
+// gatewayReady is the gateway's readiness, as its /readyz answers it: the
+// log takes writes.
+func gatewayReady(log queue.Log) func(context.Context) error {
+	return log.Check
+}
+
+// routerReady is the router role's readiness, as its /readyz answers it:
+// the log takes writes and every destination and hubspot source is healthy.
+func routerReady(log queue.Log, health destinationHealth, sources hubspotSources) func(context.Context) error {
+	return func(ctx context.Context) error {
+		if err := log.Check(ctx); err != nil {
+			return err
+		}
+		if _, healthy := health.states(); !healthy {
+			return errors.New("a destination is unhealthy")
+		}
+		if len(sources) > 0 {
+			if _, healthy := sources.states(); !healthy {
+				return errors.New("a source is unhealthy")
+			}
+		}
+		return nil
+	}
+}

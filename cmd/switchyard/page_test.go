@@ -1,0 +1,19 @@
+package main
+
+import (
+	"context"
+	"testing"
+)
+
+// testPage is a delivery page over an empty registry, without a token,
+// ending with the test.
+func testPage(t *testing.T) *deliveryPage {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	p, err := newDeliveryPage(ctx, "", newRegistry(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
