@@ -71,8 +71,9 @@ type fullCheckpoint struct {
 	Started time.Time `json:"started"`
 	// ObjectType is the type being read; "" when no full sync is unfinished.
 	ObjectType string `json:"object_type,omitempty"`
-	// After is the cursor of the next page of ObjectType.
-	After string `json:"after,omitempty"`
+	// AfterID is the last id of ObjectType whose page's calls are
+	// appended; the sync goes on with the ids above it.
+	AfterID int64 `json:"after_id,omitempty"`
 	// Done counts the records read, per type.
 	Done map[string]int64 `json:"done,omitempty"`
 }
@@ -473,71 +474,149 @@ func (s *Syncer) full(ctx context.Context, r *run) error {
 	return nil
 }
 
-// fetched is a page a full sync's reader read ahead.
-type fetched struct {
-	page recordPage
-	err  error
+// fullReadsInFlight bounds the batch reads a full sync has in flight:
+// enough to keep the token's budget busy while each waits for HubSpot's
+// answer.
+const fullReadsInFlight = 4
+
+// fullPage is one batch read of a full sync: up to 100 records, the last
+// of ids up to lastID.
+type fullPage struct {
+	lastID int64
+	recs   []Record
+	err    error
 }
 
-// fullType reads every record of cp.ObjectType from cp.After, storing the
-// checkpoint after each page's calls are appended; after the last page it
-// moves on to type next, or, with none, clears the checkpoint so that the
-// next full sync starts over. The next page is read while the current one
-// is emitted, to keep the shared budget busy.
+// fullType reads every record of cp.ObjectType with an id above
+// cp.AfterID, storing the checkpoint after each page's calls are appended;
+// after the last page it moves on to type next, or, with none, clears the
+// checkpoint so that the next full sync starts over. The ids are searched
+// in ascending order and the records batch-read, several reads in flight
+// to keep the shared budget busy, and emitted in id order.
 func (s *Syncer) fullType(ctx context.Context, r *run, cp *fullCheckpoint, next string, hubID int64) error {
 	typ := cp.ObjectType
 	props, _, err := s.p.properties(ctx, typ)
 	if err != nil {
 		return err
 	}
+	r.update(func(pr *Progress) { pr.ObjectType = typ })
 	readCtx, cancel := context.WithCancel(ctx)
-	pages := make(chan fetched, 1)
+	var reads sync.WaitGroup
+	pages := make(chan chan fullPage, fullReadsInFlight)
+	reads.Add(1)
 	go func() {
+		defer reads.Done()
 		defer close(pages)
-		after := cp.After
-		for {
-			pg, err := s.p.hubspot.list(readCtx, typ, after, props)
-			select {
-			case pages <- fetched{pg, err}:
-			case <-readCtx.Done():
-				return
-			}
-			if err != nil || pg.Next == "" {
-				return
-			}
-			after = pg.Next
-		}
+		s.readFull(readCtx, typ, cp.AfterID, props, pages, &reads)
 	}()
 	defer func() {
 		cancel()
 		for range pages {
 		}
+		reads.Wait()
 	}()
-	for f := range pages {
+	for res := range pages {
+		f := <-res
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		if f.err != nil {
 			return f.err
 		}
-		emitted, err := s.emit(ctx, typ, f.page.Records, hubID)
+		emitted, err := s.emit(ctx, typ, f.recs, hubID)
 		if err != nil {
 			return err
 		}
-		cp.After = f.page.Next
-		cp.Done[typ] += int64(len(f.page.Records))
-		stored := *cp
-		if cp.After == "" {
-			cp.ObjectType = next
-			stored = *cp
-			if next == "" {
-				stored = fullCheckpoint{}
-			}
-		}
-		if err := s.dir.SetCheckpoint("full", stored); err != nil {
+		cp.AfterID = f.lastID
+		cp.Done[typ] += int64(len(f.recs))
+		if err := s.dir.SetCheckpoint("full", *cp); err != nil {
 			return fmt.Errorf("storing the full sync's place: %w", err)
 		}
-		r.page(typ, len(f.page.Records), emitted)
+		r.page(typ, len(f.recs), emitted)
 	}
-	return ctx.Err()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	cp.ObjectType, cp.AfterID = next, 0
+	stored := *cp
+	if next == "" {
+		stored = fullCheckpoint{}
+	}
+	if err := s.dir.SetCheckpoint("full", stored); err != nil {
+		return fmt.Errorf("storing the full sync's place: %w", err)
+	}
+	return nil
+}
+
+// readFull searches the ids of typ above afterID in ascending order, 200
+// per search, and batch-reads them with props, 100 per read and at most
+// fullReadsInFlight reads in flight. Each read's answer comes on its own
+// channel, sent to pages in id order; a failed search comes as a page with
+// its error, and ends the reading, as ctx ending does. Each read is
+// counted in reads.
+func (s *Syncer) readFull(ctx context.Context, typ string, afterID int64, props []string, pages chan<- chan fullPage, reads *sync.WaitGroup) {
+	inFlight := make(chan struct{}, fullReadsInFlight)
+	for {
+		pg, ids, err := s.searchIDs(ctx, typ, afterID)
+		if err != nil {
+			res := make(chan fullPage, 1)
+			res <- fullPage{err: err}
+			select {
+			case pages <- res:
+			case <-ctx.Done():
+			}
+			return
+		}
+		for start := 0; start < len(ids); start += batchReadLimit {
+			end := min(start+batchReadLimit, len(ids))
+			select {
+			case inFlight <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			res := make(chan fullPage, 1)
+			select {
+			case pages <- res:
+			case <-ctx.Done():
+				return
+			}
+			chunk, last := pg.Records[start:end], ids[end-1]
+			reads.Add(1)
+			go func() {
+				defer reads.Done()
+				recs, err := s.reread(ctx, typ, chunk, props)
+				<-inFlight
+				res <- fullPage{lastID: last, recs: recs, err: err}
+			}()
+		}
+		if pg.Next == "" || len(ids) == 0 {
+			return
+		}
+		afterID = ids[len(ids)-1]
+	}
+}
+
+// searchIDs searches the first records of typ with an id above afterID, in
+// ascending id order, returning the page and its ids.
+func (s *Syncer) searchIDs(ctx context.Context, typ string, afterID int64) (recordPage, []int64, error) {
+	pg, err := s.p.hubspot.search(ctx, typ, map[string]any{
+		"filterGroups": []map[string]any{{"filters": []map[string]string{
+			{"propertyName": "hs_object_id", "operator": "GT", "value": strconv.FormatInt(afterID, 10)},
+		}}},
+		"sorts":      []map[string]string{{"propertyName": "hs_object_id", "direction": "ASCENDING"}},
+		"properties": []string{"hs_object_id"},
+		"limit":      searchLimit,
+	})
+	if err != nil {
+		return recordPage{}, nil, err
+	}
+	ids := make([]int64, len(pg.Records))
+	for i, rec := range pg.Records {
+		id, err := strconv.ParseInt(rec.ID, 10, 64)
+		if err != nil || id <= afterID || (i > 0 && id <= ids[i-1]) {
+			return recordPage{}, nil, fmt.Errorf("searching %s ids above %d: the answer's ids are not ascending above it at %q", typ, afterID, rec.ID)
+		}
+		ids[i] = id
+	}
+	return pg, ids, nil
 }
