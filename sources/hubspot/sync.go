@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/switchyard/switchyard/internal/hubspot/api"
+	"github.com/switchyard/switchyard/internal/hubspot/ratelimit"
 	"go.uber.org/zap"
 )
 
@@ -548,75 +550,240 @@ func (s *Syncer) fullType(ctx context.Context, r *run, cp *fullCheckpoint, next 
 	return nil
 }
 
-// readFull searches the ids of typ above afterID in ascending order, 200
-// per search, and batch-reads them with props, 100 per read and at most
-// fullReadsInFlight reads in flight. Each read's answer comes on its own
-// channel, sent to pages in id order; a failed search comes as a page with
-// its error, and ends the reading, as ctx ending does. Each read is
-// counted in reads.
+// readFull searches the ids of typ above afterID in ascending order and
+// batch-reads them with props, 100 per read and at most fullReadsInFlight
+// reads in flight. Each read's answer comes on its own channel, sent to
+// pages in id order; a failed search comes as a page with its error, and
+// ends the reading, as ctx ending does. Each read is counted in reads.
 func (s *Syncer) readFull(ctx context.Context, typ string, afterID int64, props []string, pages chan<- chan fullPage, reads *sync.WaitGroup) {
 	inFlight := make(chan struct{}, fullReadsInFlight)
-	for {
-		pg, ids, err := s.searchIDs(ctx, typ, afterID)
-		if err != nil {
-			res := make(chan fullPage, 1)
-			res <- fullPage{err: err}
-			select {
-			case pages <- res:
-			case <-ctx.Done():
-			}
-			return
+	// start starts reading recs; false when ctx ended first.
+	start := func(recs []Record) bool {
+		select {
+		case inFlight <- struct{}{}:
+		case <-ctx.Done():
+			return false
 		}
-		for start := 0; start < len(ids); start += batchReadLimit {
-			end := min(start+batchReadLimit, len(ids))
-			select {
-			case inFlight <- struct{}{}:
-			case <-ctx.Done():
-				return
-			}
-			res := make(chan fullPage, 1)
-			select {
-			case pages <- res:
-			case <-ctx.Done():
-				return
-			}
-			chunk, last := pg.Records[start:end], ids[end-1]
-			reads.Add(1)
-			go func() {
-				defer reads.Done()
-				recs, err := s.reread(ctx, typ, chunk, props)
-				<-inFlight
-				res <- fullPage{lastID: last, recs: recs, err: err}
-			}()
+		res := make(chan fullPage, 1)
+		select {
+		case pages <- res:
+		case <-ctx.Done():
+			return false
 		}
-		if pg.Next == "" || len(ids) == 0 {
-			return
+		last := recordID(recs[len(recs)-1])
+		reads.Add(1)
+		go func() {
+			defer reads.Done()
+			read, err := retry(ctx, func() ([]Record, error) { return s.reread(ctx, typ, recs, props) })
+			<-inFlight
+			res <- fullPage{lastID: last, recs: read, err: err}
+		}()
+		return true
+	}
+	var pending []Record
+	err := s.searchFull(ctx, typ, afterID, func(found []Record) bool {
+		pending = append(pending, found...)
+		for len(pending) >= batchReadLimit {
+			chunk := slices.Clone(pending[:batchReadLimit])
+			pending = pending[batchReadLimit:]
+			if !start(chunk) {
+				return false
+			}
 		}
-		afterID = ids[len(ids)-1]
+		return true
+	})
+	switch {
+	case err != nil:
+		res := make(chan fullPage, 1)
+		res <- fullPage{err: err}
+		select {
+		case pages <- res:
+		case <-ctx.Done():
+		}
+	case len(pending) > 0:
+		start(pending)
 	}
 }
 
-// searchIDs searches the first records of typ with an id above afterID, in
-// ascending id order, returning the page and its ids.
-func (s *Syncer) searchIDs(ctx context.Context, typ string, afterID int64) (recordPage, []int64, error) {
-	pg, err := s.p.hubspot.search(ctx, typ, map[string]any{
+// fullSearchesInFlight is how many pages of an id search the full sync has
+// in flight: one at a time, each waiting for HubSpot's answer, would not
+// find ids as fast as the budget reads them.
+const fullSearchesInFlight = 3
+
+// fullSearchPace is the least time between a full sync's searches: HubSpot's
+// per-second search limit with a guard of 5%, wider than the budget's own,
+// because searches in flight together may arrive closer together than they
+// were sent, and a refused one pauses the token's calls for a second.
+const fullSearchPace = time.Second * 105 / 100 / ratelimit.SearchPerSecond
+
+// searchFull passes the records of typ with an id above afterID (their ids
+// only) to found, in ascending id order, until found returns false (ctx
+// ended) or none is left.
+func (s *Syncer) searchFull(ctx context.Context, typ string, afterID int64, found func([]Record) bool) error {
+	for {
+		last, more, err := s.searchQuery(ctx, typ, afterID, found)
+		if err != nil || !more {
+			return err
+		}
+		afterID = last
+	}
+}
+
+// searchQuery pages through one search of the records of typ with an id
+// above afterID, in ascending id order, fullSearchesInFlight pages in
+// flight, passing each page's new records to found. Each page after the
+// first starts one record before its place in the order, so that it
+// overlaps the page before; a page that does not reach back to it (records
+// deleted meanwhile moved it) ends the query, as the results cap does, and
+// so none is skipped. It returns the last id passed and whether records
+// may follow it.
+func (s *Syncer) searchQuery(ctx context.Context, typ string, afterID int64, found func([]Record) bool) (last int64, more bool, err error) {
+	type answer struct {
+		page recordPage
+		err  error
+	}
+	var searches sync.WaitGroup
+	defer searches.Wait()
+	qctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	answers := make(chan chan answer, fullSearchesInFlight-1)
+	searches.Add(1)
+	go func() {
+		defer searches.Done()
+		defer close(answers)
+		var started time.Time
+		for offset := 0; offset == 0 || offset+searchLimit <= s.searchCap; offset += searchLimit - 1 {
+			if wait := time.Until(started.Add(fullSearchPace)); wait > 0 {
+				timer := time.NewTimer(wait)
+				select {
+				case <-timer.C:
+				case <-qctx.Done():
+					timer.Stop()
+					return
+				}
+			}
+			// Each answer channel sent gets its answer.
+			res := make(chan answer, 1)
+			select {
+			case answers <- res:
+			case <-qctx.Done():
+				return
+			}
+			started = time.Now()
+			searches.Add(1)
+			go func() {
+				defer searches.Done()
+				pg, err := s.searchIDPage(qctx, typ, afterID, offset)
+				res <- answer{pg, err}
+			}()
+		}
+	}()
+	defer func() {
+		cancel()
+		for range answers {
+		}
+	}()
+	last = afterID
+	first := true
+	for res := range answers {
+		a := <-res
+		if a.err != nil {
+			return last, false, a.err
+		}
+		recs := a.page.Records
+		if !first && (len(recs) == 0 || recordID(recs[0]) > last) {
+			return last, true, nil
+		}
+		first = false
+		var fresh []Record
+		for _, rec := range recs {
+			if id := recordID(rec); id > last {
+				fresh, last = append(fresh, rec), id
+			}
+		}
+		if len(fresh) > 0 && !found(fresh) {
+			return last, false, ctx.Err()
+		}
+		if a.page.Next == "" {
+			return last, false, nil
+		}
+	}
+	// At the results cap: a new query from the last id.
+	return last, true, nil
+}
+
+// searchIDPage searches the records of typ with an id above afterID in
+// ascending id order, the page at offset, checking that its ids ascend.
+func (s *Syncer) searchIDPage(ctx context.Context, typ string, afterID int64, offset int) (recordPage, error) {
+	body := map[string]any{
 		"filterGroups": []map[string]any{{"filters": []map[string]string{
 			{"propertyName": "hs_object_id", "operator": "GT", "value": strconv.FormatInt(afterID, 10)},
 		}}},
 		"sorts":      []map[string]string{{"propertyName": "hs_object_id", "direction": "ASCENDING"}},
 		"properties": []string{"hs_object_id"},
 		"limit":      searchLimit,
-	})
+	}
+	if offset > 0 {
+		body["after"] = strconv.Itoa(offset)
+	}
+	pg, err := retry(ctx, func() (recordPage, error) { return s.p.hubspot.search(ctx, typ, body) })
 	if err != nil {
-		return recordPage{}, nil, err
+		return recordPage{}, err
 	}
-	ids := make([]int64, len(pg.Records))
-	for i, rec := range pg.Records {
-		id, err := strconv.ParseInt(rec.ID, 10, 64)
-		if err != nil || id <= afterID || (i > 0 && id <= ids[i-1]) {
-			return recordPage{}, nil, fmt.Errorf("searching %s ids above %d: the answer's ids are not ascending above it at %q", typ, afterID, rec.ID)
+	prev := afterID
+	for _, rec := range pg.Records {
+		id := recordID(rec)
+		if id <= prev {
+			return recordPage{}, fmt.Errorf("searching %s ids above %d: the answer's ids do not ascend above it at %q", typ, afterID, rec.ID)
 		}
-		ids[i] = id
+		prev = id
 	}
-	return pg, ids, nil
+	return pg, nil
+}
+
+// recordID is rec's id as a number; 0 when it is not one.
+func recordID(rec Record) int64 {
+	id, _ := strconv.ParseInt(rec.ID, 10, 64)
+	return id
+}
+
+// syncRetries is how many times a full sync tries again a call that HubSpot
+// refused for its rate limit or that failed in passing.
+const syncRetries = 5
+
+// retryWaitMax is the longest wait retry waits for: a budget paused longer
+// (HubSpot's daily limit) fails the sync, which resumes when run again.
+const retryWaitMax = time.Minute
+
+// retry returns call's answer, calling it again after the wait the failure
+// asks for when HubSpot refused it for the per-second or 10-second rate
+// limit, it failed in passing (a timeout, a 5xx) or the budget is paused
+// for at most retryWaitMax, up to syncRetries
+// times: several calls in flight may now and then arrive closer together
+// than the budget sent them.
+func retry[T any](ctx context.Context, call func() (T, error)) (T, error) {
+	for attempt := 0; ; attempt++ {
+		v, err := call()
+		if err == nil || attempt == syncRetries || ctx.Err() != nil {
+			return v, err
+		}
+		var limited *api.RateLimitError
+		var transient *api.TransientError
+		var wait time.Duration
+		switch {
+		case errors.As(err, &limited) && limited.Policy != "DAILY":
+			wait = limited.RetryAfter
+		case errors.As(err, &transient) && transient.RetryAfter <= retryWaitMax:
+			wait = max(transient.RetryAfter, 100*time.Millisecond)
+		default:
+			return v, err
+		}
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return v, ctx.Err()
+		case <-timer.C:
+		}
+	}
 }
