@@ -45,6 +45,8 @@ type harness struct {
 	proc    *Processor
 	// journal is the sandbox journal position already posted.
 	journal int
+	// requests counts the sandbox's requests in flight.
+	requests *requestCounter
 }
 
 func newHarness(t *testing.T) *harness {
@@ -66,7 +68,8 @@ func newHarnessWith(t *testing.T, sb func(*sandbox.Config), src func(*Config)) *
 		sb(&sbCfg)
 	}
 	sbox := sandbox.New(sbCfg)
-	hs := httptest.NewServer(sbox)
+	requests := &requestCounter{now: map[string]int{}, peak: map[string]int{}}
+	hs := httptest.NewServer(requests.wrap(sbox))
 	t.Cleanup(hs.Close)
 	budget, err := ratelimit.NewBudget(ratelimit.Free, nil, nil)
 	if err != nil {
@@ -134,7 +137,37 @@ func newHarnessWith(t *testing.T, sb func(*sandbox.Config), src func(*Config)) *
 		wg.Wait()
 		dir.Close()
 	})
-	return &harness{t: t, log: log, sandbox: sbox, hubspot: hs, hook: hook, dir: dir, metrics: m, cfg: cfg.WithDefaults(), proc: proc}
+	return &harness{t: t, log: log, sandbox: sbox, hubspot: hs, hook: hook, dir: dir, metrics: m, cfg: cfg.WithDefaults(), proc: proc, requests: requests}
+}
+
+// requestCounter counts the requests to the sandbox in flight, per path.
+type requestCounter struct {
+	mu   sync.Mutex
+	now  map[string]int
+	peak map[string]int
+}
+
+func (c *requestCounter) wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		path := r.URL.Path
+		c.mu.Lock()
+		c.now[path]++
+		c.peak[path] = max(c.peak[path], c.now[path])
+		c.mu.Unlock()
+		defer func() {
+			c.mu.Lock()
+			c.now[path]--
+			c.mu.Unlock()
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// peakInFlight is the most requests to path that were in flight at once.
+func (c *requestCounter) peakInFlight(path string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.peak[path]
 }
 
 // appIdentify appends an identify as the app's gateway would.

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/switchyard/switchyard/internal/hubspot/api"
+	"github.com/switchyard/switchyard/internal/hubspot/ratelimit"
 	"go.uber.org/zap"
 )
 
@@ -71,8 +73,9 @@ type fullCheckpoint struct {
 	Started time.Time `json:"started"`
 	// ObjectType is the type being read; "" when no full sync is unfinished.
 	ObjectType string `json:"object_type,omitempty"`
-	// After is the cursor of the next page of ObjectType.
-	After string `json:"after,omitempty"`
+	// AfterID is the last id of ObjectType whose page's calls are
+	// appended; the sync goes on with the ids above it.
+	AfterID int64 `json:"after_id,omitempty"`
 	// Done counts the records read, per type.
 	Done map[string]int64 `json:"done,omitempty"`
 }
@@ -473,71 +476,314 @@ func (s *Syncer) full(ctx context.Context, r *run) error {
 	return nil
 }
 
-// fetched is a page a full sync's reader read ahead.
-type fetched struct {
-	page recordPage
-	err  error
+// fullReadsInFlight bounds the batch reads a full sync has in flight:
+// enough to keep the token's budget busy while each waits for HubSpot's
+// answer.
+const fullReadsInFlight = 4
+
+// fullPage is one batch read of a full sync: up to 100 records, the last
+// of ids up to lastID.
+type fullPage struct {
+	lastID int64
+	recs   []Record
+	err    error
 }
 
-// fullType reads every record of cp.ObjectType from cp.After, storing the
-// checkpoint after each page's calls are appended; after the last page it
-// moves on to type next, or, with none, clears the checkpoint so that the
-// next full sync starts over. The next page is read while the current one
-// is emitted, to keep the shared budget busy.
+// fullType reads every record of cp.ObjectType with an id above
+// cp.AfterID, storing the checkpoint after each page's calls are appended;
+// after the last page it moves on to type next, or, with none, clears the
+// checkpoint so that the next full sync starts over. The ids are searched
+// in ascending order and the records batch-read, several reads in flight
+// to keep the shared budget busy, and emitted in id order.
 func (s *Syncer) fullType(ctx context.Context, r *run, cp *fullCheckpoint, next string, hubID int64) error {
 	typ := cp.ObjectType
 	props, _, err := s.p.properties(ctx, typ)
 	if err != nil {
 		return err
 	}
+	r.update(func(pr *Progress) { pr.ObjectType = typ })
 	readCtx, cancel := context.WithCancel(ctx)
-	pages := make(chan fetched, 1)
+	var reads sync.WaitGroup
+	pages := make(chan chan fullPage, fullReadsInFlight)
+	reads.Add(1)
 	go func() {
+		defer reads.Done()
 		defer close(pages)
-		after := cp.After
-		for {
-			pg, err := s.p.hubspot.list(readCtx, typ, after, props)
-			select {
-			case pages <- fetched{pg, err}:
-			case <-readCtx.Done():
-				return
-			}
-			if err != nil || pg.Next == "" {
-				return
-			}
-			after = pg.Next
-		}
+		s.readFull(readCtx, typ, cp.AfterID, props, pages, &reads)
 	}()
 	defer func() {
 		cancel()
 		for range pages {
 		}
+		reads.Wait()
 	}()
-	for f := range pages {
+	for res := range pages {
+		f := <-res
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		if f.err != nil {
 			return f.err
 		}
-		emitted, err := s.emit(ctx, typ, f.page.Records, hubID)
+		emitted, err := s.emit(ctx, typ, f.recs, hubID)
 		if err != nil {
 			return err
 		}
-		cp.After = f.page.Next
-		cp.Done[typ] += int64(len(f.page.Records))
-		stored := *cp
-		if cp.After == "" {
-			cp.ObjectType = next
-			stored = *cp
-			if next == "" {
-				stored = fullCheckpoint{}
-			}
-		}
-		if err := s.dir.SetCheckpoint("full", stored); err != nil {
+		cp.AfterID = f.lastID
+		cp.Done[typ] += int64(len(f.recs))
+		if err := s.dir.SetCheckpoint("full", *cp); err != nil {
 			return fmt.Errorf("storing the full sync's place: %w", err)
 		}
-		r.page(typ, len(f.page.Records), emitted)
+		r.page(typ, len(f.recs), emitted)
 	}
-	return ctx.Err()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	cp.ObjectType, cp.AfterID = next, 0
+	stored := *cp
+	if next == "" {
+		stored = fullCheckpoint{}
+	}
+	if err := s.dir.SetCheckpoint("full", stored); err != nil {
+		return fmt.Errorf("storing the full sync's place: %w", err)
+	}
+	return nil
+}
+
+// readFull searches the ids of typ above afterID in ascending order and
+// batch-reads them with props, 100 per read and at most fullReadsInFlight
+// reads in flight. Each read's answer comes on its own channel, sent to
+// pages in id order; a failed search comes as a page with its error, and
+// ends the reading, as ctx ending does. Each read is counted in reads.
+func (s *Syncer) readFull(ctx context.Context, typ string, afterID int64, props []string, pages chan<- chan fullPage, reads *sync.WaitGroup) {
+	inFlight := make(chan struct{}, fullReadsInFlight)
+	// start starts reading recs; false when ctx ended first.
+	start := func(recs []Record) bool {
+		select {
+		case inFlight <- struct{}{}:
+		case <-ctx.Done():
+			return false
+		}
+		res := make(chan fullPage, 1)
+		select {
+		case pages <- res:
+		case <-ctx.Done():
+			return false
+		}
+		last := recordID(recs[len(recs)-1])
+		reads.Add(1)
+		go func() {
+			defer reads.Done()
+			read, err := retry(ctx, func() ([]Record, error) { return s.reread(ctx, typ, recs, props) })
+			<-inFlight
+			res <- fullPage{lastID: last, recs: read, err: err}
+		}()
+		return true
+	}
+	var pending []Record
+	err := s.searchFull(ctx, typ, afterID, func(found []Record) bool {
+		pending = append(pending, found...)
+		for len(pending) >= batchReadLimit {
+			chunk := slices.Clone(pending[:batchReadLimit])
+			pending = pending[batchReadLimit:]
+			if !start(chunk) {
+				return false
+			}
+		}
+		return true
+	})
+	switch {
+	case err != nil:
+		res := make(chan fullPage, 1)
+		res <- fullPage{err: err}
+		select {
+		case pages <- res:
+		case <-ctx.Done():
+		}
+	case len(pending) > 0:
+		start(pending)
+	}
+}
+
+// fullSearchesInFlight is how many pages of an id search the full sync has
+// in flight: one at a time, each waiting for HubSpot's answer, would not
+// find ids as fast as the budget reads them.
+const fullSearchesInFlight = 3
+
+// fullSearchPace is the least time between a full sync's searches: HubSpot's
+// per-second search limit with a guard of 5%, wider than the budget's own,
+// because searches in flight together may arrive closer together than they
+// were sent, and a refused one pauses the token's calls for a second.
+const fullSearchPace = time.Second * 105 / 100 / ratelimit.SearchPerSecond
+
+// searchFull passes the records of typ with an id above afterID (their ids
+// only) to found, in ascending id order, until found returns false (ctx
+// ended) or none is left.
+func (s *Syncer) searchFull(ctx context.Context, typ string, afterID int64, found func([]Record) bool) error {
+	for {
+		last, more, err := s.searchQuery(ctx, typ, afterID, found)
+		if err != nil || !more {
+			return err
+		}
+		afterID = last
+	}
+}
+
+// searchQuery pages through one search of the records of typ with an id
+// above afterID, in ascending id order, fullSearchesInFlight pages in
+// flight, passing each page's new records to found. Each page after the
+// first starts one record before its place in the order, so that it
+// overlaps the page before; a page that does not reach back to it (records
+// deleted meanwhile moved it) ends the query, as the results cap does, and
+// so none is skipped. It returns the last id passed and whether records
+// may follow it.
+func (s *Syncer) searchQuery(ctx context.Context, typ string, afterID int64, found func([]Record) bool) (last int64, more bool, err error) {
+	type answer struct {
+		page recordPage
+		err  error
+	}
+	var searches sync.WaitGroup
+	defer searches.Wait()
+	qctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	answers := make(chan chan answer, fullSearchesInFlight-1)
+	searches.Add(1)
+	go func() {
+		defer searches.Done()
+		defer close(answers)
+		var started time.Time
+		for offset := 0; offset == 0 || offset+searchLimit <= s.searchCap; offset += searchLimit - 1 {
+			if wait := time.Until(started.Add(fullSearchPace)); wait > 0 {
+				timer := time.NewTimer(wait)
+				select {
+				case <-timer.C:
+				case <-qctx.Done():
+					timer.Stop()
+					return
+				}
+			}
+			// Each answer channel sent gets its answer.
+			res := make(chan answer, 1)
+			select {
+			case answers <- res:
+			case <-qctx.Done():
+				return
+			}
+			started = time.Now()
+			searches.Add(1)
+			go func() {
+				defer searches.Done()
+				pg, err := s.searchIDPage(qctx, typ, afterID, offset)
+				res <- answer{pg, err}
+			}()
+		}
+	}()
+	defer func() {
+		cancel()
+		for range answers {
+		}
+	}()
+	last = afterID
+	first := true
+	for res := range answers {
+		a := <-res
+		if a.err != nil {
+			return last, false, a.err
+		}
+		recs := a.page.Records
+		if !first && (len(recs) == 0 || recordID(recs[0]) > last) {
+			return last, true, nil
+		}
+		first = false
+		var fresh []Record
+		for _, rec := range recs {
+			if id := recordID(rec); id > last {
+				fresh, last = append(fresh, rec), id
+			}
+		}
+		if len(fresh) > 0 && !found(fresh) {
+			return last, false, ctx.Err()
+		}
+		if a.page.Next == "" {
+			return last, false, nil
+		}
+	}
+	// At the results cap: a new query from the last id.
+	return last, true, nil
+}
+
+// searchIDPage searches the records of typ with an id above afterID in
+// ascending id order, the page at offset, checking that its ids ascend.
+func (s *Syncer) searchIDPage(ctx context.Context, typ string, afterID int64, offset int) (recordPage, error) {
+	body := map[string]any{
+		"filterGroups": []map[string]any{{"filters": []map[string]string{
+			{"propertyName": "hs_object_id", "operator": "GT", "value": strconv.FormatInt(afterID, 10)},
+		}}},
+		"sorts":      []map[string]string{{"propertyName": "hs_object_id", "direction": "ASCENDING"}},
+		"properties": []string{"hs_object_id"},
+		"limit":      searchLimit,
+	}
+	if offset > 0 {
+		body["after"] = strconv.Itoa(offset)
+	}
+	pg, err := retry(ctx, func() (recordPage, error) { return s.p.hubspot.search(ctx, typ, body) })
+	if err != nil {
+		return recordPage{}, err
+	}
+	prev := afterID
+	for _, rec := range pg.Records {
+		id := recordID(rec)
+		if id <= prev {
+			return recordPage{}, fmt.Errorf("searching %s ids above %d: the answer's ids do not ascend above it at %q", typ, afterID, rec.ID)
+		}
+		prev = id
+	}
+	return pg, nil
+}
+
+// recordID is rec's id as a number; 0 when it is not one.
+func recordID(rec Record) int64 {
+	id, _ := strconv.ParseInt(rec.ID, 10, 64)
+	return id
+}
+
+// syncRetries is how many times a full sync tries again a call that HubSpot
+// refused for its rate limit or that failed in passing.
+const syncRetries = 5
+
+// retryWaitMax is the longest wait retry waits for: a budget paused longer
+// (HubSpot's daily limit) fails the sync, which resumes when run again.
+const retryWaitMax = time.Minute
+
+// retry returns call's answer, calling it again after the wait the failure
+// asks for when HubSpot refused it for the per-second or 10-second rate
+// limit, it failed in passing (a timeout, a 5xx) or the budget is paused
+// for at most retryWaitMax, up to syncRetries
+// times: several calls in flight may now and then arrive closer together
+// than the budget sent them.
+func retry[T any](ctx context.Context, call func() (T, error)) (T, error) {
+	for attempt := 0; ; attempt++ {
+		v, err := call()
+		if err == nil || attempt == syncRetries || ctx.Err() != nil {
+			return v, err
+		}
+		var limited *api.RateLimitError
+		var transient *api.TransientError
+		var wait time.Duration
+		switch {
+		case errors.As(err, &limited) && limited.Policy != "DAILY":
+			wait = limited.RetryAfter
+		case errors.As(err, &transient) && transient.RetryAfter <= retryWaitMax:
+			wait = max(transient.RetryAfter, 100*time.Millisecond)
+		default:
+			return v, err
+		}
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return v, ctx.Err()
+		case <-timer.C:
+		}
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -191,6 +192,66 @@ func TestFullSyncInterruptedAndResumedEmitsEachRecordOnce(t *testing.T) {
 	}
 	if err := sync.Run(context.Background(), SyncRequest{Full: true, Since: time.Now()}, nil); err == nil {
 		t.Error("a full sync with since was accepted")
+	}
+}
+
+// TestFullSyncReadsSeveralPagesAtOnceAndResumesExactly has HubSpot answer
+// slowly: the full sync keeps several batch reads in flight, at most
+// fullReadsInFlight; interrupted while they are, its checkpoint holds
+// exactly the records whose calls are appended, and the resumed sync
+// emits each of the others once.
+func TestFullSyncReadsSeveralPagesAtOnceAndResumesExactly(t *testing.T) {
+	h := newHarnessWith(t, nil, func(c *Config) { c.Companies, c.Deals = Mapping{}, Mapping{} })
+	sync := NewSyncer(h.proc, h.dir, zap.NewNop())
+	const n = 1000
+	h.knowUsers(n)
+	h.createContacts(0, n)
+	h.pending()
+	h.sandbox.SetLatency(50 * time.Millisecond)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	err := sync.Run(ctx, SyncRequest{Full: true}, func(p Progress) {
+		if p.Done >= 300 {
+			cancel()
+		}
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("an interrupted full sync returned %v", err)
+	}
+	const reads = "/crm/v3/objects/contacts/batch/read"
+	if peak := h.requests.peakInFlight(reads); peak < 2 || peak > fullReadsInFlight {
+		t.Errorf("at most %d batch reads were in flight at once, want 2 to %d", peak, fullReadsInFlight)
+	}
+	var cp fullCheckpoint
+	if ok, err := h.dir.Checkpoint("full", &cp); !ok || err != nil || cp.ObjectType != "contacts" {
+		t.Fatalf("the interrupted sync's place: %+v %v %v", cp, ok, err)
+	}
+	first := callsByContact(h.emitted())
+	p, _ := sync.Progress()
+	if int64(len(first)) != cp.Done["contacts"] || p.Done != cp.Done["contacts"] || p.Done < 300 || p.Done >= n {
+		t.Fatalf("%d contacts emitted, %d done in the checkpoint, progress %+v", len(first), cp.Done["contacts"], p)
+	}
+	for id := range first {
+		if v, _ := strconv.ParseInt(id, 10, 64); v > cp.AfterID {
+			t.Errorf("contact %s was emitted, after the checkpoint's %d", id, cp.AfterID)
+		}
+	}
+
+	if err := sync.Run(context.Background(), SyncRequest{Full: true}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := sync.Progress(); p.State != SyncDone || p.Done != n || p.Total != n {
+		t.Fatalf("progress after resuming: %+v", p)
+	}
+	per := callsByContact(h.emitted())
+	if len(per) != n {
+		t.Fatalf("want calls for %d contacts, got %d", n, len(per))
+	}
+	for id, calls := range per {
+		if calls != 1 {
+			t.Errorf("contact %s emitted %d times", id, calls)
+		}
 	}
 }
 
