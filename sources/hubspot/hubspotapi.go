@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -77,10 +80,10 @@ func parseRecords(results gjson.Result) []Record {
 	return out
 }
 
-// recordPage is one page of a search.
+// recordPage is one page of a search or of a list of every record.
 type recordPage struct {
 	Records []Record
-	// Total is how many records the search matches.
+	// Total is how many records the search matches (searches only).
 	Total int64
 	// Next is the after of the next page; "" on the last.
 	Next string
@@ -103,6 +106,25 @@ func (h *hubspotReader) search(ctx context.Context, objectType string, body any)
 	}
 	return parsePage(resp.Body), nil
 }
+
+// list reads one page of every record of objectType (GET
+// /crm/v3/objects/{type}) in ascending id order, listLimit records from
+// the cursor after (the previous page's paging.next.after; "" for the
+// first page).
+func (h *hubspotReader) list(ctx context.Context, objectType, after string, props []string) (recordPage, error) {
+	q := url.Values{"limit": {strconv.Itoa(listLimit)}, "properties": {strings.Join(props, ",")}}
+	if after != "" {
+		q.Set("after", after)
+	}
+	resp, err := h.client.Do(ctx, api.Standard, http.MethodGet, "/crm/v3/objects/"+objectType+"?"+q.Encode(), nil)
+	if err != nil {
+		return recordPage{}, fmt.Errorf("listing %s: %w", objectType, err)
+	}
+	return parsePage(resp.Body), nil
+}
+
+// listLimit is the most records one page of a list returns.
+const listLimit = 100
 
 // portalID reads the portal's id (hubId) from the account-info API.
 func (h *hubspotReader) portalID(ctx context.Context) (int64, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/switchyard/switchyard/internal/hubspot/api"
 	"github.com/switchyard/switchyard/internal/hubspot/ratelimit"
 	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
 )
 
 // Sync kinds, as Progress.Kind and the metrics name them.
@@ -69,15 +71,36 @@ type catchUpCheckpoint struct {
 }
 
 // fullCheckpoint is the checkpoint full: where an unfinished full sync is.
+// A type is read from both ends at once, upwards through the list of
+// every record and downwards by search on the ids, until the two meet;
+// the records between UpID and DownID are the ones left to read.
 type fullCheckpoint struct {
 	Started time.Time `json:"started"`
 	// ObjectType is the type being read; "" when no full sync is unfinished.
 	ObjectType string `json:"object_type,omitempty"`
-	// AfterID is the last id of ObjectType whose page's calls are
-	// appended; the sync goes on with the ids above it.
+	// UpID is the highest id of ObjectType read upwards whose page's
+	// calls are appended, and UpAfter the list's cursor after it.
+	UpID    int64  `json:"up_id,omitempty"`
+	UpAfter string `json:"up_after,omitempty"`
+	// DownID is the lowest id of ObjectType read downwards whose page's
+	// calls are appended; 0 while none is.
+	DownID int64 `json:"down_id,omitempty"`
+	// AfterID is the place an earlier full sync, which read upwards
+	// only, stored: the last id whose page's calls are appended. It is
+	// read as UpID.
 	AfterID int64 `json:"after_id,omitempty"`
 	// Done counts the records read, per type.
 	Done map[string]int64 `json:"done,omitempty"`
+}
+
+// upgrade moves a place stored as AfterID to the upward end: HubSpot's
+// list cursor is the id the next page starts at, and ids not above UpID
+// are not emitted again.
+func (cp *fullCheckpoint) upgrade() {
+	if cp.AfterID != 0 && cp.UpID == 0 && cp.UpAfter == "" {
+		cp.UpID, cp.UpAfter = cp.AfterID, strconv.FormatInt(cp.AfterID, 10)
+	}
+	cp.AfterID = 0
 }
 
 // errSinceWithFull refuses a full sync asked to start at a time.
@@ -451,6 +474,7 @@ func (s *Syncer) full(ctx context.Context, r *run) error {
 	if cp.ObjectType == "" || !slices.Contains(types, cp.ObjectType) {
 		cp = fullCheckpoint{Started: s.p.cfg.Now(), ObjectType: types[0]}
 	}
+	cp.upgrade()
 	if cp.Done == nil {
 		cp.Done = map[string]int64{}
 	}
@@ -476,25 +500,28 @@ func (s *Syncer) full(ctx context.Context, r *run) error {
 	return nil
 }
 
-// fullReadsInFlight bounds the batch reads a full sync has in flight:
-// enough to keep the token's budget busy while each waits for HubSpot's
-// answer.
+// fullReadsInFlight bounds the batch reads the downward side of a full
+// sync has in flight: enough to keep the token's budget busy while each
+// waits for HubSpot's answer.
 const fullReadsInFlight = 4
 
-// fullPage is one batch read of a full sync: up to 100 records, the last
-// of ids up to lastID.
+// fullPage is one batch read of the downward side of a full sync: up to
+// 100 records, the last (lowest) of ids down to lastID.
 type fullPage struct {
 	lastID int64
 	recs   []Record
 	err    error
 }
 
-// fullType reads every record of cp.ObjectType with an id above
-// cp.AfterID, storing the checkpoint after each page's calls are appended;
-// after the last page it moves on to type next, or, with none, clears the
-// checkpoint so that the next full sync starts over. The ids are searched
-// in ascending order and the records batch-read, several reads in flight
-// to keep the shared budget busy, and emitted in id order.
+// fullType reads every record of cp.ObjectType between cp.UpID and
+// cp.DownID from both ends at once: upwards through the list of every
+// record, one page in flight (each cursor comes from the answer before),
+// and downwards by search on the ids in descending order with their
+// batch reads several in flight, which fill what the list leaves of the
+// budget. The two sides meet: neither emits an id the other has (see
+// fullMeeting). Once they meet, or either runs out of records, it moves
+// on to type next, or, with none, clears the checkpoint so that the next
+// full sync starts over.
 func (s *Syncer) fullType(ctx context.Context, r *run, cp *fullCheckpoint, next string, hubID int64) error {
 	typ := cp.ObjectType
 	props, _, err := s.p.properties(ctx, typ)
@@ -502,14 +529,90 @@ func (s *Syncer) fullType(ctx context.Context, r *run, cp *fullCheckpoint, next 
 		return err
 	}
 	r.update(func(pr *Progress) { pr.ObjectType = typ })
-	readCtx, cancel := context.WithCancel(ctx)
+	m := &fullMeeting{s: s, r: r, ctx: ctx, typ: typ, next: next, hubID: hubID, cp: cp}
+	sidesCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	var sides errgroup.Group
+	sides.Go(func() error { defer stop(); return m.readUp(sidesCtx, props) })
+	sides.Go(func() error { defer stop(); return m.readDown(sidesCtx, props) })
+	err = sides.Wait()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if m.met {
+		return nil
+	}
+	if err == nil {
+		err = errors.New("the full sync's sides ended before they met")
+	}
+	return err
+}
+
+// fullMeeting is the meeting of the two sides of a full sync of one type.
+// The upward side emits only ids below cp.DownID (once it is set), the
+// downward side only ids above cp.UpID; each moves its own end after each
+// page. A page's calls are appended, and the checkpoint stored, under mu,
+// so that the two ends stored are always those of the calls appended.
+type fullMeeting struct {
+	s     *Syncer
+	r     *run
+	ctx   context.Context
+	typ   string
+	next  string
+	hubID int64
+
+	mu sync.Mutex
+	cp *fullCheckpoint
+	// met is set once the sides met or one ran out of records: the type
+	// is read and the checkpoint is at type next.
+	met bool
+}
+
+// readUp lists the records from cp.UpAfter, one page at a time, until the
+// list reaches the downward side or its end.
+func (m *fullMeeting) readUp(ctx context.Context, props []string) error {
+	for {
+		m.mu.Lock()
+		after, met := m.cp.UpAfter, m.met
+		m.mu.Unlock()
+		if met {
+			return nil
+		}
+		pg, err := retry(ctx, func() (recordPage, error) { return m.s.p.hubspot.list(ctx, m.typ, after, props) })
+		if err != nil {
+			return err
+		}
+		var last int64
+		for _, rec := range pg.Records {
+			id := recordID(rec)
+			if id <= last {
+				return fmt.Errorf("listing %s: the answer's ids do not ascend at %q", m.typ, rec.ID)
+			}
+			last = id
+		}
+		if met, err := m.page(true, pg.Records, last, pg.Next == "", pg.Next); met || err != nil {
+			return err
+		}
+	}
+}
+
+// readDown searches the ids below cp.DownID in descending order and
+// batch-reads them, until it reaches the upward side or the lowest id.
+func (m *fullMeeting) readDown(ctx context.Context, props []string) error {
+	m.mu.Lock()
+	below := m.cp.DownID
+	m.mu.Unlock()
+	if below == 0 {
+		below = math.MaxInt64
+	}
+	ctx, cancel := context.WithCancel(ctx)
 	var reads sync.WaitGroup
 	pages := make(chan chan fullPage, fullReadsInFlight)
 	reads.Add(1)
 	go func() {
 		defer reads.Done()
 		defer close(pages)
-		s.readFull(readCtx, typ, cp.AfterID, props, pages, &reads)
+		m.s.readFull(ctx, m.typ, below, props, pages, &reads)
 	}()
 	defer func() {
 		cancel()
@@ -525,37 +628,81 @@ func (s *Syncer) fullType(ctx context.Context, r *run, cp *fullCheckpoint, next 
 		if f.err != nil {
 			return f.err
 		}
-		emitted, err := s.emit(ctx, typ, f.recs, hubID)
-		if err != nil {
+		if met, err := m.page(false, f.recs, f.lastID, false, ""); met || err != nil {
 			return err
 		}
-		cp.AfterID = f.lastID
-		cp.Done[typ] += int64(len(f.recs))
-		if err := s.dir.SetCheckpoint("full", *cp); err != nil {
-			return fmt.Errorf("storing the full sync's place: %w", err)
-		}
-		r.page(typ, len(f.recs), emitted)
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	cp.ObjectType, cp.AfterID = next, 0
-	stored := *cp
-	if next == "" {
-		stored = fullCheckpoint{}
-	}
-	if err := s.dir.SetCheckpoint("full", stored); err != nil {
-		return fmt.Errorf("storing the full sync's place: %w", err)
-	}
-	return nil
+	_, err := m.page(false, nil, 0, true, "")
+	return err
 }
 
-// readFull searches the ids of typ above afterID in ascending order and
+// page takes one page of a side (up, or down): it emits the records recs
+// read that lie between the two ends, then moves the side's end to
+// farthest, the page's last id in the side's order, with the list's
+// cursor after for the upward side, and stores the checkpoint. When the
+// page reaches the other side's end, or is the side's last, the type is
+// read: the checkpoint moves to the next type and page returns true, as
+// it does once the other side did so.
+func (m *fullMeeting) page(up bool, recs []Record, farthest int64, last bool, after string) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.met {
+		return true, nil
+	}
+	if err := m.ctx.Err(); err != nil {
+		return false, err
+	}
+	cp := m.cp
+	between := func(id int64) bool { return id > cp.UpID && (cp.DownID == 0 || id < cp.DownID) }
+	var fresh []Record
+	for _, rec := range recs {
+		if between(recordID(rec)) {
+			fresh = append(fresh, rec)
+		}
+	}
+	emitted, err := m.s.emit(m.ctx, m.typ, fresh, m.hubID)
+	if err != nil {
+		return false, err
+	}
+	var reached bool
+	if up {
+		reached = cp.DownID != 0 && farthest >= cp.DownID
+	} else {
+		reached = farthest != 0 && farthest <= cp.UpID
+	}
+	switch {
+	case reached || last:
+	case up:
+		cp.UpID, cp.UpAfter = max(cp.UpID, farthest), after
+	default:
+		cp.DownID = farthest
+	}
+	cp.Done[m.typ] += int64(len(fresh))
+	stored := *cp
+	if reached || last {
+		m.met = true
+		cp.ObjectType, cp.UpID, cp.UpAfter, cp.DownID = m.next, 0, "", 0
+		stored = *cp
+		if m.next == "" {
+			stored = fullCheckpoint{}
+		}
+	}
+	if err := m.s.dir.SetCheckpoint("full", stored); err != nil {
+		return false, fmt.Errorf("storing the full sync's place: %w", err)
+	}
+	m.r.page(m.typ, len(fresh), emitted)
+	return m.met, nil
+}
+
+// readFull searches the ids of typ below below in descending order and
 // batch-reads them with props, 100 per read and at most fullReadsInFlight
 // reads in flight. Each read's answer comes on its own channel, sent to
 // pages in id order; a failed search comes as a page with its error, and
 // ends the reading, as ctx ending does. Each read is counted in reads.
-func (s *Syncer) readFull(ctx context.Context, typ string, afterID int64, props []string, pages chan<- chan fullPage, reads *sync.WaitGroup) {
+func (s *Syncer) readFull(ctx context.Context, typ string, below int64, props []string, pages chan<- chan fullPage, reads *sync.WaitGroup) {
 	inFlight := make(chan struct{}, fullReadsInFlight)
 	// start starts reading recs; false when ctx ended first.
 	start := func(recs []Record) bool {
@@ -581,7 +728,7 @@ func (s *Syncer) readFull(ctx context.Context, typ string, afterID int64, props 
 		return true
 	}
 	var pending []Record
-	err := s.searchFull(ctx, typ, afterID, func(found []Record) bool {
+	err := s.searchFull(ctx, typ, below, func(found []Record) bool {
 		pending = append(pending, found...)
 		for len(pending) >= batchReadLimit {
 			chunk := slices.Clone(pending[:batchReadLimit])
@@ -616,28 +763,28 @@ const fullSearchesInFlight = 3
 // were sent, and a refused one pauses the token's calls for a second.
 const fullSearchPace = time.Second * 105 / 100 / ratelimit.SearchPerSecond
 
-// searchFull passes the records of typ with an id above afterID (their ids
-// only) to found, in ascending id order, until found returns false (ctx
-// ended) or none is left.
-func (s *Syncer) searchFull(ctx context.Context, typ string, afterID int64, found func([]Record) bool) error {
+// searchFull passes the records of typ with an id below below (their ids
+// only; math.MaxInt64 for every record) to found, in descending id order,
+// until found returns false (ctx ended) or none is left.
+func (s *Syncer) searchFull(ctx context.Context, typ string, below int64, found func([]Record) bool) error {
 	for {
-		last, more, err := s.searchQuery(ctx, typ, afterID, found)
+		last, more, err := s.searchQuery(ctx, typ, below, found)
 		if err != nil || !more {
 			return err
 		}
-		afterID = last
+		below = last
 	}
 }
 
 // searchQuery pages through one search of the records of typ with an id
-// above afterID, in ascending id order, fullSearchesInFlight pages in
+// below below, in descending id order, fullSearchesInFlight pages in
 // flight, passing each page's new records to found. Each page after the
 // first starts one record before its place in the order, so that it
 // overlaps the page before; a page that does not reach back to it (records
 // deleted meanwhile moved it) ends the query, as the results cap does, and
 // so none is skipped. It returns the last id passed and whether records
 // may follow it.
-func (s *Syncer) searchQuery(ctx context.Context, typ string, afterID int64, found func([]Record) bool) (last int64, more bool, err error) {
+func (s *Syncer) searchQuery(ctx context.Context, typ string, below int64, found func([]Record) bool) (last int64, more bool, err error) {
 	type answer struct {
 		page recordPage
 		err  error
@@ -673,7 +820,7 @@ func (s *Syncer) searchQuery(ctx context.Context, typ string, afterID int64, fou
 			searches.Add(1)
 			go func() {
 				defer searches.Done()
-				pg, err := s.searchIDPage(qctx, typ, afterID, offset)
+				pg, err := s.searchIDPage(qctx, typ, below, offset)
 				res <- answer{pg, err}
 			}()
 		}
@@ -683,7 +830,7 @@ func (s *Syncer) searchQuery(ctx context.Context, typ string, afterID int64, fou
 		for range answers {
 		}
 	}()
-	last = afterID
+	last = below
 	first := true
 	for res := range answers {
 		a := <-res
@@ -691,13 +838,13 @@ func (s *Syncer) searchQuery(ctx context.Context, typ string, afterID int64, fou
 			return last, false, a.err
 		}
 		recs := a.page.Records
-		if !first && (len(recs) == 0 || recordID(recs[0]) > last) {
+		if !first && (len(recs) == 0 || recordID(recs[0]) < last) {
 			return last, true, nil
 		}
 		first = false
 		var fresh []Record
 		for _, rec := range recs {
-			if id := recordID(rec); id > last {
+			if id := recordID(rec); id < last {
 				fresh, last = append(fresh, rec), id
 			}
 		}
@@ -712,16 +859,19 @@ func (s *Syncer) searchQuery(ctx context.Context, typ string, afterID int64, fou
 	return last, true, nil
 }
 
-// searchIDPage searches the records of typ with an id above afterID in
-// ascending id order, the page at offset, checking that its ids ascend.
-func (s *Syncer) searchIDPage(ctx context.Context, typ string, afterID int64, offset int) (recordPage, error) {
+// searchIDPage searches the records of typ with an id below below
+// (math.MaxInt64: every record) in descending id order, the page at
+// offset, checking that its ids descend below it.
+func (s *Syncer) searchIDPage(ctx context.Context, typ string, below int64, offset int) (recordPage, error) {
 	body := map[string]any{
-		"filterGroups": []map[string]any{{"filters": []map[string]string{
-			{"propertyName": "hs_object_id", "operator": "GT", "value": strconv.FormatInt(afterID, 10)},
-		}}},
-		"sorts":      []map[string]string{{"propertyName": "hs_object_id", "direction": "ASCENDING"}},
+		"sorts":      []map[string]string{{"propertyName": "hs_object_id", "direction": "DESCENDING"}},
 		"properties": []string{"hs_object_id"},
 		"limit":      searchLimit,
+	}
+	if below != math.MaxInt64 {
+		body["filterGroups"] = []map[string]any{{"filters": []map[string]string{
+			{"propertyName": "hs_object_id", "operator": "LT", "value": strconv.FormatInt(below, 10)},
+		}}}
 	}
 	if offset > 0 {
 		body["after"] = strconv.Itoa(offset)
@@ -730,11 +880,11 @@ func (s *Syncer) searchIDPage(ctx context.Context, typ string, afterID int64, of
 	if err != nil {
 		return recordPage{}, err
 	}
-	prev := afterID
+	prev := below
 	for _, rec := range pg.Records {
 		id := recordID(rec)
-		if id <= prev {
-			return recordPage{}, fmt.Errorf("searching %s ids above %d: the answer's ids do not ascend above it at %q", typ, afterID, rec.ID)
+		if id >= prev {
+			return recordPage{}, fmt.Errorf("searching %s ids below %d: the answer's ids do not descend below it at %q", typ, below, rec.ID)
 		}
 		prev = id
 	}

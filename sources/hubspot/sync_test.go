@@ -197,9 +197,9 @@ func TestFullSyncInterruptedAndResumedEmitsEachRecordOnce(t *testing.T) {
 
 // TestFullSyncReadsSeveralPagesAtOnceAndResumesExactly has HubSpot answer
 // slowly: the full sync keeps several batch reads in flight, at most
-// fullReadsInFlight; interrupted while they are, its checkpoint holds
-// exactly the records whose calls are appended, and the resumed sync
-// emits each of the others once.
+// fullReadsInFlight, beside the list's page; interrupted while they are,
+// its checkpoint's two ends hold exactly the records whose calls are
+// appended, and the resumed sync emits each of the others once.
 func TestFullSyncReadsSeveralPagesAtOnceAndResumesExactly(t *testing.T) {
 	h := newHarnessWith(t, nil, func(c *Config) { c.Companies, c.Deals = Mapping{}, Mapping{} })
 	sync := NewSyncer(h.proc, h.dir, zap.NewNop())
@@ -232,9 +232,12 @@ func TestFullSyncReadsSeveralPagesAtOnceAndResumesExactly(t *testing.T) {
 	if int64(len(first)) != cp.Done["contacts"] || p.Done != cp.Done["contacts"] || p.Done < 300 || p.Done >= n {
 		t.Fatalf("%d contacts emitted, %d done in the checkpoint, progress %+v", len(first), cp.Done["contacts"], p)
 	}
+	if cp.UpID == 0 || cp.DownID == 0 || cp.UpID >= cp.DownID {
+		t.Fatalf("the interrupted sync's ends: up %d, down %d", cp.UpID, cp.DownID)
+	}
 	for id := range first {
-		if v, _ := strconv.ParseInt(id, 10, 64); v > cp.AfterID {
-			t.Errorf("contact %s was emitted, after the checkpoint's %d", id, cp.AfterID)
+		if v, _ := strconv.ParseInt(id, 10, 64); v > cp.UpID && v < cp.DownID {
+			t.Errorf("contact %s was emitted, between the checkpoint's ends %d and %d", id, cp.UpID, cp.DownID)
 		}
 	}
 
