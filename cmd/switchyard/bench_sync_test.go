@@ -32,9 +32,14 @@ const (
 // counts as its own (readEndpoint).
 var syncEndpoints = map[string]bool{
 	readEndpoint:                          true,
+	listEndpoint:                          true,
 	"GET /account-info/v3/details":        true,
 	"GET /crm/v3/properties/{objectType}": true,
 }
+
+// listEndpoint is the list of every record, which the full sync reads
+// upwards with.
+const listEndpoint = "GET /crm/v3/objects/{objectType}"
 
 // readEndpoint is the batch read, which the full sync reads records with
 // and the destination looks contacts up with.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -140,27 +141,67 @@ func newHarnessWith(t *testing.T, sb func(*sandbox.Config), src func(*Config)) *
 	return &harness{t: t, log: log, sandbox: sbox, hubspot: hs, hook: hook, dir: dir, metrics: m, cfg: cfg.WithDefaults(), proc: proc, requests: requests}
 }
 
-// requestCounter counts the requests to the sandbox in flight, per path.
+// requestCounter counts the requests to the sandbox in flight, per method
+// and path.
 type requestCounter struct {
 	mu   sync.Mutex
 	now  map[string]int
 	peak map[string]int
+	// moves are the requests' starts (+1) and ends (-1), in order.
+	moves []requestMove
+}
+
+// requestMove is a request's start (+1) or end (-1).
+type requestMove struct {
+	request string
+	delta   int
 }
 
 func (c *requestCounter) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		path := r.URL.Path
+		request := r.Method + " " + path
 		c.mu.Lock()
 		c.now[path]++
 		c.peak[path] = max(c.peak[path], c.now[path])
+		c.moves = append(c.moves, requestMove{request, 1})
 		c.mu.Unlock()
 		defer func() {
 			c.mu.Lock()
 			c.now[path]--
+			c.moves = append(c.moves, requestMove{request, -1})
 			c.mu.Unlock()
 		}()
 		next.ServeHTTP(w, r)
 	})
+}
+
+// made counts the requests (method and path) made.
+func (c *requestCounter) made(request string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, m := range c.moves {
+		if m.request == request && m.delta > 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// peakTogether is the most requests (method and path) of requests that
+// were in flight at once.
+func (c *requestCounter) peakTogether(requests ...string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now, peak := 0, 0
+	for _, m := range c.moves {
+		if slices.Contains(requests, m.request) {
+			now += m.delta
+			peak = max(peak, now)
+		}
+	}
+	return peak
 }
 
 // peakInFlight is the most requests to path that were in flight at once.

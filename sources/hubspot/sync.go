@@ -109,7 +109,7 @@ var errSinceWithFull = errors.New("since applies to the catch-up; a full sync re
 // Run runs one sync to its end, calling report (may be nil) after each
 // page and at the end. One sync at a time per Syncer: ErrSyncRunning
 // otherwise. ctx ending stops it with state "interrupted", its checkpoint
-// kept, and returns ctx's error.
+// kept, and returns ctx's error; a sync that reached its end first is done.
 func (s *Syncer) Run(ctx context.Context, req SyncRequest, report func(Progress)) error {
 	if req.Full && !req.Since.IsZero() {
 		return errSinceWithFull
@@ -143,9 +143,11 @@ func (s *Syncer) Run(ctx context.Context, req SyncRequest, report func(Progress)
 	}
 	state := SyncDone
 	switch {
+	case err == nil:
+		// Done, though ctx may have ended as the last page was taken.
 	case ctx.Err() != nil:
 		state, err = SyncInterrupted, ctx.Err()
-	case err != nil:
+	default:
 		state = SyncFailed
 	}
 	s.p.metrics.syncRuns.WithLabelValues(s.p.cfg.Name, kind, state).Inc()
@@ -536,11 +538,11 @@ func (s *Syncer) fullType(ctx context.Context, r *run, cp *fullCheckpoint, next 
 	sides.Go(func() error { defer stop(); return m.readUp(sidesCtx, props) })
 	sides.Go(func() error { defer stop(); return m.readDown(sidesCtx, props) })
 	err = sides.Wait()
-	if err := ctx.Err(); err != nil {
-		return err
-	}
 	if m.met {
 		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	if err == nil {
 		err = errors.New("the full sync's sides ended before they met")

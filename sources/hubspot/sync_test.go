@@ -377,3 +377,230 @@ func TestCatchUpModel(t *testing.T) {
 		})
 	}
 }
+
+// contactIDs lists the ids of every contact in the sandbox.
+func (h *harness) contactIDs() []string {
+	h.t.Helper()
+	var ids []string
+	after := ""
+	for {
+		pg := h.call(http.MethodGet, "/crm/v3/objects/contacts?limit=100&after="+after, otherToken, "")
+		for _, r := range pg.Get("results").Array() {
+			ids = append(ids, r.Get("id").String())
+		}
+		if after = pg.Get("paging.next.after").String(); after == "" {
+			return ids
+		}
+	}
+}
+
+// deleteContact deletes contact id through the API, as another app would.
+func (h *harness) deleteContact(id string) {
+	h.t.Helper()
+	h.call(http.MethodDelete, "/crm/v3/objects/contacts/"+id, otherToken, "")
+}
+
+// checkOnce fails t unless each contact of kept was emitted exactly once
+// and no contact more than once.
+func checkOnce(t *testing.T, per map[string]int, kept []string) {
+	t.Helper()
+	for _, id := range kept {
+		if per[id] != 1 {
+			t.Errorf("contact %s, there all along, emitted %d times", id, per[id])
+		}
+	}
+	for id, n := range per {
+		if n > 1 {
+			t.Errorf("contact %s emitted %d times", id, n)
+		}
+	}
+}
+
+// TestFullSyncSidesMeetWithRecordsCreatedAndDeleted has contacts created
+// and deleted while the full sync reads from both ends: both the list and
+// the searched ids' batch reads are read, every contact there all along is
+// emitted once, none twice, and the finished sync leaves no place.
+func TestFullSyncSidesMeetWithRecordsCreatedAndDeleted(t *testing.T) {
+	h := newHarnessWith(t, nil, func(c *Config) { c.Companies, c.Deals = Mapping{}, Mapping{} })
+	sync := NewSyncer(h.proc, h.dir, zap.NewNop())
+	const n, created = 800, 40
+	h.knowUsers(n + created)
+	h.createContacts(0, n)
+	h.pending()
+	ids := h.contactIDs()
+	h.sandbox.SetLatency(20 * time.Millisecond)
+
+	rng := rand.New(rand.NewPCG(1, 2))
+	deleted := map[string]bool{}
+	var doomed []string
+	for len(doomed) < 40 {
+		if id := ids[rng.IntN(len(ids))]; !deleted[id] {
+			deleted[id] = true
+			doomed = append(doomed, id)
+		}
+	}
+	changed := make(chan struct{})
+	go func() {
+		defer close(changed)
+		for i, id := range doomed {
+			h.deleteContact(id)
+			h.createContacts(n+i, n+i+1)
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	if err := sync.Run(context.Background(), SyncRequest{Full: true}, nil); err != nil {
+		t.Fatal(err)
+	}
+	<-changed
+
+	if lists, reads := h.requests.made("GET /crm/v3/objects/contacts"), h.requests.made("POST /crm/v3/objects/contacts/batch/read"); lists < 2 || reads < 2 {
+		t.Errorf("the sync listed %d pages and batch-read %d: want both sides read", lists, reads)
+	}
+	var kept []string
+	for _, id := range ids {
+		if !deleted[id] {
+			kept = append(kept, id)
+		}
+	}
+	checkOnce(t, callsByContact(h.emitted()), kept)
+	var cp fullCheckpoint
+	if _, err := h.dir.Checkpoint("full", &cp); err != nil || cp.ObjectType != "" {
+		t.Fatalf("a finished full sync left its place: %+v %v", cp, err)
+	}
+}
+
+// TestFullSyncResumesAPlaceStoredUpwardsOnly resumes a checkpoint of the
+// shape a sync that read upwards only stored (after_id): the records
+// above it are emitted, each once, and none at or below it.
+func TestFullSyncResumesAPlaceStoredUpwardsOnly(t *testing.T) {
+	h := newHarnessWith(t, nil, func(c *Config) { c.Companies, c.Deals = Mapping{}, Mapping{} })
+	sync := NewSyncer(h.proc, h.dir, zap.NewNop())
+	const n, before = 450, 150
+	h.knowUsers(n)
+	h.createContacts(0, n)
+	h.pending()
+	ids := h.contactIDs()
+	afterID, _ := strconv.ParseInt(ids[before-1], 10, 64)
+	old := map[string]any{"started": time.Now(), "object_type": "contacts", "after_id": afterID, "done": map[string]int64{"contacts": before}}
+	if err := h.dir.SetCheckpoint("full", old); err != nil {
+		t.Fatal(err)
+	}
+	if err := sync.Run(context.Background(), SyncRequest{Full: true}, nil); err != nil {
+		t.Fatal(err)
+	}
+	per := callsByContact(h.emitted())
+	for _, id := range ids[:before] {
+		if per[id] != 0 {
+			t.Errorf("contact %s, at or below after_id %d, emitted", id, afterID)
+		}
+	}
+	checkOnce(t, per, ids[before:])
+	if p, _ := sync.Progress(); p.State != SyncDone || p.Done != n {
+		t.Errorf("progress %+v, want %d done", p, n)
+	}
+}
+
+// TestFullSyncUsesMoreOfTheBudgetThanOneSide has HubSpot answer slowly:
+// the list's page is in flight beside the searched ids' batch reads, more
+// standard calls at once than the downward side alone has, and each side
+// reads only part of the records, fewer pages than alone.
+func TestFullSyncUsesMoreOfTheBudgetThanOneSide(t *testing.T) {
+	h := newHarnessWith(t, nil, func(c *Config) { c.Companies, c.Deals = Mapping{}, Mapping{} })
+	sync := NewSyncer(h.proc, h.dir, zap.NewNop())
+	const n = 1500
+	h.knowUsers(n)
+	h.createContacts(0, n)
+	h.pending()
+	h.sandbox.SetLatency(100 * time.Millisecond)
+	if err := sync.Run(context.Background(), SyncRequest{Full: true}, nil); err != nil {
+		t.Fatal(err)
+	}
+	const list, reads, search = "GET /crm/v3/objects/contacts", "POST /crm/v3/objects/contacts/batch/read", "POST /crm/v3/objects/contacts/search"
+	together, down := h.requests.peakTogether(list, reads), h.requests.peakTogether(reads)
+	if together <= down {
+		t.Errorf("at most %d lists and batch reads were in flight at once, no more than the %d batch reads alone", together, down)
+	}
+	if peak := h.requests.peakTogether(list); peak != 1 {
+		t.Errorf("%d list pages were in flight at once, want 1", peak)
+	}
+	// One for the total, then pages of 200 overlapping by one.
+	alone := 1 + (n+searchLimit-2)/(searchLimit-1)
+	if lists, searches := h.requests.made(list), h.requests.made(search); lists >= n/listLimit || searches >= alone || lists < 2 || searches < 2 {
+		t.Errorf("%d list pages and %d searches: want each side to read part of the %d records", lists, searches, n)
+	}
+	if got := len(callsByContact(h.emitted())); got != n {
+		t.Errorf("%d contacts emitted, want %d", got, n)
+	}
+}
+
+// TestFullSyncModel interrupts full syncs at random pages, creating and
+// deleting contacts between the runs and while they read: in the end each
+// contact there for the whole sync is emitted exactly once, and none twice.
+func TestFullSyncModel(t *testing.T) {
+	for seed := range uint64(4) {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(seed, 11))
+			h := newHarnessWith(t, nil, func(c *Config) { c.Companies, c.Deals = Mapping{}, Mapping{} })
+			sync := NewSyncer(h.proc, h.dir, zap.NewNop())
+			n := 400 + rng.IntN(400)
+			const created = 60
+			h.knowUsers(n + created)
+			h.createContacts(0, n)
+			h.pending()
+			ids := h.contactIDs()
+			h.sandbox.SetLatency(time.Duration(rng.IntN(15)) * time.Millisecond)
+			deleted := map[string]bool{}
+			next := n
+			change := func() {
+				switch rng.IntN(3) {
+				case 0:
+					if id := ids[rng.IntN(len(ids))]; !deleted[id] {
+						deleted[id] = true
+						h.deleteContact(id)
+					}
+				case 1:
+					if next < n+created {
+						h.createContacts(next, next+1)
+						next++
+					}
+				}
+			}
+			runs := 0
+			for ; ; runs++ {
+				if runs == 50 {
+					t.Fatal("the full sync did not finish in 50 runs")
+				}
+				for range rng.IntN(4) {
+					change()
+				}
+				stopAfter := 1 + rng.IntN(3)
+				ctx, cancel := context.WithCancel(context.Background())
+				pages := 0
+				err := sync.Run(ctx, SyncRequest{Full: true}, func(p Progress) {
+					if p.State == SyncRunning && p.Done > 0 {
+						if pages++; pages == stopAfter {
+							cancel()
+						}
+					}
+				})
+				cancel()
+				if err == nil {
+					break
+				}
+				if !errors.Is(err, context.Canceled) {
+					t.Fatalf("run %d: %v", runs, err)
+				}
+			}
+			if runs == 0 {
+				t.Error("no run was interrupted")
+			}
+			var kept []string
+			for _, id := range ids {
+				if !deleted[id] {
+					kept = append(kept, id)
+				}
+			}
+			checkOnce(t, callsByContact(h.emitted()), kept)
+		})
+	}
+}
