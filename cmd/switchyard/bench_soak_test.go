@@ -99,9 +99,11 @@ func runSoak(b *testing.B, duration time.Duration, rate int) {
 	// messageId windows (50,000 at the gateway, 20,000 at the router,
 	// against 1,000,000 and 200,000 by default) and the embedded log's
 	// memtable (8 MiB against 64 MiB, so it is flushed every minute or two
-	// rather than every quarter of an hour). By design each grows until its
-	// cap, which at the defaults and this rate takes from minutes to hours,
-	// and growth past the caps is what a soak must find.
+	// rather than every quarter of an hour), and the log's retention (10
+	// minutes against 7 days, so its tables are deleted as they are made
+	// and their number, and the files open, level off). By design each
+	// grows until its cap, which at the defaults and this rate takes from
+	// minutes to days, and growth past the caps is what a soak must find.
 	cfgPath := writeConfig(b, fmt.Sprintf(`log_level: warn
 sources:
   - name: soak
@@ -110,6 +112,8 @@ gateway:
   dedupe_entries: 50000
 log:
   memtable_bytes: 8388608
+  retention_age: 10m
+  retention_check_interval: 1m
 destinations:
   - name: crm
     type: hubspot
