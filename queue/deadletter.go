@@ -13,6 +13,10 @@ type DeadLetter struct {
 	// Stage is where the message failed: "gateway" for messages the gateway
 	// refused, otherwise the name of the destination that gave up on it.
 	Stage string `json:"stage"`
+	// Class groups reasons, as the router's dead-letter counter labels
+	// them (for example "http_4xx" or "retry_window"); empty for messages
+	// the gateway refused.
+	Class string `json:"class,omitempty"`
 	// Source is the name of the source whose write key sent the message.
 	Source string `json:"source,omitempty"`
 	// Attempts counts delivery attempts; 0 for messages refused at the gateway.

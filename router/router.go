@@ -583,6 +583,7 @@ func (r *Router) writeDeadLetters(ctx context.Context, events []destinations.Eve
 		value, err := json.Marshal(queue.DeadLetter{
 			Reason:       o.Reason,
 			Stage:        r.cfg.Destination,
+			Class:        o.Class,
 			Source:       events[i].Source(),
 			Attempts:     events[i].Attempt,
 			LastStatus:   o.Status,

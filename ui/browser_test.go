@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -191,5 +192,62 @@ func TestBrowserCrossSitePostRefused(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS("#token")),
 	); err != nil {
 		t.Fatalf("signing out from the page: %v", err)
+	}
+}
+
+func TestBrowserDeadLetterReplay(t *testing.T) {
+	d := newTestDLQ(t, 2)
+	d.add(t, 30, 0, "hubspot", "http_4xx", "HubSpot refused the contact: Email is invalid")
+	d.add(t, 1, 30, "hubspot", "hubspot_validation_error", "HubSpot refused the contact: Property values were not valid")
+	d.add(t, 30, 31, "hubspot", "http_4xx", "HubSpot refused the contact: Email is invalid")
+	srv := httptest.NewServer(newDLQHandler(t, testToken, d))
+	t.Cleanup(srv.Close)
+	ctx := browser(t)
+
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(srv.URL+"/ui/login"),
+		chromedp.WaitVisible(chromedp.CSS("#token")),
+		chromedp.SendKeys(chromedp.CSS("#token"), testToken),
+		chromedp.Click(chromedp.CSS("form button")),
+		chromedp.WaitVisible(chromedp.CSS("#overview")),
+		chromedp.Navigate(srv.URL+"/ui/deadletters"),
+		chromedp.WaitVisible(chromedp.CSS("#f-reason")),
+		chromedp.SendKeys(chromedp.CSS("#f-reason"), "property values"),
+		chromedp.Click(chromedp.CSS("#filter button")),
+		chromedp.WaitVisible(chromedp.CSS(`#deadletters[data-filter="reason=property+values"]`)),
+		chromedp.Poll[chromedp.Void](`document.querySelectorAll("#deadletters tr[data-deadletter]").length === 1`,
+			chromedp.WithPollingTimeout(10*time.Second)),
+	); err != nil {
+		t.Fatalf("log in and filter the dead letters by reason: %v", err)
+	}
+	reason, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector('#deadletters [data-field="reason"]').textContent`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reason != "HubSpot refused the contact: Property values were not valid #30" {
+		t.Fatalf("the filtered dead letter's reason is %q", reason)
+	}
+	screenshot(t, ctx, "deadletters-filtered")
+	if err := chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS("#deadletters a")),
+		chromedp.WaitVisible(chromedp.CSS("#last-response")),
+		fieldIs(`#deadletter [data-field="class"]`, "hubspot_validation_error"),
+	); err != nil {
+		t.Fatalf("open the dead letter: %v", err)
+	}
+	screenshot(t, ctx, "deadletter")
+	if err := chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS("#replay-one button")),
+		chromedp.WaitVisible(chromedp.CSS("#replays")),
+		chromedp.Poll[chromedp.Void](`(document.querySelector('#replays [data-field="state"]') || {}).textContent?.startsWith("done at")`,
+			chromedp.WithPollingMutation(), chromedp.WithPollingTimeout(15*time.Second)),
+		fieldIs(`#replays [data-field="progress"]`, "1 of 1 finished"),
+	); err != nil {
+		t.Fatalf("replay it and see the progress end: %v", err)
+	}
+	screenshot(t, ctx, "deadletter-replayed")
+	got := d.replayedNow()
+	if len(got) != 1 || !strings.HasPrefix(got[0], "hubspot/") {
+		t.Fatalf("replayed %v, want the one dead letter", got)
 	}
 }

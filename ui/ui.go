@@ -43,17 +43,20 @@ type Config struct {
 	Keep time.Duration
 	// Heartbeat is how often an idle stream sends a comment; 0 means 15 s.
 	Heartbeat time.Duration
+	// DeadLetters is the dead-letter panel's topic and replay.
+	DeadLetters DeadLetters
 }
 
 // Handler serves the page. New returns one.
 type Handler struct {
-	cfg    Config
-	auth   *auth
-	assets *assets
-	pages  *template.Template
-	ring   *ring
-	hub    *hub
-	mux    *http.ServeMux
+	cfg     Config
+	auth    *auth
+	assets  *assets
+	pages   *template.Template
+	ring    *ring
+	hub     *hub
+	mux     *http.ServeMux
+	replays replays
 
 	mu       sync.Mutex
 	fragment string // the latest overview fragment
@@ -130,6 +133,10 @@ func (h *Handler) routes() {
 	h.mux.HandleFunc("POST /ui/logout", h.action(h.serveLogout))
 	h.mux.HandleFunc("GET /ui/overview", h.data(h.serveOverviewFragment))
 	h.mux.HandleFunc("GET /ui/stream", h.serveStream)
+	h.mux.HandleFunc("GET /ui/deadletters", h.page(h.serveDeadLetters))
+	h.mux.HandleFunc("GET /ui/deadletters/{partition}/{offset}", h.page(h.serveDeadLetter))
+	h.mux.HandleFunc("GET /ui/deadletters/replays", h.data(h.serveReplays))
+	h.mux.HandleFunc("POST /ui/deadletters/replay", h.action(h.serveReplay))
 }
 
 // ServeHTTP answers requests under /ui.

@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
 
 	"github.com/switchyard/switchyard/ingest"
 	"github.com/switchyard/switchyard/queue"
@@ -26,15 +27,30 @@ type deliveryPage struct {
 	ctx context.Context
 }
 
-// newDeliveryPage builds the page over reg and ready, guarded by token (none:
-// loopback only). Its sampler and every open stream end when ctx ends, which
-// must come before the server's shutdown so that no stream holds it up.
-func newDeliveryPage(ctx context.Context, token string, reg *prometheus.Registry, ready func(context.Context) error) (*deliveryPage, error) {
-	h, err := ui.New(ui.Config{AdminToken: token, Metrics: reg, Ready: ready, Context: ctx})
+// newDeliveryPage builds the page over reg, ready and the dead letters,
+// guarded by token (none: loopback only). Its sampler and every open stream
+// end when ctx ends, which must come before the server's shutdown so that no
+// stream holds it up.
+func newDeliveryPage(ctx context.Context, token string, reg *prometheus.Registry, ready func(context.Context) error, deadLetters ui.DeadLetters) (*deliveryPage, error) {
+	h, err := ui.New(ui.Config{AdminToken: token, Metrics: reg, Ready: ready, Context: ctx, DeadLetters: deadLetters})
 	if err != nil {
 		return nil, err
 	}
 	return &deliveryPage{Handler: h.(*ui.Handler), ctx: ctx}, nil
+}
+
+// pageDeadLetters is the page's dead-letter panel over the process's own
+// log: its replays run in this process, as replay --dlq would, for on the
+// embedded log the process holds the log. They share the process's HubSpot
+// clients, and so its rate budget.
+func pageDeadLetters(cfg config, log queue.Log, logger *zap.Logger, clients *hubspotClients) ui.DeadLetters {
+	return ui.DeadLetters{
+		Log:   log,
+		Topic: cfg.dlqTopic(),
+		Replay: func(ctx context.Context, destination string, pick func(queue.Message) bool, progress func(done, total int64)) error {
+			return replayDeadLetters(ctx, cfg, log, logger, clients, destination, pick, progress)
+		},
+	}
 }
 
 // gatewayRoutes are the page's routes on the gateway: the page through

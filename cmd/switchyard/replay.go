@@ -94,23 +94,9 @@ func replay(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	clients := newHubSpotClients(logger)
 	defer clients.Close()
-	dest, err := buildDestination(index, dc, destinationDeps{logger: logger, dataDir: cfg.DataDir, hubspot: clients})
-	if err != nil {
-		return err
-	}
-	if c, ok := dest.(destinations.Closer); ok {
-		defer c.Close()
-	}
-
 	progress := newProgress("replay", "events", "at most ", total, stderr)
 	defer progress.finish()
-	rcfg := cfg.routerConfig(dc)
-	rcfg.OnFinish = progress.add
-	r, err := router.New(rcfg, dest, log, logger, mustMetrics())
-	if err != nil {
-		return err
-	}
-	if err := r.Run(ctx, src); err != nil {
+	if err := deliverAgain(ctx, cfg, log, logger, clients, index, dc, src, progress.add); err != nil {
 		return err
 	}
 	progress.finish()
@@ -118,6 +104,67 @@ func replay(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return fmt.Errorf("interrupted after %d of %d events", progress.done.Load(), total)
 	}
 	logger.Info("replay finished", zap.String("destination", dc.Name), zap.Int64("events", progress.done.Load()),
+		zap.Int64("read", src.read.Load()))
+	return nil
+}
+
+// deliverAgain delivers what src hands on to the destination dc (the
+// index-th of cfg), built afresh from the current config, through a router
+// of its own that commits nothing; onFinish is called for each event
+// finished. It returns once src is read to its end and every event is
+// finished, or ctx ends.
+func deliverAgain(ctx context.Context, cfg config, log queue.Log, logger *zap.Logger, clients *hubspotClients,
+	index int, dc destinationConfig, src *replayInput, onFinish func()) error {
+	dest, err := buildDestination(index, dc, destinationDeps{logger: logger, dataDir: cfg.DataDir, hubspot: clients})
+	if err != nil {
+		return err
+	}
+	if c, ok := dest.(destinations.Closer); ok {
+		defer c.Close()
+	}
+	rcfg := cfg.routerConfig(dc)
+	rcfg.OnFinish = onFinish
+	r, err := router.New(rcfg, dest, log, logger, mustMetrics())
+	if err != nil {
+		return err
+	}
+	return r.Run(ctx, src)
+}
+
+// replayDeadLetters delivers the dead letters of the destination named
+// destination that pick chooses again, as replay --dlq does, over the
+// process's own log: the dead letters on the topic now, the dead-letter
+// message of each handed to pick. progress, when set, is called with the
+// events finished and the dead letters picked so far.
+func replayDeadLetters(ctx context.Context, cfg config, log queue.Log, logger *zap.Logger, clients *hubspotClients,
+	destination string, pick func(queue.Message) bool, progress func(done, total int64)) error {
+	index, dc, err := findDestination(cfg, destination)
+	if err != nil {
+		return err
+	}
+	events, err := queue.ReadRange(ctx, log, cfg.dlqTopic(), queue.Position{Kind: queue.First}, queue.Position{Kind: queue.Last})
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", cfg.dlqTopic(), err)
+	}
+	defer events.Close()
+	src := &replayInput{events: events, deadLettersOf: dc.Name, pick: pick}
+	var done atomic.Int64
+	onFinish := func() {
+		n := done.Add(1)
+		if progress != nil {
+			progress(n, src.picked.Load())
+		}
+	}
+	if err := deliverAgain(ctx, cfg, log, logger, clients, index, dc, src, onFinish); err != nil {
+		return err
+	}
+	if progress != nil {
+		progress(done.Load(), src.picked.Load())
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("interrupted after %d of %d events: %w", done.Load(), src.picked.Load(), err)
+	}
+	logger.Info("replay finished", zap.String("destination", dc.Name), zap.Int64("events", done.Load()),
 		zap.Int64("read", src.read.Load()))
 	return nil
 }
@@ -149,11 +196,15 @@ func parsePosition(flag, v string) (queue.Position, error) {
 // its end. With deadLettersOf set the range is of dead letters, and it hands
 // on the original messages of those that destination gave up on; the dead
 // letters the replay writes lie past the range, so it never reads them back.
-// Commits are dropped: a replay keeps no position.
+// Commits are dropped: a replay keeps no position. pick, when set, chooses
+// among the dead letters by their message on the dead-letter topic; picked
+// counts those handed on.
 type replayInput struct {
 	events        *queue.Range
 	deadLettersOf string
+	pick          func(queue.Message) bool
 	read          atomic.Int64
+	picked        atomic.Int64
 }
 
 func (s *replayInput) Fetch(ctx context.Context) (queue.Message, error) {
@@ -168,8 +219,12 @@ func (s *replayInput) Fetch(ctx context.Context) (queue.Message, error) {
 			if dl.Get("stage").String() != s.deadLettersOf || !dl.Get("message").IsObject() {
 				continue
 			}
+			if s.pick != nil && !s.pick(msg) {
+				continue
+			}
 			msg.Value = []byte(dl.Get("message").Raw)
 		}
+		s.picked.Add(1)
 		return msg, nil
 	}
 }

@@ -92,7 +92,7 @@ func serve(ctx context.Context, name string, args []string, stderr io.Writer, pa
 	// server down.
 	pageCtx, stopPage := context.WithCancel(ctx)
 	defer stopPage()
-	page, err := newDeliveryPage(pageCtx, adminToken(), reg, ready)
+	page, err := newDeliveryPage(pageCtx, adminToken(), reg, ready, pageDeadLetters(cfg, log, logger, clients))
 	if err != nil {
 		return err
 	}
