@@ -43,6 +43,9 @@ type Config struct {
 	Keep time.Duration
 	// Heartbeat is how often an idle stream sends a comment; 0 means 15 s.
 	Heartbeat time.Duration
+	// Tester runs the event tester's dry runs; nil means no destination
+	// has one.
+	Tester Tester
 }
 
 // Handler serves the page. New returns one.
@@ -130,6 +133,8 @@ func (h *Handler) routes() {
 	h.mux.HandleFunc("POST /ui/logout", h.action(h.serveLogout))
 	h.mux.HandleFunc("GET /ui/overview", h.data(h.serveOverviewFragment))
 	h.mux.HandleFunc("GET /ui/stream", h.serveStream)
+	h.mux.HandleFunc("GET /ui/tester", h.page(h.serveTester))
+	h.mux.HandleFunc("POST /ui/tester", h.action(h.serveTesterRun))
 }
 
 // ServeHTTP answers requests under /ui.
