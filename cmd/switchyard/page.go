@@ -27,10 +27,11 @@ type deliveryPage struct {
 }
 
 // newDeliveryPage builds the page over reg and ready, guarded by token (none:
-// loopback only). Its sampler and every open stream end when ctx ends, which
-// must come before the server's shutdown so that no stream holds it up.
-func newDeliveryPage(ctx context.Context, token string, reg *prometheus.Registry, ready func(context.Context) error) (*deliveryPage, error) {
-	h, err := ui.New(ui.Config{AdminToken: token, Metrics: reg, Ready: ready, Context: ctx})
+// loopback only), its event tester running tester (nil: none). Its sampler
+// and every open stream end when ctx ends, which must come before the
+// server's shutdown so that no stream holds it up.
+func newDeliveryPage(ctx context.Context, token string, reg *prometheus.Registry, ready func(context.Context) error, tester ui.Tester) (*deliveryPage, error) {
+	h, err := ui.New(ui.Config{AdminToken: token, Metrics: reg, Ready: ready, Context: ctx, Tester: tester})
 	if err != nil {
 		return nil, err
 	}

@@ -11,7 +11,7 @@ func testPage(t *testing.T) *deliveryPage {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	p, err := newDeliveryPage(ctx, "", newRegistry(), nil)
+	p, err := newDeliveryPage(ctx, "", newRegistry(), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

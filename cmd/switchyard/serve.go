@@ -92,7 +92,11 @@ func serve(ctx context.Context, name string, args []string, stderr io.Writer, pa
 	// server down.
 	pageCtx, stopPage := context.WithCancel(ctx)
 	defer stopPage()
-	page, err := newDeliveryPage(pageCtx, adminToken(), reg, ready)
+	tester, err := newPageTester(cfg)
+	if err != nil {
+		return err
+	}
+	page, err := newDeliveryPage(pageCtx, adminToken(), reg, ready, tester)
 	if err != nil {
 		return err
 	}
