@@ -87,6 +87,9 @@ type Unknown struct {
 type Result struct {
 	// Properties holds the values to send, by property name. Never nil.
 	Properties map[string]string
+	// Keys holds, by property name, the key (as written) each value in
+	// Properties came from. Never nil.
+	Keys map[string]string
 	// Unknown holds properties the catalogue lacks, in the object's order.
 	Unknown []Unknown
 	// Problems holds the keys not mapped, in the object's order.
@@ -292,6 +295,7 @@ func (m *mapper) run(obj gjson.Result) Result {
 		m.problem("", "", ProblemValue, fmt.Sprintf("expected an object of properties, got %s", describe(obj)))
 	}
 	m.result.Properties = make(map[string]string, len(m.entries))
+	m.result.Keys = make(map[string]string, len(m.entries))
 	m.resolveCollisions()
 	for i := range m.entries {
 		e := &m.entries[i]
@@ -414,6 +418,7 @@ func (m *mapper) add(e *entry) {
 		return
 	}
 	m.result.Properties[e.name] = value
+	m.result.Keys[e.name] = e.key
 }
 
 // deriveDomain sets the domain property from the domain or website entry.
@@ -432,6 +437,7 @@ func (m *mapper) deriveDomain() {
 	if strings.TrimSpace(e.value.Str) == "" {
 		if m.opts.ClearNulls && e.name == "domain" {
 			m.result.Properties["domain"] = ""
+			m.result.Keys["domain"] = e.key
 		}
 		return
 	}
@@ -441,6 +447,7 @@ func (m *mapper) deriveDomain() {
 		return
 	}
 	m.result.Properties["domain"] = d
+	m.result.Keys["domain"] = e.key
 }
 
 // kept returns the entry kept for a name, or nil.

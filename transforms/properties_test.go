@@ -437,3 +437,15 @@ func FuzzMapping(f *testing.F) {
 		}
 	})
 }
+
+func TestResultKeysNameTheKeyEachPropertyCameFrom(t *testing.T) {
+	res := ContactProperties(gjson.Parse(`{"firstName":"Ada","address":{"city":"Paris"},"Plan Type":"pro","plan_type":"team"}`), nil, Options{AcceptUnknown: true})
+	want := map[string]string{"firstname": "firstName", "city": "address.city", "plan_type": "plan_type"}
+	if fmt.Sprint(res.Keys) != fmt.Sprint(want) {
+		t.Errorf("Keys %v, want %v", res.Keys, want)
+	}
+	co := CompanyProperties(gjson.Parse(`{"website":"https://www.example.com/about"}`), nil, Options{AcceptUnknown: true})
+	if co.Keys["domain"] != "website" || co.Properties["domain"] != "example.com" {
+		t.Errorf("company domain %q from %q, want example.com from website", co.Properties["domain"], co.Keys["domain"])
+	}
+}

@@ -45,6 +45,9 @@ type Config struct {
 	Heartbeat time.Duration
 	// DeadLetters is the dead-letter panel's topic and replay.
 	DeadLetters DeadLetters
+	// Tester runs the event tester's dry runs; nil means no destination
+	// has one.
+	Tester Tester
 }
 
 // Handler serves the page. New returns one.
@@ -137,6 +140,8 @@ func (h *Handler) routes() {
 	h.mux.HandleFunc("GET /ui/deadletters/{partition}/{offset}", h.page(h.serveDeadLetter))
 	h.mux.HandleFunc("GET /ui/deadletters/replays", h.data(h.serveReplays))
 	h.mux.HandleFunc("POST /ui/deadletters/replay", h.action(h.serveReplay))
+	h.mux.HandleFunc("GET /ui/tester", h.page(h.serveTester))
+	h.mux.HandleFunc("POST /ui/tester", h.action(h.serveTesterRun))
 }
 
 // ServeHTTP answers requests under /ui.

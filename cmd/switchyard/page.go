@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net/http"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/switchyard/switchyard/ingest"
@@ -27,12 +26,13 @@ type deliveryPage struct {
 	ctx context.Context
 }
 
-// newDeliveryPage builds the page over reg, ready and the dead letters,
-// guarded by token (none: loopback only). Its sampler and every open stream
-// end when ctx ends, which must come before the server's shutdown so that no
-// stream holds it up.
-func newDeliveryPage(ctx context.Context, token string, reg *prometheus.Registry, ready func(context.Context) error, deadLetters ui.DeadLetters) (*deliveryPage, error) {
-	h, err := ui.New(ui.Config{AdminToken: token, Metrics: reg, Ready: ready, Context: ctx, DeadLetters: deadLetters})
+// newDeliveryPage builds the page of cfg (its panels' views, the admin
+// token: none means loopback only) on ctx. Its sampler and every open
+// stream end when ctx ends, which must come before the server's shutdown so
+// that no stream holds it up.
+func newDeliveryPage(ctx context.Context, cfg ui.Config) (*deliveryPage, error) {
+	cfg.Context = ctx
+	h, err := ui.New(cfg)
 	if err != nil {
 		return nil, err
 	}

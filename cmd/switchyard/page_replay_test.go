@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/switchyard/switchyard/queue"
+	"github.com/switchyard/switchyard/ui"
 )
 
 // TestPageReplayDeliversDeadLettersToAWebhook replays, from the page, one
@@ -52,7 +53,7 @@ func TestPageReplayDeliversDeadLettersToAWebhook(t *testing.T) {
 	defer clients.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	page, err := newDeliveryPage(ctx, "tok", newRegistry(), nil, pageDeadLetters(cfg, log, logger, clients))
+	page, err := newDeliveryPage(ctx, ui.Config{AdminToken: "tok", Metrics: newRegistry(), DeadLetters: pageDeadLetters(cfg, log, logger, clients)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,7 @@ func testPage(t *testing.T) *deliveryPage {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	p, err := newDeliveryPage(ctx, "", newRegistry(), nil, ui.DeadLetters{})
+	p, err := newDeliveryPage(ctx, ui.Config{Metrics: newRegistry()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/switchyard/switchyard/destinations/hubspot"
 	"github.com/switchyard/switchyard/ingest"
 	"github.com/switchyard/switchyard/router"
+	"github.com/switchyard/switchyard/ui"
 )
 
 // serve runs the roles of a command: "serve" runs the gateway and a router
@@ -92,7 +93,14 @@ func serve(ctx context.Context, name string, args []string, stderr io.Writer, pa
 	// server down.
 	pageCtx, stopPage := context.WithCancel(ctx)
 	defer stopPage()
-	page, err := newDeliveryPage(pageCtx, adminToken(), reg, ready, pageDeadLetters(cfg, log, logger, clients))
+	tester, err := newPageTester(cfg)
+	if err != nil {
+		return err
+	}
+	page, err := newDeliveryPage(pageCtx, ui.Config{
+		AdminToken: adminToken(), Metrics: reg, Ready: ready,
+		DeadLetters: pageDeadLetters(cfg, log, logger, clients), Tester: tester,
+	})
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/tidwall/gjson"
 
@@ -62,33 +64,88 @@ func transform(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		return err
 	}
 
-	portal := sandbox.New(sandbox.Config{Tier: hcfg.Tier, HubID: hcfg.HubID})
+	var seed func(http.Handler) error
 	if *propsDir != "" {
-		if err := seedProperties(portal, *propsDir); err != nil {
-			return err
-		}
+		seed = func(portal http.Handler) error { return seedProperties(portal, *propsDir) }
 	}
 	out := bufio.NewWriter(stdout)
 	defer out.Flush()
-	rec := &recorder{handler: portal, out: out}
+	return dryRun(ctx, *destName, hcfg, seed, msgs, func(b dryRunBatch) error {
+		for _, rq := range b.requests {
+			line, err := json.Marshal(rq)
+			if err != nil {
+				return fmt.Errorf("printing a request: %w", err)
+			}
+			out.Write(line)
+			out.WriteByte('\n')
+		}
+		for i, o := range b.outcomes {
+			if o.Result != destinations.Delivered || o.Reason != "" {
+				fmt.Fprintf(stderr, "message %d (%s): %s: %s\n", b.start+i+1, b.events[i].Type(), o.Result, o.Reason)
+			}
+		}
+		return nil
+	})
+}
+
+// dryRunRequest is one request a dry run made.
+type dryRunRequest struct {
+	Method string          `json:"method"`
+	Path   string          `json:"path"`
+	Body   json.RawMessage `json:"body"` // null for none
+}
+
+// dryRunBatch is one batch of a dry run: its events, from index start of
+// the run's, the requests it made, in order, and what became of each
+// event, with what each one's keys became.
+type dryRunBatch struct {
+	start    int
+	events   []destinations.Event
+	requests []dryRunRequest
+	outcomes []destinations.Outcome
+	mappings [][]hubspot.Mapping
+}
+
+// dryRun sends msgs through a new HubSpot destination named name, with the
+// settings hcfg (see dryRunConfig), against a new in-memory sandbox reached
+// without any network and seeded by seed when it is not nil, in batches of
+// the destination's batch size, and gives each batch to each as it is
+// done. It sends nothing anywhere and shares no state with a running
+// destination.
+func dryRun(ctx context.Context, name string, hcfg hubspot.Config, seed func(http.Handler) error, msgs []destinations.Event, each func(dryRunBatch) error) error {
+	portal := sandbox.New(sandbox.Config{Tier: hcfg.Tier, HubID: hcfg.HubID})
+	if seed != nil {
+		if err := seed(portal); err != nil {
+			return err
+		}
+	}
+	rec := &recorder{handler: portal}
 	client, err := hubspot.NewClient(hcfg, &http.Client{Transport: rec}, nil)
 	if err != nil {
 		return err
 	}
-	h, err := hubspot.New(*destName, hcfg, client, nil)
+	var mappings [][]hubspot.Mapping
+	hcfg.Mapped = func(event int, m []hubspot.Mapping) {
+		mappings[event] = append(mappings[event], m...)
+	}
+	h, err := hubspot.New(name, hcfg, client, nil)
 	if err != nil {
 		return err
 	}
+	defer h.Close()
 	max := h.Policy().MaxItems
 	for start := 0; start < len(msgs); start += max {
 		batch := msgs[start:min(len(msgs), start+max)]
-		for i, o := range h.Send(ctx, batch) {
-			if o.Result != destinations.Delivered || o.Reason != "" {
-				fmt.Fprintf(stderr, "message %d (%s): %s: %s\n", start+i+1, batch[i].Type(), o.Result, o.Reason)
-			}
+		mappings = make([][]hubspot.Mapping, len(batch))
+		outcomes := h.Send(ctx, batch)
+		if rec.err != nil {
+			return rec.err
+		}
+		if err := each(dryRunBatch{start: start, events: batch, requests: rec.take(), outcomes: outcomes, mappings: mappings}); err != nil {
+			return err
 		}
 	}
-	return rec.err
+	return nil
 }
 
 // dryRunConfig returns the settings of the named hubspot destination for a
@@ -185,12 +242,22 @@ func call(h http.Handler, method, path, body string) (int, string) {
 	return w.Code, w.Body.String()
 }
 
-// recorder is an http.RoundTripper that prints each request and answers it
+// recorder is an http.RoundTripper that keeps each request and answers it
 // from a handler, in memory.
 type recorder struct {
-	handler http.Handler
-	out     *bufio.Writer
-	err     error
+	handler  http.Handler
+	mu       sync.Mutex
+	requests []dryRunRequest
+	err      error
+}
+
+// take returns the requests kept since the last take.
+func (r *recorder) take() []dryRunRequest {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	reqs := r.requests
+	r.requests = nil
+	return reqs
 }
 
 func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -206,20 +273,18 @@ func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.URL.RawQuery != "" {
 		path += "?" + req.URL.RawQuery
 	}
-	printed := json.RawMessage("null")
+	kept := json.RawMessage("null")
 	if len(body) > 0 {
-		printed = body
+		if !json.Valid(body) {
+			r.mu.Lock()
+			r.err = cmp.Or(r.err, fmt.Errorf("%s %s: the body is not JSON", req.Method, path))
+			r.mu.Unlock()
+		}
+		kept = body
 	}
-	line, err := json.Marshal(struct {
-		Method string          `json:"method"`
-		Path   string          `json:"path"`
-		Body   json.RawMessage `json:"body"`
-	}{req.Method, path, printed})
-	if err != nil && r.err == nil {
-		r.err = fmt.Errorf("printing a request: %w", err)
-	}
-	r.out.Write(line)
-	r.out.WriteByte('\n')
+	r.mu.Lock()
+	r.requests = append(r.requests, dryRunRequest{Method: req.Method, Path: path, Body: kept})
+	r.mu.Unlock()
 
 	served := req.Clone(req.Context())
 	served.Body = io.NopCloser(bytes.NewReader(body))

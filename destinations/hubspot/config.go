@@ -94,6 +94,10 @@ type Config struct {
 	StateDir string `yaml:"-"`
 	// Metrics, when set, counts calls, records and skips.
 	Metrics *Metrics `yaml:"-"`
+	// Mapped, when set, is told what each key of an event's traits or
+	// properties became, by the event's index in the batch given to Send,
+	// once for each object the event writes. A dry run shows it.
+	Mapped func(event int, mapping []Mapping) `yaml:"-"`
 
 	// Clock paces the rate limits and times the daily pause. Default the
 	// wall clock; tests inject their own.

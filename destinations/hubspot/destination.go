@@ -565,18 +565,22 @@ func (s *sending) mapProperties(ctx context.Context, object string, traits gjson
 	} else {
 		res = transforms.CompanyProperties(traits, h.catalog(object), h.options())
 	}
+	mapping := mappingOf(object, res)
 	for _, u := range res.Unknown {
 		if h.cfg.AutoCreateProperties {
 			if err := h.createProperty(ctx, object, u.Property, u.Value); err != nil {
 				return nil, err
 			}
 			res.Properties[u.Property.Name] = u.Value
+			mapping = append(mapping, Mapping{Object: object, Key: u.Key, Property: u.Property.Name, Value: u.Value, Created: true})
 			continue
 		}
 		h.skip("unknown_property")
 		for _, i := range idx {
 			s.note(i, "skipped unknown %s property %s (trait %q); enable auto_create_properties or create it in HubSpot", singular(object), u.Property.Name, u.Key)
 		}
+		mapping = append(mapping, Mapping{Object: object, Key: u.Key, Property: u.Property.Name,
+			Skipped: fmt.Sprintf("unknown %s property; enable auto_create_properties or create it in HubSpot", singular(object))})
 	}
 	for _, p := range res.Problems {
 		h.skip(string(p.Kind))
@@ -584,7 +588,49 @@ func (s *sending) mapProperties(ctx context.Context, object string, traits gjson
 			s.note(i, "skipped %s", p.String())
 		}
 	}
+	s.mapped(idx, mapping)
 	return res.Properties, nil
+}
+
+// Mapping is what one key of an event's traits or properties became.
+type Mapping struct {
+	// Object is what the key was mapped for: contacts, companies or events.
+	Object string
+	// Key is the key as written; a nested key is its path joined with '.'.
+	Key string
+	// Property is the property it became; "" when it cannot be one.
+	Property string
+	// Value is the value sent; "" when the key was skipped.
+	Value string
+	// Skipped says why the key was not sent; "" when it was.
+	Skipped string
+	// Created is set when the property was created for it
+	// (auto_create_properties).
+	Created bool
+}
+
+// mappingOf lists the keys res sent and skipped, the sent ones first, by
+// key.
+func mappingOf(object string, res transforms.Result) []Mapping {
+	var m []Mapping
+	for name, key := range res.Keys {
+		m = append(m, Mapping{Object: object, Key: key, Property: name, Value: res.Properties[name]})
+	}
+	sort.Slice(m, func(i, j int) bool { return m[i].Key < m[j].Key })
+	for _, p := range res.Problems {
+		m = append(m, Mapping{Object: object, Key: p.Key, Property: p.Name, Skipped: p.Reason})
+	}
+	return m
+}
+
+// mapped tells Config.Mapped, when set, what the keys of events idx became.
+func (s *sending) mapped(idx []int, mapping []Mapping) {
+	if s.h.cfg.Mapped == nil {
+		return
+	}
+	for _, i := range idx {
+		s.h.cfg.Mapped(i, mapping)
+	}
 }
 
 // batchResult is the shape of object batch answers (200, 201 and 207).

@@ -115,6 +115,7 @@ func (s *sending) events(ctx context.Context) {
 			h.skip(string(p.Kind))
 			s.note(i, "skipped event property %s", p.String())
 		}
+		s.mapped([]int{i}, mappingOf("events", res))
 		in["properties"] = res.Properties
 		inputs = append(inputs, in)
 		idx = append(idx, i)
