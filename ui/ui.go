@@ -43,6 +43,8 @@ type Config struct {
 	Keep time.Duration
 	// Heartbeat is how often an idle stream sends a comment; 0 means 15 s.
 	Heartbeat time.Duration
+	// Live is what the live events panel reads; its zero value shows none.
+	Live LiveConfig
 }
 
 // Handler serves the page. New returns one.
@@ -53,6 +55,7 @@ type Handler struct {
 	pages  *template.Template
 	ring   *ring
 	hub    *hub
+	tap    *tap
 	mux    *http.ServeMux
 
 	mu       sync.Mutex
@@ -101,6 +104,7 @@ func New(cfg Config) (http.Handler, error) {
 		assets: as,
 		ring:   newRing(int(cfg.Keep/cfg.SampleEvery) + 1),
 		hub:    newHub(),
+		tap:    newTap(cfg.Live, cfg.Context),
 		mux:    http.NewServeMux(),
 	}
 	h.pages, err = template.New("").Funcs(template.FuncMap{
@@ -130,6 +134,8 @@ func (h *Handler) routes() {
 	h.mux.HandleFunc("POST /ui/logout", h.action(h.serveLogout))
 	h.mux.HandleFunc("GET /ui/overview", h.data(h.serveOverviewFragment))
 	h.mux.HandleFunc("GET /ui/stream", h.serveStream)
+	h.mux.HandleFunc("GET /ui/live", h.page(h.serveLive))
+	h.mux.HandleFunc("GET /ui/live/event", h.data(h.serveLiveEvent))
 }
 
 // ServeHTTP answers requests under /ui.
