@@ -10,6 +10,7 @@ import (
 
 	"github.com/switchyard/switchyard/ingest"
 	"github.com/switchyard/switchyard/queue"
+	"github.com/switchyard/switchyard/router"
 	"github.com/switchyard/switchyard/ui"
 )
 
@@ -26,15 +27,41 @@ type deliveryPage struct {
 	ctx context.Context
 }
 
-// newDeliveryPage builds the page over reg and ready, guarded by token (none:
-// loopback only). Its sampler and every open stream end when ctx ends, which
-// must come before the server's shutdown so that no stream holds it up.
-func newDeliveryPage(ctx context.Context, token string, reg *prometheus.Registry, ready func(context.Context) error) (*deliveryPage, error) {
-	h, err := ui.New(ui.Config{AdminToken: token, Metrics: reg, Ready: ready, Context: ctx})
+// newDeliveryPage builds the page over reg, ready and live, guarded by token
+// (none: loopback only). Its sampler and every open stream end when ctx
+// ends, which must come before the server's shutdown so that no stream
+// holds it up.
+func newDeliveryPage(ctx context.Context, token string, reg *prometheus.Registry, ready func(context.Context) error, live ui.LiveConfig) (*deliveryPage, error) {
+	h, err := ui.New(ui.Config{AdminToken: token, Metrics: reg, Ready: ready, Context: ctx, Live: live})
 	if err != nil {
 		return nil, err
 	}
 	return &deliveryPage{Handler: h.(*ui.Handler), ctx: ctx}, nil
+}
+
+// recentOutcomesPerDestination is how many outcomes the page keeps per
+// destination for its live events.
+const recentOutcomesPerDestination = 10_000
+
+// newRecentOutcomes keeps the latest outcomes of cfg's destinations for the
+// page.
+func newRecentOutcomes(cfg config) *router.Outcomes {
+	names := make([]string, len(cfg.Destinations))
+	for i, dc := range cfg.Destinations {
+		names[i] = dc.Name
+	}
+	return router.NewOutcomes(recentOutcomesPerDestination, names...)
+}
+
+// liveEvents is what the page's live events read: the events and
+// dead-letter topics of log and, when the process runs routers, their
+// outcomes (nil otherwise).
+func liveEvents(cfg config, log queue.Log, outcomes *router.Outcomes) ui.LiveConfig {
+	live := ui.LiveConfig{Log: log, Topic: cfg.eventsTopic(), DLQTopic: cfg.dlqTopic()}
+	if outcomes != nil {
+		live.Outcomes = outcomes
+	}
+	return live
 }
 
 // gatewayRoutes are the page's routes on the gateway: the page through

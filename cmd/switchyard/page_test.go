@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"testing"
+
+	"github.com/switchyard/switchyard/ui"
 )
 
 // testPage is a delivery page over an empty registry, without a token,
@@ -11,7 +13,7 @@ func testPage(t *testing.T) *deliveryPage {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	p, err := newDeliveryPage(ctx, "", newRegistry(), nil)
+	p, err := newDeliveryPage(ctx, "", newRegistry(), nil, ui.LiveConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -55,6 +55,7 @@ func serve(ctx context.Context, name string, args []string, stderr io.Writer, pa
 
 	var routers []*router.Router
 	health := destinationHealth{}
+	var outcomes *router.Outcomes
 	if runRouters {
 		metrics, err := router.NewMetrics(reg)
 		if err != nil {
@@ -64,7 +65,8 @@ func serve(ctx context.Context, name string, args []string, stderr io.Writer, pa
 		if err != nil {
 			return fmt.Errorf("registering metrics: %w", err)
 		}
-		deps := destinationDeps{logger: logger, dataDir: cfg.DataDir, hubspot: clients, hubspotMetrics: hubspotMetrics, health: health}
+		outcomes = newRecentOutcomes(cfg)
+		deps := destinationDeps{logger: logger, dataDir: cfg.DataDir, hubspot: clients, hubspotMetrics: hubspotMetrics, health: health, outcomes: outcomes}
 		var release func()
 		if routers, release, err = buildRouters(cfg, log, deps, metrics); err != nil {
 			return err
@@ -92,7 +94,7 @@ func serve(ctx context.Context, name string, args []string, stderr io.Writer, pa
 	// server down.
 	pageCtx, stopPage := context.WithCancel(ctx)
 	defer stopPage()
-	page, err := newDeliveryPage(pageCtx, adminToken(), reg, ready)
+	page, err := newDeliveryPage(pageCtx, adminToken(), reg, ready, liveEvents(cfg, log, outcomes))
 	if err != nil {
 		return err
 	}
