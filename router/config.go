@@ -59,6 +59,10 @@ type Config struct {
 	// replay uses it for its progress bar.
 	OnFinish func() `yaml:"-"`
 
+	// Observer, when set, learns every outcome the router gives an event:
+	// each attempt's result and each skip, on the router's own goroutine.
+	Observer Observer `yaml:"-"`
+
 	// Now is the clock. Default time.Now.
 	Now func() time.Time `yaml:"-"`
 }

@@ -412,6 +412,7 @@ func (s *runState) accept(msg queue.Message) {
 	r.pendingGauge.Set(float64(s.pending))
 	ev := schemas.NewEvent(msg.Value)
 	if !Wanted(ev, r.cfg.DisplayName) {
+		r.observe(msg, ev, Outcome{Result: ResultSkipped, Reason: "the event's integrations object leaves this destination out"})
 		s.skip(msg)
 		return
 	}
@@ -621,6 +622,7 @@ func (s *runState) finish(res batchResult) {
 	for i, d := range res.b.items {
 		o := res.outcomes[i]
 		d.lastOutcome = o
+		r.observe(d.msg, d.event, Outcome{Result: resultName(o.Result), Attempt: d.attempt, Reason: o.Reason, Class: o.Class, Status: o.Status, Response: o.Response})
 		switch o.Result {
 		case destinations.Delivered:
 			r.delivered.Inc()
@@ -667,6 +669,19 @@ func (s *runState) finish(res batchResult) {
 			s.markReady(ks)
 		}
 	}
+}
+
+// observe tells the Observer, if any, the outcome oc of the event ev read
+// as msg.
+func (r *Router) observe(msg queue.Message, ev schemas.Event, oc Outcome) {
+	if r.cfg.Observer == nil {
+		return
+	}
+	oc.Destination = r.cfg.Destination
+	oc.Topic, oc.Partition, oc.Offset = msg.Topic, msg.Partition, msg.Offset
+	oc.MessageID = ev.MessageID()
+	oc.At = r.cfg.Now()
+	r.cfg.Observer.Observe(oc)
 }
 
 // owns reports whether the partition is this router's. A change of

@@ -89,6 +89,7 @@ func sseEvent(buf *bytes.Buffer, name string, id uint64, data string) {
 type Stream struct {
 	h     *Handler
 	after uint64
+	live  *liveFilter // the live events panel's stream: the tap, not the overview
 }
 
 // OpenStream authorizes r for the stream. It reads everything it needs from
@@ -100,6 +101,13 @@ func (h *Handler) OpenStream(r *http.Request) (*Stream, int, error) {
 		return nil, statusFor(err), err
 	}
 	s := &Stream{h: h}
+	if q := r.URL.Query(); q.Has("live") {
+		if h.cfg.Live.Log == nil {
+			return nil, http.StatusNotFound, errors.New("this process reads no log, so it has no live events")
+		}
+		f := parseLiveFilter(q)
+		s.live = &f
+	}
 	for _, v := range []string{r.Header.Get("Last-Event-ID"), r.URL.Query().Get("after")} {
 		if n, err := strconv.ParseUint(v, 10, 64); err == nil && n > s.after {
 			s.after = n
@@ -122,6 +130,23 @@ var StreamHeaders = map[string]string{
 // has, then every update as the sampler makes it.
 func (s *Stream) Run(ctx context.Context, w io.Writer, flush func() error) error {
 	h := s.h
+	send := func(b []byte) error {
+		if _, err := w.Write(b); err != nil {
+			return err
+		}
+		return flush()
+	}
+	if s.live != nil {
+		tv, err := h.tap.subscribe(*s.live)
+		if err != nil {
+			return err
+		}
+		defer h.tap.unsubscribe(tv)
+		if err := send([]byte("retry: 2000\n\n: tap\n\n")); err != nil {
+			return err
+		}
+		return h.runTap(ctx, tv, send)
+	}
 	v := h.hub.subscribe()
 	defer h.hub.unsubscribe(v)
 
@@ -129,12 +154,6 @@ func (s *Stream) Run(ctx context.Context, w io.Writer, flush func() error) error
 	buf.WriteString("retry: 2000\n\n")
 	if first := h.catchUp(s.after); len(first) > 0 {
 		buf.Write(first)
-	}
-	send := func(b []byte) error {
-		if _, err := w.Write(b); err != nil {
-			return err
-		}
-		return flush()
 	}
 	if err := send(buf.Bytes()); err != nil {
 		return err

@@ -48,6 +48,8 @@ type Config struct {
 	// Tester runs the event tester's dry runs; nil means no destination
 	// has one.
 	Tester Tester
+	// Live is what the live events panel reads; its zero value shows none.
+	Live LiveConfig
 }
 
 // Handler serves the page. New returns one.
@@ -58,6 +60,7 @@ type Handler struct {
 	pages   *template.Template
 	ring    *ring
 	hub     *hub
+	tap     *tap
 	mux     *http.ServeMux
 	replays replays
 
@@ -107,6 +110,7 @@ func New(cfg Config) (http.Handler, error) {
 		assets: as,
 		ring:   newRing(int(cfg.Keep/cfg.SampleEvery) + 1),
 		hub:    newHub(),
+		tap:    newTap(cfg.Live, cfg.Context),
 		mux:    http.NewServeMux(),
 	}
 	h.pages, err = template.New("").Funcs(template.FuncMap{
@@ -142,6 +146,8 @@ func (h *Handler) routes() {
 	h.mux.HandleFunc("POST /ui/deadletters/replay", h.action(h.serveReplay))
 	h.mux.HandleFunc("GET /ui/tester", h.page(h.serveTester))
 	h.mux.HandleFunc("POST /ui/tester", h.action(h.serveTesterRun))
+	h.mux.HandleFunc("GET /ui/live", h.page(h.serveLive))
+	h.mux.HandleFunc("GET /ui/live/event", h.data(h.serveLiveEvent))
 }
 
 // ServeHTTP answers requests under /ui.

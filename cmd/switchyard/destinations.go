@@ -29,6 +29,9 @@ type destinationDeps struct {
 	// health, when not nil, receives each built destination that reports
 	// its health, by name.
 	health destinationHealth
+	// outcomes, when not nil, learns what every router does with each
+	// event, for the delivery page.
+	outcomes router.Observer
 }
 
 // destinationBuilder builds a destination; key is its place in the config,
@@ -86,7 +89,9 @@ func buildRouters(cfg config, log queue.Log, deps destinationDeps, m *router.Met
 		if hr, ok := dest.(destinations.HealthReporter); ok && deps.health != nil {
 			deps.health[dc.Name] = hr
 		}
-		r, err := router.New(cfg.routerConfig(dc), dest, log, deps.logger, m)
+		rc := cfg.routerConfig(dc)
+		rc.Observer = deps.outcomes
+		r, err := router.New(rc, dest, log, deps.logger, m)
 		if err != nil {
 			release()
 			return nil, nil, err

@@ -10,6 +10,7 @@ import (
 
 	"github.com/switchyard/switchyard/ingest"
 	"github.com/switchyard/switchyard/queue"
+	"github.com/switchyard/switchyard/router"
 	"github.com/switchyard/switchyard/ui"
 )
 
@@ -51,6 +52,31 @@ func pageDeadLetters(cfg config, log queue.Log, logger *zap.Logger, clients *hub
 			return replayDeadLetters(ctx, cfg, log, logger, clients, destination, pick, progress)
 		},
 	}
+}
+
+// recentOutcomesPerDestination is how many outcomes the page keeps per
+// destination for its live events.
+const recentOutcomesPerDestination = 10_000
+
+// newRecentOutcomes keeps the latest outcomes of cfg's destinations for the
+// page.
+func newRecentOutcomes(cfg config) *router.Outcomes {
+	names := make([]string, len(cfg.Destinations))
+	for i, dc := range cfg.Destinations {
+		names[i] = dc.Name
+	}
+	return router.NewOutcomes(recentOutcomesPerDestination, names...)
+}
+
+// liveEvents is what the page's live events read: the events and
+// dead-letter topics of log and, when the process runs routers, their
+// outcomes (nil otherwise).
+func liveEvents(cfg config, log queue.Log, outcomes *router.Outcomes) ui.LiveConfig {
+	live := ui.LiveConfig{Log: log, Topic: cfg.eventsTopic(), DLQTopic: cfg.dlqTopic()}
+	if outcomes != nil {
+		live.Outcomes = outcomes
+	}
+	return live
 }
 
 // gatewayRoutes are the page's routes on the gateway: the page through

@@ -56,6 +56,7 @@ func serve(ctx context.Context, name string, args []string, stderr io.Writer, pa
 
 	var routers []*router.Router
 	health := destinationHealth{}
+	var outcomes *router.Outcomes
 	if runRouters {
 		metrics, err := router.NewMetrics(reg)
 		if err != nil {
@@ -65,7 +66,8 @@ func serve(ctx context.Context, name string, args []string, stderr io.Writer, pa
 		if err != nil {
 			return fmt.Errorf("registering metrics: %w", err)
 		}
-		deps := destinationDeps{logger: logger, dataDir: cfg.DataDir, hubspot: clients, hubspotMetrics: hubspotMetrics, health: health}
+		outcomes = newRecentOutcomes(cfg)
+		deps := destinationDeps{logger: logger, dataDir: cfg.DataDir, hubspot: clients, hubspotMetrics: hubspotMetrics, health: health, outcomes: outcomes}
 		var release func()
 		if routers, release, err = buildRouters(cfg, log, deps, metrics); err != nil {
 			return err
@@ -100,6 +102,7 @@ func serve(ctx context.Context, name string, args []string, stderr io.Writer, pa
 	page, err := newDeliveryPage(pageCtx, ui.Config{
 		AdminToken: adminToken(), Metrics: reg, Ready: ready,
 		DeadLetters: pageDeadLetters(cfg, log, logger, clients), Tester: tester,
+		Live: liveEvents(cfg, log, outcomes),
 	})
 	if err != nil {
 		return err

@@ -188,7 +188,7 @@ func TestDeliveryPageNeedsTheAdminToken(t *testing.T) {
 	addr := freeAddr(t)
 	srv := start(t, addr, "serve", "--config", cfgPath, "--data-dir", t.TempDir(), "--admin-token", uiTestToken)
 
-	for _, path := range []string{"/ui/overview", "/ui/stream"} {
+	for _, path := range []string{"/ui/overview", "/ui/stream", "/ui/stream?live=1&userId=u", "/ui/live/event?partition=0&offset=0"} {
 		if resp, body := uiGet(t, addr, path, ""); resp.StatusCode != 401 {
 			t.Errorf("GET %s without auth: %d %q, want 401", path, resp.StatusCode, body)
 		}
