@@ -21,7 +21,10 @@
     labels.forEach(function (l, i) { series.push({ label: l, stroke: colors[i], width: 1.5 }); });
     var data = [[]];
     labels.forEach(function () { data.push([]); });
-    var plot = new uPlot({ width: 560, height: 180, series: series, scales: { x: { time: true } }, legend: { live: false } }, data, box);
+    // The time axis spans at least the last ten minutes, so that a chart
+    // of a few points does not stretch them over years.
+    var x = { time: true, range: function (u, min, max) { return [Math.min(min, max - 600), max]; } };
+    var plot = new uPlot({ width: 560, height: 180, series: series, scales: { x: x }, legend: { live: false } }, data, box);
     charts[key] = { plot: plot, data: data };
     return charts[key];
   }
