@@ -20,6 +20,14 @@ const (
 	metricRouterDead       = "switchyard_router_dead_letters_total"
 	metricRouterLag        = "switchyard_router_consumer_lag"
 	metricRouterPending    = "switchyard_router_pending_events"
+	metricRouterLatency    = "switchyard_router_delivery_latency_seconds"
+
+	metricHubSpotPaused = "switchyard_hubspot_paused"
+	metricHubSpotCalls  = "switchyard_hubspot_calls_total"
+
+	metricHubSpotWebhooks    = "switchyard_hubspot_source_webhook_requests_total"
+	metricHubSpotCheckpoint  = "switchyard_hubspot_source_catch_up_checkpoint_seconds"
+	metricHubSpotSyncRecords = "switchyard_hubspot_source_sync_records_total"
 )
 
 // gatewaySource names the gateway's Tracking API as a source while its
@@ -38,6 +46,13 @@ type reading struct {
 type sourceReading struct {
 	received float64
 	rejected map[string]float64 // by reason
+
+	// A HubSpot source's webhooks accepted, catch-up checkpoints (Unix
+	// seconds, by object type) and sync records read (by kind).
+	hubspot     bool
+	webhooks    float64
+	checkpoints map[string]float64
+	syncRecords map[string]float64
 }
 
 func (s *sourceReading) rejectedTotal() float64 {
@@ -54,6 +69,14 @@ type destReading struct {
 	deadByClass                      map[string]float64
 	lag, pending                     float64
 	hasLag, hasPending               bool
+	latency                          *histogram // receivedAt to delivery
+
+	// A HubSpot destination's pause, the API calls it made (calls the
+	// paused budget refused are not made) and those made today, in the
+	// page clock's day.
+	hubspot           bool
+	paused            bool
+	calls, callsToday float64
 }
 
 // read gathers g once and picks out the overview's metrics.
@@ -66,7 +89,7 @@ func read(g prometheus.Gatherer) (*reading, error) {
 	source := func(name string) *sourceReading {
 		s := r.sources[name]
 		if s == nil {
-			s = &sourceReading{rejected: map[string]float64{}}
+			s = &sourceReading{rejected: map[string]float64{}, checkpoints: map[string]float64{}, syncRecords: map[string]float64{}}
 			r.sources[name] = s
 		}
 		return s
@@ -116,6 +139,31 @@ func read(g prometheus.Gatherer) (*reading, error) {
 			case metricRouterPending:
 				d := dest(labels["destination"])
 				d.pending, d.hasPending = m.GetGauge().GetValue(), true
+			case metricRouterLatency:
+				dest(labels["destination"]).latency = histogramOf(m.GetHistogram())
+			case metricHubSpotPaused:
+				d := dest(labels["destination"])
+				d.hubspot, d.paused = true, m.GetGauge().GetValue() != 0
+			case metricHubSpotCalls:
+				d := dest(labels["destination"])
+				d.hubspot = true
+				if labels["outcome"] != "paused" {
+					d.calls += m.GetCounter().GetValue()
+				}
+			case metricHubSpotWebhooks:
+				s := source(labels["source"])
+				s.hubspot = true
+				if labels["result"] == "accepted" {
+					s.webhooks += m.GetCounter().GetValue()
+				}
+			case metricHubSpotCheckpoint:
+				s := source(labels["source"])
+				s.hubspot = true
+				s.checkpoints[labels["object_type"]] = m.GetGauge().GetValue()
+			case metricHubSpotSyncRecords:
+				s := source(labels["source"])
+				s.hubspot = true
+				s.syncRecords[labels["kind"]] += m.GetCounter().GetValue()
 			}
 		}
 	}
@@ -135,6 +183,47 @@ func sourceOf(labels map[string]string) string {
 		return s
 	}
 	return gatewaySource
+}
+
+// countToday sets each HubSpot destination's calls today in r from the
+// reading before it: the calls made since prev are added to prev's count
+// for the day, or start a new count when the day changed. With no prev,
+// the whole counter is today's (it started with the process).
+func countToday(prev, r *reading) {
+	for name, d := range r.dests {
+		var p *destReading
+		if prev != nil {
+			p = prev.dests[name]
+		}
+		switch {
+		case p == nil:
+			d.callsToday = d.calls
+		case !sameDay(prev.at, r.at):
+			d.callsToday = max(0, d.calls-p.calls)
+		default:
+			d.callsToday = p.callsToday + max(0, d.calls-p.calls)
+		}
+	}
+}
+
+func sameDay(a, b time.Time) bool {
+	b = b.In(a.Location())
+	return a.Year() == b.Year() && a.YearDay() == b.YearDay()
+}
+
+// lastWebhook is when the readings, oldest first, last saw source's
+// accepted webhooks grow; false when they never did.
+func lastWebhook(rs []*reading, source string) (time.Time, bool) {
+	for i := len(rs) - 1; i > 0; i-- {
+		now, prev := rs[i].sources[source], rs[i-1].sources[source]
+		if now == nil {
+			continue
+		}
+		if prev == nil && now.webhooks > 0 || prev != nil && now.webhooks > prev.webhooks {
+			return rs[i].at, true
+		}
+	}
+	return time.Time{}, false
 }
 
 // ring keeps the last readings, oldest first, in a fixed-size buffer.

@@ -193,8 +193,10 @@ func (h *Handler) sample() error {
 	all := h.ring.all()
 	if len(all) > 0 {
 		r.seq = all[len(all)-1].seq + 1
+		countToday(all[len(all)-1], r)
 	} else {
 		r.seq = 1
+		countToday(nil, r)
 	}
 	h.ring.add(r)
 	fragment, err := h.render("overview", h.overview(readyErr))
@@ -422,13 +424,17 @@ func (h *Handler) writePage(w http.ResponseWriter, r *http.Request, status int, 
 
 // overviewView is the overview fragment's data.
 type overviewView struct {
-	At           string
-	HasReady     bool
-	ReadyErr     string
-	Sources      []sourceRow
-	Destinations []destRow
-	Viewers      int
-	RateWindow   string
+	At            string
+	HasReady      bool
+	ReadyErr      string
+	Sources       []sourceRow
+	Destinations  []destRow
+	Viewers       int
+	RateWindow    string
+	LatencyWindow string
+	// HubSpotSources and HubSpotDestinations say whether any row has a
+	// HubSpot part.
+	HubSpotSources, HubSpotDestinations bool
 }
 
 type sourceRow struct {
@@ -436,6 +442,18 @@ type sourceRow struct {
 	Received, ReceivedRate float64
 	Rejected, RejectedRate float64
 	Reasons                []reasonCount
+	HubSpot                *hubspotSourceRow
+}
+
+// hubspotSourceRow is what a HubSpot source adds to its row.
+type hubspotSourceRow struct {
+	LastWebhook string // its age, or why it is not known
+	Checkpoints []checkpoint
+	SyncRecords []reasonCount // by kind
+}
+
+type checkpoint struct {
+	ObjectType, At string
 }
 
 type destRow struct {
@@ -445,6 +463,14 @@ type destRow struct {
 	DeadLettered, DeadLetteredRate float64
 	Classes                        []reasonCount
 	Lag, Pending                   string
+	P50, P99                       string // over latencyWindow
+	HubSpot                        *hubspotDestRow
+}
+
+// hubspotDestRow is what a HubSpot destination adds to its row.
+type hubspotDestRow struct {
+	Paused            bool
+	Calls, CallsToday float64 // Calls over rateWindow
 }
 
 type reasonCount struct {
@@ -458,11 +484,14 @@ const rateWindow = 10 * time.Second
 func (h *Handler) overview(readyErr error) overviewView {
 	now, before := h.ring.latest(rateWindow)
 	v := overviewView{
-		At:         now.at.UTC().Format(time.RFC3339),
-		HasReady:   h.cfg.Ready != nil,
-		Viewers:    h.hub.count(),
-		RateWindow: rateWindow.String(),
+		At:            now.at.UTC().Format(time.RFC3339),
+		HasReady:      h.cfg.Ready != nil,
+		Viewers:       h.hub.count(),
+		RateWindow:    rateWindow.String(),
+		LatencyWindow: latencyWindow.String(),
 	}
+	_, minuteAgo := h.ring.latest(latencyWindow)
+	all := h.ring.all()
 	if readyErr != nil {
 		v.ReadyErr = readyErr.Error()
 	}
@@ -481,6 +510,10 @@ func (h *Handler) overview(readyErr error) overviewView {
 			if n := s.rejected[reason]; n > 0 {
 				row.Reasons = append(row.Reasons, reasonCount{reason, n})
 			}
+		}
+		if s.hubspot {
+			row.HubSpot = hubspotSource(all, name, s, now.at)
+			v.HubSpotSources = true
 		}
 		v.Sources = append(v.Sources, row)
 	}
@@ -508,9 +541,43 @@ func (h *Handler) overview(readyErr error) overviewView {
 				row.Classes = append(row.Classes, reasonCount{class, n})
 			}
 		}
+		var latency *histogram
+		if d.latency != nil {
+			var old *histogram
+			if p := minuteAgo.dests[name]; p != nil && minuteAgo != now {
+				old = p.latency
+			}
+			latency = d.latency.since(old)
+		}
+		row.P50, row.P99 = formatSeconds(latency.quantile(0.5)), formatSeconds(latency.quantile(0.99))
+		if d.hubspot {
+			row.HubSpot = &hubspotDestRow{Paused: d.paused, Calls: max(0, d.calls-prev.calls), CallsToday: d.callsToday}
+			v.HubSpotDestinations = true
+		}
 		v.Destinations = append(v.Destinations, row)
 	}
 	return v
+}
+
+// hubspotSource is the HubSpot part of source's row at now.
+func hubspotSource(all []*reading, name string, s *sourceReading, now time.Time) *hubspotSourceRow {
+	row := &hubspotSourceRow{LastWebhook: "none accepted"}
+	if at, ok := lastWebhook(all, name); ok {
+		row.LastWebhook = now.Sub(at).Truncate(time.Second).String() + " ago"
+	} else if s.webhooks > 0 && len(all) > 0 {
+		row.LastWebhook = "before " + all[0].at.UTC().Format(time.RFC3339)
+	}
+	for _, t := range sortedKeys(s.checkpoints) {
+		at := "none yet"
+		if sec := s.checkpoints[t]; sec > 0 {
+			at = time.Unix(int64(sec), 0).UTC().Format(time.RFC3339)
+		}
+		row.Checkpoints = append(row.Checkpoints, checkpoint{t, at})
+	}
+	for _, kind := range sortedKeys(s.syncRecords) {
+		row.SyncRecords = append(row.SyncRecords, reasonCount{kind, s.syncRecords[kind]})
+	}
+	return row
 }
 
 func formatCount(v float64) string { return strconv.FormatFloat(v, 'f', 0, 64) }
