@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -22,26 +23,55 @@ type request struct {
 	typ string
 	// The batch envelope's context, integrations and sentAt, if any.
 	context, integrations, sentAt gjson.Result
-	// receivedAtJSON and switchyardJSON are the same for every message of
-	// the request; see encoded.
-	receivedAtJSON, switchyardJSON string
+	// receivedAtField and switchyardField are the same for every message of
+	// the request; see shared.
+	receivedAtField, switchyardField gjson.Result
+	// ipField is ip as a JSON value, once made.
+	ipField gjson.Result
+	// batchSentAt is sentAt parsed, once batchSentAtRead.
+	batchSentAt     time.Time
+	batchSentAtErr  error
+	batchSentAtRead bool
+	// arena holds the stored form of every message of the request, one
+	// after the other: one allocation for the lot.
+	arena []byte
+	// in and out are scratch lists of a message's fields, reused from one
+	// message to the next.
+	in, out []schemas.Field
 }
 
-// encoded returns, as JSON, the request's receivedAt and the _switchyard
-// object, made on the first call.
-func (r *request) encoded() (receivedAt, switchyard string) {
-	if r.receivedAtJSON == "" {
-		r.receivedAtJSON = quote(r.receivedAt.Format(timeLayout))
-		r.switchyardJSON = `{"source":` + quote(r.source) + `}`
+// shared returns, as fields' values, the request's receivedAt and the
+// _switchyard object, made on the first call.
+func (r *request) shared() (receivedAt, switchyard gjson.Result) {
+	if r.receivedAtField.Raw == "" {
+		r.receivedAtField = timeValue(r.receivedAt)
+		r.switchyardField = gjson.Result{Type: gjson.JSON, Raw: `{"source":` + quote(r.source) + `}`}
 	}
-	return r.receivedAtJSON, r.switchyardJSON
+	return r.receivedAtField, r.switchyardField
 }
 
-// prepared is a message ready for the log.
+// ipValue returns the client's ip as a JSON string value, made once.
+func (r *request) ipValue() gjson.Result {
+	if r.ipField.Raw == "" {
+		r.ipField = stringValue(r.ip)
+	}
+	return r.ipField
+}
+
+// envelopeSentAt returns the batch's sentAt, parsed once per request.
+func (r *request) envelopeSentAt() (time.Time, error) {
+	if !r.batchSentAtRead {
+		r.batchSentAt, r.batchSentAtErr = optionalTime("sentAt", r.sentAt)
+		r.batchSentAtRead = true
+	}
+	return r.batchSentAt, r.batchSentAtErr
+}
+
+// prepared is a message ready for the log. value and key are slices of the
+// request's arena.
 type prepared struct {
-	value     []byte
-	key       string
-	messageID string
+	value, key []byte
+	messageID  string
 }
 
 // timeLayout is how the gateway writes the times it computes: UTC with
@@ -55,12 +85,19 @@ const maxMessageIDLength = 100
 // except for the fields the gateway owns: type on single-call routes,
 // timestamp (skew-corrected), originalTimestamp, receivedAt, the merged
 // context and integrations, a generated messageId, and _switchyard. A
-// writeKey in the message is removed so secrets never reach the log.
+// writeKey in the message is removed so secrets never reach the log. The
+// message is read once; the result is appended to the request's arena.
 func (g *Gateway) prepare(item gjson.Result, req *request) (prepared, error) {
 	if !item.IsObject() {
 		return prepared{}, fmt.Errorf("message is not a JSON object")
 	}
-	f := scanFields(item)
+	var f fields
+	req.in = req.in[:0]
+	item.ForEach(func(k, v gjson.Result) bool {
+		req.in = append(req.in, schemas.Field{RawKey: k.Raw, Key: k.Str, Value: v})
+		f.note(k.Str, v)
+		return true
+	})
 	id, err := messageIDOf(f.messageID)
 	if err != nil {
 		return prepared{}, err
@@ -69,40 +106,46 @@ func (g *Gateway) prepare(item gjson.Result, req *request) (prepared, error) {
 	if err != nil {
 		return prepared{}, err
 	}
-	value := rewriteMessage(item, req, f, id, times)
-	if err := g.validator.Validate(value); err != nil {
+	req.out = rewriteFields(req.out[:0], req.in, req, f, id, times)
+	start := len(req.arena)
+	req.arena = appendObject(req.arena, req.out)
+	value := req.arena[start:len(req.arena):len(req.arena)]
+	if err := g.validator.ValidateFields(req.out, value); err != nil {
+		req.arena = req.arena[:start]
 		return prepared{}, err
 	}
-	return prepared{value: value, key: schemas.NewEvent(value).Key(), messageID: id.value}, nil
+	start = len(req.arena)
+	req.arena = append(req.arena, schemas.KeyFrom(f.userID, f.anonymousID)...)
+	return prepared{value: value, key: req.arena[start:len(req.arena):len(req.arena)], messageID: id.value}, nil
 }
 
 // fields are the top-level fields of a message that the gateway reads or
 // rewrites; a field the message lacks does not exist.
 type fields struct {
 	messageID, timestamp, originalTimestamp, sentAt, context, integrations gjson.Result
+	userID, anonymousID                                                    gjson.Result
 }
 
-// scanFields finds the fields the gateway reads in one pass over the message.
-func scanFields(item gjson.Result) fields {
-	var f fields
-	item.ForEach(func(k, v gjson.Result) bool {
-		switch k.Str {
-		case "messageId":
-			f.messageID = v
-		case "timestamp":
-			f.timestamp = v
-		case "originalTimestamp":
-			f.originalTimestamp = v
-		case "sentAt":
-			f.sentAt = v
-		case "context":
-			f.context = v
-		case "integrations":
-			f.integrations = v
-		}
-		return true
-	})
-	return f
+// note keeps the field k if the gateway reads it.
+func (f *fields) note(k string, v gjson.Result) {
+	switch k {
+	case "messageId":
+		f.messageID = v
+	case "timestamp":
+		f.timestamp = v
+	case "originalTimestamp":
+		f.originalTimestamp = v
+	case "sentAt":
+		f.sentAt = v
+	case "context":
+		f.context = v
+	case "integrations":
+		f.integrations = v
+	case "userId":
+		f.userID = v
+	case "anonymousId":
+		f.anonymousID = v
+	}
 }
 
 // messageID is the ID a message is stored under.
@@ -135,11 +178,11 @@ func messageIDOf(field gjson.Result) (messageID, error) {
 
 // times are a message's time fields as the gateway writes them.
 type times struct {
-	// timestamp is the skew-corrected timestamp, as JSON.
-	timestamp string
-	// originalTimestamp is the client's own time, as JSON: originalTimestamp
-	// when it is a string, else timestamp, else receivedAt.
-	originalTimestamp string
+	// timestamp is the skew-corrected timestamp.
+	timestamp gjson.Result
+	// originalTimestamp is the client's own time: originalTimestamp when it
+	// is a string, else timestamp, else receivedAt.
+	originalTimestamp gjson.Result
 	// sentAt is the message's sentAt, or the batch's when the message has
 	// none or null.
 	sentAt gjson.Result
@@ -162,10 +205,13 @@ func correctTimes(f fields, req *request) (times, error) {
 		clientTime = original
 	}
 	sentAtField := f.sentAt
+	var sentAt time.Time
 	if !sentAtField.Exists() || sentAtField.Type == gjson.Null {
 		sentAtField = req.sentAt
+		sentAt, err = req.envelopeSentAt()
+	} else {
+		sentAt, err = optionalTime("sentAt", sentAtField)
 	}
-	sentAt, err := optionalTime("sentAt", sentAtField)
 	if err != nil {
 		return times{}, err
 	}
@@ -176,143 +222,176 @@ func correctTimes(f fields, req *request) (times, error) {
 			corrected = req.receivedAt.Add(-sentAt.Sub(clientTime))
 		}
 	}
-	originalRaw := f.originalTimestamp.Raw
+	originalField := f.originalTimestamp
 	switch {
 	case f.originalTimestamp.Type == gjson.String:
 	case f.timestamp.Type == gjson.String:
-		originalRaw = f.timestamp.Raw
+		originalField = f.timestamp
 	default:
-		originalRaw, _ = req.encoded()
+		originalField, _ = req.shared()
 	}
 	return times{
-		timestamp:         quote(corrected.UTC().Format(timeLayout)),
-		originalTimestamp: originalRaw,
+		timestamp:         timeValue(corrected),
+		originalTimestamp: originalField,
 		sentAt:            sentAtField,
 	}, nil
 }
 
-// rewriteMessage writes the message with the gateway's fields: each field
-// the gateway owns replaces the message's own in place, and those the
-// message lacks follow its last field. writeKey and any client receivedAt
-// or _switchyard are dropped.
-func rewriteMessage(item gjson.Result, req *request, f fields, id messageID, t times) []byte {
-	context := mergeObject(f.context, req.context, "ip", req.ip)
-	integrations := mergeObject(f.integrations, req.integrations, "", "")
+// timeValue is t, in UTC, as a JSON string value in timeLayout. Years
+// outside 0 to 9999 cannot be written in it, and are written by
+// time.Format's rules.
+func timeValue(t time.Time) gjson.Result {
+	t = t.UTC()
+	year, month, day := t.Date()
+	if year < 0 || year > 9999 {
+		raw := quote(t.Format(timeLayout))
+		return gjson.Result{Type: gjson.String, Raw: raw, Str: raw[1 : len(raw)-1]}
+	}
+	hour, minute, sec := t.Clock()
+	var b [len(timeLayout) + 2]byte
+	digits := func(at, n, v int) {
+		for i := at + n - 1; i >= at; i-- {
+			b[i] = byte('0' + v%10)
+			v /= 10
+		}
+	}
+	copy(b[:], `"0000-00-00T00:00:00.000Z"`)
+	digits(1, 4, year)
+	digits(6, 2, int(month))
+	digits(9, 2, day)
+	digits(12, 2, hour)
+	digits(15, 2, minute)
+	digits(18, 2, sec)
+	digits(21, 3, t.Nanosecond()/int(time.Millisecond))
+	raw := string(b[:])
+	return gjson.Result{Type: gjson.String, Raw: raw, Str: raw[1 : len(raw)-1]}
+}
 
-	var b bytes.Buffer
-	b.Grow(len(item.Raw) + 256)
-	b.WriteByte('{')
-	w := fieldWriter{b: &b}
-	written := make(map[string]bool, 8)
-	item.ForEach(func(k, v gjson.Result) bool {
-		switch k.Str {
+// stringValue is s as a JSON string value.
+func stringValue(s string) gjson.Result {
+	return gjson.Result{Type: gjson.String, Raw: quote(s), Str: s}
+}
+
+// rewriteFields appends to out the stored message's fields: each field the
+// gateway owns replaces the message's own (in) in place, and those the
+// message lacks follow its last field. writeKey and any client receivedAt or
+// _switchyard are dropped.
+func rewriteFields(out, in []schemas.Field, req *request, f fields, id messageID, t times) []schemas.Field {
+	var ip *schemas.Field
+	if req.ip != "" {
+		ip = &schemas.Field{RawKey: `"ip"`, Key: "ip", Value: req.ipValue()}
+	}
+	context := mergeObject(f.context, req.context, ip)
+	integrations := mergeObject(f.integrations, req.integrations, nil)
+	var wroteType, wroteID, wroteSentAt, wroteOriginal, wroteTimestamp, wroteContext, wroteIntegrations bool
+	for _, fl := range in {
+		switch fl.Key {
 		case "writeKey", "receivedAt", "_switchyard":
-			return true
+			continue
 		case "type":
 			if req.typ != "" {
-				w.field(k.Raw, quote(req.typ))
-				written["type"] = true
-				return true
+				fl.Value, wroteType = stringValue(req.typ), true
 			}
 		case "messageId":
 			if id.generated {
-				w.field(k.Raw, quote(id.value))
-				written["messageId"] = true
-				return true
+				fl.Value = stringValue(id.value)
 			}
+			wroteID = true
 		case "timestamp":
-			w.field(k.Raw, t.timestamp)
-			written["timestamp"] = true
-			return true
+			fl.Value, wroteTimestamp = t.timestamp, true
 		case "originalTimestamp":
-			w.field(k.Raw, t.originalTimestamp)
-			written["originalTimestamp"] = true
-			return true
+			fl.Value, wroteOriginal = t.originalTimestamp, true
 		case "sentAt":
-			if v.Type == gjson.Null && t.sentAt.Type == gjson.String {
-				w.field(k.Raw, t.sentAt.Raw)
-				written["sentAt"] = true
-				return true
+			if fl.Value.Type == gjson.Null && t.sentAt.Type == gjson.String {
+				fl.Value = t.sentAt
 			}
+			wroteSentAt = true
 		case "context":
-			if context != "" {
-				w.field(k.Raw, context)
-				written["context"] = true
-				return true
+			if context.Exists() {
+				fl.Value = context
 			}
+			wroteContext = true
 		case "integrations":
-			if integrations != "" {
-				w.field(k.Raw, integrations)
-				written["integrations"] = true
-				return true
+			if integrations.Exists() {
+				fl.Value = integrations
 			}
+			wroteIntegrations = true
 		}
-		w.field(k.Raw, v.Raw)
-		written[k.Str] = true
-		return true
-	})
-	if req.typ != "" && !written["type"] {
-		w.field(`"type"`, quote(req.typ))
+		out = append(out, fl)
 	}
-	if !written["messageId"] {
-		w.field(`"messageId"`, quote(id.value))
+	add := func(rawKey string, v gjson.Result) {
+		out = append(out, schemas.Field{RawKey: rawKey, Key: rawKey[1 : len(rawKey)-1], Value: v})
 	}
-	if !written["sentAt"] && t.sentAt.Type == gjson.String {
-		w.field(`"sentAt"`, t.sentAt.Raw)
+	if req.typ != "" && !wroteType {
+		add(`"type"`, stringValue(req.typ))
 	}
-	if !written["originalTimestamp"] {
-		w.field(`"originalTimestamp"`, t.originalTimestamp)
+	if !wroteID {
+		add(`"messageId"`, stringValue(id.value))
 	}
-	if !written["timestamp"] {
-		w.field(`"timestamp"`, t.timestamp)
+	if !wroteSentAt && t.sentAt.Type == gjson.String {
+		add(`"sentAt"`, t.sentAt)
 	}
-	receivedAt, switchyard := req.encoded()
-	w.field(`"receivedAt"`, receivedAt)
-	if !written["context"] && context != "" {
-		w.field(`"context"`, context)
+	if !wroteOriginal {
+		add(`"originalTimestamp"`, t.originalTimestamp)
 	}
-	if !written["integrations"] && integrations != "" {
-		w.field(`"integrations"`, integrations)
+	if !wroteTimestamp {
+		add(`"timestamp"`, t.timestamp)
 	}
-	w.field(`"_switchyard"`, switchyard)
-	b.WriteByte('}')
-	return b.Bytes()
+	receivedAt, switchyard := req.shared()
+	add(`"receivedAt"`, receivedAt)
+	if !wroteContext && context.Exists() {
+		add(`"context"`, context)
+	}
+	if !wroteIntegrations && integrations.Exists() {
+		add(`"integrations"`, integrations)
+	}
+	add(`"_switchyard"`, switchyard)
+	return out
 }
 
-// fieldWriter appends "key":value pairs with commas between them.
-type fieldWriter struct {
-	b     *bytes.Buffer
-	count int
-}
-
-func (w *fieldWriter) field(rawKey, rawValue string) {
-	if w.count > 0 {
-		w.b.WriteByte(',')
+// appendObject appends the JSON object of fields to dst.
+func appendObject(dst []byte, fields []schemas.Field) []byte {
+	dst = append(dst, '{')
+	for i, f := range fields {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, f.RawKey...)
+		dst = append(dst, ':')
+		dst = append(dst, f.Value.Raw...)
 	}
-	w.count++
-	w.b.WriteString(rawKey)
-	w.b.WriteByte(':')
-	w.b.WriteString(rawValue)
+	return append(dst, '}')
 }
 
-// mergeObject returns own's raw JSON with every key of fallback that own
-// lacks added, and extraKey (when not "") set to extraValue when neither has
-// it. Own's values win. It returns "" when there is nothing to write: own is
-// absent or null and so is everything else. When own is present but not an
-// object it is returned unchanged, for validation to refuse.
-func mergeObject(own, fallback gjson.Result, extraKey, extraValue string) string {
+// mergeObject returns own with every key of fallback that own lacks added,
+// and extra (when not nil) added when neither has its key. Own's values
+// win. It returns a value that does not exist when there is nothing to
+// write: own is absent or null and so is everything else. When own is
+// present but not an object it is returned unchanged, for validation to
+// refuse.
+func mergeObject(own, fallback gjson.Result, extra *schemas.Field) gjson.Result {
 	ownPresent := own.Exists() && own.Type != gjson.Null
 	if ownPresent && !own.IsObject() {
-		return own.Raw
+		return own
 	}
 	hasFallback := fallback.IsObject()
-	needExtra := extraKey != "" && extraValue != "" && !own.Get(gjson.Escape(extraKey)).Exists() &&
-		!(hasFallback && fallback.Get(gjson.Escape(extraKey)).Exists())
-	if !hasFallback && !needExtra {
+	needExtra := extra != nil && !own.Get(gjson.Escape(extra.Key)).Exists() &&
+		!(hasFallback && fallback.Get(gjson.Escape(extra.Key)).Exists())
+	switch {
+	case !hasFallback && !needExtra:
 		if ownPresent {
-			return own.Raw
+			return own
 		}
-		return ""
+		return gjson.Result{}
+	case !hasFallback && ownPresent:
+		// The usual case: the message's own context, without an ip.
+		raw := strings.TrimRight(own.Raw, " \t\r\n")
+		raw = strings.TrimRight(raw[:len(raw)-1], " \t\r\n")
+		sep := ","
+		if raw == "{" {
+			sep = ""
+		}
+		return gjson.Result{Type: gjson.JSON, Raw: raw + sep + extra.RawKey + ":" + extra.Value.Raw + "}"}
 	}
 	var b bytes.Buffer
 	b.WriteByte('{')
@@ -334,10 +413,26 @@ func mergeObject(own, fallback gjson.Result, extraKey, extraValue string) string
 		})
 	}
 	if needExtra {
-		w.field(quote(extraKey), quote(extraValue))
+		w.field(extra.RawKey, extra.Value.Raw)
 	}
 	b.WriteByte('}')
-	return b.String()
+	return gjson.Result{Type: gjson.JSON, Raw: b.String()}
+}
+
+// fieldWriter appends "key":value pairs with commas between them.
+type fieldWriter struct {
+	b     *bytes.Buffer
+	count int
+}
+
+func (w *fieldWriter) field(rawKey, rawValue string) {
+	if w.count > 0 {
+		w.b.WriteByte(',')
+	}
+	w.count++
+	w.b.WriteString(rawKey)
+	w.b.WriteByte(':')
+	w.b.WriteString(rawValue)
 }
 
 // optionalTime parses a timestamp field when it is present and not null.

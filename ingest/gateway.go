@@ -424,7 +424,7 @@ func (g *Gateway) store(c *fiber.Ctx, req *request, items []gjson.Result) error 
 		}
 		inRequest[keys[i]] = true
 		accepted = append(accepted, keys[i])
-		out = append(out, queue.Message{Topic: g.cfg.EventsTopic, Key: []byte(valid[i].key), Value: valid[i].value})
+		out = append(out, queue.Message{Topic: g.cfg.EventsTopic, Key: valid[i].key, Value: valid[i].value})
 	}
 
 	if len(out) > 0 {
@@ -441,12 +441,21 @@ func (g *Gateway) store(c *fiber.Ctx, req *request, items []gjson.Result) error 
 	return c.Status(fiber.StatusOK).Send(okBody)
 }
 
+// arenaPerMessage is what the gateway adds to a typical message (receivedAt,
+// timestamps, _switchyard, an ip) and its key, for sizing a request's arena.
+const arenaPerMessage = 256
+
 // prepareAll prepares every message. It returns the dead letters of the
 // invalid ones, with room to append the valid ones, and the valid ones. On a
 // single-call route an invalid message is refused instead.
 func (g *Gateway) prepareAll(items []gjson.Result, req *request) (deadLetters []queue.Message, valid []prepared, err error) {
 	deadLetters = make([]queue.Message, 0, len(items))
 	valid = make([]prepared, 0, len(items))
+	size := 0
+	for _, item := range items {
+		size += len(item.Raw) + arenaPerMessage
+	}
+	req.arena = make([]byte, 0, size)
 	for i, item := range items {
 		msg, err := g.prepare(item, req)
 		if err == nil {

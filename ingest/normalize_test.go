@@ -2,9 +2,13 @@ package ingest
 
 import (
 	"encoding/json"
+	"math/rand/v2"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
+
+	"github.com/tidwall/gjson"
 )
 
 func TestDeadLettersHoldNoWriteKey(t *testing.T) {
@@ -114,4 +118,17 @@ func TestBodiesNestedTooDeeplyAreRefused(t *testing.T) {
 	}
 	r = f.post(t, "/v1/batch", `{"batch":[`+strings.Repeat("[", 100_000)+strings.Repeat("]", 100_000)+`]}`)
 	wantStatus(t, r, 400, "invalid_json")
+}
+
+// timeValue writes what time.Format writes, for any time.
+func TestTimeValueWritesTimeLayout(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 10000 {
+		at := time.Unix(rng.Int64N(400_000_000_000)-100_000_000_000, rng.Int64N(1e9)).In(time.FixedZone("x", int(rng.Int64N(86400))-43200))
+		got := timeValue(at)
+		want := at.UTC().Format(timeLayout)
+		if got.Str != want || got.Raw != quote(want) || got.Type != gjson.String {
+			t.Fatalf("timeValue(%v) = %q (raw %s), want %q", at, got.Str, got.Raw, want)
+		}
+	}
 }

@@ -1,8 +1,6 @@
 package schemas
 
 import (
-	"time"
-
 	"github.com/tidwall/gjson"
 )
 
@@ -17,64 +15,91 @@ func conforms(msg gjson.Result) bool {
 	if !msg.IsObject() {
 		return false
 	}
-	var typ string
-	var hasID, hasUserID, hasEvent, hasGroupID, hasPreviousID bool
-	var nameOK, categoryOK = true, true
-	ok := true
-	msg.ForEach(func(k, v gjson.Result) bool {
-		switch k.Str {
-		case "type":
-			typ = v.Str
-			ok = v.Type == gjson.String
-		case "messageId":
-			// maxLength counts characters; a string of at most 100 bytes
-			// has at most 100 characters.
-			ok = v.Type == gjson.String && v.Str != "" && len(v.Str) <= 100
-		case "userId":
-			ok = v.Type == gjson.String || v.Type == gjson.Null
-			if v.Type == gjson.String && v.Str != "" {
-				hasID, hasUserID = true, true
-			}
-		case "anonymousId":
-			ok = v.Type == gjson.String || v.Type == gjson.Null
-			if v.Type == gjson.String && v.Str != "" {
-				hasID = true
-			}
-		case "timestamp", "originalTimestamp", "sentAt", "receivedAt":
-			ok = v.Type == gjson.String && isDateTime(v.Str)
-		case "context", "integrations", "properties", "traits":
-			ok = v.IsObject()
-		case "event":
-			ok = v.Type == gjson.String
-			hasEvent = v.Str != ""
-		case "groupId":
-			ok = v.Type == gjson.String
-			hasGroupID = v.Str != ""
-		case "previousId":
-			hasPreviousID = v.Type == gjson.String && v.Str != ""
-		case "name":
-			nameOK = v.Type == gjson.String || v.Type == gjson.Null
-		case "category":
-			categoryOK = v.Type == gjson.String || v.Type == gjson.Null
+	var c conformance
+	msg.ForEach(func(k, v gjson.Result) bool { return c.field(k.Str, v) })
+	return c.verdict()
+}
+
+// conformsFields is conforms for a message given as its top-level fields.
+func conformsFields(fields []Field) bool {
+	var c conformance
+	for _, f := range fields {
+		if !c.field(f.Key, f.Value) {
+			break
 		}
-		return ok
-	})
-	if !ok || !hasID {
+	}
+	return c.verdict()
+}
+
+// conformance collects what conforms needs to know of a message's fields.
+type conformance struct {
+	typ                                                 string
+	hasID, hasUserID, hasEvent, hasGroupID, hasPrevious bool
+	nameBad, categoryBad, bad                           bool
+}
+
+// field checks one top-level field and reports whether the message may
+// still conform.
+func (c *conformance) field(key string, v gjson.Result) bool {
+	ok := true
+	switch key {
+	case "type":
+		c.typ = v.Str
+		ok = v.Type == gjson.String
+	case "messageId":
+		// maxLength counts characters; a string of at most 100 bytes
+		// has at most 100 characters.
+		ok = v.Type == gjson.String && v.Str != "" && len(v.Str) <= 100
+	case "userId":
+		ok = v.Type == gjson.String || v.Type == gjson.Null
+		if v.Type == gjson.String && v.Str != "" {
+			c.hasID, c.hasUserID = true, true
+		}
+	case "anonymousId":
+		ok = v.Type == gjson.String || v.Type == gjson.Null
+		if v.Type == gjson.String && v.Str != "" {
+			c.hasID = true
+		}
+	case "timestamp", "originalTimestamp", "sentAt", "receivedAt":
+		ok = v.Type == gjson.String && isDateTime(v.Str)
+	case "context", "integrations", "properties", "traits":
+		ok = v.IsObject()
+	case "event":
+		ok = v.Type == gjson.String
+		c.hasEvent = v.Str != ""
+	case "groupId":
+		ok = v.Type == gjson.String
+		c.hasGroupID = v.Str != ""
+	case "previousId":
+		c.hasPrevious = v.Type == gjson.String && v.Str != ""
+	case "name":
+		c.nameBad = !(v.Type == gjson.String || v.Type == gjson.Null)
+	case "category":
+		c.categoryBad = !(v.Type == gjson.String || v.Type == gjson.Null)
+	}
+	if !ok {
+		c.bad = true
+	}
+	return ok
+}
+
+func (c *conformance) verdict() bool {
+	if c.bad || !c.hasID {
 		return false
 	}
-	switch typ {
+	switch c.typ {
 	case "identify":
 		return true
 	case "track":
-		return hasEvent
+		return c.hasEvent
 	case "page":
-		return nameOK && categoryOK
+		return !c.nameBad && !c.categoryBad
 	case "screen":
-		return nameOK
+		return !c.nameBad
 	case "group":
-		return hasGroupID
+		return c.hasGroupID
 	case "alias":
-		return hasUserID && hasPreviousID
+		return c.hasUserID && c.hasPrevious
 	}
 	return false
 }
@@ -110,12 +135,28 @@ func isDateTime(s string) bool {
 		return false
 	}
 	// Seconds of 60 (leap seconds) are left to the schema.
-	if s[17:19] > "59" {
-		return false
-	}
-	_, err := time.Parse(time.RFC3339Nano, s)
-	return err == nil
+	month, day := atoi2(s[5:7]), atoi2(s[8:10])
+	return month >= 1 && month <= 12 && day >= 1 && day <= daysIn(month, atoi4(s[0:4])) &&
+		s[11:13] <= "23" && s[14:16] <= "59" && s[17:19] <= "59"
 }
+
+// daysIn is the number of days of a month (1 to 12) of a year.
+func daysIn(month, year int) int {
+	switch month {
+	case 2:
+		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+			return 29
+		}
+		return 28
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
+}
+
+// atoi2 and atoi4 read two and four decimal digits.
+func atoi2(s string) int { return int(s[0]-'0')*10 + int(s[1]-'0') }
+func atoi4(s string) int { return atoi2(s[0:2])*100 + atoi2(s[2:4]) }
 
 func isDigits(s string) bool {
 	for i := 0; i < len(s); i++ {

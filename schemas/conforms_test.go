@@ -44,6 +44,16 @@ func FuzzConformsNeverAcceptsWhatTheSchemaRefuses(f *testing.F) {
 			return
 		}
 		parsed := gjson.Parse(msg)
+		if parsed.IsObject() {
+			var fields []Field
+			parsed.ForEach(func(k, v gjson.Result) bool {
+				fields = append(fields, Field{RawKey: k.Raw, Key: k.Str, Value: v})
+				return true
+			})
+			if conformsFields(fields) != conforms(parsed) {
+				t.Fatalf("conformsFields says %v, conforms %v: %s", conformsFields(fields), conforms(parsed), msg)
+			}
+		}
 		if conforms(parsed) {
 			if err := v.validateWithSchema(parsed); err != nil {
 				t.Fatalf("the fast path accepted what the schema refuses (%v): %s", err, msg)

@@ -37,10 +37,16 @@ func (e Event) AnonymousID() string { return idString(e.Get("anonymousId")) }
 // Key is the ordering key: the userId, else the anonymousId. Every event of
 // one user shares a key, so the log keeps them in one partition, in order.
 func (e Event) Key() string {
-	if id := e.UserID(); id != "" {
+	return KeyFrom(e.Get("userId"), e.Get("anonymousId"))
+}
+
+// KeyFrom is the ordering key of a message with these userId and
+// anonymousId fields; see Event.Key.
+func KeyFrom(userID, anonymousID gjson.Result) string {
+	if id := idString(userID); id != "" {
 		return id
 	}
-	return e.AnonymousID()
+	return idString(anonymousID)
 }
 
 // Timestamp is the skew-corrected time of the call, or the zero time.

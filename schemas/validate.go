@@ -88,6 +88,25 @@ func (v *Validator) Validate(raw []byte) error {
 	return v.validateWithSchema(msg)
 }
 
+// Field is one top-level field of a message.
+type Field struct {
+	// RawKey is the key as the JSON text has it, quotes and escapes
+	// included; Key is the key unescaped.
+	RawKey, Key string
+	Value       gjson.Result
+}
+
+// ValidateFields is Validate for a message whose top-level fields, in order,
+// the caller has at hand: the usual message is checked from them without
+// reading raw again. raw is the message's JSON text, for the full schema
+// validation of the rest.
+func (v *Validator) ValidateFields(fields []Field, raw []byte) error {
+	if conformsFields(fields) {
+		return nil
+	}
+	return v.validateWithSchema(gjson.ParseBytes(raw))
+}
+
 // validateWithSchema runs the JSON Schema of the message's type.
 //
 // The schemas constrain a message's top-level fields and the JSON type of its

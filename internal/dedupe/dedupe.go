@@ -30,7 +30,11 @@ type Key [16]byte
 
 // KeyOf returns the key of a source's messageId.
 func KeyOf(source, messageID string) Key {
-	sum := sha256.Sum256([]byte(source + "\x00" + messageID))
+	var buf [256]byte
+	b := append(buf[:0], source...)
+	b = append(b, 0)
+	b = append(b, messageID...)
+	sum := sha256.Sum256(b)
 	return Key(sum[:16])
 }
 
