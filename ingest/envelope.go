@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -24,7 +25,7 @@ type request struct {
 	// The batch envelope's context, integrations and sentAt, if any.
 	context, integrations, sentAt gjson.Result
 	// receivedAtField and switchyardField are the same for every message of
-	// the request; see shared.
+	// the request; see shared. switchyardField is set with source.
 	receivedAtField, switchyardField gjson.Result
 	// ipField is ip as a JSON value, once made.
 	ipField gjson.Result
@@ -40,14 +41,55 @@ type request struct {
 	in, out []schemas.Field
 }
 
-// shared returns, as fields' values, the request's receivedAt and the
-// _switchyard object, made on the first call.
+// shared returns, as fields' values, the request's receivedAt, made on the
+// first call, and the _switchyard object of its source.
 func (r *request) shared() (receivedAt, switchyard gjson.Result) {
 	if r.receivedAtField.Raw == "" {
 		r.receivedAtField = timeValue(r.receivedAt)
-		r.switchyardField = gjson.Result{Type: gjson.JSON, Raw: `{"source":` + quote(r.source) + `}`}
+	}
+	if r.switchyardField.Raw == "" {
+		r.switchyardField = switchyardValue(r.source)
 	}
 	return r.receivedAtField, r.switchyardField
+}
+
+// typeValue returns the type the route implies, as a JSON value.
+func (r *request) typeValue() gjson.Result {
+	return gjson.Result{Type: gjson.String, Raw: callTypes[r.typ], Str: r.typ}
+}
+
+// callTypes holds each call type the routes imply as JSON text.
+var callTypes = func() map[string]string {
+	m := make(map[string]string)
+	for _, r := range routes {
+		m[r.typ] = quote(r.typ)
+	}
+	return m
+}()
+
+// switchyardValue is the _switchyard object of source's messages.
+func switchyardValue(source string) gjson.Result {
+	return gjson.Result{Type: gjson.JSON, Raw: `{"source":` + quote(source) + `}`}
+}
+
+// fieldLists are the scratch lists of requests, reused across requests.
+var fieldLists = sync.Pool{New: func() any { return new(fieldList) }}
+
+type fieldList struct{ in, out []schemas.Field }
+
+// takeScratch gives r scratch lists of fields from the pool.
+func (r *request) takeScratch() {
+	l := fieldLists.Get().(*fieldList)
+	r.in, r.out = l.in[:0], l.out[:0]
+}
+
+// releaseScratch returns r's scratch lists to the pool, holding nothing of
+// the request.
+func (r *request) releaseScratch() {
+	clear(r.in[:cap(r.in)])
+	clear(r.out[:cap(r.out)])
+	fieldLists.Put(&fieldList{in: r.in[:0], out: r.out[:0]})
+	r.in, r.out = nil, nil
 }
 
 // ipValue returns the client's ip as a JSON string value, made once.
@@ -290,7 +332,7 @@ func rewriteFields(out, in []schemas.Field, req *request, f fields, id messageID
 			continue
 		case "type":
 			if req.typ != "" {
-				fl.Value, wroteType = stringValue(req.typ), true
+				fl.Value, wroteType = req.typeValue(), true
 			}
 		case "messageId":
 			if id.generated {
@@ -323,7 +365,7 @@ func rewriteFields(out, in []schemas.Field, req *request, f fields, id messageID
 		out = append(out, schemas.Field{RawKey: rawKey, Key: rawKey[1 : len(rawKey)-1], Value: v})
 	}
 	if req.typ != "" && !wroteType {
-		add(`"type"`, stringValue(req.typ))
+		add(`"type"`, req.typeValue())
 	}
 	if !wroteID {
 		add(`"messageId"`, stringValue(id.value))

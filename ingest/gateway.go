@@ -52,6 +52,8 @@ type Gateway struct {
 type writeKey struct {
 	hash   [sha256.Size]byte
 	source string
+	// switchyard is the _switchyard object of the source's messages.
+	switchyard gjson.Result
 }
 
 // New validates cfg and builds a gateway that writes to log. Its metrics are
@@ -84,7 +86,7 @@ func New(cfg Config, log queue.Log, logger *zap.Logger, reg *prometheus.Registry
 	}
 	for _, s := range cfg.Sources {
 		for _, k := range s.WriteKeys {
-			g.keys = append(g.keys, writeKey{hash: sha256.Sum256([]byte(k)), source: s.Name})
+			g.keys = append(g.keys, writeKey{hash: sha256.Sum256([]byte(k)), source: s.Name, switchyard: switchyardValue(s.Name)})
 		}
 	}
 	g.app = g.newApp(reg)
@@ -303,6 +305,8 @@ func (g *Gateway) handler(r route) fiber.Handler {
 		if err := g.checkSizes(items); err != nil {
 			return g.refuse(c, err)
 		}
+		req.takeScratch()
+		defer req.releaseScratch()
 		return g.store(c, &req, items)
 	}
 }
@@ -365,13 +369,13 @@ func (g *Gateway) readRequest(c *fiber.Ctx, r route) (request, gjson.Result, err
 	if repeated {
 		root = gjson.Parse(lastValues(root))
 	}
-	source, ok := g.authenticate(c.Request().Header.Peek(fiber.HeaderAuthorization), root)
+	key, ok := g.authenticate(c.Request().Header.Peek(fiber.HeaderAuthorization), root)
 	if !ok {
 		return request{}, gjson.Result{}, &refusal{fiber.StatusUnauthorized, "unauthorized",
 			"a valid write key is required: send it as the Basic auth username or as writeKey in the body"}
 	}
 
-	req := request{source: source, receivedAt: receivedAt, ip: c.IP(), typ: r.typ}
+	req := request{source: key.source, switchyardField: key.switchyard, receivedAt: receivedAt, ip: c.IP(), typ: r.typ}
 	if r.typ != "" {
 		return req, root, nil
 	}
@@ -503,26 +507,26 @@ func (g *Gateway) publish(c *fiber.Ctx, source string, msgs []queue.Message) err
 	return nil
 }
 
-// authenticate finds the source of the request's write key: the Basic auth
-// username (with or without the trailing colon), else writeKey in the body.
-// Every configured key is compared, in constant time, so timing tells nothing.
-func (g *Gateway) authenticate(authorization []byte, body gjson.Result) (string, bool) {
+// authenticate finds the request's write key: the Basic auth username (with
+// or without the trailing colon), else writeKey in the body. Every
+// configured key is compared, in constant time, so timing tells nothing.
+func (g *Gateway) authenticate(authorization []byte, body gjson.Result) (writeKey, bool) {
 	key, ok := basicUser(string(authorization))
 	if !ok {
 		wk := body.Get("writeKey")
 		if wk.Type != gjson.String || wk.Str == "" {
-			return "", false
+			return writeKey{}, false
 		}
 		key = wk.Str
 	}
 	sum := sha256.Sum256([]byte(key))
-	source := ""
+	var found writeKey
 	for _, k := range g.keys {
 		if subtle.ConstantTimeCompare(sum[:], k.hash[:]) == 1 {
-			source = k.source
+			found = k
 		}
 	}
-	return source, source != ""
+	return found, found.source != ""
 }
 
 // deadLetter wraps a refused batch message, less its writeKey, for the

@@ -1,6 +1,10 @@
 package dedupe
 
 import (
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -29,4 +33,85 @@ func TestSet(t *testing.T) {
 	if _, err := New(0, time.Hour); err == nil {
 		t.Fatal("a set of no entries is refused")
 	}
+}
+
+// TestSetModel checks the Set against the simplest account of what it
+// remembers: a key is seen when its last addition is among the last N
+// additions and within the window. Keys, times and sizes are random.
+func TestSetModel(t *testing.T) {
+	seed := time.Now().UnixNano()
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(uint64(seed), 7))
+	for round := range 200 {
+		entries := 1 + rng.IntN(20)
+		window := time.Duration(1+rng.IntN(50)) * time.Second
+		s, err := New(entries, window)
+		if err != nil {
+			t.Fatal(err)
+		}
+		type addition struct {
+			key Key
+			at  time.Time
+		}
+		var added []addition
+		now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+		keys := make([]Key, 1+rng.IntN(40))
+		for i := range keys {
+			keys[i] = KeyOf("web", fmt.Sprint(i))
+		}
+		for step := range 300 {
+			now = now.Add(time.Duration(rng.IntN(3000)) * time.Millisecond)
+			if rng.IntN(2) == 0 {
+				batch := make([]Key, rng.IntN(5))
+				for i := range batch {
+					batch[i] = keys[rng.IntN(len(keys))]
+					added = append(added, addition{batch[i], now})
+				}
+				s.Add(batch, now)
+				continue
+			}
+			got := s.Seen(keys, now)
+			for i, k := range keys {
+				want := false
+				recent := added[max(0, len(added)-entries):]
+				for j := len(added) - 1; j >= 0; j-- {
+					if added[j].key == k {
+						want = j >= len(added)-len(recent) && now.Sub(added[j].at) < window
+						break
+					}
+				}
+				if got[i] != want {
+					t.Fatalf("round %d step %d (entries %d, window %s): key %d seen %v, want %v", round, step, entries, window, i, got[i], want)
+				}
+			}
+		}
+	}
+}
+
+// TestSetMemoryPerEntry holds BytesPerEntry to what a full Set takes.
+func TestSetMemoryPerEntry(t *testing.T) {
+	const entries = 500_000
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	s, err := New(entries, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	keys := make([]Key, 1000)
+	for i := 0; i < 2*entries; i += len(keys) {
+		for j := range keys {
+			keys[j] = KeyOf("web", strconv.Itoa(i+j))
+		}
+		s.Add(keys, now)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	perEntry := float64(after.HeapAlloc-before.HeapAlloc) / entries
+	t.Logf("%.1f bytes per remembered id", perEntry)
+	if perEntry > BytesPerEntry*1.5 || perEntry < BytesPerEntry/2 {
+		t.Fatalf("%.1f bytes per remembered id, documented as about %d", perEntry, BytesPerEntry)
+	}
+	runtime.KeepAlive(s)
 }
