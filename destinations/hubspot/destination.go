@@ -128,6 +128,9 @@ func New(name string, cfg Config, client *api.Client, log *zap.Logger) (*HubSpot
 	if h.state, err = openState(stateDir, log); err != nil {
 		return nil, fmt.Errorf("state_dir: %w", err)
 	}
+	if h.metrics != nil {
+		h.metrics.budgets.watch(name, client.Budget())
+	}
 	return h, nil
 }
 
@@ -140,6 +143,9 @@ func (h *HubSpot) Close() error {
 		return nil
 	}
 	h.closed = true
+	if h.metrics != nil {
+		h.metrics.budgets.forget(h.name, h.client.Budget())
+	}
 	return h.state.close()
 }
 
