@@ -469,8 +469,16 @@ type destRow struct {
 
 // hubspotDestRow is what a HubSpot destination adds to its row.
 type hubspotDestRow struct {
-	Paused            bool
-	Calls, CallsToday float64 // Calls over rateWindow
+	Paused bool
+	// PauseReason, PausedUntil (its time of day, UTC), PausedAt (RFC 3339)
+	// and PausedIn (how long from the reading) say why and until when;
+	// empty when the process does not export them.
+	PauseReason, PausedUntil, PausedAt, PausedIn string
+	// Burst, Daily and Search are the token's budget windows; DailyReset
+	// says when the daily one starts again.
+	Burst, Daily, Search budgetCell
+	DailyReset           string
+	Calls, CallsToday    float64 // Calls over rateWindow
 }
 
 type reasonCount struct {
@@ -551,7 +559,7 @@ func (h *Handler) overview(readyErr error) overviewView {
 		}
 		row.P50, row.P99 = formatSeconds(latency.quantile(0.5)), formatSeconds(latency.quantile(0.99))
 		if d.hubspot {
-			row.HubSpot = &hubspotDestRow{Paused: d.paused, Calls: max(0, d.calls-prev.calls), CallsToday: d.callsToday}
+			row.HubSpot = hubspotDest(d, prev, now.at)
 			v.HubSpotDestinations = true
 		}
 		v.Destinations = append(v.Destinations, row)
