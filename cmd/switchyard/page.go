@@ -8,6 +8,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/switchyard/switchyard/destinations"
 	"github.com/switchyard/switchyard/ingest"
 	"github.com/switchyard/switchyard/queue"
 	"github.com/switchyard/switchyard/router"
@@ -43,13 +44,14 @@ func newDeliveryPage(ctx context.Context, cfg ui.Config) (*deliveryPage, error) 
 // pageDeadLetters is the page's dead-letter panel over the process's own
 // log: its replays run in this process, as replay --dlq would, for on the
 // embedded log the process holds the log. They share the process's HubSpot
-// clients, and so its rate budget.
-func pageDeadLetters(cfg config, log queue.Log, logger *zap.Logger, clients *hubspotClients) ui.DeadLetters {
+// clients, and so its rate budget, and the destinations its routers deliver
+// to (live, by name; nil when it runs none).
+func pageDeadLetters(cfg config, log queue.Log, logger *zap.Logger, clients *hubspotClients, live map[string]destinations.Destination) ui.DeadLetters {
 	return ui.DeadLetters{
 		Log:   log,
 		Topic: cfg.dlqTopic(),
 		Replay: func(ctx context.Context, destination string, pick func(queue.Message) bool, progress func(done, total int64)) error {
-			return replayDeadLetters(ctx, cfg, log, logger, clients, destination, pick, progress)
+			return replayDeadLetters(ctx, cfg, log, logger, clients, live, destination, pick, progress)
 		},
 	}
 }
