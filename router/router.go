@@ -119,6 +119,9 @@ type keyState struct {
 	events []*delivery
 	busy   bool // events of this key are in a batch being collected or sent
 	queued bool // the key is in the ready queue
+	// first holds events' first entry, so a key with one event at a time,
+	// the usual case, needs no array of its own.
+	first [1]*delivery
 }
 
 // batch is a group of events being collected or sent.
@@ -460,6 +463,7 @@ func (s *runState) queue(d *delivery, key string) {
 	ks := s.keys[key]
 	if ks == nil {
 		ks = &keyState{key: key}
+		ks.events = ks.first[:0]
 		s.keys[key] = ks
 	}
 	ks.events = append(ks.events, d)
