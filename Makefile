@@ -1,6 +1,6 @@
 # The two commands: `make run` serves on the embedded log; `make test` runs
 # every test (it starts a real Kafka broker itself).
-.PHONY: run test bench-ingest bench-pipeline bench-hubspot bench-soak bench-source kafka-start kafka-stop build
+.PHONY: run test bench-ingest bench-pipeline bench-hubspot bench-soak bench-source bench-page kafka-start kafka-stop build
 
 run:
 	scripts/run.sh
@@ -22,6 +22,9 @@ bench-soak:
 
 bench-source:
 	scripts/bench-source.sh
+
+bench-page:
+	scripts/bench-page.sh
 
 build:
 	CGO_ENABLED=0 go build -o bin/switchyard ./cmd/switchyard

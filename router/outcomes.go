@@ -40,9 +40,10 @@ const (
 )
 
 // Observer learns every outcome a router gives an event. Observe is called
-// on the router's run loop, so it must return at once.
+// on the router's run loop, once for the outcomes of many events, so it
+// must return at once and must not keep the slice.
 type Observer interface {
-	Observe(Outcome)
+	Observe(outcomes ...Outcome)
 }
 
 func resultName(r destinations.Result) string {
@@ -93,18 +94,23 @@ func (o *Outcomes) ring(dest string) *outcomeRing {
 	return r
 }
 
-// Observe keeps oc, forgetting the destination's oldest outcome when its
-// ring is full.
-func (o *Outcomes) Observe(oc Outcome) {
+// Observe keeps the outcomes, forgetting the destination's oldest outcome
+// for each new one once its ring is full.
+func (o *Outcomes) Observe(outcomes ...Outcome) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	r := o.ring(oc.Destination)
-	if len(r.items) < o.size {
-		r.items = append(r.items, oc)
-		return
+	var r *outcomeRing
+	for i, oc := range outcomes {
+		if i == 0 || oc.Destination != outcomes[i-1].Destination {
+			r = o.ring(oc.Destination)
+		}
+		if len(r.items) < o.size {
+			r.items = append(r.items, oc)
+			continue
+		}
+		r.items[r.next] = oc
+		r.next = (r.next + 1) % o.size
 	}
-	r.items[r.next] = oc
-	r.next = (r.next + 1) % o.size
 }
 
 // Destinations returns the destinations known, sorted.

@@ -60,3 +60,24 @@ func TestOutcomesKeepTheLatestPerDestination(t *testing.T) {
 		t.Errorf("destinations %s, want [a b c]", got)
 	}
 }
+
+func TestOutcomesObservedTogetherAreKeptLikeOneByOne(t *testing.T) {
+	together, oneByOne := NewOutcomes(2), NewOutcomes(2)
+	var all []Outcome
+	for i, dest := range []string{"a", "a", "b", "a", "c", "a", "b"} {
+		all = append(all, Outcome{Destination: dest, Topic: "events", Offset: int64(i), Result: ResultDelivered})
+	}
+	together.Observe(all...)
+	for _, oc := range all {
+		oneByOne.Observe(oc)
+	}
+	for off := range all {
+		got, want := together.Of("events", 0, int64(off)), oneByOne.Of("events", 0, int64(off))
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("offset %d: %v observed together, %v one by one", off, got, want)
+		}
+	}
+	if got := fmt.Sprint(together.Of("events", 0, 5)); len(together.Of("events", 0, 0)) != 0 || got == "[]" {
+		t.Errorf("a's ring of 2 should have forgotten offset 0 and kept offset 5, got %s", got)
+	}
+}

@@ -41,6 +41,8 @@ type Router struct {
 	log    queue.Log
 	logger *zap.Logger
 	seen   *dedupe.Set
+	// displayPath is DisplayName as a gjson path.
+	displayPath string
 
 	delivered, retried, deadLettered, skipped prometheus.Counter
 	redeliveredHeld, redeliveredDelivered     prometheus.Counter
@@ -67,6 +69,7 @@ func New(cfg Config, dest destinations.Destination, log queue.Log, logger *zap.L
 	name := cfg.Destination
 	return &Router{
 		cfg: cfg, dest: dest, policy: policy, log: log, seen: seen,
+		displayPath:  gjson.Escape(cfg.DisplayName),
 		logger:       logger.With(zap.String("destination", name)),
 		delivered:    m.events.WithLabelValues(name, "delivered"),
 		retried:      m.events.WithLabelValues(name, "retried"),
@@ -96,6 +99,9 @@ const groupWatchInterval = 2 * time.Second
 type delivery struct {
 	msg   queue.Message
 	event schemas.Event
+	// messageID and receivedAt are the event's, read once.
+	messageID  string
+	receivedAt time.Time
 	// seenKey is the event's dedupe key, remembered once it is delivered.
 	seenKey      dedupe.Key
 	attempt      int
@@ -113,6 +119,9 @@ type keyState struct {
 	events []*delivery
 	busy   bool // events of this key are in a batch being collected or sent
 	queued bool // the key is in the ready queue
+	// first holds events' first entry, so a key with one event at a time,
+	// the usual case, needs no array of its own.
+	first [1]*delivery
 }
 
 // batch is a group of events being collected or sent.
@@ -139,8 +148,7 @@ func (r *Router) Run(ctx context.Context, src Input) error {
 		keys:    make(map[string]*keyState),
 		tracker: newTracker(),
 		results: make(chan batchResult),
-		fetched: make(chan fetchResult),
-		tokens:  make(chan struct{}, r.cfg.MaxPending),
+		inbox:   newInbox(r.cfg.MaxPending),
 		retryAt: &retryHeap{},
 	}
 	if rb, ok := src.(queue.Rebalancer); ok {
@@ -148,11 +156,6 @@ func (r *Router) Run(ctx context.Context, src Input) error {
 		s.owned = rb.Assignment()
 	}
 	return s.run(ctx)
-}
-
-type fetchResult struct {
-	msg queue.Message
-	err error
 }
 
 type runState struct {
@@ -168,9 +171,20 @@ type runState struct {
 	retryAt    *retryHeap
 
 	results chan batchResult
-	fetched chan fetchResult
-	tokens  chan struct{}
+	inbox   *inbox
 	sendCtx context.Context
+
+	// fetched is the inbox's last batch, kept as its next buffer.
+	fetched []fetchResult
+	// accepted holds, while a batch of fetched messages is accepted, those
+	// left to check against the dedupe set, with their keys.
+	accepted   []acceptedMessage
+	acceptKeys []dedupe.Key
+	// released counts the messages finished since their slots were last
+	// given back to the inbox, and observed the outcomes not yet told to
+	// the Observer; flush passes both on.
+	released int
+	observed []Outcome
 
 	sourceDone bool
 	// topic is the topic of the fetched messages, for commits.
@@ -230,16 +244,8 @@ func (s *runState) run(ctx context.Context) error {
 		timer.Reset(s.nextWake(r.cfg.Now())) // since Go 1.23 a reset timer delivers no stale tick
 		select {
 		case <-ctx.Done():
-		case f := <-s.fetched:
-			if f.err != nil {
-				if errors.Is(f.err, io.EOF) {
-					s.sourceDone = true
-					continue
-				}
-				runErr = fmt.Errorf("fetching: %w", f.err)
-				continue
-			}
-			s.accept(f.msg)
+		case <-s.inbox.ready:
+			runErr = s.acceptFetched()
 		case res := <-s.results:
 			s.finish(res)
 		case <-rebalanced:
@@ -264,8 +270,6 @@ func (s *runState) run(ctx context.Context) error {
 		select {
 		case res := <-s.results:
 			s.finish(res)
-		case <-s.fetched:
-			// Fetched after the stop: left for the next run.
 		case <-deadline.C:
 			if !abandoned {
 				r.logger.Warn("abandoning batches in flight", zap.Int("batches", s.inFlight))
@@ -277,15 +281,8 @@ func (s *runState) run(ctx context.Context) error {
 			deadline.Reset(time.Duration(r.cfg.ShutdownTimeout))
 		}
 	}
-	// Unblock the fetcher if it is handing over a message, then wait for it
-	// and for the group watcher.
-	for stopped := false; !stopped; {
-		select {
-		case <-s.fetched:
-		case <-fetcherDone:
-			stopped = true
-		}
-	}
+	// What was fetched after the stop is left for the next run.
+	<-fetcherDone
 	<-watcherDone
 	commitCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
@@ -371,62 +368,102 @@ func (r *Router) watchGroup(ctx context.Context, src Input) {
 
 // fetch reads the source while there is room for more pending events.
 func (s *runState) fetch(ctx context.Context) {
-	for {
-		select {
-		case s.tokens <- struct{}{}:
-		case <-ctx.Done():
-			return
-		}
+	for s.inbox.acquire(ctx) {
 		msg, err := s.src.Fetch(ctx)
 		if err != nil && ctx.Err() != nil {
 			return
 		}
-		select {
-		case s.fetched <- fetchResult{msg: msg, err: err}:
-		case <-ctx.Done():
-			return
-		}
+		s.inbox.put(fetchResult{msg: msg, err: err})
 		if err != nil {
 			return
 		}
 	}
 }
 
-// accept takes a fetched message: it is skipped, or queued behind its key.
-func (s *runState) accept(msg queue.Message) {
+// acceptedMessage is a fetched message for this destination, to be checked
+// against the dedupe set.
+type acceptedMessage struct {
+	msg queue.Message
+	h   header
+}
+
+// acceptFetched takes what the fetcher handed over: each message is
+// skipped, or queued behind its key. The dedupe set is asked once for all
+// of them. A fetch error ends the batch: a bounded input's io.EOF marks the
+// source done, any other error is returned.
+func (s *runState) acceptFetched() error {
 	r := s.r
-	if !s.owns(msg.Partition) {
-		// Read before the partition was revoked: its new owner delivers it.
-		<-s.tokens
-		return
+	s.fetched = s.inbox.take(s.fetched)
+	defer s.flush()
+	var fetchErr error
+	now := r.cfg.Now()
+	skipped, held := 0, 0
+	for i := range s.fetched {
+		f := &s.fetched[i]
+		if f.err != nil {
+			if errors.Is(f.err, io.EOF) {
+				s.sourceDone = true
+			} else {
+				fetchErr = fmt.Errorf("fetching: %w", f.err)
+			}
+			break
+		}
+		msg := f.msg
+		if !s.owns(msg.Partition) {
+			// Read before the partition was revoked: its new owner delivers it.
+			s.released++
+			continue
+		}
+		s.topic = msg.Topic
+		if !s.tracker.fetched(msg.Partition, msg.Offset) {
+			// Delivered again after a rebalance while this router still holds
+			// it: in flight, pending, or finished and not yet committed.
+			held++
+			s.released++
+			continue
+		}
+		s.pending++
+		h := readHeader(msg.Value)
+		if !wantedBy(h.integrations, r.displayPath) {
+			s.observe(msg, h.messageID, now, Outcome{Result: ResultSkipped, Reason: "the event's integrations object leaves this destination out"})
+			skipped++
+			s.done(msg)
+			continue
+		}
+		s.accepted = append(s.accepted, acceptedMessage{msg: msg, h: h})
+		s.acceptKeys = append(s.acceptKeys, dedupe.KeyOf(h.source, h.messageID))
 	}
-	s.topic = msg.Topic
-	if !s.tracker.fetched(msg.Partition, msg.Offset) {
-		// Delivered again after a rebalance while this router still holds
-		// it: in flight, pending, or finished and not yet committed.
-		r.redeliveredHeld.Inc()
-		<-s.tokens
-		return
+	clear(s.fetched)
+	r.redeliveredHeld.Add(float64(held))
+	if len(s.accepted) == 0 {
+		r.skipped.Add(float64(skipped))
+		return fetchErr
 	}
-	s.pending++
-	r.pendingGauge.Set(float64(s.pending))
-	ev := schemas.NewEvent(msg.Value)
-	if !Wanted(ev, r.cfg.DisplayName) {
-		r.observe(msg, ev, Outcome{Result: ResultSkipped, Reason: "the event's integrations object leaves this destination out"})
-		s.skip(msg)
-		return
+	seen := r.seen.Seen(s.acceptKeys, now)
+	delivered := 0
+	for i := range s.accepted {
+		a := &s.accepted[i]
+		if seen[i] {
+			delivered++
+			s.done(a.msg)
+			continue
+		}
+		s.queue(&delivery{msg: a.msg, event: schemas.NewEvent(a.msg.Value), seenKey: s.acceptKeys[i],
+			messageID: a.h.messageID, receivedAt: a.h.receivedAt}, a.h.key)
 	}
-	seenKey := dedupe.KeyOf(ev.Source(), ev.MessageID())
-	if r.seen.Seen([]dedupe.Key{seenKey}, r.cfg.Now())[0] {
-		r.redeliveredDelivered.Inc()
-		s.skip(msg)
-		return
-	}
-	key := ev.Key()
-	d := &delivery{msg: msg, event: ev, seenKey: seenKey}
+	clear(s.accepted)
+	s.accepted, s.acceptKeys = s.accepted[:0], s.acceptKeys[:0]
+	r.redeliveredDelivered.Add(float64(delivered))
+	r.skipped.Add(float64(skipped + delivered))
+	return fetchErr
+}
+
+// queue puts d behind the events of its key.
+func (s *runState) queue(d *delivery, key string) {
 	ks := s.keys[key]
 	if ks == nil {
 		ks = &keyState{key: key}
+		ks.events = ks.first[:0]
 		s.keys[key] = ks
 	}
 	ks.events = append(ks.events, d)
@@ -441,19 +478,27 @@ func (s *runState) accept(msg queue.Message) {
 	}
 }
 
-func (s *runState) skip(msg queue.Message) {
-	s.r.skipped.Inc()
-	s.done(msg)
-}
-
-// done finishes an offset and frees its pending slot.
+// done finishes an offset; flush frees its pending slot.
 func (s *runState) done(msg queue.Message) {
 	s.tracker.done(msg.Partition, msg.Offset)
 	s.pending--
-	s.r.pendingGauge.Set(float64(s.pending))
-	<-s.tokens
+	s.released++
 	if s.r.cfg.OnFinish != nil {
 		s.r.cfg.OnFinish()
+	}
+}
+
+// flush passes on what the run loop did with a batch of events: it gives
+// the finished events' slots back to the inbox, sets the pending gauge and
+// tells the Observer the outcomes.
+func (s *runState) flush() {
+	s.inbox.release(s.released)
+	s.released = 0
+	s.r.pendingGauge.Set(float64(s.pending))
+	if len(s.observed) > 0 {
+		s.r.cfg.Observer.Observe(s.observed...)
+		clear(s.observed)
+		s.observed = s.observed[:0]
 	}
 }
 
@@ -615,36 +660,40 @@ func (r *Router) writeDeadLetters(ctx context.Context, events []destinations.Eve
 // finish applies a batch's outcomes.
 func (s *runState) finish(res batchResult) {
 	r := s.r
+	defer s.flush()
 	s.inFlight--
 	r.inFlightGauge.Set(float64(s.inFlight))
 	now := r.cfg.Now()
-	var deliveredKeys []dedupe.Key
+	deliveredKeys := make([]dedupe.Key, 0, len(res.b.items))
+	retried, deadLettered := 0, 0
 	for i, d := range res.b.items {
 		o := res.outcomes[i]
 		d.lastOutcome = o
-		r.observe(d.msg, d.event, Outcome{Result: resultName(o.Result), Attempt: d.attempt, Reason: o.Reason, Class: o.Class, Status: o.Status, Response: o.Response})
+		s.observe(d.msg, d.messageID, now, Outcome{Result: resultName(o.Result), Attempt: d.attempt, Reason: o.Reason, Class: o.Class, Status: o.Status, Response: o.Response})
 		switch o.Result {
 		case destinations.Delivered:
-			r.delivered.Inc()
-			if at := d.event.ReceivedAt(); !at.IsZero() {
-				r.latency.Observe(now.Sub(at).Seconds())
+			if !d.receivedAt.IsZero() {
+				r.latency.Observe(now.Sub(d.receivedAt).Seconds())
 			}
 			deliveredKeys = append(deliveredKeys, d.seenKey)
 		case destinations.DeadLetter:
-			r.deadLettered.Inc()
+			deadLettered++
 			r.dead.WithLabelValues(o.Class).Inc()
 			if ce := r.logger.Check(zap.InfoLevel, "dead-lettered"); ce != nil {
-				ce.Write(zap.String("messageId", d.event.MessageID()), zap.Int("attempts", d.attempt), zap.String("reason", o.Reason))
+				ce.Write(zap.String("messageId", d.messageID), zap.Int("attempts", d.attempt), zap.String("reason", o.Reason))
 			}
 		case destinations.Retry:
-			r.retried.Inc()
+			retried++
 			d.retryAt = now.Add(r.backoff(d.attempt, o.RetryAfter))
 			if ce := r.logger.Check(zap.DebugLevel, "retrying"); ce != nil {
-				ce.Write(zap.String("messageId", d.event.MessageID()), zap.Int("attempt", d.attempt),
+				ce.Write(zap.String("messageId", d.messageID), zap.Int("attempt", d.attempt),
 					zap.Time("retryAt", d.retryAt), zap.String("reason", o.Reason))
 			}
 		}
 	}
+	r.delivered.Add(float64(len(deliveredKeys)))
+	r.deadLettered.Add(float64(deadLettered))
+	r.retried.Add(float64(retried))
 	r.seen.Add(deliveredKeys, now)
 	for _, ks := range res.b.keys {
 		ks.busy = false
@@ -671,17 +720,17 @@ func (s *runState) finish(res batchResult) {
 	}
 }
 
-// observe tells the Observer, if any, the outcome oc of the event ev read
-// as msg.
-func (r *Router) observe(msg queue.Message, ev schemas.Event, oc Outcome) {
-	if r.cfg.Observer == nil {
+// observe keeps, for the Observer if there is one, the outcome oc at now
+// of the event read as msg; flush tells it.
+func (s *runState) observe(msg queue.Message, messageID string, now time.Time, oc Outcome) {
+	if s.r.cfg.Observer == nil {
 		return
 	}
-	oc.Destination = r.cfg.Destination
+	oc.Destination = s.r.cfg.Destination
 	oc.Topic, oc.Partition, oc.Offset = msg.Topic, msg.Partition, msg.Offset
-	oc.MessageID = ev.MessageID()
-	oc.At = r.cfg.Now()
-	r.cfg.Observer.Observe(oc)
+	oc.MessageID = messageID
+	oc.At = now
+	s.observed = append(s.observed, oc)
 }
 
 // owns reports whether the partition is this router's. A change of
@@ -756,10 +805,8 @@ func (s *runState) revoke(partition int) {
 		return true
 	})
 	s.pending -= dropped
-	s.r.pendingGauge.Set(float64(s.pending))
-	for range dropped {
-		<-s.tokens
-	}
+	s.released += dropped
+	s.flush()
 	s.r.revokedInFlight.Add(float64(inFlight))
 	s.r.logger.Info("partition revoked", zap.Int("partition", partition),
 		zap.Int("dropped", dropped), zap.Int("inFlight", inFlight))
@@ -862,11 +909,16 @@ func (r *Router) backoff(attempt int, retryAfter time.Duration) time.Duration {
 // whose display name is given: its own key if present, else "All", else
 // true; any value but false enables.
 func Wanted(ev schemas.Event, displayName string) bool {
-	integrations := ev.Get("integrations")
+	return wantedBy(ev.Get("integrations"), gjson.Escape(displayName))
+}
+
+// wantedBy applies an integrations object for the destination whose
+// display name, as a gjson path, is given.
+func wantedBy(integrations gjson.Result, displayPath string) bool {
 	if !integrations.IsObject() {
 		return true
 	}
-	v := integrations.Get(gjson.Escape(displayName))
+	v := integrations.Get(displayPath)
 	if !v.Exists() {
 		v = integrations.Get("All")
 	}

@@ -473,7 +473,8 @@ func TestAFailingDestinationDoesNotDelayAnother(t *testing.T) {
 	if took := time.Since(start); took > 5*time.Second {
 		t.Fatalf("the healthy destination took %s", took)
 	}
-	if len(failing.delivered()) != 0 || failing.count("m0", destinations.Retry) == 0 {
+	failing.waitUntil(t, "the failing destination retries m0", func() bool { return failing.count("m0", destinations.Retry) > 0 })
+	if len(failing.delivered()) != 0 {
 		t.Fatal("the failing destination was not really failing")
 	}
 }

@@ -22,8 +22,13 @@ const (
 	metricRouterPending    = "switchyard_router_pending_events"
 	metricRouterLatency    = "switchyard_router_delivery_latency_seconds"
 
-	metricHubSpotPaused = "switchyard_hubspot_paused"
-	metricHubSpotCalls  = "switchyard_hubspot_calls_total"
+	metricHubSpotPaused      = "switchyard_hubspot_paused"
+	metricHubSpotCalls       = "switchyard_hubspot_calls_total"
+	metricHubSpotBudgetLimit = "switchyard_hubspot_budget_limit"
+	metricHubSpotBudgetUsed  = "switchyard_hubspot_budget_used"
+	metricHubSpotDailyReset  = "switchyard_hubspot_budget_daily_reset_seconds"
+	metricHubSpotPausedUntil = "switchyard_hubspot_paused_until_seconds"
+	metricHubSpotPauseInfo   = "switchyard_hubspot_pause_info"
 
 	metricHubSpotWebhooks    = "switchyard_hubspot_source_webhook_requests_total"
 	metricHubSpotCheckpoint  = "switchyard_hubspot_source_catch_up_checkpoint_seconds"
@@ -77,6 +82,20 @@ type destReading struct {
 	hubspot           bool
 	paused            bool
 	calls, callsToday float64
+
+	// The token's rate budget, by window (10s, daily, search), when the
+	// process exports it: the next daily reset and the pause's end (Unix
+	// seconds, 0 when not paused) and reason.
+	budget         map[string]*budgetReading
+	dailyReset     float64
+	pausedUntil    float64
+	hasPausedUntil bool
+	pauseReason    string
+}
+
+// budgetReading is one window of a HubSpot budget.
+type budgetReading struct {
+	limit, used float64
 }
 
 // read gathers g once and picks out the overview's metrics.
@@ -97,7 +116,7 @@ func read(g prometheus.Gatherer) (*reading, error) {
 	dest := func(name string) *destReading {
 		d := r.dests[name]
 		if d == nil {
-			d = &destReading{deadByClass: map[string]float64{}}
+			d = &destReading{deadByClass: map[string]float64{}, budget: map[string]*budgetReading{}}
 			r.dests[name] = d
 		}
 		return d
@@ -150,6 +169,28 @@ func read(g prometheus.Gatherer) (*reading, error) {
 				if labels["outcome"] != "paused" {
 					d.calls += m.GetCounter().GetValue()
 				}
+			case metricHubSpotBudgetLimit, metricHubSpotBudgetUsed:
+				d := dest(labels["destination"])
+				d.hubspot = true
+				w := d.budget[labels["window"]]
+				if w == nil {
+					w = &budgetReading{}
+					d.budget[labels["window"]] = w
+				}
+				if f.GetName() == metricHubSpotBudgetLimit {
+					w.limit = m.GetGauge().GetValue()
+				} else {
+					w.used = m.GetGauge().GetValue()
+				}
+			case metricHubSpotDailyReset:
+				d := dest(labels["destination"])
+				d.hubspot, d.dailyReset = true, m.GetGauge().GetValue()
+			case metricHubSpotPausedUntil:
+				d := dest(labels["destination"])
+				d.hubspot, d.pausedUntil, d.hasPausedUntil = true, m.GetGauge().GetValue(), true
+			case metricHubSpotPauseInfo:
+				d := dest(labels["destination"])
+				d.hubspot, d.pauseReason = true, labels["reason"]
 			case metricHubSpotWebhooks:
 				s := source(labels["source"])
 				s.hubspot = true

@@ -50,6 +50,9 @@ type Config struct {
 	Tester Tester
 	// Live is what the live events panel reads; its zero value shows none.
 	Live LiveConfig
+	// Syncs are the HubSpot sources' syncs; nil means the process syncs
+	// none.
+	Syncs Syncs
 }
 
 // Handler serves the page. New returns one.
@@ -63,6 +66,7 @@ type Handler struct {
 	tap     *tap
 	mux     *http.ServeMux
 	replays replays
+	syncs   syncWatch
 
 	mu       sync.Mutex
 	fragment string // the latest overview fragment
@@ -148,6 +152,7 @@ func (h *Handler) routes() {
 	h.mux.HandleFunc("POST /ui/tester", h.action(h.serveTesterRun))
 	h.mux.HandleFunc("GET /ui/live", h.page(h.serveLive))
 	h.mux.HandleFunc("GET /ui/live/event", h.data(h.serveLiveEvent))
+	h.mux.HandleFunc("POST /ui/syncs/full", h.action(h.serveStartFullSync))
 }
 
 // ServeHTTP answers requests under /ui.
@@ -371,6 +376,8 @@ type pageView struct {
 	Fragment template.HTML
 	History  template.JS // JSON chart points (encoding/json escapes <, > and &)
 	After    uint64
+	// SyncSources are the sources a full sync can be started of.
+	SyncSources []string
 }
 
 func (h *Handler) serveOverview(w http.ResponseWriter, r *http.Request, s session) {
@@ -380,9 +387,10 @@ func (h *Handler) serveOverview(w http.ResponseWriter, r *http.Request, s sessio
 	all := h.ring.all()
 	hist, _ := json.Marshal(history(all, 10*time.Minute, 10*time.Second))
 	v := pageView{
-		NoToken:  h.cfg.AdminToken == "",
-		Fragment: template.HTML(fragment),
-		History:  template.JS(hist),
+		NoToken:     h.cfg.AdminToken == "",
+		Fragment:    template.HTML(fragment),
+		History:     template.JS(hist),
+		SyncSources: h.syncSources(),
 	}
 	if s.expires.After(time.Time{}) {
 		v.CSRF = h.auth.csrfToken(s)
@@ -435,6 +443,8 @@ type overviewView struct {
 	// HubSpotSources and HubSpotDestinations say whether any row has a
 	// HubSpot part.
 	HubSpotSources, HubSpotDestinations bool
+	// Syncs are the HubSpot sources' running or last syncs.
+	Syncs []syncRow
 }
 
 type sourceRow struct {
@@ -469,8 +479,16 @@ type destRow struct {
 
 // hubspotDestRow is what a HubSpot destination adds to its row.
 type hubspotDestRow struct {
-	Paused            bool
-	Calls, CallsToday float64 // Calls over rateWindow
+	Paused bool
+	// PauseReason, PausedUntil (its time of day, UTC), PausedAt (RFC 3339)
+	// and PausedIn (how long from the reading) say why and until when;
+	// empty when the process does not export them.
+	PauseReason, PausedUntil, PausedAt, PausedIn string
+	// Burst, Daily and Search are the token's budget windows; DailyReset
+	// says when the daily one starts again.
+	Burst, Daily, Search budgetCell
+	DailyReset           string
+	Calls, CallsToday    float64 // Calls over rateWindow
 }
 
 type reasonCount struct {
@@ -489,6 +507,7 @@ func (h *Handler) overview(readyErr error) overviewView {
 		Viewers:       h.hub.count(),
 		RateWindow:    rateWindow.String(),
 		LatencyWindow: latencyWindow.String(),
+		Syncs:         h.syncs.rows(h.cfg.Syncs, now.at),
 	}
 	_, minuteAgo := h.ring.latest(latencyWindow)
 	all := h.ring.all()
@@ -551,7 +570,7 @@ func (h *Handler) overview(readyErr error) overviewView {
 		}
 		row.P50, row.P99 = formatSeconds(latency.quantile(0.5)), formatSeconds(latency.quantile(0.99))
 		if d.hubspot {
-			row.HubSpot = &hubspotDestRow{Paused: d.paused, Calls: max(0, d.calls-prev.calls), CallsToday: d.callsToday}
+			row.HubSpot = hubspotDest(d, prev, now.at)
 			v.HubSpotDestinations = true
 		}
 		v.Destinations = append(v.Destinations, row)

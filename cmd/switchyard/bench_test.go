@@ -101,7 +101,14 @@ func runLoad(b *testing.B, backend string, sc loadScenario, duration time.Durati
 	addr := freeAddr(b)
 	srv := start(b, addr, args...)
 	defer srv.stop(b, syscall.SIGTERM)
+	return loadServer(b, backend, srv, sc, duration)
+}
 
+// loadServer drives sc against the running gateway srv (write key
+// bench-key) for a 2 s warm-up and then duration, and measures it.
+func loadServer(b *testing.B, backend string, srv *server, sc loadScenario, duration time.Duration) loadResult {
+	b.Helper()
+	addr := srv.addr
 	client := &fasthttp.HostClient{Addr: addr, MaxConns: sc.connections, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
 	auth := "Basic " + basicKey("bench-key")
 	var (

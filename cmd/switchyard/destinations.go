@@ -32,6 +32,9 @@ type destinationDeps struct {
 	// outcomes, when not nil, learns what every router does with each
 	// event, for the delivery page.
 	outcomes router.Observer
+	// built, when not nil, receives each destination its router delivers
+	// to, by name, so that the page's replays share it and its state.
+	built map[string]destinations.Destination
 }
 
 // destinationBuilder builds a destination; key is its place in the config,
@@ -85,6 +88,9 @@ func buildRouters(cfg config, log queue.Log, deps destinationDeps, m *router.Met
 		}
 		if c, ok := dest.(destinations.Closer); ok {
 			closers = append(closers, c)
+		}
+		if deps.built != nil {
+			deps.built[dc.Name] = dest
 		}
 		if hr, ok := dest.(destinations.HealthReporter); ok && deps.health != nil {
 			deps.health[dc.Name] = hr

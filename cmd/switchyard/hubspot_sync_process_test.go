@@ -449,6 +449,23 @@ func TestFullSyncKilledHalfwayResumesAndEmitsEachRecordOnce(t *testing.T) {
 	if want := contacts - int(done); appended != want {
 		t.Errorf("the resumed sync appended %d calls, want the %d records it had left", appended, want)
 	}
+	// The delivery page's overview shows the sync done.
+	var pageRow string
+	eventuallyTrueWithin(t, 10*time.Second, "the overview shows the full sync done", func() bool {
+		_, page := uiGet(t, e.addr, "/ui/", "")
+		pageRow = regexp.MustCompile(`(?s)<tr data-sync-source="crm-in">.*?</tr>`).FindString(page)
+		return strings.Contains(pageRow, `data-state="done"`)
+	})
+	for _, want := range []string{
+		`<td data-field="sync-kind">full</td>`,
+		fmt.Sprintf(`<td data-field="sync-read">%d of %d</td>`, contacts, contacts),
+		`<td data-field="sync-percent">100%</td>`,
+		fmt.Sprintf(`<td data-field="sync-emitted">%d</td>`, appended),
+	} {
+		if !strings.Contains(pageRow, want) {
+			t.Errorf("the overview's sync row lacks %s:\n%s", want, pageRow)
+		}
+	}
 
 	var calls []gjson.Result
 	eventuallyTrueWithin(t, 30*time.Second, "the app has a call for every contact", func() bool {

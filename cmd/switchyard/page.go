@@ -4,13 +4,16 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 
 	"go.uber.org/zap"
 
+	"github.com/switchyard/switchyard/destinations"
 	"github.com/switchyard/switchyard/ingest"
 	"github.com/switchyard/switchyard/queue"
 	"github.com/switchyard/switchyard/router"
+	hubspotsource "github.com/switchyard/switchyard/sources/hubspot"
 	"github.com/switchyard/switchyard/ui"
 )
 
@@ -43,15 +46,58 @@ func newDeliveryPage(ctx context.Context, cfg ui.Config) (*deliveryPage, error) 
 // pageDeadLetters is the page's dead-letter panel over the process's own
 // log: its replays run in this process, as replay --dlq would, for on the
 // embedded log the process holds the log. They share the process's HubSpot
-// clients, and so its rate budget.
-func pageDeadLetters(cfg config, log queue.Log, logger *zap.Logger, clients *hubspotClients) ui.DeadLetters {
+// clients, and so its rate budget, and the destinations its routers deliver
+// to (live, by name; nil when it runs none).
+func pageDeadLetters(cfg config, log queue.Log, logger *zap.Logger, clients *hubspotClients, live map[string]destinations.Destination) ui.DeadLetters {
 	return ui.DeadLetters{
 		Log:   log,
 		Topic: cfg.dlqTopic(),
 		Replay: func(ctx context.Context, destination string, pick func(queue.Message) bool, progress func(done, total int64)) error {
-			return replayDeadLetters(ctx, cfg, log, logger, clients, destination, pick, progress)
+			return replayDeadLetters(ctx, cfg, log, logger, clients, live, destination, pick, progress)
 		},
 	}
+}
+
+// pageSyncs is the page's view of the syncs a (the admin endpoint) runs
+// and shows: nil when the process syncs no source.
+func pageSyncs(a *syncAdmin) ui.Syncs {
+	if len(a.jobs) == 0 {
+		return nil
+	}
+	return adminSyncs{a}
+}
+
+// adminSyncs shows the page what GET /admin/sources/{source}/sync answers,
+// and starts a full sync as POST does.
+type adminSyncs struct{ admin *syncAdmin }
+
+func (s adminSyncs) Progress() []ui.SourceSync {
+	out := make([]ui.SourceSync, 0, len(s.admin.jobs))
+	for name, jobs := range s.admin.jobs {
+		p, ok := jobs.progress()
+		if !ok {
+			out = append(out, ui.SourceSync{Source: name})
+			continue
+		}
+		out = append(out, ui.SourceSync{
+			Source: name, Kind: p.Kind, State: p.State, ObjectType: p.ObjectType,
+			Done: p.Done, Emitted: p.Emitted, Total: p.Total,
+			Started: p.Started, Updated: p.Updated, Error: p.Error,
+		})
+	}
+	return out
+}
+
+func (s adminSyncs) StartFull(source string) error {
+	jobs := s.admin.jobs[source]
+	if jobs == nil {
+		return fmt.Errorf("no hubspot source named %q is synced by this process", source)
+	}
+	_, err := jobs.start(hubspotsource.SyncRequest{Full: true})
+	if errors.Is(err, hubspotsource.ErrSyncRunning) {
+		return ui.ErrSyncRunning
+	}
+	return err
 }
 
 // recentOutcomesPerDestination is how many outcomes the page keeps per

@@ -53,7 +53,7 @@ func TestPageReplayDeliversDeadLettersToAWebhook(t *testing.T) {
 	defer clients.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	page, err := newDeliveryPage(ctx, ui.Config{AdminToken: "tok", Metrics: newRegistry(), DeadLetters: pageDeadLetters(cfg, log, logger, clients)})
+	page, err := newDeliveryPage(ctx, ui.Config{AdminToken: "tok", Metrics: newRegistry(), DeadLetters: pageDeadLetters(cfg, log, logger, clients, nil)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -96,7 +96,7 @@ func replay(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	defer clients.Close()
 	progress := newProgress("replay", "events", "at most ", total, stderr)
 	defer progress.finish()
-	if err := deliverAgain(ctx, cfg, log, logger, clients, index, dc, src, progress.add); err != nil {
+	if err := deliverAgain(ctx, cfg, log, logger, clients, index, dc, nil, src, progress.add); err != nil {
 		return err
 	}
 	progress.finish()
@@ -109,18 +109,23 @@ func replay(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 }
 
 // deliverAgain delivers what src hands on to the destination dc (the
-// index-th of cfg), built afresh from the current config, through a router
-// of its own that commits nothing; onFinish is called for each event
-// finished. It returns once src is read to its end and every event is
-// finished, or ctx ends.
+// index-th of cfg) through a router of its own that commits nothing;
+// onFinish is called for each event finished. The destination is live, the
+// one this process's router delivers to, or, when live is nil, built afresh
+// from the current config. It returns once src is read to its end and
+// every event is finished, or ctx ends.
 func deliverAgain(ctx context.Context, cfg config, log queue.Log, logger *zap.Logger, clients *hubspotClients,
-	index int, dc destinationConfig, src *replayInput, onFinish func()) error {
-	dest, err := buildDestination(index, dc, destinationDeps{logger: logger, dataDir: cfg.DataDir, hubspot: clients})
-	if err != nil {
-		return err
-	}
-	if c, ok := dest.(destinations.Closer); ok {
-		defer c.Close()
+	index int, dc destinationConfig, live destinations.Destination, src *replayInput, onFinish func()) error {
+	dest := live
+	if dest == nil {
+		built, err := buildDestination(index, dc, destinationDeps{logger: logger, dataDir: cfg.DataDir, hubspot: clients})
+		if err != nil {
+			return err
+		}
+		if c, ok := built.(destinations.Closer); ok {
+			defer c.Close()
+		}
+		dest = built
 	}
 	rcfg := cfg.routerConfig(dc)
 	rcfg.OnFinish = onFinish
@@ -135,9 +140,12 @@ func deliverAgain(ctx context.Context, cfg config, log queue.Log, logger *zap.Lo
 // destination that pick chooses again, as replay --dlq does, over the
 // process's own log: the dead letters on the topic now, the dead-letter
 // message of each handed to pick. progress, when set, is called with the
-// events finished and the dead letters picked so far.
+// events finished and the dead letters picked so far. live holds the
+// destinations this process's routers deliver to, by name: a replay to one
+// of them goes through it, since its state (a HubSpot destination's) is
+// held by it; the others are built afresh.
 func replayDeadLetters(ctx context.Context, cfg config, log queue.Log, logger *zap.Logger, clients *hubspotClients,
-	destination string, pick func(queue.Message) bool, progress func(done, total int64)) error {
+	live map[string]destinations.Destination, destination string, pick func(queue.Message) bool, progress func(done, total int64)) error {
 	index, dc, err := findDestination(cfg, destination)
 	if err != nil {
 		return err
@@ -155,7 +163,7 @@ func replayDeadLetters(ctx context.Context, cfg config, log queue.Log, logger *z
 			progress(n, src.picked.Load())
 		}
 	}
-	if err := deliverAgain(ctx, cfg, log, logger, clients, index, dc, src, onFinish); err != nil {
+	if err := deliverAgain(ctx, cfg, log, logger, clients, index, dc, live[dc.Name], src, onFinish); err != nil {
 		return err
 	}
 	if progress != nil {

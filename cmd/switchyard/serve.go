@@ -9,6 +9,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/switchyard/switchyard/destinations"
 	"github.com/switchyard/switchyard/destinations/hubspot"
 	"github.com/switchyard/switchyard/ingest"
 	"github.com/switchyard/switchyard/router"
@@ -57,6 +58,7 @@ func serve(ctx context.Context, name string, args []string, stderr io.Writer, pa
 	var routers []*router.Router
 	health := destinationHealth{}
 	var outcomes *router.Outcomes
+	live := map[string]destinations.Destination{}
 	if runRouters {
 		metrics, err := router.NewMetrics(reg)
 		if err != nil {
@@ -67,7 +69,7 @@ func serve(ctx context.Context, name string, args []string, stderr io.Writer, pa
 			return fmt.Errorf("registering metrics: %w", err)
 		}
 		outcomes = newRecentOutcomes(cfg)
-		deps := destinationDeps{logger: logger, dataDir: cfg.DataDir, hubspot: clients, hubspotMetrics: hubspotMetrics, health: health, outcomes: outcomes}
+		deps := destinationDeps{logger: logger, dataDir: cfg.DataDir, hubspot: clients, hubspotMetrics: hubspotMetrics, health: health, outcomes: outcomes, built: live}
 		var release func()
 		if routers, release, err = buildRouters(cfg, log, deps, metrics); err != nil {
 			return err
@@ -101,8 +103,8 @@ func serve(ctx context.Context, name string, args []string, stderr io.Writer, pa
 	}
 	page, err := newDeliveryPage(pageCtx, ui.Config{
 		AdminToken: adminToken(), Metrics: reg, Ready: ready,
-		DeadLetters: pageDeadLetters(cfg, log, logger, clients), Tester: tester,
-		Live: liveEvents(cfg, log, outcomes),
+		DeadLetters: pageDeadLetters(cfg, log, logger, clients, live), Tester: tester,
+		Live: liveEvents(cfg, log, outcomes), Syncs: pageSyncs(admin),
 	})
 	if err != nil {
 		return err

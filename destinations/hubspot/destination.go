@@ -128,6 +128,9 @@ func New(name string, cfg Config, client *api.Client, log *zap.Logger) (*HubSpot
 	if h.state, err = openState(stateDir, log); err != nil {
 		return nil, fmt.Errorf("state_dir: %w", err)
 	}
+	if h.metrics != nil {
+		h.metrics.budgets.watch(name, client.Budget())
+	}
 	return h, nil
 }
 
@@ -140,6 +143,9 @@ func (h *HubSpot) Close() error {
 		return nil
 	}
 	h.closed = true
+	if h.metrics != nil {
+		h.metrics.budgets.forget(h.name, h.client.Budget())
+	}
 	return h.state.close()
 }
 
@@ -640,12 +646,26 @@ type batchResult struct {
 		Properties         map[string]string `json:"properties"`
 		ObjectWriteTraceID string            `json:"objectWriteTraceId"`
 	} `json:"results"`
-	Errors []struct {
-		Category string                  `json:"category"`
-		Message  string                  `json:"message"`
-		Context  map[string][]string     `json:"context"`
-		Errors   []struct{ Code string } `json:"errors"`
-	} `json:"errors"`
+	Errors []batchError `json:"errors"`
+}
+
+// batchError is one input's error in a batch answer (207).
+type batchError struct {
+	Category string                  `json:"category"`
+	Message  string                  `json:"message"`
+	Context  map[string][]string     `json:"context"`
+	Errors   []struct{ Code string } `json:"errors"`
+	// Raw is the error as HubSpot wrote it, for the dead letter's response.
+	Raw json.RawMessage `json:"-"`
+}
+
+func (e *batchError) UnmarshalJSON(b []byte) error {
+	type fields batchError
+	if err := json.Unmarshal(b, (*fields)(e)); err != nil {
+		return err
+	}
+	e.Raw = slices.Clone(b)
+	return nil
 }
 
 // input is one object input: the events it carries and what they set.
@@ -750,7 +770,7 @@ func (s *sending) write(ctx context.Context, object, op string, inputs []*input,
 		}
 		answered := make([]bool, len(chunk))
 		for _, e := range res.Errors {
-			o := destinations.Outcome{Result: destinations.DeadLetter, Class: "hubspot_" + strings.ToLower(e.Category), Reason: "HubSpot refused the " + singular(object) + ": " + e.Message, Status: resp.Status}
+			o := destinations.Outcome{Result: destinations.DeadLetter, Class: "hubspot_" + strings.ToLower(e.Category), Reason: "HubSpot refused the " + singular(object) + ": " + e.Message, Status: resp.Status, Response: api.Excerpt(e.Raw)}
 			for _, d := range e.Errors {
 				if d.Code == "PROPERTY_DOESNT_EXIST" {
 					s.h.forgetCatalog(object)

@@ -152,6 +152,11 @@ func TestOneBadRecordIsDeadLetteredAndTheOthersDelivered(t *testing.T) {
 	if out[1].Result != destinations.DeadLetter || !strings.Contains(out[1].Reason, "bad@@example..com") {
 		t.Fatalf("bad record: %+v", out[1])
 	}
+	// The dead letter keeps HubSpot's error for the record, as it wrote it.
+	if out[1].Status != http.StatusMultiStatus || !strings.Contains(out[1].Response, `"category":"VALIDATION_ERROR"`) ||
+		!strings.Contains(out[1].Response, `"code":"INVALID_EMAIL"`) {
+		t.Fatalf("bad record's status %d and response %q, want the 207's error for it", out[1].Status, out[1].Response)
+	}
 	if _, ok := contactByEmail(p, "good2@example.com"); !ok {
 		t.Fatal("the good records were not written")
 	}

@@ -185,19 +185,19 @@ func (c *Client) classify(kind Kind, method, path string, resp *http.Response, r
 			policy = "SECONDLY"
 		}
 		wait := c.budget.RateLimited(policy, retryAfter)
-		return nil, &RateLimitError{Policy: policy, RetryAfter: wait, Reason: what, Body: excerpt(raw)}
+		return nil, &RateLimitError{Policy: policy, RetryAfter: wait, Reason: what, Body: Excerpt(raw)}
 	case status == http.StatusLocked:
 		// [O-err] the lock lasts 2 s: wait at least that long.
-		return nil, &TransientError{Status: status, RetryAfter: max(retryAfter, 2*time.Second), Reason: what, Body: excerpt(raw)}
+		return nil, &TransientError{Status: status, RetryAfter: max(retryAfter, 2*time.Second), Reason: what, Body: Excerpt(raw)}
 	case status == 477:
 		// [O-err] the account is migrating between data-hosting locations.
-		return nil, &TransientError{Status: status, RetryAfter: retryAfter, Reason: what, Body: excerpt(raw)}
+		return nil, &TransientError{Status: status, RetryAfter: retryAfter, Reason: what, Body: Excerpt(raw)}
 	case status == http.StatusRequestTimeout || status >= 500 && status != http.StatusNotImplemented:
-		return nil, &TransientError{Status: status, RetryAfter: retryAfter, Reason: what, Body: excerpt(raw)}
+		return nil, &TransientError{Status: status, RetryAfter: retryAfter, Reason: what, Body: Excerpt(raw)}
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
-		return nil, &AuthError{Status: status, Reason: what, Body: excerpt(raw), Scopes: e.RequiredScopes()}
+		return nil, &AuthError{Status: status, Reason: what, Body: Excerpt(raw), Scopes: e.RequiredScopes()}
 	default:
-		return nil, &RequestError{Status: status, Reason: what, Body: excerpt(raw), Detail: e}
+		return nil, &RequestError{Status: status, Reason: what, Body: Excerpt(raw), Detail: e}
 	}
 }
 
@@ -253,7 +253,9 @@ func (e ErrorBody) RequiredScopes() []string {
 	return append(scopes, e.Context["requiredGranularScopes"]...)
 }
 
-func excerpt(raw []byte) string {
+// Excerpt is the start of a response body as errors and dead letters carry
+// it: at most 512 bytes of valid UTF-8, with "…" when cut.
+func Excerpt(raw []byte) string {
 	const limit = 512
 	if len(raw) <= limit {
 		return strings.ToValidUTF8(string(raw), "")

@@ -69,6 +69,11 @@ type Budget struct {
 	share       float64
 	pausedUntil time.Time
 	pauseReason string
+	// dailyLimit and dailyRemaining are what HubSpot's Daily headers last
+	// said, at dailySeen; dailyLimit is 0 until a response reports it.
+	dailyLimit     int
+	dailyRemaining int
+	dailySeen      time.Time
 }
 
 // NewBudget returns the budget of a token of the tier. The daily allowance
@@ -131,9 +136,24 @@ func (b *Budget) Observe(h http.Header) {
 			b.Burst.Observe(int(float64(remaining) * share))
 		}
 	}
-	if remaining, ok := headerInt(h, "X-Hubspot-Ratelimit-Daily-Remaining"); ok && remaining <= 0 {
-		b.pause(b.nextReset(), "the daily limit is used up")
+	if limit, ok := headerInt(h, "X-Hubspot-Ratelimit-Daily"); ok && limit > 0 {
+		b.mu.Lock()
+		b.dailyLimit = limit
+		b.mu.Unlock()
 	}
+	if remaining, ok := headerInt(h, "X-Hubspot-Ratelimit-Daily-Remaining"); ok {
+		b.observeDaily(remaining)
+		if remaining <= 0 {
+			b.pause(b.nextReset(), "the daily limit is used up")
+		}
+	}
+}
+
+// observeDaily records what is left of the day, as of now.
+func (b *Budget) observeDaily(remaining int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.dailyRemaining, b.dailySeen = max(remaining, 0), b.clock.Now()
 }
 
 // RateLimited learns from a 429 answer's policyName: TEN_SECONDLY_ROLLING
@@ -146,6 +166,7 @@ func (b *Budget) RateLimited(policy string, retryAfter time.Duration) time.Durat
 	switch policy {
 	case "DAILY":
 		until := b.nextReset()
+		b.observeDaily(0)
 		b.pause(until, "HubSpot answered 429 DAILY: the daily limit is used up")
 		wait = max(wait, until.Sub(now))
 	case "SECONDLY":
@@ -178,6 +199,55 @@ func (b *Budget) PausedUntil() (time.Time, string) {
 		return time.Time{}, ""
 	}
 	return b.pausedUntil, b.pauseReason
+}
+
+// BudgetState is a budget at one moment, for metrics and the delivery page.
+type BudgetState struct {
+	// Burst is this process's share of the 10-second rolling window (the
+	// tier's allowance, or what X-HubSpot-RateLimit-Max said, split by
+	// SetShare) and the calls in it, others' included as
+	// X-HubSpot-RateLimit-Remaining reported them.
+	Burst WindowState
+	// Search is the search endpoints' per-second window.
+	Search WindowState
+	// Daily is the account's daily allowance and the calls spent today, by
+	// every app of the account, as HubSpot's X-HubSpot-RateLimit-Daily and
+	// -Daily-Remaining headers last said (a DAILY 429 means none left). Its
+	// Limit is 0 until a response reports it (OAuth tokens have none); Used
+	// starts at 0 again at DailyReset.
+	Daily WindowState
+	// DailyReset is the next midnight in the account's time zone.
+	DailyReset time.Time
+	// PausedUntil is when calls may go again, zero when they may go now;
+	// PauseReason says why they may not.
+	PausedUntil time.Time
+	PauseReason string
+}
+
+// WindowState is a limit and the calls it has spent in its current window.
+type WindowState struct {
+	Limit, Used int
+}
+
+// Left is what the window may still spend, never below 0.
+func (w WindowState) Left() int { return max(0, w.Limit-w.Used) }
+
+// State reads the budget's limits, what each has used and its pause.
+func (b *Budget) State() BudgetState {
+	s := BudgetState{
+		Burst:      WindowState{Limit: b.Burst.Max(), Used: b.Burst.Used()},
+		Search:     WindowState{Limit: b.Search.Max(), Used: b.Search.Used()},
+		DailyReset: b.nextReset(),
+	}
+	s.PausedUntil, s.PauseReason = b.PausedUntil()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s.Daily.Limit = b.dailyLimit
+	// A figure from before today's midnight is yesterday's.
+	if b.dailyLimit > 0 && !b.dailySeen.IsZero() && !b.dailySeen.Before(s.DailyReset.AddDate(0, 0, -1)) {
+		s.Daily.Used = max(0, b.dailyLimit-b.dailyRemaining)
+	}
+	return s
 }
 
 // Now is the budget's clock's time.

@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -107,5 +108,69 @@ func TestASharedTokenIsSplitByShare(t *testing.T) {
 	b.SetShare(8, 8)
 	if got := b.Burst.Max(); got != 190 {
 		t.Fatalf("the whole share = %d", got)
+	}
+}
+
+func TestStateReadsEachWindowAndThePause(t *testing.T) {
+	c := newFakeClock() // 12:00 UTC, 07:00 in New York
+	ny, _ := time.LoadLocation("America/New_York")
+	b, _ := NewBudget(Professional, c, ny)
+	midnight := time.Date(2026, 11, 23, 0, 0, 0, 0, ny)
+
+	s := b.State()
+	if s.Burst != (WindowState{Limit: 190}) || s.Search != (WindowState{Limit: 5}) || s.Daily != (WindowState{}) {
+		t.Fatalf("a new budget's state %+v", s)
+	}
+	if !s.DailyReset.Equal(midnight) || !s.PausedUntil.IsZero() || s.PauseReason != "" {
+		t.Fatalf("a new budget resets at %s, paused until %s (%q)", s.DailyReset, s.PausedUntil, s.PauseReason)
+	}
+
+	// 4 of 8 parts of the burst; 12 calls of ours, then HubSpot says 80 of
+	// its 95 are left (3 more by others) and 625000-600000 of the day.
+	b.SetShare(4, 8)
+	sendAll(t, b.Burst, c, 12)
+	sendAll(t, b.Search, c, 2)
+	b.Observe(headers("X-HubSpot-RateLimit-Max", "190", "X-HubSpot-RateLimit-Remaining", "160",
+		"X-HubSpot-RateLimit-Daily", "625000", "X-HubSpot-RateLimit-Daily-Remaining", "25000"))
+	s = b.State()
+	if s.Burst != (WindowState{Limit: 95, Used: 15}) || s.Burst.Left() != 80 {
+		t.Errorf("burst %+v (left %d), want 15 of 95 used, 80 left", s.Burst, s.Burst.Left())
+	}
+	if s.Search != (WindowState{Limit: 5, Used: 2}) {
+		t.Errorf("search %+v, want 2 of 5", s.Search)
+	}
+	if s.Daily != (WindowState{Limit: 625000, Used: 600000}) || s.Daily.Left() != 25000 {
+		t.Errorf("daily %+v, want 600000 of 625000 used", s.Daily)
+	}
+
+	// A second on, the search window is empty; the burst window still holds
+	// the calls.
+	c.Set(c.Now().Add(time.Second + 20*time.Millisecond))
+	if s = b.State(); s.Search.Used != 0 || s.Burst.Used != 15 {
+		t.Errorf("a second on: search %+v, burst %+v", s.Search, s.Burst)
+	}
+	c.Set(c.Now().Add(10200 * time.Millisecond))
+	if s = b.State(); s.Burst.Used != 0 {
+		t.Errorf("a window on: burst %+v", s.Burst)
+	}
+
+	// A DAILY 429 leaves nothing of the day and pauses until midnight.
+	b.RateLimited("DAILY", 0)
+	s = b.State()
+	if s.Daily != (WindowState{Limit: 625000, Used: 625000}) || s.Daily.Left() != 0 {
+		t.Errorf("daily after a DAILY 429 %+v", s.Daily)
+	}
+	if !s.PausedUntil.Equal(midnight) || !strings.Contains(s.PauseReason, "DAILY") {
+		t.Errorf("paused until %s (%q), want midnight in New York for DAILY", s.PausedUntil, s.PauseReason)
+	}
+
+	// After midnight the day starts again and the pause is over.
+	c.Set(midnight.Add(time.Minute))
+	s = b.State()
+	if s.Daily != (WindowState{Limit: 625000}) || !s.PausedUntil.IsZero() || s.PauseReason != "" {
+		t.Errorf("after midnight: daily %+v, paused until %s (%q)", s.Daily, s.PausedUntil, s.PauseReason)
+	}
+	if !s.DailyReset.Equal(midnight.AddDate(0, 0, 1)) {
+		t.Errorf("next reset %s", s.DailyReset)
 	}
 }

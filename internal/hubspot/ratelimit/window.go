@@ -122,6 +122,19 @@ func (w *Window) Max() int {
 	return w.max
 }
 
+// Used returns the requests in the current window: those sent in the last
+// Length (and its guard), including those the service reported for others.
+func (w *Window) Used() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	cut := w.clock.Now().Add(-w.span())
+	n := 0
+	for i := len(w.sent) - 1; i >= 0 && w.sent[i].After(cut); i-- {
+		n++
+	}
+	return n
+}
+
 // Observe corrects the window from the service's count of the requests
 // left in its current window. When the service has fewer left than this
 // window believes it may still send (other processes or apps share the

@@ -1,0 +1,81 @@
+package router
+
+import (
+	"strings"
+	"time"
+	"unsafe"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/switchyard/switchyard/schemas"
+)
+
+// header is what the router reads of every event, found in one pass over
+// its top-level fields. Each field has the value the schemas.Event accessor
+// of the same name returns.
+type header struct {
+	messageID, source, key string
+	receivedAt             time.Time
+	integrations           gjson.Result
+}
+
+// readHeader reads raw's header. Like a gjson path, it takes the first of
+// repeated fields.
+func readHeader(raw []byte) header {
+	if len(raw) == 0 {
+		return header{}
+	}
+	var messageID, userID, anonymousID, integrations, receivedAt, switchyard gjson.Result
+	first := func(dst *gjson.Result, v gjson.Result) {
+		if !dst.Exists() {
+			*dst = v
+		}
+	}
+	// The results point into raw rather than a copy of it: raw does not
+	// change while the event is in use, and only messageID outlives it.
+	gjson.Parse(unsafe.String(&raw[0], len(raw))).ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "messageId":
+			first(&messageID, v)
+		case "userId":
+			first(&userID, v)
+		case "anonymousId":
+			first(&anonymousID, v)
+		case "integrations":
+			first(&integrations, v)
+		case "receivedAt":
+			first(&receivedAt, v)
+		case "_switchyard":
+			first(&switchyard, v)
+		}
+		return true
+	})
+	h := header{
+		messageID:    strings.Clone(messageID.String()),
+		source:       switchyard.Get("source").String(),
+		key:          idString(userID),
+		integrations: integrations,
+	}
+	if h.key == "" {
+		h.key = idString(anonymousID)
+	}
+	if receivedAt.Type == gjson.String {
+		if t, err := schemas.ParseTime(receivedAt.Str); err == nil {
+			h.receivedAt = t
+		}
+	}
+	return h
+}
+
+// idString renders an id as schemas.Event's Key does: strings as they
+// are, numbers by their JSON text.
+func idString(r gjson.Result) string {
+	switch r.Type {
+	case gjson.String:
+		return r.Str
+	case gjson.Number:
+		return r.Raw
+	default:
+		return ""
+	}
+}
