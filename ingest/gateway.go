@@ -379,13 +379,24 @@ func (g *Gateway) readRequest(c *fiber.Ctx, r route) (request, gjson.Result, err
 	if r.typ != "" {
 		return req, root, nil
 	}
-	batch := root.Get("batch")
+	// One pass over the envelope: each Get would read past the batch.
+	var batch gjson.Result
+	root.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "batch":
+			batch = v
+		case "context":
+			req.context = v
+		case "integrations":
+			req.integrations = v
+		case "sentAt":
+			req.sentAt = v
+		}
+		return true
+	})
 	if !batch.IsArray() {
 		return request{}, gjson.Result{}, &refusal{fiber.StatusBadRequest, "invalid_batch", "the body must have a batch array"}
 	}
-	req.context = root.Get("context")
-	req.integrations = root.Get("integrations")
-	req.sentAt = root.Get("sentAt")
 	return req, batch, nil
 }
 

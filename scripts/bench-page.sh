@@ -8,4 +8,5 @@
 # Kafka is needed.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+scripts/wrk.sh >/dev/null
 go test ./cmd/switchyard -run '^$' -bench '^BenchmarkPageUnderLoad$' -benchtime 1x -timeout 30m

@@ -95,8 +95,18 @@ func start(t testing.TB, addr string, args ...string) *server {
 // answers 200, for at most 30s. The process is killed when the test ends.
 func startReady(t testing.TB, addr, path string, args ...string) *server {
 	t.Helper()
+	return startProgram(t, binary, nil, addr, path, args...)
+}
+
+// startProgram is startReady for any program that takes --addr, with env
+// added to its environment.
+func startProgram(t testing.TB, program string, env []string, addr, path string, args ...string) *server {
+	t.Helper()
 	s := &server{addr: addr, stderr: &bytes.Buffer{}, done: make(chan error, 1)}
-	s.cmd = exec.Command(binary, append(args, "--addr", addr)...)
+	s.cmd = exec.Command(program, append(args, "--addr", addr)...)
+	if env != nil {
+		s.cmd.Env = append(os.Environ(), env...)
+	}
 	s.out = &lockedWriter{w: s.stderr}
 	s.cmd.Stderr = s.out
 	if err := s.cmd.Start(); err != nil {
