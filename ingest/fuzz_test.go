@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -244,4 +245,79 @@ func gjsonValue(r gjson.Result) any {
 		return false
 	}
 	return nil
+}
+
+// FuzzScanJSON holds scanJSON to encoding/json: the same texts are valid,
+// and a key repeated in an object is found as a decoder walking the tokens
+// finds it.
+func FuzzScanJSON(f *testing.F) {
+	for _, seed := range []string{
+		`{"a":1,"b":[true,false,null],"c":{"d":"e\u00e9\n"}}`, `{"a":1,"a":2}`, `{"a":{"b":1,"b":2}}`,
+		`[1,-0.5e+3,0,-0]`, `{"a\u0062":1,"ab":2}`, `01`, `1.`, `{"a":1,}`, `[1 2]`, `"\x01"`, `tru`, ` {} `,
+		`{"a":"\ud800"}`, `-`, `1e`, `{"a" 1}`, `[`, `{"":{"":{}}}`,
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, text string) {
+		valid, repeated, tooDeep := scanJSON(text)
+		if tooDeep {
+			return
+		}
+		if want := json.Valid([]byte(text)); valid != want {
+			t.Fatalf("scanJSON says valid %v, encoding/json %v: %q", valid, want, text)
+		}
+		if valid {
+			if want := repeatsAKey(t, text); repeated != want {
+				t.Fatalf("scanJSON says a key repeats %v, the decoder %v: %q", repeated, want, text)
+			}
+		}
+	})
+}
+
+// repeatsAKey walks valid JSON text's tokens and reports whether an object
+// has a key twice.
+func repeatsAKey(t *testing.T, text string) bool {
+	dec := json.NewDecoder(strings.NewReader(text))
+	dec.UseNumber()
+	type frame struct {
+		keys    map[string]bool // nil for an array
+		wantKey bool
+	}
+	var stack []*frame
+	// valueDone marks the value of the innermost object's current key read.
+	valueDone := func() {
+		if n := len(stack); n > 0 && stack[n-1].keys != nil {
+			stack[n-1].wantKey = true
+		}
+	}
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			return false
+		}
+		if err != nil {
+			t.Fatalf("decoding valid JSON %q: %v", text, err)
+		}
+		top := (*frame)(nil)
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		switch {
+		case tok == json.Delim('}') || tok == json.Delim(']'):
+			stack = stack[:len(stack)-1]
+			valueDone()
+		case top != nil && top.keys != nil && top.wantKey:
+			key := tok.(string)
+			if top.keys[key] {
+				return true
+			}
+			top.keys[key], top.wantKey = true, false
+		case tok == json.Delim('{'):
+			stack = append(stack, &frame{keys: map[string]bool{}, wantKey: true})
+		case tok == json.Delim('['):
+			stack = append(stack, &frame{})
+		default:
+			valueDone()
+		}
+	}
 }

@@ -353,18 +353,18 @@ func (g *Gateway) readRequest(c *fiber.Ctx, r route) (request, gjson.Result, err
 		}
 		return request{}, gjson.Result{}, &refusal{fiber.StatusBadRequest, "invalid_body", err.Error()}
 	}
-	body = validUTF8(body)
-	if !gjson.ValidBytes(body) {
-		return request{}, gjson.Result{}, &refusal{fiber.StatusBadRequest, "invalid_json", "the request body is not valid JSON"}
-	}
-	root := gjson.ParseBytes(body)
-	if !root.IsObject() {
-		return request{}, gjson.Result{}, &refusal{fiber.StatusBadRequest, "invalid_json", "the request body must be a JSON object"}
-	}
-	repeated, tooDeep := scanKeys(root.Raw)
+	text := string(validUTF8(body))
+	valid, repeated, tooDeep := scanJSON(text)
 	if tooDeep {
 		return request{}, gjson.Result{}, &refusal{fiber.StatusBadRequest, "invalid_json",
 			fmt.Sprintf("the request body nests objects and arrays deeper than %d levels", maxDepth)}
+	}
+	if !valid {
+		return request{}, gjson.Result{}, &refusal{fiber.StatusBadRequest, "invalid_json", "the request body is not valid JSON"}
+	}
+	root := gjson.Parse(text)
+	if !root.IsObject() {
+		return request{}, gjson.Result{}, &refusal{fiber.StatusBadRequest, "invalid_json", "the request body must be a JSON object"}
 	}
 	if repeated {
 		root = gjson.Parse(lastValues(root))

@@ -25,57 +25,77 @@ func validUTF8(body []byte) []byte {
 // more, and it bounds the stack that reading a body's keys takes.
 const maxDepth = 64
 
-// scanKeys reads every object of the JSON text, which must be valid, and
-// tells whether one has a key twice, and whether the text nests deeper than
-// maxDepth. gjson reads the first of two equal keys and encoding/json the
-// last, so a message with one means different things to different readers.
-// It reads each byte once.
-func scanKeys(json string) (repeated, tooDeep bool) {
+// scanJSON reads the JSON text once and tells whether it is valid JSON (RFC
+// 8259; strings are not checked for UTF-8, which validUTF8 sees to),
+// whether an object in it has a key twice, and whether it nests deeper
+// than maxDepth (then the rest is not read, and valid is false). gjson
+// reads the first of two equal keys and encoding/json the last, so a
+// message with one means different things to different readers.
+func scanJSON(json string) (valid, repeated, tooDeep bool) {
 	s := keyScanner{json: json}
-	s.value(0, 1)
-	return s.repeated, s.tooDeep
+	i := s.value(s.skipSpace(0), 1)
+	if s.bad || s.tooDeep || s.skipSpace(i) != len(json) {
+		return false, s.repeated, s.tooDeep
+	}
+	return true, s.repeated, false
 }
 
-// keyScanner walks valid JSON text for scanKeys.
+// keyScanner walks JSON text for scanJSON. Once it finds the text invalid
+// (bad) or too deep, every method returns len(json).
 type keyScanner struct {
-	json              string
-	repeated, tooDeep bool
+	json                   string
+	bad, repeated, tooDeep bool
 }
 
-// value reads the value at or after i, at depth, and returns the index
-// after it. Once the text is found too deep it returns len(json).
+// fail marks the text invalid and returns len(json).
+func (s *keyScanner) fail() int {
+	s.bad = true
+	return len(s.json)
+}
+
+// value reads the value at i, at depth, and returns the index after it.
 func (s *keyScanner) value(i, depth int) int {
-	i = s.skipSpace(i)
-	switch s.json[i] {
-	case '{', '[':
+	if i >= len(s.json) {
+		return s.fail()
+	}
+	switch c := s.json[i]; {
+	case c == '{' || c == '[':
 		if depth > maxDepth {
 			s.tooDeep = true
 			return len(s.json)
 		}
-		if s.json[i] == '{' {
+		if c == '{' {
 			return s.object(i, depth)
 		}
 		return s.array(i, depth)
-	case '"':
+	case c == '"':
 		return s.stringEnd(i)
+	case c == '-' || c >= '0' && c <= '9':
+		return s.number(i)
+	case c == 't':
+		return s.literal(i, "true")
+	case c == 'f':
+		return s.literal(i, "false")
+	case c == 'n':
+		return s.literal(i, "null")
 	}
-	for ; i < len(s.json); i++ { // a number, true, false or null
-		switch s.json[i] {
-		case ',', '}', ']', ' ', '\t', '\r', '\n':
-			return i
-		}
-	}
-	return i
+	return s.fail()
 }
 
 func (s *keyScanner) object(i, depth int) int {
 	var keys keySet
 	i = s.skipSpace(i + 1)
-	if s.json[i] == '}' {
+	if i < len(s.json) && s.json[i] == '}' {
 		return i + 1
 	}
 	for {
+		if i >= len(s.json) || s.json[i] != '"' {
+			return s.fail()
+		}
 		end := s.stringEnd(i)
+		if s.bad {
+			return end
+		}
 		key := s.json[i+1 : end-1]
 		if strings.IndexByte(key, '\\') >= 0 {
 			key = gjson.Parse(s.json[i:end]).Str
@@ -83,45 +103,138 @@ func (s *keyScanner) object(i, depth int) int {
 		if keys.add(key) {
 			s.repeated = true
 		}
-		i = s.skipSpace(end) + 1 // past the colon
-		if i = s.value(i, depth+1); s.tooDeep {
+		i = s.skipSpace(end)
+		if i >= len(s.json) || s.json[i] != ':' {
+			return s.fail()
+		}
+		if i = s.value(s.skipSpace(i+1), depth+1); s.bad || s.tooDeep {
 			return i
 		}
 		i = s.skipSpace(i)
-		if s.json[i] == '}' {
-			return i + 1
+		if i >= len(s.json) {
+			return s.fail()
 		}
-		i = s.skipSpace(i + 1) // past the comma
+		switch s.json[i] {
+		case '}':
+			return i + 1
+		case ',':
+			i = s.skipSpace(i + 1)
+		default:
+			return s.fail()
+		}
 	}
 }
 
 func (s *keyScanner) array(i, depth int) int {
 	i = s.skipSpace(i + 1)
-	if s.json[i] == ']' {
+	if i < len(s.json) && s.json[i] == ']' {
 		return i + 1
 	}
 	for {
-		if i = s.value(i, depth+1); s.tooDeep {
+		if i = s.value(i, depth+1); s.bad || s.tooDeep {
 			return i
 		}
 		i = s.skipSpace(i)
-		if s.json[i] == ']' {
-			return i + 1
+		if i >= len(s.json) {
+			return s.fail()
 		}
-		i++ // past the comma
+		switch s.json[i] {
+		case ']':
+			return i + 1
+		case ',':
+			i = s.skipSpace(i + 1)
+		default:
+			return s.fail()
+		}
 	}
 }
 
 // stringEnd returns the index after the string that starts at i.
 func (s *keyScanner) stringEnd(i int) int {
-	for i++; ; i++ {
-		switch s.json[i] {
-		case '\\':
-			i++
-		case '"':
+	for i++; i < len(s.json); i++ {
+		switch c := s.json[i]; {
+		case c == '"':
 			return i + 1
+		case c < 0x20:
+			return s.fail()
+		case c == '\\':
+			i++
+			if i >= len(s.json) {
+				return s.fail()
+			}
+			switch s.json[i] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				if i+4 >= len(s.json) || !isHex4(s.json[i+1:i+5]) {
+					return s.fail()
+				}
+				i += 4
+			default:
+				return s.fail()
+			}
 		}
 	}
+	return s.fail()
+}
+
+func isHex4(s string) bool {
+	for i := 0; i < 4; i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+// number returns the index after the number at i: -?(0|[1-9][0-9]*)
+// (.[0-9]+)?([eE][+-]?[0-9]+)?
+func (s *keyScanner) number(i int) int {
+	if s.json[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(s.json) && s.json[i] == '0':
+		i++
+	case i < len(s.json) && s.json[i] >= '1' && s.json[i] <= '9':
+		i = s.digits(i)
+	default:
+		return s.fail()
+	}
+	if i < len(s.json) && s.json[i] == '.' {
+		if j := s.digits(i + 1); j > i+1 {
+			i = j
+		} else {
+			return s.fail()
+		}
+	}
+	if i < len(s.json) && (s.json[i] == 'e' || s.json[i] == 'E') {
+		i++
+		if i < len(s.json) && (s.json[i] == '+' || s.json[i] == '-') {
+			i++
+		}
+		if j := s.digits(i); j > i {
+			i = j
+		} else {
+			return s.fail()
+		}
+	}
+	return i
+}
+
+// digits returns the index after the decimal digits at i.
+func (s *keyScanner) digits(i int) int {
+	for i < len(s.json) && s.json[i] >= '0' && s.json[i] <= '9' {
+		i++
+	}
+	return i
+}
+
+func (s *keyScanner) literal(i int, word string) int {
+	if !strings.HasPrefix(s.json[i:], word) {
+		return s.fail()
+	}
+	return i + len(word)
 }
 
 func (s *keyScanner) skipSpace(i int) int {
