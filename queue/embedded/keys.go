@@ -58,15 +58,23 @@ func topicKeyBounds() (lower, upper []byte) {
 }
 
 func partitionPrefix(prefix byte, topic string, partition int) []byte {
-	k := make([]byte, 0, 2+len(topic)+1+4+8)
-	k = append(k, prefix, '/')
-	k = append(k, topic...)
-	k = append(k, '/')
-	return binary.BigEndian.AppendUint32(k, uint32(partition))
+	return appendPartitionPrefix(make([]byte, 0, 2+len(topic)+1+4+8), prefix, topic, partition)
+}
+
+func appendPartitionPrefix(dst []byte, prefix byte, topic string, partition int) []byte {
+	dst = append(dst, prefix, '/')
+	dst = append(dst, topic...)
+	dst = append(dst, '/')
+	return binary.BigEndian.AppendUint32(dst, uint32(partition))
 }
 
 func messageKey(topic string, partition int, offset int64) []byte {
-	return binary.BigEndian.AppendUint64(partitionPrefix(prefixMessage, topic, partition), uint64(offset))
+	return appendMessageKey(make([]byte, 0, 2+len(topic)+1+4+8), topic, partition, offset)
+}
+
+// appendMessageKey appends the key of a message to dst.
+func appendMessageKey(dst []byte, topic string, partition int, offset int64) []byte {
+	return binary.BigEndian.AppendUint64(appendPartitionPrefix(dst, prefixMessage, topic, partition), uint64(offset))
 }
 
 // offsetOfKey returns the offset at the end of a message key.
@@ -133,6 +141,19 @@ const maxGroupLen = 1<<16 - 1
 // bytes grows with every message, so the size of any range of offsets is a
 // subtraction and size retention is a binary search, like time.
 const valueHeaderLen = 16
+
+// encodedValueLen is the length of a value encodeValue encodes.
+func encodedValueLen(keyLen, valueLen int) int {
+	return valueHeaderLen + uvarintLen(uint64(keyLen)) + keyLen + valueLen
+}
+
+func uvarintLen(x uint64) int {
+	n := 1
+	for ; x >= 0x80; x >>= 7 {
+		n++
+	}
+	return n
+}
 
 func encodeValue(dst []byte, appendTime, bytes int64, key, value []byte) []byte {
 	dst = binary.BigEndian.AppendUint64(dst, uint64(appendTime))
