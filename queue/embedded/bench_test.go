@@ -89,6 +89,11 @@ func BenchmarkPublish(b *testing.B) {
 				compacted += lm.TableBytesCompacted + lm.BlobBytesCompacted
 			}
 			b.ReportMetric(float64(compacted)/(1<<20), "compacted-MB")
+			var moved uint64
+			for _, lm := range m.Levels[1:] {
+				moved += lm.TableBytesMoved
+			}
+			b.ReportMetric(float64(moved)/(1<<20), "moved-MB")
 		})
 	}
 }

@@ -1,6 +1,7 @@
 package embedded
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -204,4 +205,31 @@ func decodeValue(v []byte) (storedValue, error) {
 	rest = rest[w:]
 	s.key, s.value = rest[:n], rest[n:]
 	return s, nil
+}
+
+// messageSpanEnd returns the first key after the span of key, for pebble to
+// end its tables at: the end of key's partition for a message key, the start
+// of the message keys for a key sorting before them, and nil (no end) for a
+// key after them. Tables that hold one partition's messages each do not
+// overlap the tables of newer or older messages of any partition, so
+// pebble moves them down its levels instead of rewriting them.
+func messageSpanEnd(key []byte) []byte {
+	messages := []byte{prefixMessage, '/'}
+	switch {
+	case bytes.Compare(key, messages) < 0:
+		return messages
+	case !bytes.HasPrefix(key, messages):
+		return nil
+	}
+	slash := bytes.IndexByte(key[len(messages):], '/')
+	if slash < 0 || len(key) < len(messages)+slash+1+4 {
+		// Not a message key: end at the next topic's messages.
+		return nil
+	}
+	end := len(messages) + slash + 1
+	partition := binary.BigEndian.Uint32(key[end:])
+	if partition == 1<<32-1 {
+		return append(append([]byte(nil), key[:end-1]...), '/'+1)
+	}
+	return binary.BigEndian.AppendUint32(append([]byte(nil), key[:end]...), partition+1)
 }

@@ -186,6 +186,12 @@ func Open(cfg Config, log *zap.Logger) (*Log, error) {
 			},
 		},
 	}
+	// Each table holds one partition's messages, so the tables of newer
+	// messages overlap none of older ones and compactions move them down the
+	// levels instead of rewriting them.
+	opts.Experimental.SpanPolicyFunc = func(startKey []byte) (pebble.SpanPolicy, []byte, error) {
+		return pebble.SpanPolicy{}, messageSpanEnd(startKey), nil
+	}
 	db, err := pebble.Open(cfg.Dir, opts)
 	if err != nil {
 		lock.Close()
