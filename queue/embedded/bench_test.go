@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"runtime"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/switchyard/switchyard/queue"
 )
@@ -31,12 +33,13 @@ import (
 // (4M messages, 2.6 GB). Besides MB/s it reports messages/s, allocations
 // per message, CPU time per message (the process's, pebble's
 // background work included), the peak Go heap and the process's peak RSS during the run,
-// and pebble's flushed and compacted bytes.
+// pebble's flushed, compacted and moved bytes, and its write stalls.
 func BenchmarkPublish(b *testing.B) {
 	values := benchValues(4096)
 	for _, perCall := range []int{1, 100} {
 		b.Run(fmt.Sprintf("%d messages per call", perCall), func(b *testing.B) {
-			l, err := Open(Config{Dir: b.TempDir()}, zap.NewNop())
+			stalls := &stallWatch{}
+			l, err := Open(Config{Dir: b.TempDir()}, stalls.logger())
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -94,8 +97,45 @@ func BenchmarkPublish(b *testing.B) {
 				moved += lm.TableBytesMoved
 			}
 			b.ReportMetric(float64(moved)/(1<<20), "moved-MB")
+			n, stalled := stalls.total()
+			b.ReportMetric(float64(n), "stalls")
+			b.ReportMetric(stalled.Seconds(), "stalled-s")
 		})
 	}
+}
+
+// stallWatch counts pebble's write stalls and their time from the log's
+// "writes stalled" and "writes resumed" lines.
+type stallWatch struct {
+	mu      sync.Mutex
+	count   int
+	since   time.Time
+	stalled time.Duration
+}
+
+func (w *stallWatch) logger() *zap.Logger {
+	core := zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(io.Discard), zap.InfoLevel)
+	return zap.New(core, zap.Hooks(func(e zapcore.Entry) error {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		switch e.Message {
+		case "writes stalled":
+			w.count++
+			w.since = e.Time
+		case "writes resumed":
+			if !w.since.IsZero() {
+				w.stalled += e.Time.Sub(w.since)
+				w.since = time.Time{}
+			}
+		}
+		return nil
+	}))
+}
+
+func (w *stallWatch) total() (int, time.Duration) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.count, w.stalled
 }
 
 // benchValues returns n Segment track calls of about 650 bytes of JSON,
