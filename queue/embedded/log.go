@@ -162,8 +162,7 @@ func Open(cfg Config, log *zap.Logger) (*Log, error) {
 		FS:                 cfg.fs,
 		FormatMajorVersion: pebble.FormatNewest,
 		Lock:               lock,
-		// The log is written in offset order and read mostly once: large
-		// memtables mean fewer, larger flushes and less compaction work.
+		// Larger memtables mean fewer flushes; see Config.MemTableBytes.
 		MemTableSize:                uint64(cfg.MemTableBytes),
 		MemTableStopWritesThreshold: 4,
 		CacheSize:                   cfg.BlockCacheBytes,
