@@ -144,7 +144,7 @@ func TestDefaults(t *testing.T) {
 	if cfg.Partitions != 8 || cfg.RetentionAge != config.Duration(168*time.Hour) || cfg.RetentionBytes != 0 ||
 		cfg.RetentionCheckInterval != config.Duration(time.Minute) || cfg.MaxBatchMessages != 4096 || cfg.Now == nil ||
 		cfg.RetentionHardAge != config.Duration(720*time.Hour) || cfg.RetentionHardBytes != 0 || cfg.Metrics == nil ||
-		cfg.MemTableBytes != 64<<20 || cfg.BlockCacheBytes != 8<<20 {
+		cfg.MemTableBytes != 32<<20 || cfg.BlockCacheBytes != 8<<20 {
 		t.Fatalf("defaults = %+v", cfg)
 	}
 	// The default hard age is never shorter than a longer RetentionAge.
@@ -435,7 +435,7 @@ func TestMemTableBytesSetsWhenAppendsAreFlushed(t *testing.T) {
 		t.Fatal("4 MiB appended into 1 MiB memtables made no flush")
 	}
 	if n := flushesAfter(0); n != 0 {
-		t.Fatalf("4 MiB appended into the default 64 MiB memtable made %d flushes, want none", n)
+		t.Fatalf("4 MiB appended into the default 32 MiB memtable made %d flushes, want none", n)
 	}
 }
 

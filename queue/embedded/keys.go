@@ -1,6 +1,7 @@
 package embedded
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -58,15 +59,23 @@ func topicKeyBounds() (lower, upper []byte) {
 }
 
 func partitionPrefix(prefix byte, topic string, partition int) []byte {
-	k := make([]byte, 0, 2+len(topic)+1+4+8)
-	k = append(k, prefix, '/')
-	k = append(k, topic...)
-	k = append(k, '/')
-	return binary.BigEndian.AppendUint32(k, uint32(partition))
+	return appendPartitionPrefix(make([]byte, 0, 2+len(topic)+1+4+8), prefix, topic, partition)
+}
+
+func appendPartitionPrefix(dst []byte, prefix byte, topic string, partition int) []byte {
+	dst = append(dst, prefix, '/')
+	dst = append(dst, topic...)
+	dst = append(dst, '/')
+	return binary.BigEndian.AppendUint32(dst, uint32(partition))
 }
 
 func messageKey(topic string, partition int, offset int64) []byte {
-	return binary.BigEndian.AppendUint64(partitionPrefix(prefixMessage, topic, partition), uint64(offset))
+	return appendMessageKey(make([]byte, 0, 2+len(topic)+1+4+8), topic, partition, offset)
+}
+
+// appendMessageKey appends the key of a message to dst.
+func appendMessageKey(dst []byte, topic string, partition int, offset int64) []byte {
+	return binary.BigEndian.AppendUint64(appendPartitionPrefix(dst, prefixMessage, topic, partition), uint64(offset))
 }
 
 // offsetOfKey returns the offset at the end of a message key.
@@ -134,6 +143,19 @@ const maxGroupLen = 1<<16 - 1
 // subtraction and size retention is a binary search, like time.
 const valueHeaderLen = 16
 
+// encodedValueLen is the length of a value encodeValue encodes.
+func encodedValueLen(keyLen, valueLen int) int {
+	return valueHeaderLen + uvarintLen(uint64(keyLen)) + keyLen + valueLen
+}
+
+func uvarintLen(x uint64) int {
+	n := 1
+	for ; x >= 0x80; x >>= 7 {
+		n++
+	}
+	return n
+}
+
 func encodeValue(dst []byte, appendTime, bytes int64, key, value []byte) []byte {
 	dst = binary.BigEndian.AppendUint64(dst, uint64(appendTime))
 	dst = binary.BigEndian.AppendUint64(dst, uint64(bytes))
@@ -183,4 +205,31 @@ func decodeValue(v []byte) (storedValue, error) {
 	rest = rest[w:]
 	s.key, s.value = rest[:n], rest[n:]
 	return s, nil
+}
+
+// messageSpanEnd returns the first key after the span of key, for pebble to
+// end its tables at: the end of key's partition for a message key, the start
+// of the message keys for a key sorting before them, and nil (no end) for a
+// key after them. Tables that hold one partition's messages each do not
+// overlap the tables of newer or older messages of any partition, so
+// pebble moves them down its levels instead of rewriting them.
+func messageSpanEnd(key []byte) []byte {
+	messages := []byte{prefixMessage, '/'}
+	switch {
+	case bytes.Compare(key, messages) < 0:
+		return messages
+	case !bytes.HasPrefix(key, messages):
+		return nil
+	}
+	slash := bytes.IndexByte(key[len(messages):], '/')
+	if slash < 0 || len(key) < len(messages)+slash+1+4 {
+		// Not a message key: end at the next topic's messages.
+		return nil
+	}
+	end := len(messages) + slash + 1
+	partition := binary.BigEndian.Uint32(key[end:])
+	if partition == 1<<32-1 {
+		return append(append([]byte(nil), key[:end-1]...), '/'+1)
+	}
+	return binary.BigEndian.AppendUint32(append([]byte(nil), key[:end]...), partition+1)
 }

@@ -12,13 +12,18 @@ import (
 
 // publishRequest is one Publish call waiting for the writer.
 type publishRequest struct {
-	topics []*topic
-	parts  []int
-	// values are the messages' encoded values; the writer fills in their
-	// headers (append time and size), which are zero until then.
-	values [][]byte
-	sizes  []int64
-	done   chan error // buffered: the writer never waits for the caller
+	msgs []pendingMessage
+	done chan error // buffered: the writer never waits for the caller
+}
+
+// pendingMessage is one message of a publishRequest.
+type pendingMessage struct {
+	t    *topic
+	part int
+	// value is the message's encoded value; the writer fills in its header
+	// (append time and size), which is zero until then.
+	value []byte
+	size  int64
 }
 
 // Publish appends msgs and returns nil once all of them are fsynced. Topics
@@ -42,13 +47,15 @@ func (l *Log) Publish(ctx context.Context, msgs ...queue.Message) error {
 	if err := l.space.check(size); err != nil {
 		return err
 	}
-	req := &publishRequest{
-		topics: make([]*topic, len(msgs)),
-		parts:  make([]int, len(msgs)),
-		values: make([][]byte, len(msgs)),
-		sizes:  make([]int64, len(msgs)),
-		done:   make(chan error, 1),
+	// Encoding here copies keys and values, so the caller may reuse them as
+	// soon as Publish returns, even when ctx ends first. One buffer holds
+	// every encoded value of the call.
+	encodedLen := 0
+	for _, m := range msgs {
+		encodedLen += encodedValueLen(len(m.Key), len(m.Value))
 	}
+	buf := make([]byte, 0, encodedLen)
+	req := &publishRequest{msgs: make([]pendingMessage, len(msgs)), done: make(chan error, 1)}
 	var t *topic
 	for i, m := range msgs {
 		if t == nil || t.name != m.Topic {
@@ -57,12 +64,14 @@ func (l *Log) Publish(ctx context.Context, msgs ...queue.Message) error {
 				return fmt.Errorf("publishing to topic %q: %w", m.Topic, err)
 			}
 		}
-		req.topics[i] = t
-		req.parts[i] = queue.PartitionFor(m.Key, len(t.parts))
-		// Encoding here copies key and value, so the caller may reuse them
-		// as soon as Publish returns, even when ctx ends first.
-		req.values[i] = encodeValue(make([]byte, 0, valueHeaderLen+5+len(m.Key)+len(m.Value)), 0, 0, m.Key, m.Value)
-		req.sizes[i] = storedSize(len(m.Key), len(m.Value))
+		start := len(buf)
+		buf = encodeValue(buf, 0, 0, m.Key, m.Value)
+		req.msgs[i] = pendingMessage{
+			t:     t,
+			part:  queue.PartitionFor(m.Key, len(t.parts)),
+			value: buf[start:len(buf):len(buf)],
+			size:  storedSize(len(m.Key), len(m.Value)),
+		}
 	}
 
 	select {
@@ -84,6 +93,10 @@ func (l *Log) Publish(ctx context.Context, msgs ...queue.Message) error {
 // the moment, commits them in one batch with one fsync, and answers them.
 func (l *Log) writeLoop() {
 	defer l.wg.Done()
+	// One batch is reused for every commit, so its buffer is not allocated
+	// and grown again each time.
+	b := l.db.NewBatch(pebble.WithMaxRetainedSizeBytes(maxRetainedBatchBytes))
+	defer b.Close()
 	var group []*publishRequest
 	for {
 		select {
@@ -92,18 +105,19 @@ func (l *Log) writeLoop() {
 		case <-l.quit:
 			return
 		}
-		n := len(group[0].values)
+		n := len(group[0].msgs)
 	drain:
 		for n < l.cfg.MaxBatchMessages {
 			select {
 			case req := <-l.requests:
 				group = append(group, req)
-				n += len(req.values)
+				n += len(req.msgs)
 			default:
 				break drain
 			}
 		}
-		err := l.commit(group)
+		err := l.commit(b, group)
+		b.Reset()
 		for i, req := range group {
 			req.done <- err
 			group[i] = nil
@@ -117,20 +131,26 @@ type partitionID struct {
 	i int
 }
 
-// commit writes the requests' messages in one synced batch, then advances
-// the partitions' high watermarks and wakes their readers.
-func (l *Log) commit(group []*publishRequest) error {
+// maxRetainedBatchBytes is the largest batch buffer the writer keeps for the
+// next commit; a larger one, from a commit of unusually large messages, is
+// left to the garbage collector. A full group of DefaultMaxBatchMessages
+// messages of a kilobyte fits.
+const maxRetainedBatchBytes = 8 << 20
+
+// commit writes the requests' messages in one synced batch b, which is
+// empty, then advances the partitions' high watermarks and wakes their
+// readers.
+func (l *Log) commit(b *pebble.Batch, group []*publishRequest) error {
 	if err := l.failure.Load(); err != nil {
 		return fmt.Errorf("%w: an earlier write failed: %w", queue.ErrUnavailable, *err)
 	}
 	now := l.cfg.Now().UnixNano()
 	next := map[partitionID]partition{}
-	b := l.db.NewBatch()
-	defer b.Close()
 	count := 0
+	key := make([]byte, 0, 64)
 	for _, req := range group {
-		for i, value := range req.values {
-			id := partitionID{req.topics[i], req.parts[i]}
+		for _, m := range req.msgs {
+			id := partitionID{m.t, m.part}
 			p, ok := next[id]
 			if !ok {
 				id.t.mu.Lock()
@@ -139,9 +159,10 @@ func (l *Log) commit(group []*publishRequest) error {
 			}
 			// A partition's append time never goes back, even if the clock does.
 			p.lastTime = max(p.lastTime, now)
-			p.bytes += req.sizes[i]
-			putHeader(value, p.lastTime, p.bytes)
-			if err := b.Set(messageKey(id.t.name, id.i, p.high), value, nil); err != nil {
+			p.bytes += m.size
+			putHeader(m.value, p.lastTime, p.bytes)
+			key = appendMessageKey(key[:0], id.t.name, id.i, p.high)
+			if err := b.Set(key, m.value, nil); err != nil {
 				return fmt.Errorf("building batch: %w", err)
 			}
 			p.high++
