@@ -7,6 +7,7 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -34,6 +35,12 @@ type config struct {
 	DataDir string `yaml:"data_dir"`
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string `yaml:"log_level"`
+	// MemoryLimitBytes is the Go runtime's soft memory limit: the heap is
+	// collected more often as the process nears it, so the embedded log's
+	// memtables and the dedupe set, which live in the heap, do not double
+	// under GOGC. GOMEMLIMIT, when set, takes its place. Default 256 MiB;
+	// at least 64 MiB.
+	MemoryLimitBytes int64 `yaml:"memory_limit_bytes"`
 	// Sources are the senders of events: apps sending Tracking API calls
 	// with their write keys (--write-key adds one named "default"), and
 	// sources of type hubspot.
@@ -85,7 +92,24 @@ type destinationConfig struct {
 }
 
 func defaultConfig() config {
-	return config{Addr: ":8080", DataDir: "./data", LogLevel: "info"}
+	return config{Addr: ":8080", DataDir: "./data", LogLevel: "info", MemoryLimitBytes: defaultMemoryLimit}
+}
+
+// defaultMemoryLimit is the default of config.MemoryLimitBytes.
+const defaultMemoryLimit = 256 << 20
+
+// applyMemoryLimit sets the runtime's soft memory limit to limit, unless
+// GOMEMLIMIT set one; it refuses a limit under 64 MiB, which would leave the
+// process collecting all the time. It returns the limit in force.
+func applyMemoryLimit(limit int64, getenv func(string) (string, bool)) (int64, error) {
+	if v, ok := getenv("GOMEMLIMIT"); ok && v != "" {
+		return debug.SetMemoryLimit(-1), nil
+	}
+	if limit < 64<<20 {
+		return 0, fmt.Errorf("memory_limit_bytes is %d, want at least 67108864 (64 MiB)", limit)
+	}
+	debug.SetMemoryLimit(limit)
+	return limit, nil
 }
 
 // defaultDestination is the destination of a config that names none: a

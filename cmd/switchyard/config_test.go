@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -326,5 +327,28 @@ func TestHubSpotSourceErrorsNameTheirKey(t *testing.T) {
 				t.Fatalf("error %v, want it to start with %s", err, tt.want)
 			}
 		})
+	}
+}
+
+func TestMemoryLimit(t *testing.T) {
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
+	noEnv := func(string) (string, bool) { return "", false }
+	if got, err := applyMemoryLimit(defaultMemoryLimit, noEnv); err != nil || got != defaultMemoryLimit || debug.SetMemoryLimit(-1) != defaultMemoryLimit {
+		t.Fatalf("the default limit: %d, %v", got, err)
+	}
+	if _, err := applyMemoryLimit(1<<20, noEnv); err == nil || !strings.Contains(err.Error(), "memory_limit_bytes") {
+		t.Fatalf("a limit of 1 MiB was taken: %v", err)
+	}
+	debug.SetMemoryLimit(300 << 20)
+	fromEnv := func(k string) (string, bool) { return "300MiB", k == "GOMEMLIMIT" }
+	if got, err := applyMemoryLimit(defaultMemoryLimit, fromEnv); err != nil || got != 300<<20 {
+		t.Fatalf("GOMEMLIMIT must win: %d, %v", got, err)
+	}
+	cfg, err := parseConfig([]byte("memory_limit_bytes: 134217728\n"), noEnv)
+	if err != nil || cfg.MemoryLimitBytes != 128<<20 {
+		t.Fatalf("memory_limit_bytes read as %d, %v", cfg.MemoryLimitBytes, err)
+	}
+	if cfg, _ := parseConfig([]byte("addr: :1\n"), noEnv); cfg.MemoryLimitBytes != defaultMemoryLimit {
+		t.Fatalf("default memory_limit_bytes %d", cfg.MemoryLimitBytes)
 	}
 }

@@ -38,7 +38,8 @@ func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 
 // setUp is every command's prelude: it registers the shared options on fs,
 // which holds the command's own flags, parses args, refuses positional
-// arguments, loads the configuration and builds the logger.
+// arguments, loads the configuration, builds the logger and sets the memory
+// limit.
 func setUp(fs *flag.FlagSet, args []string, stderr io.Writer) (config, *zap.Logger, error) {
 	var opts options
 	opts.register(fs)
@@ -54,6 +55,9 @@ func setUp(fs *flag.FlagSet, args []string, stderr io.Writer) (config, *zap.Logg
 	}
 	logger, err := newLogger(cfg.LogLevel, stderr)
 	if err != nil {
+		return config{}, nil, err
+	}
+	if _, err := applyMemoryLimit(cfg.MemoryLimitBytes, os.LookupEnv); err != nil {
 		return config{}, nil, err
 	}
 	return cfg, logger, nil
