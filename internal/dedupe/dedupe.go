@@ -5,6 +5,7 @@ package dedupe
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
 	"sync"
 	"time"
@@ -15,10 +16,11 @@ import (
 // costs one lock, not one per message.
 //
 // It keeps a 128-bit digest of each id and the time in unix nanoseconds in
-// a ring of N slots, and a map from digest to slot: about 70 bytes an id
-// (BytesPerEntry), so a million ids take about 70 MB. Adding allocates
-// nothing once the ring and map have grown to N. Two different ids share a
-// digest with odds far below those of a disk error.
+// a ring of N slots, and finds a digest's slot through an open-addressing
+// table of slot numbers at most half full: about 32 bytes an id
+// (BytesPerEntry), so a million ids take about 32 MB, allocated when the
+// Set is made. Adding allocates nothing. Two different ids share a digest
+// with odds far below those of a disk error.
 type Set struct {
 	window time.Duration
 	mu     sync.Mutex
@@ -26,8 +28,11 @@ type Set struct {
 	// slot the next addition takes once the ring is full.
 	ring []entry
 	next int
-	// slot maps each remembered key to the slot of its last addition.
-	slot map[Key]int32
+	// index holds, for each remembered key, its last addition's slot plus
+	// one (0 is an empty place), at the first free place from the key's
+	// home (home) on; its length is a power of two.
+	index []int32
+	mask  uint64
 }
 
 type entry struct {
@@ -35,9 +40,9 @@ type entry struct {
 	at  int64 // unix nanoseconds
 }
 
-// BytesPerEntry is about what a Set takes per remembered id, measured by
-// TestSetMemoryPerEntry.
-const BytesPerEntry = 70
+// BytesPerEntry is about what a Set takes per id it can remember, measured
+// by TestSetMemoryPerEntry.
+const BytesPerEntry = 32
 
 // Key identifies one messageId of one source.
 type Key [16]byte
@@ -61,7 +66,55 @@ func New(entries int, window time.Duration) (*Set, error) {
 	if entries < 1 || entries > maxEntries {
 		return nil, fmt.Errorf("creating the dedupe set: %d entries, want 1 to %d", entries, maxEntries)
 	}
-	return &Set{window: window, ring: make([]entry, 0, entries), slot: make(map[Key]int32)}, nil
+	size := 2
+	for size < 2*entries {
+		size *= 2
+	}
+	return &Set{
+		window: window,
+		ring:   make([]entry, 0, entries),
+		index:  make([]int32, size),
+		mask:   uint64(size - 1),
+	}, nil
+}
+
+// home is where k's search in the index starts. A key is a digest, so its
+// first bytes are as good a hash as any.
+func (d *Set) home(k Key) uint64 { return binary.LittleEndian.Uint64(k[:8]) & d.mask }
+
+// find returns the place of k in the index and true, or the empty place
+// where it would go and false.
+func (d *Set) find(k Key) (uint64, bool) {
+	for p := d.home(k); ; p = (p + 1) & d.mask {
+		s := d.index[p]
+		if s == 0 {
+			return p, false
+		}
+		if d.ring[s-1].key == k {
+			return p, true
+		}
+	}
+}
+
+// remove empties place p of the index, moving back the entries after it
+// that would no longer be found past the hole.
+func (d *Set) remove(p uint64) {
+	d.index[p] = 0
+	for q := (p + 1) & d.mask; d.index[q] != 0; q = (q + 1) & d.mask {
+		h := d.home(d.ring[d.index[q]-1].key)
+		// The entry at q stays unless its home is outside (p, q], going
+		// round the end of the index.
+		var stays bool
+		if p <= q {
+			stays = p < h && h <= q
+		} else {
+			stays = p < h || h <= q
+		}
+		if !stays {
+			d.index[p], d.index[q] = d.index[q], 0
+			p = q
+		}
+	}
 }
 
 // Seen reports, for each key, whether it was added within the window
@@ -71,8 +124,8 @@ func (d *Set) Seen(keys []Key, now time.Time) []bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for i, k := range keys {
-		if s, ok := d.slot[k]; ok {
-			out[i] = now.Sub(time.Unix(0, d.ring[s].at)) < d.window
+		if p, ok := d.find(k); ok {
+			out[i] = now.Sub(time.Unix(0, d.ring[d.index[p]-1].at)) < d.window
 		}
 	}
 	return out
@@ -92,11 +145,12 @@ func (d *Set) Add(keys []Key, now time.Time) {
 		} else {
 			s = d.next
 			d.next = (d.next + 1) % len(d.ring)
-			if old := d.ring[s].key; d.slot[old] == int32(s) {
-				delete(d.slot, old)
+			if p, ok := d.find(d.ring[s].key); ok && d.index[p] == int32(s+1) {
+				d.remove(p)
 			}
 		}
 		d.ring[s] = entry{key: k, at: at}
-		d.slot[k] = int32(s)
+		p, _ := d.find(k)
+		d.index[p] = int32(s + 1)
 	}
 }
