@@ -241,7 +241,7 @@ func TestBrowserDeadLetterReplay(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS("#replays")),
 		chromedp.Poll[chromedp.Void](`(document.querySelector('#replays [data-field="state"]') || {}).textContent?.startsWith("done at")`,
 			chromedp.WithPollingMutation(), chromedp.WithPollingTimeout(15*time.Second)),
-		fieldIs(`#replays [data-field="progress"]`, "1 of 1 finished"),
+		fieldIs(`#replays [data-field="progress"]`, "1 of 1 delivered"),
 	); err != nil {
 		t.Fatalf("replay it and see the progress end: %v", err)
 	}

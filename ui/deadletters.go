@@ -36,10 +36,44 @@ type DeadLetters struct {
 // ReplayFunc delivers again, as switchyard replay --dlq does, the dead
 // letters of the named destination that pick chooses: pick is handed each
 // dead letter on the topic as it was when the replay began (its message on
-// the dead-letter topic). progress, when set, is called with the events
-// finished and the dead letters picked so far. It returns once every picked
+// the dead-letter topic). progress, when set, is called with how far the
+// replay is each time an event is finished. It returns once every picked
 // one is finished, or ctx ends.
-type ReplayFunc func(ctx context.Context, destination string, pick func(queue.Message) bool, progress func(done, total int64)) error
+type ReplayFunc func(ctx context.Context, destination string, pick func(queue.Message) bool, progress func(ReplayProgress)) error
+
+// MaxRefusalReasons is how many distinct reasons a ReplayProgress keeps.
+const MaxRefusalReasons = 3
+
+// ReplayProgress is how far a replay is: the dead letters picked so far and
+// what became of the events finished.
+type ReplayProgress struct {
+	// Picked counts the dead letters picked.
+	Picked int64
+	// Delivered, Refused (dead-lettered again) and Skipped count the
+	// events finished, by outcome.
+	Delivered, Refused, Skipped int64
+	// Reasons are the distinct reasons of the refusals, in the order first
+	// met, at most MaxRefusalReasons of them.
+	Reasons []string
+}
+
+// AddReason keeps reason among p's reasons unless it is there or p holds
+// MaxRefusalReasons already.
+func (p *ReplayProgress) AddReason(reason string) {
+	if len(p.Reasons) < MaxRefusalReasons && !slices.Contains(p.Reasons, reason) {
+		p.Reasons = append(p.Reasons, reason)
+	}
+}
+
+// plus is p followed by q: their counts summed, their reasons merged.
+func (p ReplayProgress) plus(q ReplayProgress) ReplayProgress {
+	sum := ReplayProgress{Picked: p.Picked + q.Picked, Delivered: p.Delivered + q.Delivered,
+		Refused: p.Refused + q.Refused, Skipped: p.Skipped + q.Skipped, Reasons: slices.Clone(p.Reasons)}
+	for _, r := range q.Reasons {
+		sum.AddReason(r)
+	}
+	return sum
+}
 
 const (
 	// deadLetterPage is how many dead letters a page shows unless asked.
@@ -334,9 +368,8 @@ type replayJob struct {
 	What        string
 	Destination string
 	Started     time.Time
-	done        atomic.Int64
-	picked      atomic.Int64
 	mu          sync.Mutex
+	progress    ReplayProgress
 	finished    bool
 	err         error
 	ended       time.Time
@@ -347,16 +380,19 @@ type replayView struct {
 	ID                 int64
 	What, Destinations string
 	Started, Ended     string
-	Done, Picked       int64
+	Progress           ReplayProgress
 	Finished           bool
 	Err                string
 }
+
+// Refusals is the reasons of the refusals, for a person.
+func (v replayView) Refusals() string { return strings.Join(v.Progress.Reasons, "; ") }
 
 func (j *replayJob) view() replayView {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	v := replayView{ID: j.ID, What: j.What, Destinations: j.Destination, Started: j.Started.UTC().Format(time.RFC3339),
-		Done: j.done.Load(), Picked: j.picked.Load(), Finished: j.finished}
+		Progress: j.progress, Finished: j.finished}
 	if j.finished {
 		v.Ended = j.ended.UTC().Format(time.RFC3339)
 	}
@@ -424,13 +460,16 @@ func (rs *replays) start(ctx context.Context, replay ReplayFunc, plan replayPlan
 	}
 	go func() {
 		var err error
-		var doneBefore, pickedBefore int64
+		var before ReplayProgress
 		for _, dest := range plan.dests {
-			err = replay(ctx, dest, plan.picks[dest], func(done, total int64) {
-				j.done.Store(doneBefore + done)
-				j.picked.Store(pickedBefore + total)
+			err = replay(ctx, dest, plan.picks[dest], func(p ReplayProgress) {
+				j.mu.Lock()
+				j.progress = before.plus(p)
+				j.mu.Unlock()
 			})
-			doneBefore, pickedBefore = j.done.Load(), j.picked.Load()
+			j.mu.Lock()
+			before = j.progress
+			j.mu.Unlock()
 			if err != nil {
 				err = fmt.Errorf("replaying to %s: %w", dest, err)
 				break

@@ -53,14 +53,17 @@ func (d *testDLQ) add(t testing.TB, n, first int, stage, class, reason string) {
 }
 
 // replay reads the topic as the real replay does and records what pick
-// chose, reporting progress one at a time.
-func (d *testDLQ) replay(ctx context.Context, destination string, pick func(queue.Message) bool, progress func(done, total int64)) error {
+// chose, reporting progress one at a time: the dead letters of class
+// retry_window are refused again, for the reason they were refused, and
+// the others delivered.
+func (d *testDLQ) replay(ctx context.Context, destination string, pick func(queue.Message) bool, progress func(ReplayProgress)) error {
 	rng, err := queue.ReadRange(ctx, d.log, "dlq", queue.Position{Kind: queue.First}, queue.Position{Kind: queue.Last})
 	if err != nil {
 		return err
 	}
 	defer rng.Close()
 	var picked []queue.Message
+	var dls []queue.DeadLetter
 	for {
 		m, err := rng.Fetch(ctx)
 		if errors.Is(err, io.EOF) {
@@ -72,14 +75,22 @@ func (d *testDLQ) replay(ctx context.Context, destination string, pick func(queu
 		var dl queue.DeadLetter
 		if json.Unmarshal(m.Value, &dl) == nil && dl.Stage == destination && pick(m) {
 			picked = append(picked, m)
+			dls = append(dls, dl)
 		}
 	}
+	p := ReplayProgress{Picked: int64(len(picked))}
 	for i, m := range picked {
 		time.Sleep(20 * time.Millisecond)
 		d.mu.Lock()
 		d.replayed = append(d.replayed, fmt.Sprintf("%s/%d/%d", destination, m.Partition, m.Offset))
 		d.mu.Unlock()
-		progress(int64(i+1), int64(len(picked)))
+		if dls[i].Class == "retry_window" {
+			p.Refused++
+			p.AddReason(dls[i].Reason)
+		} else {
+			p.Delivered++
+		}
+		progress(p)
 	}
 	return nil
 }
@@ -330,7 +341,7 @@ func TestReplaySelectedAndAllMatching(t *testing.T) {
 	if resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("replay of two selected: %d", resp.StatusCode)
 	}
-	if got := wait(); !strings.Contains(got, "2 of 2 finished") || !strings.Contains(got, "done at") {
+	if got := wait(); !strings.Contains(got, "2 of 2 delivered<") || !strings.Contains(got, "done at") {
 		t.Errorf("the replays fragment after two selected: %s", got)
 	}
 	if got := d.replayedNow(); strings.Join(got, " ") != "hubspot/0/1 hubspot/1/0" && strings.Join(got, " ") != "hubspot/1/0 hubspot/0/1" {
@@ -341,7 +352,7 @@ func TestReplaySelectedAndAllMatching(t *testing.T) {
 	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/ui/deadletters?class=retry_window&destination=hubspot" {
 		t.Fatalf("replay of all matching: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
-	if got := wait(); !strings.Contains(got, "3 of 3 finished") {
+	if got := wait(); !regexp.MustCompile(`0 of 3 delivered, 3 refused again: <span data-field="refusals">still failing #1\d; still failing #1\d; still failing #1\d</span></span>`).MatchString(got) {
 		t.Errorf("the replays fragment after all matching, at most 3: %s", got)
 	}
 	if got := d.replayedNow(); len(got) != 5 {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -269,17 +270,22 @@ type eventView struct {
 
 // destOutcomes is what one destination did with the event: the attempts
 // its router kept, else the dead letter found in the dead-letter topic,
-// else nothing recorded.
+// else nothing recorded; then what replays of its dead letters did.
 type destOutcomes struct {
 	Destination string
 	Outcomes    []router.Outcome
 	DeadLetter  *queue.DeadLetter
+	// Replayed are the outcomes kept of the replays of the event's dead
+	// letters, oldest first.
+	Replayed []router.Outcome
 }
 
 // Final is the destination's last known outcome: a router result name, or
 // "not recorded".
 func (d destOutcomes) Final() string {
 	switch {
+	case len(d.Replayed) > 0:
+		return d.Replayed[len(d.Replayed)-1].Result
 	case len(d.Outcomes) > 0:
 		return d.Outcomes[len(d.Outcomes)-1].Result
 	case d.DeadLetter != nil:
@@ -338,11 +344,13 @@ func (h *Handler) serveLiveEvent(w http.ResponseWriter, r *http.Request) {
 			d.Outcomes = append(d.Outcomes, oc)
 		}
 	}
-	missing := live.Outcomes == nil
+	// The dead letters are read when a destination's outcomes are not kept,
+	// or end in a dead letter, which a replay may have delivered since.
+	lookUp := live.Outcomes == nil
 	for _, d := range byDest {
-		missing = missing || len(d.Outcomes) == 0
+		lookUp = lookUp || d.Final() == "not recorded" || d.Final() == router.ResultDeadLettered
 	}
-	if missing && live.DLQTopic != "" && v.MessageID != "" {
+	if lookUp && live.DLQTopic != "" && v.MessageID != "" {
 		dls, err := findDeadLetters(ctx, live.Log, live.DLQTopic, v.MessageID, m.Time)
 		if err != nil {
 			http.Error(w, "reading the dead letters: "+err.Error(), http.StatusServiceUnavailable)
@@ -350,8 +358,19 @@ func (h *Handler) serveLiveEvent(w http.ResponseWriter, r *http.Request) {
 		}
 		for _, dl := range dls {
 			if d := dest(dl.Stage); len(d.Outcomes) == 0 {
-				d.DeadLetter = &dl
+				d.DeadLetter = &dl.DeadLetter
 			}
+			// A replay reads the dead letter, so its router keeps its
+			// outcomes under the dead letter's place.
+			if live.Outcomes != nil {
+				for _, oc := range live.Outcomes.Of(live.DLQTopic, dl.Partition, dl.Offset) {
+					d := dest(oc.Destination)
+					d.Replayed = append(d.Replayed, oc)
+				}
+			}
+		}
+		for _, d := range byDest {
+			slices.SortStableFunc(d.Replayed, func(a, b router.Outcome) int { return a.At.Compare(b.At) })
 		}
 	}
 	for _, name := range order {
@@ -386,15 +405,23 @@ func readAt(ctx context.Context, l queue.Log, topic string, partition int, offse
 	}
 }
 
+// placedDeadLetter is a dead letter and its place on the dead-letter topic.
+type placedDeadLetter struct {
+	queue.DeadLetter
+	Partition int
+	Offset    int64
+}
+
 // findDeadLetters reads the dead letters written since the event was
-// appended (at most dlqScanLimit of them) for those of messageID.
-func findDeadLetters(ctx context.Context, l queue.Log, topic, messageID string, since time.Time) ([]queue.DeadLetter, error) {
+// appended (at most dlqScanLimit of them) for those of messageID, oldest
+// first in each partition.
+func findDeadLetters(ctx context.Context, l queue.Log, topic, messageID string, since time.Time) ([]placedDeadLetter, error) {
 	rg, err := queue.ReadRange(ctx, l, topic, queue.Position{Kind: queue.AtTime, Time: since}, queue.Position{Kind: queue.Last})
 	if err != nil {
 		return nil, err
 	}
 	defer rg.Close()
-	var found []queue.DeadLetter
+	var found []placedDeadLetter
 	for range dlqScanLimit {
 		m, err := rg.Fetch(ctx)
 		if errors.Is(err, io.EOF) {
@@ -407,7 +434,7 @@ func findDeadLetters(ctx context.Context, l queue.Log, topic, messageID string, 
 		if json.Unmarshal(m.Value, &dl) != nil || schemas.NewEvent(dl.Message).MessageID() != messageID {
 			continue
 		}
-		found = append(found, dl)
+		found = append(found, placedDeadLetter{DeadLetter: dl, Partition: m.Partition, Offset: m.Offset})
 	}
 	return found, nil
 }

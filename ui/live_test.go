@@ -285,6 +285,44 @@ func TestAnOpenedEventShowsItsJSONAndEachDestinationsOutcome(t *testing.T) {
 	}
 }
 
+// TestAnOpenedEventShowsTheReplayOfItsDeadLetter opens an event its router
+// dead-lettered and a replay from the dead-letter topic delivered since: the
+// replay's outcomes are kept under the dead letter's place, found by the
+// event's messageId.
+func TestAnOpenedEventShowsTheReplayOfItsDeadLetter(t *testing.T) {
+	log := openTestLog(t)
+	ev := segmentEvent("identify", "", "u1", "msg-1", "web")
+	publish(t, log, ev)
+	partition := queue.PartitionFor(ev.Key, 2)
+	outcomes := router.NewOutcomes(10, "hubspot")
+	outcomes.Observe(router.Outcome{Destination: "hubspot", Topic: "events", Partition: partition, Offset: 0, Result: router.ResultDeadLettered, Attempt: 1,
+		Class: "hubspot_conflict", Reason: "Contact already exists", Status: 409, At: time.Now()})
+	srv := httptest.NewServer(newLiveHandler(t, LiveConfig{Log: log, Topic: "events", DLQTopic: "dlq", Outcomes: outcomes}))
+	t.Cleanup(srv.Close)
+	open := func() string {
+		return get(t, srv.URL+fmt.Sprintf("/ui/live/event?partition=%d&offset=0", partition))
+	}
+	if body := open(); !strings.Contains(body, `data-destination="hubspot" data-final="dead_lettered"`) || strings.Contains(body, "Replayed") {
+		t.Errorf("before the replay the event is not shown dead-lettered alone:\n%s", body)
+	}
+
+	dl, _ := json.Marshal(queue.DeadLetter{Reason: "Contact already exists", Stage: "hubspot", Class: "hubspot_conflict", Attempts: 1, FailedAt: time.Now(), Message: ev.Value})
+	publish(t, log, queue.Message{Topic: "dlq", Key: ev.Key, Value: dl})
+	dlqPartition := queue.PartitionFor(ev.Key, 2)
+	outcomes.Observe(router.Outcome{Destination: "hubspot", Topic: "dlq", Partition: dlqPartition, Offset: 0, Result: router.ResultDeadLettered, Attempt: 1,
+		Reason: "Contact already exists, still", At: time.Now()})
+	dl2, _ := json.Marshal(queue.DeadLetter{Reason: "Contact already exists, still", Stage: "hubspot", Attempts: 1, FailedAt: time.Now(), Message: ev.Value})
+	publish(t, log, queue.Message{Topic: "dlq", Key: ev.Key, Value: dl2})
+	outcomes.Observe(router.Outcome{Destination: "hubspot", Topic: "dlq", Partition: dlqPartition, Offset: 1, Result: router.ResultDelivered, Attempt: 1, At: time.Now()})
+	body := open()
+	for _, want := range []string{`data-destination="hubspot" data-final="delivered"`, `attempt 1: dead_lettered · status 409 · <span class="reason">hubspot_conflict</span>`, "Replayed from its dead letter",
+		`<li data-result="dead_lettered">attempt 1: dead_lettered · <span class="why">Contact already exists, still</span></li><li data-result="delivered">attempt 1: delivered</li>`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("after the replays the opened event lacks %q:\n%s", want, body)
+		}
+	}
+}
+
 func get(t *testing.T, url string) string {
 	t.Helper()
 	resp := do(t, http.DefaultClient, "GET", url, nil, map[string]string{"Authorization": "Bearer " + testToken})

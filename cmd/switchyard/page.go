@@ -47,13 +47,18 @@ func newDeliveryPage(ctx context.Context, cfg ui.Config) (*deliveryPage, error) 
 // log: its replays run in this process, as replay --dlq would, for on the
 // embedded log the process holds the log. They share the process's HubSpot
 // clients, and so its rate budget, and the destinations its routers deliver
-// to (live, by name; nil when it runs none).
-func pageDeadLetters(cfg config, log queue.Log, logger *zap.Logger, clients *hubspotClients, live map[string]destinations.Destination) ui.DeadLetters {
+// to (live, by name; nil when it runs none). outcomes, when the process runs
+// routers, learns the replays' outcomes too (nil otherwise).
+func pageDeadLetters(cfg config, log queue.Log, logger *zap.Logger, clients *hubspotClients, live map[string]destinations.Destination, outcomes *router.Outcomes) ui.DeadLetters {
+	var observer router.Observer
+	if outcomes != nil {
+		observer = outcomes
+	}
 	return ui.DeadLetters{
 		Log:   log,
 		Topic: cfg.dlqTopic(),
-		Replay: func(ctx context.Context, destination string, pick func(queue.Message) bool, progress func(done, total int64)) error {
-			return replayDeadLetters(ctx, cfg, log, logger, clients, live, destination, pick, progress)
+		Replay: func(ctx context.Context, destination string, pick func(queue.Message) bool, progress func(ui.ReplayProgress)) error {
+			return replayDeadLetters(ctx, cfg, log, logger, clients, live, observer, destination, pick, progress)
 		},
 	}
 }

@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -22,6 +24,7 @@ import (
 	"github.com/switchyard/switchyard/queue"
 	"github.com/switchyard/switchyard/router"
 	"github.com/switchyard/switchyard/schemas"
+	"github.com/switchyard/switchyard/ui"
 )
 
 // replay delivers a range of the events topic, or the dead letters, to one
@@ -96,7 +99,7 @@ func replay(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	defer clients.Close()
 	progress := newProgress("replay", "events", "at most ", total, stderr)
 	defer progress.finish()
-	if err := deliverAgain(ctx, cfg, log, logger, clients, index, dc, nil, src, progress.add); err != nil {
+	if err := deliverAgain(ctx, cfg, log, logger, clients, index, dc, nil, src, progress.add, nil); err != nil {
 		return err
 	}
 	progress.finish()
@@ -110,12 +113,13 @@ func replay(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 
 // deliverAgain delivers what src hands on to the destination dc (the
 // index-th of cfg) through a router of its own that commits nothing;
-// onFinish is called for each event finished. The destination is live, the
-// one this process's router delivers to, or, when live is nil, built afresh
-// from the current config. It returns once src is read to its end and
-// every event is finished, or ctx ends.
+// onFinish is called for each event finished, and observer, when set, told
+// every outcome. The destination is live, the one this process's router
+// delivers to, or, when live is nil, built afresh from the current config.
+// It returns once src is read to its end and every event is finished, or
+// ctx ends.
 func deliverAgain(ctx context.Context, cfg config, log queue.Log, logger *zap.Logger, clients *hubspotClients,
-	index int, dc destinationConfig, live destinations.Destination, src *replayInput, onFinish func()) error {
+	index int, dc destinationConfig, live destinations.Destination, src *replayInput, onFinish func(), observer router.Observer) error {
 	dest := live
 	if dest == nil {
 		built, err := buildDestination(index, dc, destinationDeps{logger: logger, dataDir: cfg.DataDir, hubspot: clients})
@@ -129,6 +133,7 @@ func deliverAgain(ctx context.Context, cfg config, log queue.Log, logger *zap.Lo
 	}
 	rcfg := cfg.routerConfig(dc)
 	rcfg.OnFinish = onFinish
+	rcfg.Observer = observer
 	r, err := router.New(rcfg, dest, log, logger, mustMetrics())
 	if err != nil {
 		return err
@@ -139,13 +144,13 @@ func deliverAgain(ctx context.Context, cfg config, log queue.Log, logger *zap.Lo
 // replayDeadLetters delivers the dead letters of the destination named
 // destination that pick chooses again, as replay --dlq does, over the
 // process's own log: the dead letters on the topic now, the dead-letter
-// message of each handed to pick. progress, when set, is called with the
-// events finished and the dead letters picked so far. live holds the
-// destinations this process's routers deliver to, by name: a replay to one
-// of them goes through it, since its state (a HubSpot destination's) is
-// held by it; the others are built afresh.
+// message of each handed to pick. progress, when set, is called with how far
+// the replay is each time an event is finished; observer, when set, is told
+// every outcome. live holds the destinations this process's routers deliver
+// to, by name: a replay to one of them goes through it, since its state (a
+// HubSpot destination's) is held by it; the others are built afresh.
 func replayDeadLetters(ctx context.Context, cfg config, log queue.Log, logger *zap.Logger, clients *hubspotClients,
-	live map[string]destinations.Destination, destination string, pick func(queue.Message) bool, progress func(done, total int64)) error {
+	live map[string]destinations.Destination, observer router.Observer, destination string, pick func(queue.Message) bool, progress func(ui.ReplayProgress)) error {
 	index, dc, err := findDestination(cfg, destination)
 	if err != nil {
 		return err
@@ -156,25 +161,75 @@ func replayDeadLetters(ctx context.Context, cfg config, log queue.Log, logger *z
 	}
 	defer events.Close()
 	src := &replayInput{events: events, deadLettersOf: dc.Name, pick: pick}
-	var done atomic.Int64
-	onFinish := func() {
-		n := done.Add(1)
-		if progress != nil {
-			progress(n, src.picked.Load())
-		}
-	}
-	if err := deliverAgain(ctx, cfg, log, logger, clients, index, dc, live[dc.Name], src, onFinish); err != nil {
+	tally := &replayTally{src: src, next: observer, progress: progress}
+	if err := deliverAgain(ctx, cfg, log, logger, clients, index, dc, live[dc.Name], src, tally.finished, tally); err != nil {
 		return err
 	}
-	if progress != nil {
-		progress(done.Load(), src.picked.Load())
-	}
+	p := tally.report()
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("interrupted after %d of %d events: %w", done.Load(), src.picked.Load(), err)
+		return fmt.Errorf("interrupted after %d of %d events: %w", p.Delivered+p.Refused+p.Skipped, p.Picked, err)
 	}
-	logger.Info("replay finished", zap.String("destination", dc.Name), zap.Int64("events", done.Load()),
-		zap.Int64("read", src.read.Load()))
+	logger.Info("replay finished", zap.String("destination", dc.Name), zap.Int64("delivered", p.Delivered),
+		zap.Int64("refused", p.Refused), zap.Int64("skipped", p.Skipped), zap.Int64("read", src.read.Load()))
 	return nil
+}
+
+// replayTally counts a replay's events by what became of them, as a router
+// observes them, passing each outcome on to next, and tells progress how
+// far the replay is each time an event is finished.
+type replayTally struct {
+	src      *replayInput
+	next     router.Observer
+	progress func(ui.ReplayProgress)
+
+	mu       sync.Mutex
+	finals   ui.ReplayProgress // Delivered, Refused and Reasons
+	finishes int64
+}
+
+// Observe counts the outcomes that finish an event: a delivery or a dead
+// letter. Skips are counted as the finished events that are neither, for a
+// router skips an event it delivered already without telling an outcome.
+func (t *replayTally) Observe(outcomes ...router.Outcome) {
+	if t.next != nil {
+		t.next.Observe(outcomes...)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, oc := range outcomes {
+		switch oc.Result {
+		case router.ResultDelivered:
+			t.finals.Delivered++
+		case router.ResultDeadLettered:
+			t.finals.Refused++
+			t.finals.AddReason(oc.Reason)
+		}
+	}
+}
+
+// finished counts an event finished, after its outcome was observed, and
+// reports.
+func (t *replayTally) finished() {
+	t.mu.Lock()
+	t.finishes++
+	t.mu.Unlock()
+	t.report()
+}
+
+// report tells progress, if set, how far the replay is, and returns it.
+func (t *replayTally) report() ui.ReplayProgress {
+	t.mu.Lock()
+	p := t.finals
+	p.Reasons = slices.Clone(p.Reasons)
+	// A batch's outcomes are observed before its events are finished: until
+	// they are, the finished may lag the outcomes.
+	p.Skipped = max(t.finishes-p.Delivered-p.Refused, 0)
+	t.mu.Unlock()
+	p.Picked = t.src.picked.Load()
+	if t.progress != nil {
+		t.progress(p)
+	}
+	return p
 }
 
 func mustMetrics() *router.Metrics {

@@ -103,7 +103,7 @@ func serve(ctx context.Context, name string, args []string, stderr io.Writer, pa
 	}
 	page, err := newDeliveryPage(pageCtx, ui.Config{
 		AdminToken: adminToken(), Metrics: reg, Ready: ready,
-		DeadLetters: pageDeadLetters(cfg, log, logger, clients, live), Tester: tester,
+		DeadLetters: pageDeadLetters(cfg, log, logger, clients, live, outcomes), Tester: tester,
 		Live: liveEvents(cfg, log, outcomes), Syncs: pageSyncs(admin),
 	})
 	if err != nil {

@@ -22,9 +22,9 @@ import (
 // hubspot-api.md §3 [C-conflict]), and is dead-lettered at once. The test
 // finds that dead letter on the page with HubSpot's message, clears the
 // duplicate's number in HubSpot, replays the dead letter from the page, sees
-// the replay finish with no new dead letter, and the contact in HubSpot.
-// Last, the event tester
-// shows the contact upsert an identify makes. Each step saves a screenshot.
+// the replay deliver it with no new dead letter, the contact in HubSpot and
+// the replay's delivery on the event's live outcomes. Last, the event
+// tester shows the contact upsert an identify makes. Each step saves a screenshot.
 func TestBrowserDeliveryPageOfARealServeToHubSpot(t *testing.T) {
 	sandbox := startSandbox(t)
 	// The portal identifies customers by a unique customer number, and
@@ -235,8 +235,8 @@ destinations:
 	if state := field(`#replays [data-field="state"]`); !strings.HasPrefix(state, "done at") {
 		fail("the replay ended with %q", state)
 	}
-	if progress := field(`#replays [data-field="progress"]`); progress != "1 of 1 finished" {
-		t.Errorf("the replay's progress reads %q, want 1 of 1 finished", progress)
+	if progress := field(`#replays [data-field="progress"]`); progress != "1 of 1 delivered" {
+		t.Errorf("the replay's progress reads %q, want 1 of 1 delivered", progress)
 	}
 	saveScreenshot(t, page, "e2e-7-replayed")
 	ada := func() gjson.Result {
@@ -258,6 +258,22 @@ destinations:
 		t.Errorf("after the replay crm has %d dead letters (%v), want the one replayed and no new one:\n%s", n, err, field("#deadletters"))
 	}
 	saveScreenshot(t, page, "e2e-8-no-new-deadletter")
+	// Opened again, Ada's identify shows the replay's delivery after the
+	// dead letter.
+	if err := chromedp.Do(live, outcome("e2e-ada"),
+		chromedp.Poll[chromedp.Void](`(document.querySelector('#event-detail .outcome[data-destination="crm"]') || {dataset: {}}).dataset.final === "delivered"`,
+			chromedp.WithPollingMutation(), chromedp.WithPollingTimeout(20*time.Second)),
+	); err != nil {
+		fail("Ada's identify is not shown delivered at crm after the replay: %v\n%s", err, liveText())
+	}
+	results, err := chromedp.Run(live, chromedp.Evaluate[[]string](`[...document.querySelectorAll('#event-detail .outcome[data-destination="crm"] li')].map(li => (li.closest(".replayed") ? "replay " : "") + li.dataset.result)`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(results, ", "); got != "dead_lettered, replay delivered" {
+		t.Errorf("Ada's identify at crm shows the outcomes %q, want dead_lettered, replay delivered:\n%s", got, liveText())
+	}
+	saveScreenshot(t, live, "e2e-8b-live-replayed")
 
 	// e. The event tester shows the contact upsert of an identify.
 	identify := `{"type":"identify","userId":"u-tester","traits":{"email":"grace@acme.example","firstName":"Grace","customer_number":"C-7"}}`
