@@ -220,6 +220,10 @@ func TestDiskFullGets503AndRecovers(t *testing.T) {
 log:
   partitions: 2
   min_free_bytes: %d
+  # A memtable larger than the disk: nothing is flushed and no write-ahead
+  # log is preallocated (pebble preallocates each to 1.1 memtables), so the
+  # disk fills with appends alone, at the rate the test controls.
+  memtable_bytes: 67108864
 destinations:
   - name: hook
     type: webhook

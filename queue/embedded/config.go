@@ -65,11 +65,15 @@ type Config struct {
 	// reserve leaves room for pebble to flush its memtable and compact, and
 	// for consumer groups to commit, so a full disk never fails a write of
 	// pebble's write-ahead log. Appends resume by themselves once space is
-	// freed. Free space is read at most every 250ms, so the reserve must also
-	// cover what the gateway appends in that time; and a memtable flush needs
-	// up to a memtable's size (32 MiB), which the default covers. Open
-	// refuses a disk with less free than this or than its write-ahead log
-	// holds. Default 64 MiB.
+	// freed. Free space is read at most every 250ms (what the log appends in
+	// between is deducted), and pebble takes more than the appends: a flush
+	// writes up to a memtable's size, and each new write-ahead log file is
+	// preallocated to 1.1 memtables, with up to five of them while flushes
+	// catch up. So the reserve must be at least about seven memtables (224
+	// MiB at the default 32 MiB), or a write of the write-ahead log can meet
+	// a full disk, which pebble treats as fatal. Open refuses a disk with
+	// less free than this or than its write-ahead log holds. Default 256
+	// MiB.
 	MinFreeBytes int64 `yaml:"min_free_bytes"`
 
 	// MemTableBytes is the size of pebble's memtable: appends collect in
@@ -113,7 +117,7 @@ const (
 	DefaultRetentionHardAge       = 720 * time.Hour
 	DefaultRetentionCheckInterval = time.Minute
 	DefaultMaxBatchMessages       = 4096
-	DefaultMinFreeBytes           = 64 << 20
+	DefaultMinFreeBytes           = 256 << 20
 	DefaultMemTableBytes          = 32 << 20
 	DefaultBlockCacheBytes        = 8 << 20
 )
