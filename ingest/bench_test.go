@@ -59,17 +59,18 @@ func BenchmarkBatchRequest(b *testing.B) {
 	defer gw.App().ReleaseCtx(c)
 	b.ReportAllocs()
 	for b.Loop() {
-		req, payload, err := gw.readRequest(c, route{path: "/v1/batch"})
+		scratch := takeScratch()
+		req, items, err := gw.readRequest(c, route{path: "/v1/batch"}, scratch)
 		if err != nil {
 			b.Fatal(err)
 		}
-		items := payload.Array()
 		if err := gw.checkSizes(items); err != nil {
 			b.Fatal(err)
 		}
 		if _, valid, err := gw.prepareAll(items, &req); err != nil || len(valid) != events {
 			b.Fatalf("%d valid, %v", len(valid), err)
 		}
+		releaseScratch(scratch)
 	}
 }
 

@@ -75,21 +75,22 @@ func switchyardValue(source string) gjson.Result {
 // fieldLists are the scratch lists of requests, reused across requests.
 var fieldLists = sync.Pool{New: func() any { return new(fieldList) }}
 
-type fieldList struct{ in, out []schemas.Field }
-
-// takeScratch gives r scratch lists of fields from the pool.
-func (r *request) takeScratch() {
-	l := fieldLists.Get().(*fieldList)
-	r.in, r.out = l.in[:0], l.out[:0]
+// fieldList is one request's scratch: what scanBody collects of its body,
+// and the lists a message's fields are rewritten in.
+type fieldList struct {
+	body    scanned
+	in, out []schemas.Field
 }
 
-// releaseScratch returns r's scratch lists to the pool, holding nothing of
-// the request.
-func (r *request) releaseScratch() {
-	clear(r.in[:cap(r.in)])
-	clear(r.out[:cap(r.out)])
-	fieldLists.Put(&fieldList{in: r.in[:0], out: r.out[:0]})
-	r.in, r.out = nil, nil
+func takeScratch() *fieldList { return fieldLists.Get().(*fieldList) }
+
+// releaseScratch returns l to the pool, holding nothing of its request.
+func releaseScratch(l *fieldList) {
+	l.body.reset()
+	clear(l.in[:cap(l.in)])
+	clear(l.out[:cap(l.out)])
+	l.in, l.out = l.in[:0], l.out[:0]
+	fieldLists.Put(l)
 }
 
 // ipValue returns the client's ip as a JSON string value, made once.
@@ -133,13 +134,24 @@ func (g *Gateway) prepare(item gjson.Result, req *request) (prepared, error) {
 	if !item.IsObject() {
 		return prepared{}, fmt.Errorf("message is not a JSON object")
 	}
-	var f fields
 	req.in = req.in[:0]
 	item.ForEach(func(k, v gjson.Result) bool {
 		req.in = append(req.in, schemas.Field{RawKey: k.Raw, Key: k.Str, Value: v})
-		f.note(k.Str, v)
 		return true
 	})
+	return g.prepareFields(item, req.in, req)
+}
+
+// prepareFields is prepare for a message whose top-level fields, in order,
+// are known: in, or nil when it is not an object.
+func (g *Gateway) prepareFields(item gjson.Result, in []schemas.Field, req *request) (prepared, error) {
+	if !item.IsObject() {
+		return prepared{}, fmt.Errorf("message is not a JSON object")
+	}
+	var f fields
+	for _, fl := range in {
+		f.note(fl.Key, fl.Value)
+	}
 	id, err := messageIDOf(f.messageID)
 	if err != nil {
 		return prepared{}, err
@@ -148,7 +160,7 @@ func (g *Gateway) prepare(item gjson.Result, req *request) (prepared, error) {
 	if err != nil {
 		return prepared{}, err
 	}
-	req.out = rewriteFields(req.out[:0], req.in, req, f, id, times)
+	req.out = rewriteFields(req.out[:0], in, req, f, id, times)
 	start := len(req.arena)
 	req.arena = appendObject(req.arena, req.out)
 	value := req.arena[start:len(req.arena):len(req.arena)]

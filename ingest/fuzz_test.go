@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/switchyard/switchyard/queue"
+	"github.com/switchyard/switchyard/schemas"
 )
 
 // FuzzDecodeBody checks that decoding never returns more than the limit and
@@ -255,6 +256,8 @@ func FuzzScanJSON(f *testing.F) {
 		`{"a":1,"b":[true,false,null],"c":{"d":"e\u00e9\n"}}`, `{"a":1,"a":2}`, `{"a":{"b":1,"b":2}}`,
 		`[1,-0.5e+3,0,-0]`, `{"a\u0062":1,"ab":2}`, `01`, `1.`, `{"a":1,}`, `[1 2]`, `"\x01"`, `tru`, ` {} `,
 		`{"a":"\ud800"}`, `-`, `1e`, `{"a" 1}`, `[`, `{"":{"":{}}}`,
+		`{"batch":[{"type":"track","n":-1.5e3,"s":"a\"b","o":{"x":[1]}},[],3,{}],"context":{"k":true}}`,
+		`{"writeKey":"k","batch":[ { "a" : null } , "x" ]}`, ` {"a\u0062":{"batch":[{"c":1}]}} `,
 	} {
 		f.Add(seed)
 	}
@@ -271,7 +274,63 @@ func FuzzScanJSON(f *testing.F) {
 				t.Fatalf("scanJSON says a key repeats %v, the decoder %v: %q", repeated, want, text)
 			}
 		}
+		if valid && !repeated {
+			checkScanBody(t, text)
+		}
 	})
+}
+
+// checkScanBody holds what scanBody collects to what gjson reads of the
+// same text: the root's fields, the batch's messages and their fields.
+func checkScanBody(t *testing.T, text string) {
+	var got scanned
+	scanBody(text, true, &got)
+	root := gjson.Parse(text)
+	if got.rootObject != root.IsObject() {
+		t.Fatalf("rootObject %v, gjson says %v: %q", got.rootObject, root.IsObject(), text)
+	}
+	if !root.IsObject() {
+		return
+	}
+	fieldsOf := func(v gjson.Result) []string {
+		var out []string
+		v.ForEach(func(k, v gjson.Result) bool {
+			out = append(out, fmt.Sprintf("%s|%s|%d|%s|%s|%v", k.Raw, k.Str, v.Type, v.Raw, v.Str, v.Num))
+			return true
+		})
+		return out
+	}
+	collected := func(fs []schemas.Field) []string {
+		var out []string
+		for _, f := range fs {
+			out = append(out, fmt.Sprintf("%s|%s|%d|%s|%s|%v", f.RawKey, f.Key, f.Value.Type, f.Value.Raw, f.Value.Str, f.Value.Num))
+		}
+		return out
+	}
+	if w, g := fieldsOf(root), collected(got.root); !reflect.DeepEqual(w, g) {
+		t.Fatalf("root fields\n got %q\nwant %q\nof %q", g, w, text)
+	}
+	batch := root.Get("batch")
+	if !batch.IsArray() {
+		if len(got.messages) != 0 {
+			t.Fatalf("%d messages of no batch array: %q", len(got.messages), text)
+		}
+		return
+	}
+	want := batch.Array()
+	if len(want) != len(got.messages) {
+		t.Fatalf("%d messages, gjson reads %d: %q", len(got.messages), len(want), text)
+	}
+	for i, m := range got.messages {
+		if m.value.Raw != want[i].Raw || m.value.IsObject() != want[i].IsObject() {
+			t.Fatalf("message %d is %q, gjson reads %q", i, m.value.Raw, want[i].Raw)
+		}
+		if m.value.IsObject() {
+			if w, g := fieldsOf(want[i]), collected(m.fields); !reflect.DeepEqual(w, g) {
+				t.Fatalf("message %d's fields\n got %q\nwant %q\nof %q", i, g, w, text)
+			}
+		}
+	}
 }
 
 // repeatsAKey walks valid JSON text's tokens and reports whether an object

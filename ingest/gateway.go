@@ -293,21 +293,19 @@ var okBody = []byte(`{"success":true}`)
 // request, then stores its messages and answers 200 once they are durable.
 func (g *Gateway) handler(r route) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		req, payload, err := g.readRequest(c, r)
+		scratch := takeScratch()
+		defer releaseScratch(scratch)
+		req, items, err := g.readRequest(c, r, scratch)
 		if err != nil {
 			return g.refuse(c, err)
-		}
-		// A single call is one message; a batch route carries an array.
-		items := []gjson.Result{payload}
-		if r.typ == "" {
-			items = payload.Array()
 		}
 		if err := g.checkSizes(items); err != nil {
 			return g.refuse(c, err)
 		}
-		req.takeScratch()
-		defer req.releaseScratch()
-		return g.store(c, &req, items)
+		req.in, req.out = scratch.in[:0], scratch.out[:0]
+		err = g.store(c, &req, items)
+		scratch.in, scratch.out = req.in, req.out
+		return err
 	}
 }
 
@@ -331,12 +329,12 @@ func (g *Gateway) refuse(c *fiber.Ctx, err error) error {
 }
 
 // readRequest decodes the body of a request to route r and authenticates it.
-// It returns the request and its payload: the message on single-call routes,
-// the batch array on batch routes, whose envelope it reads into the request.
-// So that every reader reads what the gateway stores alike, bytes that are
-// not UTF-8 become U+FFFD and a key repeated in an object keeps its last
-// value.
-func (g *Gateway) readRequest(c *fiber.Ctx, r route) (request, gjson.Result, error) {
+// It returns the request and its messages: the one message on single-call
+// routes, the batch array's on batch routes, whose envelope it reads into
+// the request. The body is read once, into scratch. So that every reader
+// reads what the gateway stores alike, bytes that are not UTF-8 become
+// U+FFFD and a key repeated in an object keeps its last value.
+func (g *Gateway) readRequest(c *fiber.Ctx, r route, scratch *fieldList) (request, []message, error) {
 	receivedAt := g.cfg.Now().UTC()
 	limit := g.cfg.MaxRequestBytes
 	if r.typ != "" {
@@ -347,70 +345,76 @@ func (g *Gateway) readRequest(c *fiber.Ctx, r route) (request, gjson.Result, err
 		var tooLarge *tooLargeError
 		if errors.As(err, &tooLarge) {
 			if r.typ != "" {
-				return request{}, gjson.Result{}, &refusal{fiber.StatusBadRequest, "message_too_large", tooLarge.Error()}
+				return request{}, nil, &refusal{fiber.StatusBadRequest, "message_too_large", tooLarge.Error()}
 			}
-			return request{}, gjson.Result{}, &refusal{fiber.StatusBadRequest, "request_too_large", tooLarge.Error()}
+			return request{}, nil, &refusal{fiber.StatusBadRequest, "request_too_large", tooLarge.Error()}
 		}
-		return request{}, gjson.Result{}, &refusal{fiber.StatusBadRequest, "invalid_body", err.Error()}
+		return request{}, nil, &refusal{fiber.StatusBadRequest, "invalid_body", err.Error()}
 	}
 	text := string(validUTF8(body))
-	valid, repeated, tooDeep := scanJSON(text)
+	sc := &scratch.body
+	valid, repeated, tooDeep := scanBody(text, r.typ == "", sc)
 	if tooDeep {
-		return request{}, gjson.Result{}, &refusal{fiber.StatusBadRequest, "invalid_json",
+		return request{}, nil, &refusal{fiber.StatusBadRequest, "invalid_json",
 			fmt.Sprintf("the request body nests objects and arrays deeper than %d levels", maxDepth)}
 	}
 	if !valid {
-		return request{}, gjson.Result{}, &refusal{fiber.StatusBadRequest, "invalid_json", "the request body is not valid JSON"}
+		return request{}, nil, &refusal{fiber.StatusBadRequest, "invalid_json", "the request body is not valid JSON"}
 	}
-	root := gjson.Parse(text)
-	if !root.IsObject() {
-		return request{}, gjson.Result{}, &refusal{fiber.StatusBadRequest, "invalid_json", "the request body must be a JSON object"}
+	if !sc.rootObject {
+		return request{}, nil, &refusal{fiber.StatusBadRequest, "invalid_json", "the request body must be a JSON object"}
 	}
 	if repeated {
-		root = gjson.Parse(lastValues(root))
+		text = lastValues(gjson.Parse(text))
+		scanBody(text, r.typ == "", sc)
 	}
-	key, ok := g.authenticate(c.Request().Header.Peek(fiber.HeaderAuthorization), root)
+	var writeKeyField gjson.Result
+	for _, f := range sc.root {
+		if f.Key == "writeKey" {
+			writeKeyField = f.Value
+		}
+	}
+	key, ok := g.authenticate(c.Request().Header.Peek(fiber.HeaderAuthorization), writeKeyField)
 	if !ok {
-		return request{}, gjson.Result{}, &refusal{fiber.StatusUnauthorized, "unauthorized",
+		return request{}, nil, &refusal{fiber.StatusUnauthorized, "unauthorized",
 			"a valid write key is required: send it as the Basic auth username or as writeKey in the body"}
 	}
 
 	req := request{source: key.source, switchyardField: key.switchyard, receivedAt: receivedAt, ip: c.IP(), typ: r.typ}
 	if r.typ != "" {
-		return req, root, nil
+		sc.messages = append(sc.messages[:0], message{value: gjson.Result{Type: gjson.JSON, Raw: strings.TrimSpace(text)}, fields: sc.root})
+		return req, sc.messages, nil
 	}
-	// One pass over the envelope: each Get would read past the batch.
 	var batch gjson.Result
-	root.ForEach(func(k, v gjson.Result) bool {
-		switch k.Str {
+	for _, f := range sc.root {
+		switch f.Key {
 		case "batch":
-			batch = v
+			batch = f.Value
 		case "context":
-			req.context = v
+			req.context = f.Value
 		case "integrations":
-			req.integrations = v
+			req.integrations = f.Value
 		case "sentAt":
-			req.sentAt = v
+			req.sentAt = f.Value
 		}
-		return true
-	})
-	if !batch.IsArray() {
-		return request{}, gjson.Result{}, &refusal{fiber.StatusBadRequest, "invalid_batch", "the body must have a batch array"}
 	}
-	return req, batch, nil
+	if !batch.IsArray() {
+		return request{}, nil, &refusal{fiber.StatusBadRequest, "invalid_batch", "the body must have a batch array"}
+	}
+	return req, sc.messages, nil
 }
 
 // checkSizes refuses a batch with too many messages or any message over the
 // per-message limit.
-func (g *Gateway) checkSizes(items []gjson.Result) error {
+func (g *Gateway) checkSizes(items []message) error {
 	if len(items) > g.cfg.MaxBatchMessages {
 		return &refusal{fiber.StatusBadRequest, "batch_too_large",
 			fmt.Sprintf("the batch has %d messages; the limit is %d per batch", len(items), g.cfg.MaxBatchMessages)}
 	}
 	for i, item := range items {
-		if len(item.Raw) > g.cfg.MaxMessageBytes {
+		if len(item.value.Raw) > g.cfg.MaxMessageBytes {
 			return &refusal{fiber.StatusBadRequest, "message_too_large",
-				fmt.Sprintf("message %d is %d bytes; the limit is %d bytes per message", i, len(item.Raw), g.cfg.MaxMessageBytes)}
+				fmt.Sprintf("message %d is %d bytes; the limit is %d bytes per message", i, len(item.value.Raw), g.cfg.MaxMessageBytes)}
 		}
 	}
 	return nil
@@ -419,7 +423,7 @@ func (g *Gateway) checkSizes(items []gjson.Result) error {
 // store publishes the request's valid messages not seen before, together
 // with dead letters for its invalid ones, and answers 200 once they are
 // durable.
-func (g *Gateway) store(c *fiber.Ctx, req *request, items []gjson.Result) error {
+func (g *Gateway) store(c *fiber.Ctx, req *request, items []message) error {
 	out, valid, err := g.prepareAll(items, req)
 	if err != nil {
 		return g.refuse(c, err)
@@ -463,16 +467,16 @@ const arenaPerMessage = 256
 // prepareAll prepares every message. It returns the dead letters of the
 // invalid ones, with room to append the valid ones, and the valid ones. On a
 // single-call route an invalid message is refused instead.
-func (g *Gateway) prepareAll(items []gjson.Result, req *request) (deadLetters []queue.Message, valid []prepared, err error) {
+func (g *Gateway) prepareAll(items []message, req *request) (deadLetters []queue.Message, valid []prepared, err error) {
 	deadLetters = make([]queue.Message, 0, len(items))
 	valid = make([]prepared, 0, len(items))
 	size := 0
 	for _, item := range items {
-		size += len(item.Raw) + arenaPerMessage
+		size += len(item.value.Raw) + arenaPerMessage
 	}
 	req.arena = make([]byte, 0, size)
 	for i, item := range items {
-		msg, err := g.prepare(item, req)
+		msg, err := g.prepareFields(item.value, item.fields, req)
 		if err == nil {
 			valid = append(valid, msg)
 			continue
@@ -481,7 +485,7 @@ func (g *Gateway) prepareAll(items []gjson.Result, req *request) (deadLetters []
 			g.metrics.messages.WithLabelValues("invalid").Inc()
 			return nil, nil, &refusal{fiber.StatusBadRequest, "invalid_message", err.Error()}
 		}
-		dl, err := g.deadLetter(item, req, fmt.Sprintf("message %d of the batch: %v", i, err))
+		dl, err := g.deadLetter(item.value, req, fmt.Sprintf("message %d of the batch: %v", i, err))
 		if err != nil {
 			return nil, nil, err
 		}
@@ -519,12 +523,11 @@ func (g *Gateway) publish(c *fiber.Ctx, source string, msgs []queue.Message) err
 }
 
 // authenticate finds the request's write key: the Basic auth username (with
-// or without the trailing colon), else writeKey in the body. Every
+// or without the trailing colon), else wk, the body's writeKey. Every
 // configured key is compared, in constant time, so timing tells nothing.
-func (g *Gateway) authenticate(authorization []byte, body gjson.Result) (writeKey, bool) {
+func (g *Gateway) authenticate(authorization []byte, wk gjson.Result) (writeKey, bool) {
 	key, ok := basicUser(string(authorization))
 	if !ok {
-		wk := body.Get("writeKey")
 		if wk.Type != gjson.String || wk.Str == "" {
 			return writeKey{}, false
 		}

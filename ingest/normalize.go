@@ -6,6 +6,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/switchyard/switchyard/schemas"
 )
 
 // replacementChar is what invalid UTF-8 in a body becomes.
@@ -33,9 +35,76 @@ const maxDepth = 64
 // message with one means different things to different readers.
 func scanJSON(json string) (valid, repeated, tooDeep bool) {
 	s := keyScanner{json: json}
+	return s.scan()
+}
+
+// scanBody is scanJSON for a request body that also collects, into dst, its
+// root object's fields and, when batch is set, the messages of its batch
+// array with the fields of each, so that no one reads the body again.
+func scanBody(json string, batch bool, dst *scanned) (valid, repeated, tooDeep bool) {
+	dst.reset()
+	s := keyScanner{json: json, out: dst, collectBatch: batch}
+	return s.scan()
+}
+
+// scanned is what scanBody collects: the fields of the root object, and the
+// messages of its batch array.
+type scanned struct {
+	// rootObject tells whether the text is an object.
+	rootObject bool
+	root       []schemas.Field
+	messages   []message
+	// fields holds every message's fields, one message after another.
+	fields []schemas.Field
+}
+
+// message is one message of a request: its value and, when it is an
+// object, its top-level fields in order (else nil).
+type message struct {
+	value  gjson.Result
+	fields []schemas.Field
+	// first and end bound fields in scanned.fields while scanning.
+	first, end int
+}
+
+func (d *scanned) reset() {
+	clear(d.root)
+	clear(d.messages)
+	clear(d.fields)
+	d.root, d.messages, d.fields = d.root[:0], d.messages[:0], d.fields[:0]
+	d.rootObject = false
+}
+
+// finish gives each object message its fields, once fields no longer grows.
+func (d *scanned) finish() {
+	for i := range d.messages {
+		if m := &d.messages[i]; m.value.IsObject() {
+			m.fields = d.fields[m.first:m.end:m.end]
+		}
+	}
+}
+
+// valueOf is the gjson value of one JSON value's text.
+func valueOf(raw string) gjson.Result {
+	switch raw[0] {
+	case '{', '[':
+		return gjson.Result{Type: gjson.JSON, Raw: raw}
+	case '"':
+		if strings.IndexByte(raw, '\\') < 0 {
+			return gjson.Result{Type: gjson.String, Raw: raw, Str: raw[1 : len(raw)-1]}
+		}
+	}
+	return gjson.Parse(raw)
+}
+
+func (s *keyScanner) scan() (valid, repeated, tooDeep bool) {
 	i := s.value(s.skipSpace(0), 1)
-	if s.bad || s.tooDeep || s.skipSpace(i) != len(json) {
+	if s.bad || s.tooDeep || s.skipSpace(i) != len(s.json) {
 		return false, s.repeated, s.tooDeep
+	}
+	if s.out != nil {
+		s.out.rootObject = s.json[s.skipSpace(0)] == '{'
+		s.out.finish()
 	}
 	return true, s.repeated, false
 }
@@ -45,6 +114,13 @@ func scanJSON(json string) (valid, repeated, tooDeep bool) {
 type keyScanner struct {
 	json                   string
 	bad, repeated, tooDeep bool
+	// out, when not nil, collects the root's fields and, when collectBatch
+	// is set, the messages of the root's batch array; inBatch is set while
+	// that array is read.
+	out                   *scanned
+	collectBatch, inBatch bool
+	// collectingMessage is set while a message of the batch is read.
+	collectingMessage bool
 }
 
 // fail marks the text invalid and returns len(json).
@@ -103,12 +179,25 @@ func (s *keyScanner) object(i, depth int) int {
 		if keys.add(key) {
 			s.repeated = true
 		}
+		rawKey := s.json[i:end]
 		i = s.skipSpace(end)
 		if i >= len(s.json) || s.json[i] != ':' {
 			return s.fail()
 		}
-		if i = s.value(s.skipSpace(i+1), depth+1); s.bad || s.tooDeep {
+		start := s.skipSpace(i + 1)
+		s.inBatch = s.collectBatch && depth == 1 && key == "batch"
+		i = s.value(start, depth+1)
+		s.inBatch = false
+		if s.bad || s.tooDeep {
 			return i
+		}
+		if s.out != nil {
+			switch {
+			case depth == 1:
+				s.out.root = append(s.out.root, schemas.Field{RawKey: rawKey, Key: key, Value: valueOf(s.json[start:i])})
+			case depth == 3 && s.collectingMessage:
+				s.out.fields = append(s.out.fields, schemas.Field{RawKey: rawKey, Key: key, Value: valueOf(s.json[start:i])})
+			}
 		}
 		i = s.skipSpace(i)
 		if i >= len(s.json) {
@@ -126,12 +215,26 @@ func (s *keyScanner) object(i, depth int) int {
 }
 
 func (s *keyScanner) array(i, depth int) int {
+	messages := s.inBatch && depth == 2
+	s.inBatch = false
 	i = s.skipSpace(i + 1)
 	if i < len(s.json) && s.json[i] == ']' {
 		return i + 1
 	}
 	for {
-		if i = s.value(i, depth+1); s.bad || s.tooDeep {
+		start := i
+		if messages {
+			s.collectingMessage = true
+			first := len(s.out.fields)
+			i = s.value(i, depth+1)
+			s.collectingMessage = false
+			if !s.bad && !s.tooDeep {
+				s.out.messages = append(s.out.messages, message{value: valueOf(s.json[start:i]), first: first, end: len(s.out.fields)})
+			}
+		} else {
+			i = s.value(i, depth+1)
+		}
+		if s.bad || s.tooDeep {
 			return i
 		}
 		i = s.skipSpace(i)
