@@ -61,6 +61,11 @@ func (e Event) Source() string { return e.Get(SourceField).String() }
 // SourceField is the path of the source name the gateway adds to every message.
 const SourceField = "_switchyard.source"
 
+// IDString renders an id the way it is used as a key, as UserID and
+// AnonymousID return it: strings as they are, numbers by their JSON text,
+// anything else as "".
+func IDString(r gjson.Result) string { return idString(r) }
+
 // idString renders an id the way it is used as a key: strings as they are,
 // numbers by their JSON text.
 func idString(r gjson.Result) string {

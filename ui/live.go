@@ -18,6 +18,7 @@ import (
 	"github.com/switchyard/switchyard/queue"
 	"github.com/switchyard/switchyard/router"
 	"github.com/switchyard/switchyard/schemas"
+	"github.com/tidwall/gjson"
 )
 
 // LiveConfig is what the live events panel reads: the events topic, read
@@ -88,13 +89,38 @@ type liveEvent struct {
 	MessageID   string `json:"messageId"`
 }
 
+// newLiveEvent reads m's row in one pass over its top-level fields: the tap
+// reads every event the gateway takes in, so each Get would cost a pass.
+// The fields read as schemas.Event's accessors read them.
 func newLiveEvent(m queue.Message) liveEvent {
-	ev := schemas.NewEvent(m.Value)
-	return liveEvent{
-		Partition: m.Partition, Offset: m.Offset, Time: m.Time.UTC().Format(time.RFC3339Nano),
-		Type: ev.Type(), Event: ev.Get("event").String(), UserID: ev.UserID(), AnonymousID: ev.AnonymousID(),
-		Source: ev.Source(), MessageID: ev.MessageID(),
+	e := liveEvent{Partition: m.Partition, Offset: m.Offset, Time: m.Time.UTC().Format(time.RFC3339Nano)}
+	var typ, event, userID, anonymousID, messageID, switchyard gjson.Result
+	// first keeps a repeated key's first value, as gjson's Get reads it.
+	first := func(dst *gjson.Result, v gjson.Result) {
+		if !dst.Exists() {
+			*dst = v
+		}
 	}
+	gjson.ParseBytes(m.Value).ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "type":
+			first(&typ, v)
+		case "event":
+			first(&event, v)
+		case "userId":
+			first(&userID, v)
+		case "anonymousId":
+			first(&anonymousID, v)
+		case "messageId":
+			first(&messageID, v)
+		case "_switchyard":
+			first(&switchyard, v)
+		}
+		return true
+	})
+	e.Type, e.Event, e.MessageID, e.Source = typ.String(), event.String(), messageID.String(), switchyard.Get("source").String()
+	e.UserID, e.AnonymousID = schemas.IDString(userID), schemas.IDString(anonymousID)
+	return e
 }
 
 // tap reads the events topic from its end while anyone watches and offers

@@ -18,6 +18,7 @@ import (
 	"github.com/switchyard/switchyard/queue"
 	"github.com/switchyard/switchyard/queue/embedded"
 	"github.com/switchyard/switchyard/router"
+	"github.com/switchyard/switchyard/schemas"
 )
 
 // openTestLog opens an embedded log in the test's directory.
@@ -331,4 +332,23 @@ func get(t *testing.T, url string) string {
 		t.Fatalf("GET %s: %d %s", url, resp.StatusCode, b)
 	}
 	return html.UnescapeString(string(b))
+}
+
+// The live row reads each field as schemas.Event's accessors do.
+func TestLiveEventReadsWhatTheEventsAccessorsRead(t *testing.T) {
+	for _, raw := range []string{
+		`{"type":"track","event":"Signed Up","userId":"u1","anonymousId":"a1","messageId":"m1","_switchyard":{"source":"web"}}`,
+		`{"type":"identify","userId":42,"anonymousId":null,"messageId":"m2","_switchyard":{"source":"app"},"type":"track"}`,
+		`{"messageId":"m3","anonymousId":"a3","userId":true,"event":{"x":1}}`,
+		`{}`, `{"_switchyard":"web","userId":"","anonymousId":7.5}`,
+	} {
+		got := newLiveEvent(queue.Message{Value: []byte(raw), Partition: 1, Offset: 2, Time: time.Unix(0, 0)})
+		ev := schemas.NewEvent([]byte(raw))
+		want := liveEvent{Partition: 1, Offset: 2, Time: time.Unix(0, 0).UTC().Format(time.RFC3339Nano),
+			Type: ev.Type(), Event: ev.Get("event").String(), UserID: ev.UserID(), AnonymousID: ev.AnonymousID(),
+			Source: ev.Source(), MessageID: ev.MessageID()}
+		if got != want {
+			t.Errorf("%s:\n got %+v\nwant %+v", raw, got, want)
+		}
+	}
 }
