@@ -53,11 +53,8 @@ func readHeader(raw []byte) header {
 	h := header{
 		messageID:    strings.Clone(messageID.String()),
 		source:       switchyard.Get("source").String(),
-		key:          idString(userID),
+		key:          schemas.KeyFrom(userID, anonymousID),
 		integrations: integrations,
-	}
-	if h.key == "" {
-		h.key = idString(anonymousID)
 	}
 	if receivedAt.Type == gjson.String {
 		if t, err := schemas.ParseTime(receivedAt.Str); err == nil {
@@ -65,17 +62,4 @@ func readHeader(raw []byte) header {
 		}
 	}
 	return h
-}
-
-// idString renders an id as schemas.Event's Key does: strings as they
-// are, numbers by their JSON text.
-func idString(r gjson.Result) string {
-	switch r.Type {
-	case gjson.String:
-		return r.Str
-	case gjson.Number:
-		return r.Raw
-	default:
-		return ""
-	}
 }
