@@ -393,6 +393,16 @@ type acceptedMessage struct {
 // source done, any other error is returned.
 func (s *runState) acceptFetched() error {
 	r := s.r
+	// Batches already answered are finished first, so the dedupe set knows
+	// what they delivered before a copy of one of their events is taken.
+	for answered := true; answered; {
+		select {
+		case res := <-s.results:
+			s.finish(res)
+		default:
+			answered = false
+		}
+	}
 	s.fetched = s.inbox.take(s.fetched)
 	defer s.flush()
 	var fetchErr error
