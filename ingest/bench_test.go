@@ -31,7 +31,7 @@ func BenchmarkPrepare(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		req.arena = req.arena[:0]
-		if _, err := gw.prepare(item, &req); err != nil {
+		if _, err := prepareOne(gw, item, &req); err != nil {
 			b.Fatal(err)
 		}
 	}

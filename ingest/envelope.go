@@ -36,9 +36,9 @@ type request struct {
 	// arena holds the stored form of every message of the request, one
 	// after the other: one allocation for the lot.
 	arena []byte
-	// in and out are scratch lists of a message's fields, reused from one
-	// message to the next.
-	in, out []schemas.Field
+	// out is the scratch list a message's fields are rewritten in, reused
+	// from one message to the next.
+	out []schemas.Field
 }
 
 // shared returns, as fields' values, the request's receivedAt, made on the
@@ -76,10 +76,10 @@ func switchyardValue(source string) gjson.Result {
 var fieldLists = sync.Pool{New: func() any { return new(fieldList) }}
 
 // fieldList is one request's scratch: what scanBody collects of its body,
-// and the lists a message's fields are rewritten in.
+// and the list a message's fields are rewritten in.
 type fieldList struct {
-	body    scanned
-	in, out []schemas.Field
+	body scanned
+	out  []schemas.Field
 }
 
 func takeScratch() *fieldList { return fieldLists.Get().(*fieldList) }
@@ -87,9 +87,8 @@ func takeScratch() *fieldList { return fieldLists.Get().(*fieldList) }
 // releaseScratch returns l to the pool, holding nothing of its request.
 func releaseScratch(l *fieldList) {
 	l.body.reset()
-	clear(l.in[:cap(l.in)])
 	clear(l.out[:cap(l.out)])
-	l.in, l.out = l.in[:0], l.out[:0]
+	l.out = l.out[:0]
 	fieldLists.Put(l)
 }
 
@@ -128,23 +127,11 @@ const maxMessageIDLength = 100
 // except for the fields the gateway owns: type on single-call routes,
 // timestamp (skew-corrected), originalTimestamp, receivedAt, the merged
 // context and integrations, a generated messageId, and _switchyard. A
-// writeKey in the message is removed so secrets never reach the log. The
-// message is read once; the result is appended to the request's arena.
-func (g *Gateway) prepare(item gjson.Result, req *request) (prepared, error) {
-	if !item.IsObject() {
-		return prepared{}, fmt.Errorf("message is not a JSON object")
-	}
-	req.in = req.in[:0]
-	item.ForEach(func(k, v gjson.Result) bool {
-		req.in = append(req.in, schemas.Field{RawKey: k.Raw, Key: k.Str, Value: v})
-		return true
-	})
-	return g.prepareFields(item, req.in, req)
-}
-
-// prepareFields is prepare for a message whose top-level fields, in order,
-// are known: in, or nil when it is not an object.
-func (g *Gateway) prepareFields(item gjson.Result, in []schemas.Field, req *request) (prepared, error) {
+// writeKey in the message is removed so secrets never reach the log. in
+// holds the message's top-level fields in order (nil when it is not an
+// object), as scanBody collected them; the result is appended to the
+// request's arena.
+func (g *Gateway) prepare(item gjson.Result, in []schemas.Field, req *request) (prepared, error) {
 	if !item.IsObject() {
 		return prepared{}, fmt.Errorf("message is not a JSON object")
 	}

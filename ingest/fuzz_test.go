@@ -82,7 +82,7 @@ func FuzzPrepare(f *testing.F) {
 			quoted, _ := json.Marshal(envSentAt)
 			req.sentAt = gjson.ParseBytes(quoted)
 		}
-		out, err := gw.prepare(gjson.Parse(msg), &req)
+		out, err := prepareOne(gw, gjson.Parse(msg), &req)
 		if err != nil {
 			return
 		}
@@ -248,7 +248,7 @@ func gjsonValue(r gjson.Result) any {
 	return nil
 }
 
-// FuzzScanJSON holds scanJSON to encoding/json: the same texts are valid,
+// FuzzScanJSON holds scanBody to encoding/json: the same texts are valid,
 // and a key repeated in an object is found as a decoder walking the tokens
 // finds it.
 func FuzzScanJSON(f *testing.F) {
@@ -262,16 +262,16 @@ func FuzzScanJSON(f *testing.F) {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, text string) {
-		valid, repeated, tooDeep := scanJSON(text)
+		valid, repeated, tooDeep := scanBody(text, false, &scanned{})
 		if tooDeep {
 			return
 		}
 		if want := json.Valid([]byte(text)); valid != want {
-			t.Fatalf("scanJSON says valid %v, encoding/json %v: %q", valid, want, text)
+			t.Fatalf("scanBody says valid %v, encoding/json %v: %q", valid, want, text)
 		}
 		if valid {
 			if want := repeatsAKey(t, text); repeated != want {
-				t.Fatalf("scanJSON says a key repeats %v, the decoder %v: %q", repeated, want, text)
+				t.Fatalf("scanBody says a key repeats %v, the decoder %v: %q", repeated, want, text)
 			}
 		}
 		if valid && !repeated {
@@ -379,4 +379,15 @@ func repeatsAKey(t *testing.T, text string) bool {
 			valueDone()
 		}
 	}
+}
+
+// prepareOne prepares one message read on its own, as scanBody would have
+// collected its fields.
+func prepareOne(gw *Gateway, item gjson.Result, req *request) (prepared, error) {
+	var fields []schemas.Field
+	item.ForEach(func(k, v gjson.Result) bool {
+		fields = append(fields, schemas.Field{RawKey: k.Raw, Key: k.Str, Value: v})
+		return true
+	})
+	return gw.prepare(item, fields, req)
 }

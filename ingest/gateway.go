@@ -302,9 +302,9 @@ func (g *Gateway) handler(r route) fiber.Handler {
 		if err := g.checkSizes(items); err != nil {
 			return g.refuse(c, err)
 		}
-		req.in, req.out = scratch.in[:0], scratch.out[:0]
+		req.out = scratch.out[:0]
 		err = g.store(c, &req, items)
-		scratch.in, scratch.out = req.in, req.out
+		scratch.out = req.out
 		return err
 	}
 }
@@ -476,7 +476,7 @@ func (g *Gateway) prepareAll(items []message, req *request) (deadLetters []queue
 	}
 	req.arena = make([]byte, 0, size)
 	for i, item := range items {
-		msg, err := g.prepareFields(item.value, item.fields, req)
+		msg, err := g.prepare(item.value, item.fields, req)
 		if err == nil {
 			valid = append(valid, msg)
 			continue

@@ -27,20 +27,15 @@ func validUTF8(body []byte) []byte {
 // more, and it bounds the stack that reading a body's keys takes.
 const maxDepth = 64
 
-// scanJSON reads the JSON text once and tells whether it is valid JSON (RFC
+// scanBody reads the JSON text once and tells whether it is valid JSON (RFC
 // 8259; strings are not checked for UTF-8, which validUTF8 sees to),
 // whether an object in it has a key twice, and whether it nests deeper
 // than maxDepth (then the rest is not read, and valid is false). gjson
 // reads the first of two equal keys and encoding/json the last, so a
-// message with one means different things to different readers.
-func scanJSON(json string) (valid, repeated, tooDeep bool) {
-	s := keyScanner{json: json}
-	return s.scan()
-}
-
-// scanBody is scanJSON for a request body that also collects, into dst, its
-// root object's fields and, when batch is set, the messages of its batch
-// array with the fields of each, so that no one reads the body again.
+// message with one means different things to different readers. It also
+// collects, into dst, the root object's fields and, when batch is set, the
+// messages of its batch array with the fields of each, so that no one reads
+// the body again.
 func scanBody(json string, batch bool, dst *scanned) (valid, repeated, tooDeep bool) {
 	dst.reset()
 	s := keyScanner{json: json, out: dst, collectBatch: batch}
@@ -109,7 +104,7 @@ func (s *keyScanner) scan() (valid, repeated, tooDeep bool) {
 	return true, s.repeated, false
 }
 
-// keyScanner walks JSON text for scanJSON. Once it finds the text invalid
+// keyScanner walks JSON text for scanBody. Once it finds the text invalid
 // (bad) or too deep, every method returns len(json).
 type keyScanner struct {
 	json                   string
