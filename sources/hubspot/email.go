@@ -210,7 +210,9 @@ func (e *EmailPoller) Poll(ctx context.Context) (int, error) {
 		if err != nil {
 			return appended, err
 		}
-		if len(events) < e.holdLimit/2 {
+		if len(events) <= e.holdLimit/2 {
+			// Widen a window that held at most half of what may be held
+			// (an empty one always, however small holdLimit is).
 			span = min(2*span+1, hi)
 		}
 		lo = end + 1

@@ -281,6 +281,39 @@ func TestEmailPollerHoldsABoundedWindow(t *testing.T) {
 	checkOnceInOrder(t, h.tracks(), events)
 }
 
+// TestEmailPollerWidensAgainAfterACrowdedMillisecond: a poller that holds
+// one event at once narrows its window to a crowded millisecond and then
+// widens it again, so the empty hour after it takes a few requests, not one
+// per millisecond.
+func TestEmailPollerWidensAgainAfterACrowdedMillisecond(t *testing.T) {
+	h := newEmailHarness(t, map[string]string{"u-ada": "ada@example.com"})
+	start := ms(emailStart.Add(-time.Hour))
+	if err := h.dir.SetCheckpoint(emailCheckpointName, emailCheckpoint{Created: start}); err != nil {
+		t.Fatal(err)
+	}
+	var events []sandbox.EmailEvent
+	for i := range 3 {
+		events = append(events, sandbox.EmailEvent{"id": fmt.Sprintf("e-%d", i), "type": "OPEN", "recipient": "ada@example.com", "created": start + 10})
+	}
+	h.add(events...)
+	e := h.poller()
+	e.pageSize, e.holdLimit = 1, 1
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	n, err := e.Poll(ctx)
+	if err != nil {
+		t.Fatalf("Poll: %v after %d requests", err, h.requests.Load())
+	}
+	if n != 3 {
+		t.Fatalf("Poll appended %d; want 3", n)
+	}
+	// About 2*log2(3,600,000) requests narrow and widen the window.
+	if got := h.requests.Load(); got > 100 {
+		t.Errorf("the poll took %d requests; want at most 100", got)
+	}
+	checkOnceInOrder(t, h.tracks(), events)
+}
+
 // TestEmailPollerResumesAfterAnInterruption: a poll that fails halfway keeps
 // what it appended; the next, after a restart, goes on from there. Polls
 // interrupted after ever more requests, each after a restart, emit every
@@ -346,6 +379,9 @@ func TestEmailPollerRandomized(t *testing.T) {
 	if err := h.dir.SetCheckpoint(emailCheckpointName, emailCheckpoint{Created: prev}); err != nil {
 		t.Fatal(err)
 	}
+	// A poll that loops shows as a failure with its seed, not a hung test.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
 	e := h.poller()
 	for round := range 10 {
 		// New events from the last poll's time to now, their times drawn from
@@ -377,12 +413,12 @@ func TestEmailPollerRandomized(t *testing.T) {
 		e.holdLimit = e.pageSize * (1 + rng.IntN(4))
 		if rng.IntN(3) == 0 {
 			h.failAfter.Store(rng.Int64N(6))
-			if _, err := e.Poll(context.Background()); err != nil && !interrupted(err) {
+			if _, err := e.Poll(ctx); err != nil && !interrupted(err) {
 				t.Fatal(err)
 			}
 			h.failAfter.Store(-1)
 		}
-		if _, err := e.Poll(context.Background()); err != nil {
+		if _, err := e.Poll(ctx); err != nil {
 			t.Fatal(err)
 		}
 		if e.held > e.holdLimit+e.pageSize {
