@@ -9,21 +9,26 @@ import (
 
 // The key space of the pebble database:
 //
-//	t/<topic>                                   partition count, u32 big endian
-//	m/<topic>/<partition u32><offset u64>       a message (see encodeValue)
-//	l/<topic>/<partition u32>                   low watermark, u64: first retained offset
+//	b/<topic>/<partition u32><offset u64>       a block of messages from offset on (see appendRecord)
 //	g<len u16><group><len u16><topic><partition u32>  a group's next offset, u64
 //	j<len u16><group><len u16><topic>                 a group joined the topic, empty
+//	l/<topic>/<partition u32>                   low watermark, u64: first retained offset
+//	m/<topic>/<partition u32><offset u64>       one message, as logs before blocks stored
+//	                                            them; Open moves them into blocks
+//	t/<topic>                                   partition count, u32 big endian
 //
 // Integers are big endian so keys sort by partition and offset. Topic names
 // never contain '/' (see validTopic), so one topic's keys never interleave
-// with another's.
+// with another's. Each commit writes one block per partition it appends to
+// (or more, see maxBlockMessages), so pebble handles a key per block rather
+// than per message.
 const (
-	prefixTopic   = 't'
-	prefixMessage = 'm'
-	prefixLow     = 'l'
-	prefixGroup   = 'g'
-	prefixJoined  = 'j'
+	prefixBlock         = 'b'
+	prefixGroup         = 'g'
+	prefixJoined        = 'j'
+	prefixLow           = 'l'
+	prefixSingleMessage = 'm'
+	prefixTopic         = 't'
 )
 
 // maxTopicLen is Kafka's limit, so a topic name works on both backends.
@@ -69,16 +74,19 @@ func appendPartitionPrefix(dst []byte, prefix byte, topic string, partition int)
 	return binary.BigEndian.AppendUint32(dst, uint32(partition))
 }
 
-func messageKey(topic string, partition int, offset int64) []byte {
-	return appendMessageKey(make([]byte, 0, 2+len(topic)+1+4+8), topic, partition, offset)
+// blockKey is the key of the block of partition's messages that begins at
+// offset first.
+func blockKey(topic string, partition int, first int64) []byte {
+	return appendBlockKey(make([]byte, 0, 2+len(topic)+1+4+8), topic, partition, first)
 }
 
-// appendMessageKey appends the key of a message to dst.
-func appendMessageKey(dst []byte, topic string, partition int, offset int64) []byte {
-	return binary.BigEndian.AppendUint64(appendPartitionPrefix(dst, prefixMessage, topic, partition), uint64(offset))
+// appendBlockKey appends blockKey(topic, partition, first) to dst.
+func appendBlockKey(dst []byte, topic string, partition int, first int64) []byte {
+	return binary.BigEndian.AppendUint64(appendPartitionPrefix(dst, prefixBlock, topic, partition), uint64(first))
 }
 
-// offsetOfKey returns the offset at the end of a message key.
+// offsetOfKey returns the offset at the end of a block key (or a single
+// message's key).
 func offsetOfKey(key []byte) int64 {
 	return int64(binary.BigEndian.Uint64(key[len(key)-8:]))
 }
@@ -131,21 +139,31 @@ func parseGroupTopicKey(k []byte) (group, topic string, rest []byte, err error) 
 // maxGroupLen keeps a group name within its u16 length prefix.
 const maxGroupLen = 1<<16 - 1
 
-// A message value is:
+// A block is its messages' records back to back, the first at the offset
+// in the block's key and each next one at the next offset. A record is:
 //
 //	append time, unix nanoseconds   u64
 //	bytes                           u64: the partition's stored bytes up to and including this message
 //	key length                      uvarint
 //	key
+//	value length                    uvarint
 //	value
 //
 // bytes grows with every message, so the size of any range of offsets is a
 // subtraction and size retention is a binary search, like time.
-const valueHeaderLen = 16
+const recordHeaderLen = 16
 
-// encodedValueLen is the length of a value encodeValue encodes.
-func encodedValueLen(keyLen, valueLen int) int {
-	return valueHeaderLen + uvarintLen(uint64(keyLen)) + keyLen + valueLen
+const (
+	// maxBlockMessages and maxBlockBytes bound a block: a commit of more of
+	// one partition's messages writes several blocks, so a reader seeking an
+	// offset decodes at most this much to reach it.
+	maxBlockMessages = 128
+	maxBlockBytes    = 128 << 10
+)
+
+// recordLen is the length of a record of a key and a value.
+func recordLen(keyLen, valueLen int) int {
+	return recordHeaderLen + uvarintLen(uint64(keyLen)) + keyLen + uvarintLen(uint64(valueLen)) + valueLen
 }
 
 func uvarintLen(x uint64) int {
@@ -156,18 +174,20 @@ func uvarintLen(x uint64) int {
 	return n
 }
 
-func encodeValue(dst []byte, appendTime, bytes int64, key, value []byte) []byte {
+// appendRecord appends a record to dst.
+func appendRecord(dst []byte, appendTime, bytes int64, key, value []byte) []byte {
 	dst = binary.BigEndian.AppendUint64(dst, uint64(appendTime))
 	dst = binary.BigEndian.AppendUint64(dst, uint64(bytes))
 	dst = binary.AppendUvarint(dst, uint64(len(key)))
 	dst = append(dst, key...)
+	dst = binary.AppendUvarint(dst, uint64(len(value)))
 	return append(dst, value...)
 }
 
-// putHeader sets the append time and size of an encoded value.
-func putHeader(v []byte, appendTime, bytes int64) {
-	binary.BigEndian.PutUint64(v, uint64(appendTime))
-	binary.BigEndian.PutUint64(v[8:], uint64(bytes))
+// putHeader sets the append time and size of an encoded record.
+func putHeader(r []byte, appendTime, bytes int64) {
+	binary.BigEndian.PutUint64(r, uint64(appendTime))
+	binary.BigEndian.PutUint64(r[8:], uint64(bytes))
 }
 
 // messageOverhead approximates the bytes a message stores besides its key
@@ -180,53 +200,95 @@ func storedSize(keyLen, valueLen int) int64 {
 	return int64(messageOverhead + keyLen + valueLen)
 }
 
-// storedValue is a decoded message value.
-type storedValue struct {
+// record is a decoded record. key and value alias the block.
+type record struct {
 	time  int64
 	bytes int64
 	key   []byte
 	value []byte
 }
 
-// decodeValue decodes v. key and value alias v.
-func decodeValue(v []byte) (storedValue, error) {
-	if len(v) < valueHeaderLen+1 {
-		return storedValue{}, fmt.Errorf("message value of %d bytes is shorter than its header", len(v))
+// nextRecord decodes the record at the start of b and returns it with the
+// rest of b.
+func nextRecord(b []byte) (record, []byte, error) {
+	if len(b) < recordHeaderLen+2 {
+		return record{}, nil, fmt.Errorf("a record of %d bytes is shorter than its header", len(b))
 	}
-	s := storedValue{
-		time:  int64(binary.BigEndian.Uint64(v)),
-		bytes: int64(binary.BigEndian.Uint64(v[8:])),
+	r := record{
+		time:  int64(binary.BigEndian.Uint64(b)),
+		bytes: int64(binary.BigEndian.Uint64(b[8:])),
 	}
-	rest := v[valueHeaderLen:]
-	n, w := binary.Uvarint(rest)
-	if w <= 0 || n > uint64(len(rest)-w) {
-		return storedValue{}, errors.New("message value has a bad key length")
+	rest := b[recordHeaderLen:]
+	var err error
+	if r.key, rest, err = lengthPrefixed(rest); err != nil {
+		return record{}, nil, fmt.Errorf("a record's key: %w", err)
 	}
-	rest = rest[w:]
-	s.key, s.value = rest[:n], rest[n:]
-	return s, nil
+	if r.value, rest, err = lengthPrefixed(rest); err != nil {
+		return record{}, nil, fmt.Errorf("a record's value: %w", err)
+	}
+	return r, rest, nil
 }
 
-// messageSpanEnd returns the first key after the span of key, for pebble to
-// end its tables at: the end of key's partition for a message key, the start
-// of the message keys for a key sorting before them, and nil (no end) for a
-// key after them. Tables that hold one partition's messages each do not
-// overlap the tables of newer or older messages of any partition, so
-// pebble moves them down its levels instead of rewriting them.
-func messageSpanEnd(key []byte) []byte {
-	messages := []byte{prefixMessage, '/'}
+// lengthPrefixed splits b into the bytes its uvarint length prefix counts
+// and the rest.
+func lengthPrefixed(b []byte) (field, rest []byte, err error) {
+	n, w := binary.Uvarint(b)
+	if w <= 0 || n > uint64(len(b)-w) {
+		return nil, nil, errors.New("bad length")
+	}
+	return b[w : w+int(n)], b[w+int(n):], nil
+}
+
+// decodeBlock calls f with each record of block, which begins at offset
+// first, in order, until f returns false.
+func decodeBlock(block []byte, first int64, f func(offset int64, r record) bool) error {
+	for offset := first; len(block) > 0; offset++ {
+		r, rest, err := nextRecord(block)
+		if err != nil {
+			return fmt.Errorf("offset %d: %w", offset, err)
+		}
+		if !f(offset, r) {
+			return nil
+		}
+		block = rest
+	}
+	return nil
+}
+
+// blockLast returns the number of records of block and its last record.
+func blockLast(block []byte) (int64, record, error) {
+	var n int64
+	var last record
+	err := decodeBlock(block, 0, func(_ int64, r record) bool {
+		n, last = n+1, r
+		return true
+	})
+	if err == nil && n == 0 {
+		err = errors.New("the block is empty")
+	}
+	return n, last, err
+}
+
+// blockSpanEnd returns the first key after the span of key, for pebble to
+// end its tables at: the end of key's partition for a block key, the start
+// of the block keys for a key sorting before them, and nil (no end) for a
+// key after them. Tables that hold one partition's blocks each do not
+// overlap the tables of newer or older blocks of any partition, so pebble
+// moves them down its levels instead of rewriting them.
+func blockSpanEnd(key []byte) []byte {
+	blocks := []byte{prefixBlock, '/'}
 	switch {
-	case bytes.Compare(key, messages) < 0:
-		return messages
-	case !bytes.HasPrefix(key, messages):
+	case bytes.Compare(key, blocks) < 0:
+		return blocks
+	case !bytes.HasPrefix(key, blocks):
 		return nil
 	}
-	slash := bytes.IndexByte(key[len(messages):], '/')
-	if slash < 0 || len(key) < len(messages)+slash+1+4 {
-		// Not a message key: end at the next topic's messages.
+	slash := bytes.IndexByte(key[len(blocks):], '/')
+	if slash < 0 || len(key) < len(blocks)+slash+1+4 {
+		// Not a block key: end at the next topic's blocks.
 		return nil
 	}
-	end := len(messages) + slash + 1
+	end := len(blocks) + slash + 1
 	partition := binary.BigEndian.Uint32(key[end:])
 	if partition == 1<<32-1 {
 		return append(append([]byte(nil), key[:end-1]...), '/'+1)

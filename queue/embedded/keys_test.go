@@ -8,23 +8,24 @@ import (
 	"github.com/switchyard/switchyard/queue"
 )
 
-func TestMessageSpanEnd(t *testing.T) {
+func TestBlockSpanEnd(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		key  []byte
 		want []byte
 	}{
-		{"message", messageKey("events", 3, 42), partitionPrefix(prefixMessage, "events", 4)},
-		{"first message of a partition", messageKey("events", 0, 0), partitionPrefix(prefixMessage, "events", 1)},
-		{"message of the last partition number", messageKey("a", 1<<32-1, 7), []byte("m/a0")},
-		{"group offset", groupKey("g", "events", 0), []byte("m/")},
-		{"low watermark", lowKey("events", 1), []byte("m/")},
-		{"joined", joinedKey("g", "events"), []byte("m/")},
+		{"block", blockKey("events", 3, 42), partitionPrefix(prefixBlock, "events", 4)},
+		{"first block of a partition", blockKey("events", 0, 0), partitionPrefix(prefixBlock, "events", 1)},
+		{"block of the last partition number", blockKey("a", 1<<32-1, 7), []byte("b/a0")},
+		{"a key before the blocks", []byte("a"), []byte("b/")},
+		{"group offset", groupKey("g", "events", 0), nil},
+		{"low watermark", lowKey("events", 1), nil},
+		{"joined", joinedKey("g", "events"), nil},
 		{"topic", topicKey("events"), nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := messageSpanEnd(tc.key); !bytes.Equal(got, tc.want) {
-				t.Errorf("messageSpanEnd(%q) = %q, want %q", tc.key, got, tc.want)
+			if got := blockSpanEnd(tc.key); !bytes.Equal(got, tc.want) {
+				t.Errorf("blockSpanEnd(%q) = %q, want %q", tc.key, got, tc.want)
 			}
 		})
 	}
@@ -54,11 +55,11 @@ func TestTablesHoldOnePartitionEach(t *testing.T) {
 	for level, infos := range levels {
 		for _, info := range infos {
 			smallest, largest := info.Smallest.UserKey, info.Largest.UserKey
-			if !bytes.HasPrefix(smallest, []byte("m/")) {
+			if !bytes.HasPrefix(smallest, []byte("b/")) {
 				continue
 			}
 			tables++
-			if end := messageSpanEnd(smallest); bytes.Compare(largest, end) >= 0 {
+			if end := blockSpanEnd(smallest); bytes.Compare(largest, end) >= 0 {
 				t.Errorf("L%d table %s spans %q to %q, past its partition's end %q", level, info.FileNum, smallest, largest, end)
 			}
 		}

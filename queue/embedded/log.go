@@ -99,7 +99,7 @@ type partition struct {
 	// lastTime is the append time of the newest message, unix nanoseconds.
 	lastTime int64
 	// bytes is the stored size of the partition through offset high-1,
-	// counted since the partition began (see encodeValue).
+	// counted since the partition began (see appendRecord).
 	bytes int64
 }
 
@@ -192,7 +192,7 @@ func Open(cfg Config, log *zap.Logger) (*Log, error) {
 	// messages overlap none of older ones and compactions move them down the
 	// levels instead of rewriting them.
 	opts.Experimental.SpanPolicyFunc = func(startKey []byte) (pebble.SpanPolicy, []byte, error) {
-		return pebble.SpanPolicy{}, messageSpanEnd(startKey), nil
+		return pebble.SpanPolicy{}, blockSpanEnd(startKey), nil
 	}
 	db, err := pebble.Open(cfg.Dir, opts)
 	if err != nil {
@@ -201,6 +201,11 @@ func Open(cfg Config, log *zap.Logger) (*Log, error) {
 	}
 	l.db = db
 	cfg.Metrics.db.Store(db)
+	if err := l.moveSingleMessages(); err != nil {
+		db.Close()
+		lock.Close()
+		return nil, fmt.Errorf("recovering data dir %s: %w", cfg.Dir, err)
+	}
 	if err := l.loadTopics(); err != nil {
 		db.Close()
 		lock.Close()
@@ -256,10 +261,7 @@ func (l *Log) recoverPartition(name string, i int) (partition, error) {
 	}
 	p.high = p.low
 
-	it, err := l.db.NewIter(&pebble.IterOptions{
-		LowerBound: messageKey(name, i, 0),
-		UpperBound: messageKey(name, i+1, 0),
-	})
+	it, err := l.partitionBlocks(name, i)
 	if err != nil {
 		return p, err
 	}
@@ -268,30 +270,31 @@ func (l *Log) recoverPartition(name string, i int) (partition, error) {
 		return p, it.Error()
 	}
 	first := offsetOfKey(it.Key())
-	firstValue, err := it.ValueAndErr()
+	firstBlock, err := it.ValueAndErr()
 	if err != nil {
 		return p, err
 	}
-	if _, err := decodeValue(firstValue); err != nil {
-		return p, fmt.Errorf("decoding offset %d: %w", first, err)
+	firstCount, _, err := blockLast(firstBlock)
+	if err != nil {
+		return p, fmt.Errorf("decoding the block at offset %d: %w", first, err)
+	}
+	if first+firstCount <= p.low {
+		// Retention recorded the new low watermark, then stopped before its
+		// deletion was applied; the batch is atomic, so this means damage.
+		return p, fmt.Errorf("the first block, offsets %d to %d, is below the low watermark %d", first, first+firstCount-1, p.low)
 	}
 
 	it.Last()
 	last := offsetOfKey(it.Key())
-	lastValue, err := it.ValueAndErr()
+	lastBlock, err := it.ValueAndErr()
 	if err != nil {
 		return p, err
 	}
-	lastMsg, err := decodeValue(lastValue)
+	lastCount, lastMsg, err := blockLast(lastBlock)
 	if err != nil {
-		return p, fmt.Errorf("decoding offset %d: %w", last, err)
+		return p, fmt.Errorf("decoding the block at offset %d: %w", last, err)
 	}
-	if first < p.low {
-		// Retention recorded the new low watermark, then stopped before its
-		// deletion was applied; the batch is atomic, so this means damage.
-		return p, fmt.Errorf("first offset %d is below the low watermark %d", first, p.low)
-	}
-	p.low, p.high = first, last+1
+	p.low, p.high = max(p.low, first), last+lastCount
 	p.lastTime = lastMsg.time
 	p.bytes = lastMsg.bytes
 	return p, it.Error()

@@ -2,7 +2,6 @@ package embedded
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 	"sync"
@@ -135,55 +134,84 @@ func (c *cursor) fill(i int) error {
 		return err
 	}
 	defer c.l.release()
-	it, err := c.l.db.NewIter(&pebble.IterOptions{
-		LowerBound: messageKey(c.t.name, i, pc.next),
-		UpperBound: messageKey(c.t.name, i, end),
-	})
+	it, err := c.l.partitionBlocks(c.t.name, i)
 	if err != nil {
 		return fmt.Errorf("reading topic %s partition %d: %w", c.t.name, i, err)
 	}
 	defer it.Close()
-	size := 0
 	pc.buf = pc.buf[:0]
-	for ok := it.First(); ok && size < readAheadBytes; ok = it.Next() {
-		offset := offsetOfKey(it.Key())
-		v, err := it.ValueAndErr()
-		if err != nil {
-			return fmt.Errorf("reading topic %s partition %d offset %d: %w", c.t.name, i, offset, err)
+	size := 0
+	// The block holding next, then the blocks after it. When retention has
+	// just removed that block, reading goes on at the oldest one left.
+	ok := it.SeekLT(blockKey(c.t.name, i, pc.next+1))
+	if !ok {
+		ok = it.First()
+	}
+	for ; ok && size < readAheadBytes; ok = it.Next() {
+		from := pc.next
+		if len(pc.buf) > 0 {
+			from = pc.buf[len(pc.buf)-1].Offset + 1
 		}
-		m, err := c.l.message(c.t.name, i, offset, v)
+		if from >= end {
+			break
+		}
+		block, err := it.ValueAndErr()
 		if err != nil {
+			return fmt.Errorf("reading topic %s partition %d offset %d: %w", c.t.name, i, from, err)
+		}
+		before := len(pc.buf)
+		if pc.buf, err = c.l.appendMessages(pc.buf, c.t.name, i, offsetOfKey(it.Key()), block, from, end); err != nil {
 			return err
 		}
-		pc.buf = append(pc.buf, m)
-		size += len(v)
+		for _, m := range pc.buf[before:] {
+			size += len(m.Key) + len(m.Value)
+		}
 	}
 	return it.Error()
 }
 
-// message decodes a stored value into a message that owns its bytes.
-func (l *Log) message(topic string, partition int, offset int64, v []byte) (queue.Message, error) {
-	s, err := decodeValue(v)
-	if err != nil {
-		return queue.Message{}, fmt.Errorf("decoding topic %s partition %d offset %d: %w", topic, partition, offset, err)
+// partitionBlocks returns an iterator over the blocks of a partition.
+func (l *Log) partitionBlocks(topic string, partition int) (*pebble.Iterator, error) {
+	return l.db.NewIter(&pebble.IterOptions{
+		LowerBound: blockKey(topic, partition, 0),
+		UpperBound: blockSpanEnd(blockKey(topic, partition, 0)),
+	})
+}
+
+// appendMessages appends to dst the messages of block, which begins at
+// offset first, from offset from up to (not including) end. The messages
+// share one copy of their bytes, each key and value capped to its length.
+func (l *Log) appendMessages(dst []queue.Message, topic string, partition int, first int64, block []byte, from, end int64) ([]queue.Message, error) {
+	bad := func(offset int64, err error) error {
+		return fmt.Errorf("decoding topic %s partition %d offset %d: %w", topic, partition, offset, err)
 	}
-	// One allocation holds key and value.
-	buf := make([]byte, len(s.key)+len(s.value))
-	copy(buf, s.key)
-	copy(buf[len(s.key):], s.value)
-	m := queue.Message{
-		Topic:     topic,
-		Partition: partition,
-		Offset:    offset,
-		Time:      unixTime(s.time),
+	rest, offset := block, first
+	var err error
+	for ; offset < from && len(rest) > 0; offset++ {
+		if _, rest, err = nextRecord(rest); err != nil {
+			return dst, bad(offset, err)
+		}
 	}
-	if len(s.key) > 0 {
-		m.Key = buf[:len(s.key):len(s.key)]
+	run, n := rest, 0
+	for ; offset+int64(n) < end && len(rest) > 0; n++ {
+		if _, rest, err = nextRecord(rest); err != nil {
+			return dst, bad(offset+int64(n), err)
+		}
 	}
-	if len(s.value) > 0 {
-		m.Value = buf[len(s.key):]
+	run = append([]byte(nil), run[:len(run)-len(rest)]...)
+	for k := range n {
+		var r record
+		r, run, _ = nextRecord(run)
+		m := queue.Message{Topic: topic, Partition: partition, Offset: offset + int64(k), Time: unixTime(r.time)}
+		if len(r.key) > 0 {
+			m.Key = r.key[:len(r.key):len(r.key)]
+		}
+		if len(r.value) > 0 {
+			m.Value = r.value[:len(r.value):len(r.value)]
+		}
+		dst = append(dst, m)
 	}
-	return m, nil
+	return dst, nil
 }
 
 func unixTime(nanos int64) time.Time { return time.Unix(0, nanos) }
@@ -221,8 +249,8 @@ func (l *Log) startOffset(t *topic, i int, pos queue.Position) (int64, error) {
 	case queue.AtOffset:
 		return min(max(pos.Offset, p.low), p.high), nil
 	case queue.AtTime:
-		return l.searchOffsets(t.name, i, p.low, p.high, func(s storedValue) bool {
-			return s.time >= pos.Time.UnixNano()
+		return l.searchOffsets(t.name, i, p.low, p.high, func(r record) bool {
+			return r.time >= pos.Time.UnixNano()
 		})
 	default:
 		return 0, fmt.Errorf("unknown position kind %d", pos.Kind)
@@ -233,34 +261,55 @@ func (l *Log) startOffset(t *topic, i int, pos queue.Position) (int64, error) {
 // satisfies f, or high if none does. f must be false and then true along the
 // offsets, as it is for append times and sizes. A message missing because
 // retention removed it counts as not satisfying f.
-func (l *Log) searchOffsets(topic string, partition int, low, high int64, f func(storedValue) bool) (int64, error) {
+func (l *Log) searchOffsets(topic string, partition int, low, high int64, f func(record) bool) (int64, error) {
 	if err := l.acquire(); err != nil {
 		return 0, err
 	}
 	defer l.release()
+	it, err := l.partitionBlocks(topic, partition)
+	if err != nil {
+		return 0, fmt.Errorf("reading topic %s partition %d: %w", topic, partition, err)
+	}
+	defer it.Close()
 	var searchErr error
 	n := sort.Search(int(high-low), func(k int) bool {
 		if searchErr != nil {
 			return true
 		}
-		offset := low + int64(k)
-		v, closer, err := l.db.Get(messageKey(topic, partition, offset))
-		if errors.Is(err, pebble.ErrNotFound) {
-			return false
-		}
+		r, found, err := recordAt(it, topic, partition, low+int64(k))
 		if err != nil {
-			searchErr = fmt.Errorf("reading topic %s partition %d offset %d: %w", topic, partition, offset, err)
+			searchErr = err
 			return true
 		}
-		defer closer.Close()
-		s, err := decodeValue(v)
-		if err != nil {
-			searchErr = fmt.Errorf("decoding topic %s partition %d offset %d: %w", topic, partition, offset, err)
-			return true
-		}
-		return f(s)
+		return found && f(r)
 	})
+	if searchErr == nil {
+		searchErr = it.Error()
+	}
 	return low + int64(n), searchErr
+}
+
+// recordAt returns the record at offset, read with it, an iterator over its
+// partition's blocks; found is false when there is none. The record aliases
+// the iterator's current value.
+func recordAt(it *pebble.Iterator, topic string, partition int, offset int64) (r record, found bool, err error) {
+	if !it.SeekLT(blockKey(topic, partition, offset+1)) {
+		return record{}, false, nil
+	}
+	block, err := it.ValueAndErr()
+	if err != nil {
+		return record{}, false, fmt.Errorf("reading topic %s partition %d offset %d: %w", topic, partition, offset, err)
+	}
+	err = decodeBlock(block, offsetOfKey(it.Key()), func(at int64, rec record) bool {
+		if at == offset {
+			r, found = rec, true
+		}
+		return at < offset
+	})
+	if err != nil {
+		return record{}, false, fmt.Errorf("decoding topic %s partition %d: %w", topic, partition, err)
+	}
+	return r, found, nil
 }
 
 // Read returns a reader of every partition of topic from the position from,

@@ -173,13 +173,19 @@ func (l *Log) retainPartition(t *topic, i int, cutoffs retentionCutoffs, needs m
 		return nil
 	}
 
-	// The new low watermark and the deletion commit together.
+	// The new low watermark and the deletion commit together. The blocks
+	// wholly before low go; the one holding low stays, and readers skip its
+	// messages before low.
+	cut, err := l.blockStart(t.name, i, low)
+	if err != nil {
+		return err
+	}
 	b := l.db.NewBatch()
 	defer b.Close()
 	if err := b.Set(lowKey(t.name, i), binary.BigEndian.AppendUint64(nil, uint64(low)), nil); err != nil {
 		return fmt.Errorf("building deletion: %w", err)
 	}
-	if err := b.DeleteRange(messageKey(t.name, i, 0), messageKey(t.name, i, low), nil); err != nil {
+	if err := b.DeleteRange(blockKey(t.name, i, 0), blockKey(t.name, i, cut), nil); err != nil {
 		return fmt.Errorf("building deletion: %w", err)
 	}
 	if err := b.Commit(pebble.Sync); err != nil {
@@ -213,8 +219,8 @@ func (l *Log) retainPartition(t *topic, i int, cutoffs retentionCutoffs, needs m
 // (unix nanoseconds) and a size limit in bytes (0: none) keep.
 func (l *Log) retainedFrom(topic string, i int, p partition, cutoff, limit int64) (int64, error) {
 	// Messages appended before the cutoff go.
-	low, err := l.searchOffsets(topic, i, p.low, p.high, func(s storedValue) bool {
-		return s.time >= cutoff
+	low, err := l.searchOffsets(topic, i, p.low, p.high, func(r record) bool {
+		return r.time >= cutoff
 	})
 	if err != nil {
 		return 0, err
@@ -222,10 +228,37 @@ func (l *Log) retainedFrom(topic string, i int, p partition, cutoff, limit int64
 	// Then the oldest, until what is left fits in limit: the first offset
 	// kept is the first whose earlier messages hold at least p.bytes - limit.
 	if limit > 0 && low < p.high {
-		low, err = l.searchOffsets(topic, i, low, p.high, func(s storedValue) bool {
-			before := s.bytes - storedSize(len(s.key), len(s.value))
+		low, err = l.searchOffsets(topic, i, low, p.high, func(r record) bool {
+			before := r.bytes - storedSize(len(r.key), len(r.value))
 			return p.bytes-before <= limit
 		})
 	}
 	return low, err
+}
+
+// blockStart returns the first offset of the block of partition i holding
+// offset, or offset itself when no block holds it (it is the partition's
+// high watermark).
+func (l *Log) blockStart(topic string, i int, offset int64) (int64, error) {
+	it, err := l.partitionBlocks(topic, i)
+	if err != nil {
+		return 0, fmt.Errorf("reading topic %s partition %d: %w", topic, i, err)
+	}
+	defer it.Close()
+	if !it.SeekLT(blockKey(topic, i, offset+1)) {
+		return offset, it.Error()
+	}
+	first := offsetOfKey(it.Key())
+	block, err := it.ValueAndErr()
+	if err != nil {
+		return 0, fmt.Errorf("reading topic %s partition %d offset %d: %w", topic, i, first, err)
+	}
+	n, _, err := blockLast(block)
+	if err != nil {
+		return 0, fmt.Errorf("decoding topic %s partition %d offset %d: %w", topic, i, first, err)
+	}
+	if first+n > offset {
+		return first, nil
+	}
+	return offset, nil
 }

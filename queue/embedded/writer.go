@@ -20,10 +20,10 @@ type publishRequest struct {
 type pendingMessage struct {
 	t    *topic
 	part int
-	// value is the message's encoded value; the writer fills in its header
-	// (append time and size), which is zero until then.
-	value []byte
-	size  int64
+	// record is the message's encoded record; the writer fills in its
+	// header (append time and size), which is zero until then.
+	record []byte
+	size   int64
 }
 
 // Publish appends msgs and returns nil once all of them are fsynced. Topics
@@ -49,10 +49,10 @@ func (l *Log) Publish(ctx context.Context, msgs ...queue.Message) error {
 	}
 	// Encoding here copies keys and values, so the caller may reuse them as
 	// soon as Publish returns, even when ctx ends first. One buffer holds
-	// every encoded value of the call.
+	// every record of the call.
 	encodedLen := 0
 	for _, m := range msgs {
-		encodedLen += encodedValueLen(len(m.Key), len(m.Value))
+		encodedLen += recordLen(len(m.Key), len(m.Value))
 	}
 	buf := make([]byte, 0, encodedLen)
 	req := &publishRequest{msgs: make([]pendingMessage, len(msgs)), done: make(chan error, 1)}
@@ -65,12 +65,12 @@ func (l *Log) Publish(ctx context.Context, msgs ...queue.Message) error {
 			}
 		}
 		start := len(buf)
-		buf = encodeValue(buf, 0, 0, m.Key, m.Value)
+		buf = appendRecord(buf, 0, 0, m.Key, m.Value)
 		req.msgs[i] = pendingMessage{
-			t:     t,
-			part:  queue.PartitionFor(m.Key, len(t.parts)),
-			value: buf[start:len(buf):len(buf)],
-			size:  storedSize(len(m.Key), len(m.Value)),
+			t:      t,
+			part:   queue.PartitionFor(m.Key, len(t.parts)),
+			record: buf[start:len(buf):len(buf)],
+			size:   storedSize(len(m.Key), len(m.Value)),
 		}
 	}
 
@@ -94,9 +94,10 @@ func (l *Log) Publish(ctx context.Context, msgs ...queue.Message) error {
 func (l *Log) writeLoop() {
 	defer l.wg.Done()
 	// One batch is reused for every commit, so its buffer is not allocated
-	// and grown again each time.
+	// and grown again each time; so is the grouping by partition.
 	b := l.db.NewBatch(pebble.WithMaxRetainedSizeBytes(maxRetainedBatchBytes))
 	defer b.Close()
+	w := &commitState{parts: map[partitionID]*partitionAppend{}}
 	var group []*publishRequest
 	for {
 		select {
@@ -116,7 +117,7 @@ func (l *Log) writeLoop() {
 				break drain
 			}
 		}
-		err := l.commit(b, group)
+		err := l.commit(b, w, group)
 		b.Reset()
 		for i, req := range group {
 			req.done <- err
@@ -131,6 +132,22 @@ type partitionID struct {
 	i int
 }
 
+// commitState is what the writer keeps from one commit to the next: the
+// appends of each partition a commit touches, in the order first touched.
+type commitState struct {
+	parts map[partitionID]*partitionAppend
+	order []*partitionAppend
+	key   []byte
+}
+
+// partitionAppend is one partition's part of a commit: its state with the
+// commit's messages applied, and those messages in offset order.
+type partitionAppend struct {
+	id   partitionID
+	p    partition
+	msgs []*pendingMessage
+}
+
 // maxRetainedBatchBytes is the largest batch buffer the writer keeps for the
 // next commit; a larger one, from a commit of unusually large messages, is
 // left to the garbage collector. A full group of DefaultMaxBatchMessages
@@ -138,36 +155,41 @@ type partitionID struct {
 const maxRetainedBatchBytes = 8 << 20
 
 // commit writes the requests' messages in one synced batch b, which is
-// empty, then advances the partitions' high watermarks and wakes their
-// readers.
-func (l *Log) commit(b *pebble.Batch, group []*publishRequest) error {
+// empty, as blocks of consecutive messages of a partition, then advances
+// the partitions' high watermarks and wakes their readers.
+func (l *Log) commit(b *pebble.Batch, w *commitState, group []*publishRequest) error {
 	if err := l.failure.Load(); err != nil {
 		return fmt.Errorf("%w: an earlier write failed: %w", queue.ErrUnavailable, *err)
 	}
+	defer w.reset()
 	now := l.cfg.Now().UnixNano()
-	next := map[partitionID]partition{}
 	count := 0
-	key := make([]byte, 0, 64)
 	for _, req := range group {
-		for _, m := range req.msgs {
+		for k := range req.msgs {
+			m := &req.msgs[k]
 			id := partitionID{m.t, m.part}
-			p, ok := next[id]
-			if !ok {
+			pa := w.parts[id]
+			if pa == nil {
+				pa = &partitionAppend{id: id}
+				w.parts[id] = pa
+			}
+			if len(pa.msgs) == 0 {
 				id.t.mu.Lock()
-				p = id.t.parts[id.i]
+				pa.p = id.t.parts[id.i]
 				id.t.mu.Unlock()
+				w.order = append(w.order, pa)
 			}
 			// A partition's append time never goes back, even if the clock does.
-			p.lastTime = max(p.lastTime, now)
-			p.bytes += m.size
-			putHeader(m.value, p.lastTime, p.bytes)
-			key = appendMessageKey(key[:0], id.t.name, id.i, p.high)
-			if err := b.Set(key, m.value, nil); err != nil {
-				return fmt.Errorf("building batch: %w", err)
-			}
-			p.high++
-			next[id] = p
+			pa.p.lastTime = max(pa.p.lastTime, now)
+			pa.p.bytes += m.size
+			putHeader(m.record, pa.p.lastTime, pa.p.bytes)
+			pa.msgs = append(pa.msgs, m)
 			count++
+		}
+	}
+	for _, pa := range w.order {
+		if err := w.writeBlocks(b, pa); err != nil {
+			return err
 		}
 	}
 	if err := b.Commit(pebble.Sync); err != nil {
@@ -177,12 +199,12 @@ func (l *Log) commit(b *pebble.Batch, group []*publishRequest) error {
 	}
 
 	woken := map[*topic]bool{}
-	for id, p := range next {
-		id.t.mu.Lock()
-		cur := &id.t.parts[id.i]
-		cur.high, cur.lastTime, cur.bytes = p.high, p.lastTime, p.bytes
-		id.t.mu.Unlock()
-		woken[id.t] = true
+	for _, pa := range w.order {
+		pa.id.t.mu.Lock()
+		cur := &pa.id.t.parts[pa.id.i]
+		cur.high, cur.lastTime, cur.bytes = pa.p.high, pa.p.lastTime, pa.p.bytes
+		pa.id.t.mu.Unlock()
+		woken[pa.id.t] = true
 	}
 	for t := range woken {
 		t.wake()
@@ -191,6 +213,41 @@ func (l *Log) commit(b *pebble.Batch, group []*publishRequest) error {
 		ce.Write(zap.Int("calls", len(group)), zap.Int("messages", count), zap.Int("bytes", b.Len()))
 	}
 	return nil
+}
+
+// writeBlocks adds pa's messages to b as blocks of at most maxBlockMessages
+// and, unless a single message is larger, maxBlockBytes, and moves pa's high
+// watermark past them.
+func (w *commitState) writeBlocks(b *pebble.Batch, pa *partitionAppend) error {
+	for msgs := pa.msgs; len(msgs) > 0; {
+		n, size := 0, 0
+		for n < len(msgs) && n < maxBlockMessages && (n == 0 || size+len(msgs[n].record) <= maxBlockBytes) {
+			size += len(msgs[n].record)
+			n++
+		}
+		w.key = appendBlockKey(w.key[:0], pa.id.t.name, pa.id.i, pa.p.high)
+		op := b.SetDeferred(len(w.key), size)
+		copy(op.Key, w.key)
+		at := 0
+		for _, m := range msgs[:n] {
+			at += copy(op.Value[at:], m.record)
+		}
+		if err := op.Finish(); err != nil {
+			return fmt.Errorf("building batch: %w", err)
+		}
+		pa.p.high += int64(n)
+		msgs = msgs[n:]
+	}
+	return nil
+}
+
+// reset empties w for the next commit, keeping its buffers.
+func (w *commitState) reset() {
+	for _, pa := range w.order {
+		clear(pa.msgs)
+		pa.msgs = pa.msgs[:0]
+	}
+	w.order = w.order[:0]
 }
 
 // wake wakes the readers of t waiting for a change.

@@ -1,0 +1,241 @@
+package embedded
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/switchyard/switchyard/queue"
+)
+
+// modelMessage is what the model of a partition holds of a message.
+type modelMessage struct {
+	key, value []byte
+	time       int64
+}
+
+// TestLogModel drives the log with random appends (from one message to
+// several blocks' worth per call, with values from empty to larger than a
+// block), reads from random offsets and times, retention by size and
+// reopens, and checks every read against a model of each partition:
+// offsets, keys, values and append times, the low and high watermarks, and
+// that retention keeps exactly the newest messages that fit its limit.
+func TestLogModel(t *testing.T) {
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, seed))
+	const partitions = 3
+	dir := t.TempDir()
+	clock := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC).UnixNano()
+	cfg := Config{Dir: dir, Partitions: partitions, RetentionBytes: int64(20_000 + rng.IntN(200_000)),
+		Now: func() time.Time { return time.Unix(0, clock) }}
+	l := open(t, cfg)
+	ctx := testContext(t)
+
+	model := make([][]modelMessage, partitions)
+	low := make([]int64, partitions)
+	bytesFrom := func(p int, from int64) int64 {
+		var n int64
+		for _, m := range model[p][from:] {
+			n += storedSize(len(m.key), len(m.value))
+		}
+		return n
+	}
+
+	check := func(step int, what string) {
+		t.Helper()
+		for p := range partitions {
+			offsets, err := l.Offsets(ctx, "events", queue.Position{Kind: queue.First})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if offsets[p] != low[p] {
+				t.Fatalf("step %d (%s): partition %d starts at %d; want %d", step, what, p, offsets[p], low[p])
+			}
+			high, err := l.Offsets(ctx, "events", queue.Position{Kind: queue.Last})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if high[p] != int64(len(model[p])) {
+				t.Fatalf("step %d (%s): partition %d ends at %d; want %d", step, what, p, high[p], len(model[p]))
+			}
+		}
+		// From a random offset, and from a random message's time.
+		from := int64(rng.IntN(1 + len(model[rng.IntN(partitions)])))
+		positions := []queue.Position{{Kind: queue.AtOffset, Offset: from}}
+		if p := rng.IntN(partitions); int64(len(model[p])) > low[p] {
+			k := low[p] + rng.Int64N(int64(len(model[p]))-low[p])
+			positions = append(positions, queue.Position{Kind: queue.AtTime, Time: time.Unix(0, model[p][k].time)})
+		}
+		for _, pos := range positions {
+			r, err := l.Read(ctx, "events", pos)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := 0
+			starts := make([]int64, partitions)
+			for p := range partitions {
+				starts[p] = low[p]
+				switch pos.Kind {
+				case queue.AtOffset:
+					starts[p] = min(max(pos.Offset, low[p]), int64(len(model[p])))
+				case queue.AtTime:
+					for starts[p] < int64(len(model[p])) && model[p][starts[p]].time < pos.Time.UnixNano() {
+						starts[p]++
+					}
+				}
+				want += len(model[p]) - int(starts[p])
+			}
+			next := append([]int64(nil), starts...)
+			for _, m := range fetchN(t, ctx, r, want) {
+				p := m.Partition
+				if m.Offset != next[p] {
+					t.Fatalf("step %d (%s), reading from %+v: partition %d gave offset %d; want %d", step, what, pos, p, m.Offset, next[p])
+				}
+				w := model[p][m.Offset]
+				if !bytes.Equal(m.Key, w.key) || !bytes.Equal(m.Value, w.value) || m.Time.UnixNano() != w.time {
+					t.Fatalf("step %d (%s): partition %d offset %d is %q=%.40q at %d; want %q=%.40q at %d",
+						step, what, p, m.Offset, m.Key, m.Value, m.Time.UnixNano(), w.key, w.value, w.time)
+				}
+				next[p]++
+			}
+			if lag, err := r.Lag(ctx); err != nil || lag != 0 {
+				t.Fatalf("step %d (%s): lag %d (%v) after reading everything", step, what, lag, err)
+			}
+			r.Close()
+		}
+	}
+
+	for step := range 60 {
+		switch op := rng.IntN(10); {
+		case op < 6:
+			n := 1 + rng.IntN(400)
+			if rng.IntN(4) == 0 {
+				n = 1
+			}
+			msgs := make([]queue.Message, n)
+			for i := range msgs {
+				key := fmt.Appendf(nil, "user-%d", rng.IntN(20))
+				size := rng.IntN(1200)
+				if rng.IntN(50) == 0 {
+					size = maxBlockBytes + rng.IntN(1000) // a message larger than a block
+				}
+				value := make([]byte, size)
+				for j := range value {
+					value[j] = byte('a' + rng.IntN(26))
+				}
+				msgs[i] = queue.Message{Topic: "events", Key: key, Value: value}
+			}
+			clock += rng.Int64N(int64(time.Second))
+			mustPublish(t, ctx, l, msgs...)
+			for _, m := range msgs {
+				p := queue.PartitionFor(m.Key, partitions)
+				model[p] = append(model[p], modelMessage{key: m.Key, value: m.Value, time: clock})
+			}
+			check(step, fmt.Sprintf("after appending %d", n))
+		case op < 8:
+			if err := l.enforceRetention(); err != nil {
+				t.Fatal(err)
+			}
+			for p := range partitions {
+				// The newest messages that fit the limit stay.
+				want := low[p]
+				for want < int64(len(model[p])) && bytesFrom(p, want) > cfg.RetentionBytes {
+					want++
+				}
+				low[p] = want
+			}
+			check(step, "after retention")
+		default:
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+			l = open(t, cfg)
+			check(step, "after reopening")
+		}
+	}
+}
+
+// TestMessagesStoredOnePerKeyMoveIntoBlocks writes a log as logs stored it
+// before blocks, one message per key, with a low watermark, and checks that
+// Open moves them into blocks with their offsets, keys, values and append
+// times, and that appends go on after them.
+func TestMessagesStoredOnePerKeyMoveIntoBlocks(t *testing.T) {
+	dir := t.TempDir()
+	db, err := pebble.Open(dir, &pebble.Options{FormatMajorVersion: pebble.FormatNewest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Set(topicKey("events"), binary.BigEndian.AppendUint32(nil, 2), nil); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	var want []queue.Message
+	for p := range 2 {
+		// Partition 1 lost its first two messages to retention.
+		first := int64(0)
+		if p == 1 {
+			first = 2
+			if err := db.Set(lowKey("events", p), binary.BigEndian.AppendUint64(nil, 2), nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var stored int64
+		for offset := first; offset < 5; offset++ {
+			key, value := fmt.Appendf(nil, "k-%d", p), fmt.Appendf(nil, `{"p":%d,"o":%d}`, p, offset)
+			stored += storedSize(len(key), len(value))
+			v := binary.BigEndian.AppendUint64(nil, uint64(at.Add(time.Duration(offset)*time.Second).UnixNano()))
+			v = binary.BigEndian.AppendUint64(v, uint64(stored))
+			v = binary.AppendUvarint(v, uint64(len(key)))
+			v = append(append(v, key...), value...)
+			k := binary.BigEndian.AppendUint64(partitionPrefix(prefixSingleMessage, "events", p), uint64(offset))
+			if err := db.Set(k, v, nil); err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, queue.Message{Partition: p, Offset: offset, Key: key, Value: value, Time: at.Add(time.Duration(offset) * time.Second)})
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	l := open(t, Config{Dir: dir, Partitions: 2})
+	ctx := testContext(t)
+	got := fetchAll(t, ctx, l, "events")
+	if len(got) != len(want) {
+		t.Fatalf("read %d messages after the move; want %d", len(got), len(want))
+	}
+	seen := map[[2]int64]queue.Message{}
+	for _, m := range got {
+		seen[[2]int64{int64(m.Partition), m.Offset}] = m
+	}
+	for _, w := range want {
+		m, ok := seen[[2]int64{int64(w.Partition), w.Offset}]
+		if !ok || !bytes.Equal(m.Key, w.Key) || !bytes.Equal(m.Value, w.Value) || !m.Time.Equal(w.Time) {
+			t.Errorf("partition %d offset %d: got %+v; want %q=%q at %s", w.Partition, w.Offset, m, w.Key, w.Value, w.Time)
+		}
+	}
+	it, err := l.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixSingleMessage}, UpperBound: []byte{prefixSingleMessage + 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if it.First() {
+		t.Errorf("a message is still stored one per key: %q", it.Key())
+	}
+	it.Close()
+
+	// Appends go on at each partition's next offset.
+	mustPublish(t, ctx, l, queue.Message{Topic: "events", Key: []byte("k-0"), Value: []byte("after")})
+	high, err := l.Offsets(ctx, "events", queue.Position{Kind: queue.Last})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := queue.PartitionFor([]byte("k-0"), 2); high[p] != 6 {
+		t.Errorf("partition %d ends at %d after one more append; want 6", p, high[p])
+	}
+}
