@@ -92,9 +92,9 @@ type Config struct {
 	// DedupeWindow is how long a messageId is remembered per source: a message
 	// seen again within it is acknowledged and not stored twice. Default 24h.
 	DedupeWindow config.Duration `yaml:"dedupe_window"`
-	// DedupeEntries caps how many messageIds are remembered, about 32 bytes
+	// DedupeEntries caps how many messageIds are remembered, about 40 bytes
 	// each (dedupe.BytesPerEntry), allocated at start; past it the oldest
-	// are forgotten before the window ends. Default 1,000,000 (about 32 MB).
+	// are forgotten before the window ends. Default 1,000,000 (about 40 MB).
 	DedupeEntries int `yaml:"dedupe_entries"`
 
 	// CORSOrigins lists the origins browsers may send from. Default ["*"].

@@ -34,7 +34,9 @@ type request struct {
 	batchSentAtErr  error
 	batchSentAtRead bool
 	// arena holds the stored form of every message of the request, one
-	// after the other: one allocation for the lot.
+	// after the other: one buffer for the lot, reused by a later request
+	// once the log has them. It is nil after a failed publish, as the log
+	// may still be writing from it.
 	arena []byte
 	// out is the scratch list a message's fields are rewritten in, reused
 	// from one message to the next.
@@ -80,7 +82,14 @@ var fieldLists = sync.Pool{New: func() any { return new(fieldList) }}
 type fieldList struct {
 	body scanned
 	out  []schemas.Field
+	// arena is the last request's arena, reused when the log holds nothing
+	// of it (see request.arena).
+	arena []byte
 }
+
+// maxReusedArena is the largest arena kept for the next request; a larger
+// one, from an unusually large batch, is left to the garbage collector.
+const maxReusedArena = 1 << 20
 
 func takeScratch() *fieldList { return fieldLists.Get().(*fieldList) }
 

@@ -117,7 +117,11 @@ type capturingLog struct {
 }
 
 func (l *capturingLog) Publish(_ context.Context, msgs ...queue.Message) error {
-	l.msgs = append(l.msgs, msgs...)
+	// Publish holds nothing of msgs once it returns, as a log may not.
+	for _, m := range msgs {
+		m.Key, m.Value = bytes.Clone(m.Key), bytes.Clone(m.Value)
+		l.msgs = append(l.msgs, m)
+	}
 	return nil
 }
 

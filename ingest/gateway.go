@@ -302,9 +302,12 @@ func (g *Gateway) handler(r route) fiber.Handler {
 		if err := g.checkSizes(items); err != nil {
 			return g.refuse(c, err)
 		}
-		req.out = scratch.out[:0]
+		req.out, req.arena = scratch.out[:0], scratch.arena
 		err = g.store(c, &req, items)
-		scratch.out = req.out
+		scratch.out, scratch.arena = req.out, req.arena
+		if cap(scratch.arena) > maxReusedArena {
+			scratch.arena = nil
+		}
 		return err
 	}
 }
@@ -448,6 +451,7 @@ func (g *Gateway) store(c *fiber.Ctx, req *request, items []message) error {
 
 	if len(out) > 0 {
 		if err := g.publish(c, req.source, out); err != nil {
+			req.arena = nil
 			return g.refuse(c, err)
 		}
 	}
@@ -474,7 +478,10 @@ func (g *Gateway) prepareAll(items []message, req *request) (deadLetters []queue
 	for _, item := range items {
 		size += len(item.value.Raw) + arenaPerMessage
 	}
-	req.arena = make([]byte, 0, size)
+	if cap(req.arena) < size {
+		req.arena = make([]byte, 0, size)
+	}
+	req.arena = req.arena[:0]
 	for i, item := range items {
 		msg, err := g.prepare(item.value, item.fields, req)
 		if err == nil {

@@ -767,3 +767,53 @@ func TestFullLogGets503NamingTheDisk(t *testing.T) {
 		t.Fatal("503 without Retry-After")
 	}
 }
+
+// heldLog fails its first Publish but, like a log whose write is still in
+// flight when the caller gives up, keeps the messages it was given; later
+// Publishes succeed and are copied.
+type heldLog struct {
+	queue.Log
+	calls         int
+	held, written []queue.Message
+}
+
+func (l *heldLog) Publish(_ context.Context, msgs ...queue.Message) error {
+	l.calls++
+	if l.calls == 1 {
+		l.held = msgs
+		return fmt.Errorf("%w: timed out", queue.ErrUnavailable)
+	}
+	for _, m := range msgs {
+		m.Value = bytes.Clone(m.Value)
+		l.written = append(l.written, m)
+	}
+	return nil
+}
+
+// TestAFailedPublishsBytesAreNotReused: the gateway reuses a request's
+// buffer for later requests only once the log has its messages; after a
+// failed publish the log may still be writing from it, so later requests
+// must not write over it.
+func TestAFailedPublishsBytesAreNotReused(t *testing.T) {
+	log := &heldLog{}
+	f := newFixtureWithLog(t, Config{}, log)
+	wantStatus(t, f.post(t, "/v1/track", `{"userId":"first","event":"First","messageId":"m-1","properties":{"padding":"`+strings.Repeat("p", 200)+`"}}`), 503, "unavailable")
+	held := string(log.held[0].Value)
+	for i := range 20 {
+		r := f.post(t, "/v1/track", fmt.Sprintf(`{"userId":"later-%d","event":"Later %d","messageId":"m-later-%d"}`, i, i, i))
+		if r.status != 200 {
+			t.Fatalf("request %d: status %d: %s", i, r.status, r.body.Raw)
+		}
+	}
+	if got := string(log.held[0].Value); got != held {
+		t.Fatalf("the failed publish's message changed after later requests:\n was %s\n now %s", held, got)
+	}
+	if len(log.written) != 20 {
+		t.Fatalf("the log has %d messages; want 20", len(log.written))
+	}
+	for i, m := range log.written {
+		if !strings.Contains(string(m.Value), fmt.Sprintf(`"later-%d"`, i)) {
+			t.Fatalf("message %d is %s", i, m.Value)
+		}
+	}
+}

@@ -34,7 +34,8 @@ type Log interface {
 	// Publish appends msgs and returns nil only once every one of them is
 	// durable (fsynced, or acknowledged by all in-sync replicas). On error, none,
 	// some or all may have been stored: the caller must treat them as not stored
-	// and may publish them again.
+	// and may publish them again. Once it has returned nil, Publish holds
+	// nothing of msgs: the caller may reuse their keys' and values' bytes.
 	Publish(ctx context.Context, msgs ...Message) error
 
 	// Subscribe joins a consumer group on one topic. A group resumes from its

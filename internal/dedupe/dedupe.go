@@ -4,9 +4,9 @@
 package dedupe
 
 import (
-	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"hash/maphash"
 	"sync"
 	"time"
 )
@@ -17,10 +17,10 @@ import (
 //
 // It keeps a 128-bit digest of each id and the time in unix nanoseconds in
 // a ring of N slots, and finds a digest's slot through an open-addressing
-// table of slot numbers at most half full: about 32 bytes an id
-// (BytesPerEntry), so a million ids take about 32 MB, allocated when the
-// Set is made. Adding allocates nothing. Two different ids share a digest
-// with odds far below those of a disk error.
+// table at most half full, whose places hold a slot number and 32 bits of
+// the digest, so a search reads the ring only where those bits match:
+// about 40 bytes an id (BytesPerEntry), so a million ids take about 40 MB,
+// allocated when the Set is made. Adding allocates nothing.
 type Set struct {
 	window time.Duration
 	mu     sync.Mutex
@@ -28,10 +28,11 @@ type Set struct {
 	// slot the next addition takes once the ring is full.
 	ring []entry
 	next int
-	// index holds, for each remembered key, its last addition's slot plus
-	// one (0 is an empty place), at the first free place from the key's
-	// home (home) on; its length is a power of two.
-	index []int32
+	// index holds, for each remembered key, a place: its last addition's
+	// slot plus one (0 is an empty place) in the high 32 bits and its tag
+	// in the low 32, at the first free place from the key's home on; its
+	// length is a power of two.
+	index []uint64
 	mask  uint64
 }
 
@@ -42,19 +43,30 @@ type entry struct {
 
 // BytesPerEntry is about what a Set takes per id it can remember, measured
 // by TestSetMemoryPerEntry.
-const BytesPerEntry = 32
+const BytesPerEntry = 40
 
 // Key identifies one messageId of one source.
 type Key [16]byte
 
-// KeyOf returns the key of a source's messageId.
+// seeds key the digests. Sets live in one process and are never stored, so
+// digests need only agree within it; seeds drawn at random per process keep
+// anyone from choosing ids whose digests collide.
+var seeds = [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}
+
+// KeyOf returns the key of a source's messageId: two 64-bit seeded hashes
+// of the pair. Two different ids share a key with odds of about 2^-128 per
+// pair, far below those of a disk error.
 func KeyOf(source, messageID string) Key {
-	var buf [256]byte
-	b := append(buf[:0], source...)
-	b = append(b, 0)
-	b = append(b, messageID...)
-	sum := sha256.Sum256(b)
-	return Key(sum[:16])
+	var k Key
+	for i, seed := range seeds {
+		var h maphash.Hash
+		h.SetSeed(seed)
+		h.WriteString(source)
+		h.WriteByte(0)
+		h.WriteString(messageID)
+		binary.LittleEndian.PutUint64(k[8*i:], h.Sum64())
+	}
+	return k
 }
 
 // maxEntries is the most a Set can remember: slots are int32.
@@ -73,46 +85,57 @@ func New(entries int, window time.Duration) (*Set, error) {
 	return &Set{
 		window: window,
 		ring:   make([]entry, 0, entries),
-		index:  make([]int32, size),
+		index:  make([]uint64, size),
 		mask:   uint64(size - 1),
 	}, nil
 }
 
-// home is where k's search in the index starts. A key is a digest, so its
-// first bytes are as good a hash as any.
-func (d *Set) home(k Key) uint64 { return binary.LittleEndian.Uint64(k[:8]) & d.mask }
+// tag is the part of k an index place holds: 32 bits, from which its home
+// is found too, as the index has at most 2^31 places.
+func tag(k Key) uint64 { return uint64(binary.LittleEndian.Uint32(k[:4])) }
 
-// find returns the place of k in the index and true, or the empty place
-// where it would go and false.
+// home is where the search for a key of tag t in the index starts. A key is
+// a digest, so its first bytes are as good a hash as any.
+func (d *Set) home(t uint64) uint64 { return t & d.mask }
+
+// place is the index place of slot s of a key of tag t.
+func place(s int, t uint64) uint64 { return uint64(s+1)<<32 | t }
+
+// slotOf returns the ring slot of an index place that is not empty.
+func slotOf(p uint64) int { return int(p>>32) - 1 }
+
+// find returns the position of k in the index and true, or the empty
+// position where it would go and false.
 func (d *Set) find(k Key) (uint64, bool) {
-	for p := d.home(k); ; p = (p + 1) & d.mask {
-		s := d.index[p]
-		if s == 0 {
-			return p, false
+	t := tag(k)
+	for i := d.home(t); ; i = (i + 1) & d.mask {
+		p := d.index[i]
+		if p == 0 {
+			return i, false
 		}
-		if d.ring[s-1].key == k {
-			return p, true
+		if p&0xffffffff == t && d.ring[slotOf(p)].key == k {
+			return i, true
 		}
 	}
 }
 
-// remove empties place p of the index, moving back the entries after it
+// remove empties position i of the index, moving back the places after it
 // that would no longer be found past the hole.
-func (d *Set) remove(p uint64) {
-	d.index[p] = 0
-	for q := (p + 1) & d.mask; d.index[q] != 0; q = (q + 1) & d.mask {
-		h := d.home(d.ring[d.index[q]-1].key)
-		// The entry at q stays unless its home is outside (p, q], going
+func (d *Set) remove(i uint64) {
+	d.index[i] = 0
+	for j := (i + 1) & d.mask; d.index[j] != 0; j = (j + 1) & d.mask {
+		h := d.home(d.index[j] & 0xffffffff)
+		// The place at j stays unless its home is outside (i, j], going
 		// round the end of the index.
 		var stays bool
-		if p <= q {
-			stays = p < h && h <= q
+		if i <= j {
+			stays = i < h && h <= j
 		} else {
-			stays = p < h || h <= q
+			stays = i < h || h <= j
 		}
 		if !stays {
-			d.index[p], d.index[q] = d.index[q], 0
-			p = q
+			d.index[i], d.index[j] = d.index[j], 0
+			i = j
 		}
 	}
 }
@@ -125,7 +148,7 @@ func (d *Set) Seen(keys []Key, now time.Time) []bool {
 	defer d.mu.Unlock()
 	for i, k := range keys {
 		if p, ok := d.find(k); ok {
-			out[i] = now.Sub(time.Unix(0, d.ring[d.index[p]-1].at)) < d.window
+			out[i] = now.Sub(time.Unix(0, d.ring[slotOf(d.index[p])].at)) < d.window
 		}
 	}
 	return out
@@ -145,12 +168,13 @@ func (d *Set) Add(keys []Key, now time.Time) {
 		} else {
 			s = d.next
 			d.next = (d.next + 1) % len(d.ring)
-			if p, ok := d.find(d.ring[s].key); ok && d.index[p] == int32(s+1) {
+			old := d.ring[s].key
+			if p, ok := d.find(old); ok && slotOf(d.index[p]) == s {
 				d.remove(p)
 			}
 		}
 		d.ring[s] = entry{key: k, at: at}
 		p, _ := d.find(k)
-		d.index[p] = int32(s + 1)
+		d.index[p] = place(s, tag(k))
 	}
 }

@@ -3,6 +3,7 @@ package embedded
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
 	"go.uber.org/zap"
@@ -12,8 +13,32 @@ import (
 
 // publishRequest is one Publish call waiting for the writer.
 type publishRequest struct {
-	msgs []pendingMessage
+	*encoded
 	done chan error // buffered: the writer never waits for the caller
+}
+
+// encoded is a Publish call's messages as records, in one buffer. The
+// writer puts it back in encodedPool once committed, as by then nothing
+// refers to it: the caller's messages were copied into it and it into the
+// batch.
+type encoded struct {
+	msgs []pendingMessage
+	buf  []byte
+}
+
+var encodedPool = sync.Pool{New: func() any { return new(encoded) }}
+
+// maxPooledBuffer is the largest record buffer kept for reuse.
+const maxPooledBuffer = 1 << 20
+
+// release empties e and puts it back in encodedPool.
+func (e *encoded) release() {
+	clear(e.msgs)
+	e.msgs = e.msgs[:0]
+	if cap(e.buf) > maxPooledBuffer {
+		e.buf = nil
+	}
+	encodedPool.Put(e)
 }
 
 // pendingMessage is one message of a publishRequest.
@@ -54,31 +79,39 @@ func (l *Log) Publish(ctx context.Context, msgs ...queue.Message) error {
 	for _, m := range msgs {
 		encodedLen += recordLen(len(m.Key), len(m.Value))
 	}
-	buf := make([]byte, 0, encodedLen)
-	req := &publishRequest{msgs: make([]pendingMessage, len(msgs)), done: make(chan error, 1)}
+	e := encodedPool.Get().(*encoded)
+	if cap(e.buf) < encodedLen {
+		e.buf = make([]byte, 0, encodedLen)
+	}
+	buf := e.buf[:0]
 	var t *topic
-	for i, m := range msgs {
+	for _, m := range msgs {
 		if t == nil || t.name != m.Topic {
 			var err error
 			if t, err = l.topic(m.Topic); err != nil {
+				e.release()
 				return fmt.Errorf("publishing to topic %q: %w", m.Topic, err)
 			}
 		}
 		start := len(buf)
 		buf = appendRecord(buf, 0, 0, m.Key, m.Value)
-		req.msgs[i] = pendingMessage{
+		e.msgs = append(e.msgs, pendingMessage{
 			t:      t,
 			part:   queue.PartitionFor(m.Key, len(t.parts)),
 			record: buf[start:len(buf):len(buf)],
 			size:   storedSize(len(m.Key), len(m.Value)),
-		}
+		})
 	}
+	e.buf = buf
+	req := &publishRequest{encoded: e, done: make(chan error, 1)}
 
 	select {
 	case l.requests <- req:
 	case <-l.quit:
+		e.release()
 		return queue.ErrClosed
 	case <-ctx.Done():
+		e.release()
 		return ctx.Err()
 	}
 	select {
@@ -121,6 +154,7 @@ func (l *Log) writeLoop() {
 		b.Reset()
 		for i, req := range group {
 			req.done <- err
+			req.encoded.release()
 			group[i] = nil
 		}
 	}
