@@ -122,7 +122,9 @@ func (r *request) envelopeSentAt() (time.Time, error) {
 // request's arena.
 type prepared struct {
 	value, key []byte
-	messageID  string
+	// header is the message's schemas.EventHeader, encoded.
+	header    []byte
+	messageID string
 }
 
 // timeLayout is how the gateway writes the times it computes: UTC with
@@ -166,7 +168,26 @@ func (g *Gateway) prepare(item gjson.Result, in []schemas.Field, req *request) (
 	}
 	start = len(req.arena)
 	req.arena = append(req.arena, schemas.KeyFrom(f.userID, f.anonymousID)...)
-	return prepared{value: value, key: req.arena[start:len(req.arena):len(req.arena)], messageID: id.value}, nil
+	key := req.arena[start:len(req.arena):len(req.arena)]
+	start = len(req.arena)
+	req.arena = schemas.AppendEventHeader(req.arena, schemas.EventHeader{
+		MessageID: id.value, Source: req.source,
+		// As receivedAt is written: to the millisecond.
+		ReceivedAt:      req.receivedAt.Truncate(time.Millisecond),
+		HasIntegrations: hasField(req.out, "integrations"),
+	})
+	header := req.arena[start:len(req.arena):len(req.arena)]
+	return prepared{value: value, key: key, header: header, messageID: id.value}, nil
+}
+
+// hasField reports whether fields has one named key.
+func hasField(fields []schemas.Field, key string) bool {
+	for _, f := range fields {
+		if f.Key == key {
+			return true
+		}
+	}
+	return false
 }
 
 // fields are the top-level fields of a message that the gateway reads or

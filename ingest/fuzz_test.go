@@ -120,6 +120,11 @@ func (l *capturingLog) Publish(_ context.Context, msgs ...queue.Message) error {
 	// Publish holds nothing of msgs once it returns, as a log may not.
 	for _, m := range msgs {
 		m.Key, m.Value = bytes.Clone(m.Key), bytes.Clone(m.Value)
+		headers := make([]queue.Header, len(m.Headers))
+		for i, h := range m.Headers {
+			headers[i] = queue.Header{Key: h.Key, Value: bytes.Clone(h.Value)}
+		}
+		m.Headers = headers
 		l.msgs = append(l.msgs, m)
 	}
 	return nil
@@ -134,6 +139,8 @@ func FuzzStoredMessagesReadAlike(f *testing.F) {
 	f.Add(false, []byte(`{"userId":"u","userId":"v","event":"e","properties":{"a":[{"b":1,"b":2}]}}`))
 	f.Add(true, []byte(`{"batch":[{"type":"track","userId":"u","event":"e","user\u0049d":"v"},{"type":"track"}],"context":{"a":1,"a":"\ud800"}}`))
 	f.Add(true, []byte("{\"batch\":[{\"type\":\"identify\",\"userId\":\"\\u00e9\xc3\",\"traits\":{\"n\":1e400}}],\"batch\":[]}"))
+	f.Add(true, []byte(`{"batch":[{"type":"track","userId":"u","event":"e","integrations":{"All":false}},{"type":"track","userId":"v","event":"e"}],"integrations":{"hook":true}}`))
+	f.Add(false, []byte(`{"anonymousId":"a","event":"e","integrations":null,"messageId":"m-1"}`))
 	log := &capturingLog{}
 	gw, err := New(Config{Sources: []Source{{Name: "s", WriteKeys: []string{"k"}}}, Now: func() time.Time { return received }},
 		log, zap.NewNop(), prometheus.NewRegistry())
@@ -164,8 +171,31 @@ func FuzzStoredMessagesReadAlike(f *testing.F) {
 			if viaGJSON := gjsonValue(gjson.ParseBytes(m.Value)); !reflect.DeepEqual(viaJSON, viaGJSON) {
 				t.Fatalf("%q reads as\n%#v with encoding/json,\n%#v with gjson", m.Value, viaJSON, viaGJSON)
 			}
+			if m.Topic == "events" {
+				checkEventHeader(t, m)
+			}
 		}
 	})
+}
+
+// checkEventHeader checks that a stored event's schemas.EventHeader and its
+// key say what the event's fields do.
+func checkEventHeader(t *testing.T, m queue.Message) {
+	t.Helper()
+	raw, ok := queue.HeaderValue(m.Headers, schemas.EventHeaderKey)
+	if !ok {
+		t.Fatalf("%s: no event header", m.Value)
+	}
+	h, err := schemas.ParseEventHeader(raw)
+	if err != nil {
+		t.Fatalf("%s: event header %x: %v", m.Value, raw, err)
+	}
+	ev := schemas.NewEvent(m.Value)
+	if h.MessageID != ev.MessageID() || h.Source != ev.Source() || !h.ReceivedAt.Equal(ev.ReceivedAt()) ||
+		h.HasIntegrations != ev.Get("integrations").Exists() || string(m.Key) != ev.Key() {
+		t.Fatalf("%s: event header %+v and key %q; the fields say messageId %q, source %q, receivedAt %v, integrations %s, key %q",
+			m.Value, h, m.Key, ev.MessageID(), ev.Source(), ev.ReceivedAt(), ev.Get("integrations").Raw, ev.Key())
+	}
 }
 
 // decodeStrictly reads one JSON value with encoding/json, keeping numbers as

@@ -439,6 +439,7 @@ func (g *Gateway) store(c *fiber.Ctx, req *request, items []message) error {
 	var accepted []dedupe.Key // dedupe keys of the messages being stored
 	var duplicates int
 	inRequest := make(map[dedupe.Key]bool, len(keys))
+	headers := make([]queue.Header, len(valid))
 	for i, seen := range g.dedupe.Seen(keys, req.receivedAt) {
 		if seen || inRequest[keys[i]] {
 			duplicates++
@@ -446,7 +447,8 @@ func (g *Gateway) store(c *fiber.Ctx, req *request, items []message) error {
 		}
 		inRequest[keys[i]] = true
 		accepted = append(accepted, keys[i])
-		out = append(out, queue.Message{Topic: g.cfg.EventsTopic, Key: valid[i].key, Value: valid[i].value})
+		headers[i] = queue.Header{Key: schemas.EventHeaderKey, Value: valid[i].header}
+		out = append(out, queue.Message{Topic: g.cfg.EventsTopic, Key: valid[i].key, Value: valid[i].value, Headers: headers[i : i+1 : i+1]})
 	}
 
 	if len(out) > 0 {

@@ -20,6 +20,9 @@ type Message struct {
 	Key []byte
 	// Value is the message body, kept byte for byte.
 	Value []byte
+	// Headers are kept with the message, in order, byte for byte. The
+	// gateway gives each event's schemas.EventHeader in one.
+	Headers []Header
 
 	// Partition, Offset and Time are set by the log; Publish ignores them.
 	Partition int
@@ -27,6 +30,23 @@ type Message struct {
 	// Time is when the log appended the message. Within a partition it never
 	// decreases, so reading from a time is a search over offsets.
 	Time time.Time
+}
+
+// Header is a named value carried beside a message's value, as Kafka's
+// record headers are.
+type Header struct {
+	Key   string
+	Value []byte
+}
+
+// HeaderValue returns the value of the first of headers named key.
+func HeaderValue(headers []Header, key string) ([]byte, bool) {
+	for _, h := range headers {
+		if h.Key == key {
+			return h.Value, true
+		}
+	}
+	return nil, false
 }
 
 // Log is a durable, partitioned, append-only log of topics.

@@ -7,6 +7,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/switchyard/switchyard/queue"
 	"github.com/switchyard/switchyard/schemas"
 )
 
@@ -17,6 +18,21 @@ type header struct {
 	messageID, source, key string
 	receivedAt             time.Time
 	integrations           gjson.Result
+}
+
+// headerOf returns msg's header: from the schemas.EventHeader the gateway
+// gave it when it has one, else read from its fields.
+func headerOf(msg queue.Message) header {
+	if raw, ok := queue.HeaderValue(msg.Headers, schemas.EventHeaderKey); ok {
+		if eh, err := schemas.ParseEventHeader(raw); err == nil {
+			h := header{messageID: eh.MessageID, source: eh.Source, key: string(msg.Key), receivedAt: eh.ReceivedAt}
+			if eh.HasIntegrations {
+				h.integrations = gjson.GetBytes(msg.Value, "integrations")
+			}
+			return h
+		}
+	}
+	return readHeader(msg.Value)
 }
 
 // readHeader reads raw's header. Like a gjson path, it takes the first of

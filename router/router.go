@@ -433,7 +433,7 @@ func (s *runState) acceptFetched() error {
 			continue
 		}
 		s.pending++
-		h := readHeader(msg.Value)
+		h := headerOf(msg)
 		if !wantedBy(h.integrations, r.displayPath) {
 			s.observe(msg, h.messageID, now, Outcome{Result: ResultSkipped, Reason: "the event's integrations object leaves this destination out"})
 			skipped++

@@ -16,14 +16,15 @@ import (
 // modelMessage is what the model of a partition holds of a message.
 type modelMessage struct {
 	key, value []byte
+	headers    []queue.Header
 	time       int64
 }
 
 // TestLogModel drives the log with random appends (from one message to
 // several blocks' worth per call, with values from empty to larger than a
-// block), reads from random offsets and times, retention by size and
+// block, and from none to two headers), reads from random offsets and times, retention by size and
 // reopens, and checks every read against a model of each partition:
-// offsets, keys, values and append times, the low and high watermarks, and
+// offsets, keys, headers, values and append times, the low and high watermarks, and
 // that retention keeps exactly the newest messages that fit its limit.
 func TestLogModel(t *testing.T) {
 	seed := uint64(time.Now().UnixNano())
@@ -42,7 +43,7 @@ func TestLogModel(t *testing.T) {
 	bytesFrom := func(p int, from int64) int64 {
 		var n int64
 		for _, m := range model[p][from:] {
-			n += storedSize(len(m.key), len(m.value))
+			n += storedSize(len(m.key), headersLen(m.headers)+len(m.value))
 		}
 		return n
 	}
@@ -98,9 +99,9 @@ func TestLogModel(t *testing.T) {
 					t.Fatalf("step %d (%s), reading from %+v: partition %d gave offset %d; want %d", step, what, pos, p, m.Offset, next[p])
 				}
 				w := model[p][m.Offset]
-				if !bytes.Equal(m.Key, w.key) || !bytes.Equal(m.Value, w.value) || m.Time.UnixNano() != w.time {
-					t.Fatalf("step %d (%s): partition %d offset %d is %q=%.40q at %d; want %q=%.40q at %d",
-						step, what, p, m.Offset, m.Key, m.Value, m.Time.UnixNano(), w.key, w.value, w.time)
+				if !bytes.Equal(m.Key, w.key) || !bytes.Equal(m.Value, w.value) || m.Time.UnixNano() != w.time || !sameHeaders(m.Headers, w.headers) {
+					t.Fatalf("step %d (%s): partition %d offset %d is %q=%.40q %v at %d; want %q=%.40q %v at %d",
+						step, what, p, m.Offset, m.Key, m.Value, m.Headers, m.Time.UnixNano(), w.key, w.value, w.headers, w.time)
 				}
 				next[p]++
 			}
@@ -129,13 +130,17 @@ func TestLogModel(t *testing.T) {
 				for j := range value {
 					value[j] = byte('a' + rng.IntN(26))
 				}
-				msgs[i] = queue.Message{Topic: "events", Key: key, Value: value}
+				var headers []queue.Header
+				for h := range rng.IntN(3) {
+					headers = append(headers, queue.Header{Key: fmt.Sprintf("h%d", h), Value: value[:rng.IntN(len(value)+1)]})
+				}
+				msgs[i] = queue.Message{Topic: "events", Key: key, Value: value, Headers: headers}
 			}
 			clock += rng.Int64N(int64(time.Second))
 			mustPublish(t, ctx, l, msgs...)
 			for _, m := range msgs {
 				p := queue.PartitionFor(m.Key, partitions)
-				model[p] = append(model[p], modelMessage{key: m.Key, value: m.Value, time: clock})
+				model[p] = append(model[p], modelMessage{key: m.Key, value: m.Value, headers: m.Headers, time: clock})
 			}
 			check(step, fmt.Sprintf("after appending %d", n))
 		case op < 8:
@@ -159,6 +164,20 @@ func TestLogModel(t *testing.T) {
 			check(step, "after reopening")
 		}
 	}
+}
+
+// sameHeaders reports whether a and b hold the same headers, in order; an
+// empty value equals a missing one.
+func sameHeaders(a, b []queue.Header) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Key != b[i].Key || !bytes.Equal(a[i].Value, b[i].Value) {
+			return false
+		}
+	}
+	return true
 }
 
 // TestMessagesStoredOnePerKeyMoveIntoBlocks writes a log as logs stored it
@@ -216,7 +235,7 @@ func TestMessagesStoredOnePerKeyMoveIntoBlocks(t *testing.T) {
 	}
 	for _, w := range want {
 		m, ok := seen[[2]int64{int64(w.Partition), w.Offset}]
-		if !ok || !bytes.Equal(m.Key, w.Key) || !bytes.Equal(m.Value, w.Value) || !m.Time.Equal(w.Time) {
+		if !ok || !bytes.Equal(m.Key, w.Key) || !bytes.Equal(m.Value, w.Value) || !m.Time.Equal(w.Time) || m.Headers != nil {
 			t.Errorf("partition %d offset %d: got %+v; want %q=%q at %s", w.Partition, w.Offset, m, w.Key, w.Value, w.Time)
 		}
 	}

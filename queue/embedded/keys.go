@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+
+	"github.com/switchyard/switchyard/queue"
 )
 
 // The key space of the pebble database:
@@ -146,6 +148,9 @@ const maxGroupLen = 1<<16 - 1
 //	bytes                           u64: the partition's stored bytes up to and including this message
 //	key length                      uvarint
 //	key
+//	headers length                  uvarint
+//	headers                         none when there are none, else their count (uvarint) and each
+//	                                header's key and value, each after its length (uvarint)
 //	value length                    uvarint
 //	value
 //
@@ -161,9 +166,23 @@ const (
 	maxBlockBytes    = 128 << 10
 )
 
-// recordLen is the length of a record of a key and a value.
-func recordLen(keyLen, valueLen int) int {
-	return recordHeaderLen + uvarintLen(uint64(keyLen)) + keyLen + uvarintLen(uint64(valueLen)) + valueLen
+// recordLen is the length of a record of a key, headers encoded in
+// headersLen bytes (see headersLen) and a value.
+func recordLen(keyLen, headersLen, valueLen int) int {
+	return recordHeaderLen + uvarintLen(uint64(keyLen)) + keyLen + uvarintLen(uint64(headersLen)) + headersLen +
+		uvarintLen(uint64(valueLen)) + valueLen
+}
+
+// headersLen is the length of headers encoded.
+func headersLen(headers []queue.Header) int {
+	if len(headers) == 0 {
+		return 0
+	}
+	n := uvarintLen(uint64(len(headers)))
+	for _, h := range headers {
+		n += uvarintLen(uint64(len(h.Key))) + len(h.Key) + uvarintLen(uint64(len(h.Value))) + len(h.Value)
+	}
+	return n
 }
 
 func uvarintLen(x uint64) int {
@@ -175,11 +194,21 @@ func uvarintLen(x uint64) int {
 }
 
 // appendRecord appends a record to dst.
-func appendRecord(dst []byte, appendTime, bytes int64, key, value []byte) []byte {
+func appendRecord(dst []byte, appendTime, bytes int64, key []byte, headers []queue.Header, value []byte) []byte {
 	dst = binary.BigEndian.AppendUint64(dst, uint64(appendTime))
 	dst = binary.BigEndian.AppendUint64(dst, uint64(bytes))
 	dst = binary.AppendUvarint(dst, uint64(len(key)))
 	dst = append(dst, key...)
+	dst = binary.AppendUvarint(dst, uint64(headersLen(headers)))
+	if len(headers) > 0 {
+		dst = binary.AppendUvarint(dst, uint64(len(headers)))
+		for _, h := range headers {
+			dst = binary.AppendUvarint(dst, uint64(len(h.Key)))
+			dst = append(dst, h.Key...)
+			dst = binary.AppendUvarint(dst, uint64(len(h.Value)))
+			dst = append(dst, h.Value...)
+		}
+	}
 	dst = binary.AppendUvarint(dst, uint64(len(value)))
 	return append(dst, value...)
 }
@@ -200,18 +229,54 @@ func storedSize(keyLen, valueLen int) int64 {
 	return int64(messageOverhead + keyLen + valueLen)
 }
 
-// record is a decoded record. key and value alias the block.
+// record is a decoded record. key, headers (encoded) and value alias the
+// block.
 type record struct {
-	time  int64
-	bytes int64
-	key   []byte
-	value []byte
+	time    int64
+	bytes   int64
+	key     []byte
+	headers []byte
+	value   []byte
+}
+
+// storedSize is what the record counts toward RetentionBytes, as its
+// message did when published.
+func (r record) storedSize() int64 { return storedSize(len(r.key), len(r.headers)+len(r.value)) }
+
+// decodeHeaders decodes encoded headers. Their keys are copies; their
+// values alias b.
+func decodeHeaders(b []byte) ([]queue.Header, error) {
+	if len(b) == 0 {
+		return nil, nil
+	}
+	n, w := binary.Uvarint(b)
+	if w <= 0 || n == 0 || n > uint64(len(b)) {
+		return nil, errors.New("bad header count")
+	}
+	headers := make([]queue.Header, n)
+	rest := b[w:]
+	for i := range headers {
+		key, r, err := lengthPrefixed(rest)
+		if err != nil {
+			return nil, fmt.Errorf("header %d's key: %w", i, err)
+		}
+		value, r, err := lengthPrefixed(r)
+		if err != nil {
+			return nil, fmt.Errorf("header %d's value: %w", i, err)
+		}
+		headers[i] = queue.Header{Key: string(key), Value: value[:len(value):len(value)]}
+		rest = r
+	}
+	if len(rest) != 0 {
+		return nil, fmt.Errorf("%d bytes after the headers", len(rest))
+	}
+	return headers, nil
 }
 
 // nextRecord decodes the record at the start of b and returns it with the
 // rest of b.
 func nextRecord(b []byte) (record, []byte, error) {
-	if len(b) < recordHeaderLen+2 {
+	if len(b) < recordHeaderLen+3 {
 		return record{}, nil, fmt.Errorf("a record of %d bytes is shorter than its header", len(b))
 	}
 	r := record{
@@ -222,6 +287,9 @@ func nextRecord(b []byte) (record, []byte, error) {
 	var err error
 	if r.key, rest, err = lengthPrefixed(rest); err != nil {
 		return record{}, nil, fmt.Errorf("a record's key: %w", err)
+	}
+	if r.headers, rest, err = lengthPrefixed(rest); err != nil {
+		return record{}, nil, fmt.Errorf("a record's headers: %w", err)
 	}
 	if r.value, rest, err = lengthPrefixed(rest); err != nil {
 		return record{}, nil, fmt.Errorf("a record's value: %w", err)

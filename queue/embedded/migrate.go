@@ -44,7 +44,7 @@ func (l *Log) moveSingleMessages() error {
 		}
 		// Only the prefix differs: b/<topic>/<partition><offset>.
 		newKey := append([]byte{prefixBlock}, key[1:]...)
-		if err := b.Set(newKey, appendRecord(nil, r.time, r.bytes, r.key, r.value), nil); err != nil {
+		if err := b.Set(newKey, appendRecord(nil, r.time, r.bytes, r.key, nil, r.value), nil); err != nil {
 			return fmt.Errorf("moving message %q: %w", key, err)
 		}
 		if err := b.Delete(key, nil); err != nil {

@@ -16,7 +16,7 @@ import (
 const (
 	// readAheadMessages and readAheadBytes bound how much of one partition a
 	// cursor reads from pebble at a time.
-	readAheadMessages = 128
+	readAheadMessages = 1024
 	readAheadBytes    = 1 << 20
 )
 
@@ -208,6 +208,9 @@ func (l *Log) appendMessages(dst []queue.Message, topic string, partition int, f
 		}
 		if len(r.value) > 0 {
 			m.Value = r.value[:len(r.value):len(r.value)]
+		}
+		if m.Headers, err = decodeHeaders(r.headers); err != nil {
+			return dst, bad(offset+int64(k), err)
 		}
 		dst = append(dst, m)
 	}

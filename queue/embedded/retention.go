@@ -229,7 +229,7 @@ func (l *Log) retainedFrom(topic string, i int, p partition, cutoff, limit int64
 	// kept is the first whose earlier messages hold at least p.bytes - limit.
 	if limit > 0 && low < p.high {
 		low, err = l.searchOffsets(topic, i, low, p.high, func(r record) bool {
-			before := r.bytes - storedSize(len(r.key), len(r.value))
+			before := r.bytes - r.storedSize()
 			return p.bytes-before <= limit
 		})
 	}

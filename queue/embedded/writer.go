@@ -67,7 +67,7 @@ func (l *Log) Publish(ctx context.Context, msgs ...queue.Message) error {
 	}
 	var size int64
 	for _, m := range msgs {
-		size += storedSize(len(m.Key), len(m.Value))
+		size += storedSize(len(m.Key), headersLen(m.Headers)+len(m.Value))
 	}
 	if err := l.space.check(size); err != nil {
 		return err
@@ -77,7 +77,7 @@ func (l *Log) Publish(ctx context.Context, msgs ...queue.Message) error {
 	// every record of the call.
 	encodedLen := 0
 	for _, m := range msgs {
-		encodedLen += recordLen(len(m.Key), len(m.Value))
+		encodedLen += recordLen(len(m.Key), headersLen(m.Headers), len(m.Value))
 	}
 	e := encodedPool.Get().(*encoded)
 	if cap(e.buf) < encodedLen {
@@ -94,12 +94,12 @@ func (l *Log) Publish(ctx context.Context, msgs ...queue.Message) error {
 			}
 		}
 		start := len(buf)
-		buf = appendRecord(buf, 0, 0, m.Key, m.Value)
+		buf = appendRecord(buf, 0, 0, m.Key, m.Headers, m.Value)
 		e.msgs = append(e.msgs, pendingMessage{
 			t:      t,
 			part:   queue.PartitionFor(m.Key, len(t.parts)),
 			record: buf[start:len(buf):len(buf)],
-			size:   storedSize(len(m.Key), len(m.Value)),
+			size:   storedSize(len(m.Key), headersLen(m.Headers)+len(m.Value)),
 		})
 	}
 	e.buf = buf

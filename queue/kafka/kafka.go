@@ -319,6 +319,9 @@ func (l *Log) Publish(ctx context.Context, msgs ...queue.Message) error {
 			}
 		}
 		kmsgs[i] = kafkago.Message{Topic: m.Topic, Key: m.Key, Value: m.Value}
+		for _, h := range m.Headers {
+			kmsgs[i].Headers = append(kmsgs[i].Headers, kafkago.Header{Key: h.Key, Value: h.Value})
+		}
 	}
 	if err := l.writer.WriteMessages(ctx, kmsgs...); err != nil {
 		if errors.Is(err, io.ErrClosedPipe) && l.isClosed() {

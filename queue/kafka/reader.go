@@ -300,7 +300,7 @@ func (r *reader) Close() error {
 }
 
 func fromKafka(m kafkago.Message) queue.Message {
-	return queue.Message{
+	msg := queue.Message{
 		Topic:     m.Topic,
 		Key:       m.Key,
 		Value:     m.Value,
@@ -308,6 +308,13 @@ func fromKafka(m kafkago.Message) queue.Message {
 		Offset:    m.Offset,
 		Time:      m.Time,
 	}
+	if len(m.Headers) > 0 {
+		msg.Headers = make([]queue.Header, len(m.Headers))
+		for i, h := range m.Headers {
+			msg.Headers[i] = queue.Header{Key: h.Key, Value: h.Value}
+		}
+	}
+	return msg
 }
 
 var _ queue.Reader = (*reader)(nil)

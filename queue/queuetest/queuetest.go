@@ -60,6 +60,7 @@ func Run(t *testing.T, open func(t *testing.T) queue.Log) {
 		{"two topics do not see each other's messages", testTopicIsolation},
 		{"many concurrent publishers lose nothing and keep per-key order", testConcurrentPublishers},
 		{"values are kept byte for byte including large 32 KB values", testValuesExact},
+		{"headers come back in order, byte for byte, by reader and by subscription", testHeaders},
 		{"a range by offset holds both ends and stops at its end", testRangeOffsets},
 		{"a range by time holds the messages appended between its ends", testRangeTime},
 		{"a range of an empty topic ends at once", testRangeEmptyTopic},
@@ -560,6 +561,32 @@ func testValuesExact(t *testing.T, ctx context.Context, l queue.Log) {
 			t.Errorf("key %q not fetched", want.Key)
 		}
 	}
+}
+
+func testHeaders(t *testing.T, ctx context.Context, l queue.Log) {
+	topic := Topic(t)
+	withHeaders := []queue.Header{{Key: "switchyard-event", Value: []byte{1, 0, 0xff, 0}}, {Key: "b", Value: nil}, {Key: "b", Value: []byte("second")}}
+	msgs := []queue.Message{
+		{Topic: topic, Key: []byte("k"), Value: []byte("with"), Headers: withHeaders},
+		{Topic: topic, Key: []byte("k"), Value: []byte("without")},
+	}
+	publish(t, ctx, l, msgs...)
+	check := func(how string, got []queue.Message) {
+		t.Helper()
+		for i, m := range got {
+			want := msgs[i].Headers
+			if len(m.Headers) != len(want) {
+				t.Fatalf("%s: message %q has headers %v; want %v", how, m.Value, m.Headers, want)
+			}
+			for j := range want {
+				if m.Headers[j].Key != want[j].Key || !bytes.Equal(m.Headers[j].Value, want[j].Value) {
+					t.Fatalf("%s: message %q header %d is %q=%q; want %q=%q", how, m.Value, j, m.Headers[j].Key, m.Headers[j].Value, want[j].Key, want[j].Value)
+				}
+			}
+		}
+	}
+	check("reading", fetchN(t, ctx, read(t, ctx, l, topic, queue.Position{Kind: queue.First}), 2))
+	check("subscribing", fetchN(t, ctx, subscribe(t, ctx, l, queue.SubscribeConfig{Topic: topic, Group: topic + "-g", Start: queue.Position{Kind: queue.First}}), 2))
 }
 
 func testLag(t *testing.T, ctx context.Context, l queue.Log) {
