@@ -49,6 +49,16 @@ func HeaderValue(headers []Header, key string) ([]byte, bool) {
 	return nil, false
 }
 
+// BatchFetcher is implemented by a Subscription or Reader that can hand
+// over several messages at once, which costs less per message than a Fetch
+// each.
+type BatchFetcher interface {
+	// FetchBatch appends to dst up to max messages (at least 1), in the
+	// order Fetch would return them, waiting as Fetch does while there are
+	// none, and returns dst. On an error it appends nothing.
+	FetchBatch(ctx context.Context, dst []Message, max int) ([]Message, error)
+}
+
 // Log is a durable, partitioned, append-only log of topics.
 type Log interface {
 	// Publish appends msgs and returns nil only once every one of them is

@@ -13,12 +13,14 @@ import (
 	"github.com/switchyard/switchyard/destinations/drop"
 	"github.com/switchyard/switchyard/queue"
 	"github.com/switchyard/switchyard/queue/embedded"
+	"github.com/switchyard/switchyard/schemas"
 )
 
 // benchUsers is how many users the benchmark's events come from.
 const benchUsers = 10_000
 
-// benchEvent is a track call as the gateway stores it, about 670 bytes.
+// benchEvent is a track call as the gateway stores it, about 670 bytes,
+// with the event header the gateway gives it.
 func benchEvent(i int, receivedAt string) queue.Message {
 	user := fmt.Sprintf("user-%d", (i*7919)%benchUsers)
 	value := fmt.Appendf(nil, `{"type":"track","userId":%q,"event":"Order Completed","messageId":"bench-%08d-5f1c-4b7e-9d2a-3c8e1f0b6a47",`+
@@ -27,7 +29,12 @@ func benchEvent(i int, receivedAt string) queue.Message {
 		`"userAgent":"Mozilla/5.0 (X11; Linux x86_64) Chrome/126.0","ip":"203.0.113.7"},`+
 		`"sentAt":"2026-11-22T19:01:33.000Z","originalTimestamp":"2026-11-22T19:01:32.346Z","timestamp":"2026-11-22T19:01:32.346Z",`+
 		`"receivedAt":%q,"_switchyard":{"source":"web"}}`, user, i, i, receivedAt)
-	return queue.Message{Topic: "events", Key: []byte(user), Value: value}
+	at, err := schemas.ParseTime(receivedAt)
+	if err != nil {
+		panic(err)
+	}
+	header := schemas.AppendEventHeader(nil, schemas.EventHeader{MessageID: fmt.Sprintf("bench-%08d-5f1c-4b7e-9d2a-3c8e1f0b6a47", i), Source: "web", ReceivedAt: at})
+	return queue.Message{Topic: "events", Key: []byte(user), Value: value, Headers: []queue.Header{{Key: schemas.EventHeaderKey, Value: header}}}
 }
 
 // BenchmarkRouterDrop delivers b.N events, read from an embedded log of 8

@@ -51,6 +51,27 @@ func (in *inbox) acquire(ctx context.Context) bool {
 	}
 }
 
+// acquireUpTo takes as many slots as are free, up to n (at least 1),
+// waiting while none is. It returns how many it took, or 0 when ctx ends
+// first.
+func (in *inbox) acquireUpTo(ctx context.Context, n int) int {
+	for {
+		in.mu.Lock()
+		if free := in.limit - in.held; free > 0 {
+			took := min(free, max(n, 1))
+			in.held += took
+			in.mu.Unlock()
+			return took
+		}
+		in.mu.Unlock()
+		select {
+		case <-in.room:
+		case <-ctx.Done():
+			return 0
+		}
+	}
+}
+
 // release frees n slots.
 func (in *inbox) release(n int) {
 	if n == 0 {
@@ -70,6 +91,25 @@ func (in *inbox) put(f fetchResult) {
 	in.mu.Lock()
 	wasEmpty := len(in.fetched) == 0
 	in.fetched = append(in.fetched, f)
+	in.mu.Unlock()
+	if wasEmpty {
+		select {
+		case in.ready <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// putAll adds fetched messages for the run loop.
+func (in *inbox) putAll(msgs []queue.Message) {
+	if len(msgs) == 0 {
+		return
+	}
+	in.mu.Lock()
+	wasEmpty := len(in.fetched) == 0
+	for _, m := range msgs {
+		in.fetched = append(in.fetched, fetchResult{msg: m})
+	}
 	in.mu.Unlock()
 	if wasEmpty {
 		select {

@@ -366,8 +366,17 @@ func (r *Router) watchGroup(ctx context.Context, src Input) {
 	}
 }
 
-// fetch reads the source while there is room for more pending events.
+// maxFetchBatch is the most messages the fetcher takes from an input that
+// fetches in batches at once.
+const maxFetchBatch = 512
+
+// fetch reads the source while there is room for more pending events, in
+// batches when the source can fetch them.
 func (s *runState) fetch(ctx context.Context) {
+	if batcher, ok := s.src.(queue.BatchFetcher); ok {
+		s.fetchBatches(ctx, batcher)
+		return
+	}
 	for s.inbox.acquire(ctx) {
 		msg, err := s.src.Fetch(ctx)
 		if err != nil && ctx.Err() != nil {
@@ -377,6 +386,30 @@ func (s *runState) fetch(ctx context.Context) {
 		if err != nil {
 			return
 		}
+	}
+}
+
+// fetchBatches is fetch for a source that fetches in batches.
+func (s *runState) fetchBatches(ctx context.Context, src queue.BatchFetcher) {
+	var buf []queue.Message
+	for {
+		n := s.inbox.acquireUpTo(ctx, maxFetchBatch)
+		if n == 0 {
+			return
+		}
+		var err error
+		buf, err = src.FetchBatch(ctx, buf[:0], n)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			s.inbox.release(n - 1)
+			s.inbox.put(fetchResult{err: err})
+			return
+		}
+		s.inbox.release(n - len(buf))
+		s.inbox.putAll(buf)
+		clear(buf)
 	}
 }
 

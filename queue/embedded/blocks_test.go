@@ -258,3 +258,51 @@ func TestMessagesStoredOnePerKeyMoveIntoBlocks(t *testing.T) {
 		t.Errorf("partition %d ends at %d after one more append; want 6", p, high[p])
 	}
 }
+
+// TestFetchBatchGivesWhatFetchWould reads one topic twice, once a message
+// at a time and once in batches of random sizes, and gets the same
+// messages in the same order.
+func TestFetchBatchGivesWhatFetchWould(t *testing.T) {
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, seed))
+	l := open(t, Config{Dir: t.TempDir(), Partitions: 4})
+	ctx := testContext(t)
+	var msgs []queue.Message
+	for i := range 2000 {
+		msgs = append(msgs, queue.Message{Topic: "events", Key: fmt.Appendf(nil, "user-%d", rng.IntN(50)), Value: fmt.Appendf(nil, "v-%d", i)})
+	}
+	for len(msgs) > 0 {
+		n := min(len(msgs), 1+rng.IntN(300))
+		mustPublish(t, ctx, l, msgs[:n]...)
+		msgs = msgs[n:]
+	}
+	one, err := l.Read(ctx, "events", queue.Position{Kind: queue.First})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer one.Close()
+	batches, err := l.Read(ctx, "events", queue.Position{Kind: queue.First})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer batches.Close()
+	want := fetchN(t, ctx, one, 2000)
+	var got []queue.Message
+	for len(got) < 2000 {
+		limit := 1 + rng.IntN(700)
+		before := len(got)
+		if got, err = batches.(queue.BatchFetcher).FetchBatch(ctx, got, limit); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(got) - before; n < 1 || n > limit {
+			t.Fatalf("FetchBatch with a limit of %d gave %d", limit, n)
+		}
+	}
+	for i := range want {
+		if want[i].Partition != got[i].Partition || want[i].Offset != got[i].Offset || !bytes.Equal(want[i].Value, got[i].Value) {
+			t.Fatalf("message %d: one at a time %d/%d %s, in batches %d/%d %s", i,
+				want[i].Partition, want[i].Offset, want[i].Value, got[i].Partition, got[i].Offset, got[i].Value)
+		}
+	}
+}

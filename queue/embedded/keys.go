@@ -243,34 +243,39 @@ type record struct {
 // message did when published.
 func (r record) storedSize() int64 { return storedSize(len(r.key), len(r.headers)+len(r.value)) }
 
-// decodeHeaders decodes encoded headers. Their keys are copies; their
-// values alias b.
-func decodeHeaders(b []byte) ([]queue.Header, error) {
+// decodeHeaders appends encoded headers to dst. Their values alias b; a
+// key equal to the last one appended shares its string.
+func decodeHeaders(dst []queue.Header, b []byte) ([]queue.Header, error) {
 	if len(b) == 0 {
-		return nil, nil
+		return dst, nil
 	}
 	n, w := binary.Uvarint(b)
 	if w <= 0 || n == 0 || n > uint64(len(b)) {
-		return nil, errors.New("bad header count")
+		return dst, errors.New("bad header count")
 	}
-	headers := make([]queue.Header, n)
 	rest := b[w:]
-	for i := range headers {
+	for i := range n {
 		key, r, err := lengthPrefixed(rest)
 		if err != nil {
-			return nil, fmt.Errorf("header %d's key: %w", i, err)
+			return dst, fmt.Errorf("header %d's key: %w", i, err)
 		}
 		value, r, err := lengthPrefixed(r)
 		if err != nil {
-			return nil, fmt.Errorf("header %d's value: %w", i, err)
+			return dst, fmt.Errorf("header %d's value: %w", i, err)
 		}
-		headers[i] = queue.Header{Key: string(key), Value: value[:len(value):len(value)]}
+		h := queue.Header{Value: value[:len(value):len(value)]}
+		if last := len(dst) - 1; last >= 0 && dst[last].Key == string(key) {
+			h.Key = dst[last].Key
+		} else {
+			h.Key = string(key)
+		}
+		dst = append(dst, h)
 		rest = r
 	}
 	if len(rest) != 0 {
-		return nil, fmt.Errorf("%d bytes after the headers", len(rest))
+		return dst, fmt.Errorf("%d bytes after the headers", len(rest))
 	}
-	return headers, nil
+	return dst, nil
 }
 
 // nextRecord decodes the record at the start of b and returns it with the

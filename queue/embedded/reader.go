@@ -59,31 +59,56 @@ func (l *Log) newCursor(t *topic, start func(i int) (int64, error)) (*cursor, er
 // fetch returns the next message, waiting for one when every partition has
 // been read to its end.
 func (c *cursor) fetch(ctx context.Context) (queue.Message, error) {
+	var one [1]queue.Message
+	got, err := c.fetchBatch(ctx, one[:0], 1)
+	if err != nil {
+		return queue.Message{}, err
+	}
+	return got[0], nil
+}
+
+// fetchBatch appends up to limit messages to dst, waiting for one when every
+// partition has been read to its end.
+func (c *cursor) fetchBatch(ctx context.Context, dst []queue.Message, limit int) ([]queue.Message, error) {
+	limit = max(limit, 1)
 	for {
 		select {
 		case <-c.closed:
-			return queue.Message{}, queue.ErrClosed
+			return dst, queue.ErrClosed
 		case <-c.l.quit:
-			return queue.Message{}, queue.ErrClosed
+			return dst, queue.ErrClosed
 		default:
 		}
 		// Take the signal before looking, so a message committed after the
 		// look still wakes us.
 		changed := c.t.changes()
 		c.mu.Lock()
-		m, ok, err := c.take()
+		n := len(dst)
+		var err error
+		for len(dst)-n < limit {
+			m, ok, takeErr := c.take()
+			if takeErr != nil || !ok {
+				err = takeErr
+				break
+			}
+			dst = append(dst, m)
+		}
 		c.mu.Unlock()
-		if err != nil || ok {
-			return m, err
+		if len(dst) > n {
+			// An error after some messages comes back at the next call.
+			return dst, nil
+		}
+		if err != nil {
+			return dst, err
 		}
 		select {
 		case <-changed:
 		case <-ctx.Done():
-			return queue.Message{}, ctx.Err()
+			return dst, ctx.Err()
 		case <-c.closed:
-			return queue.Message{}, queue.ErrClosed
+			return dst, queue.ErrClosed
 		case <-c.l.quit:
-			return queue.Message{}, queue.ErrClosed
+			return dst, queue.ErrClosed
 		}
 	}
 }
@@ -199,6 +224,8 @@ func (l *Log) appendMessages(dst []queue.Message, topic string, partition int, f
 		}
 	}
 	run = append([]byte(nil), run[:len(run)-len(rest)]...)
+	// The messages' headers share one array too, sized for one each.
+	var headers []queue.Header
 	for k := range n {
 		var r record
 		r, run, _ = nextRecord(run)
@@ -209,8 +236,15 @@ func (l *Log) appendMessages(dst []queue.Message, topic string, partition int, f
 		if len(r.value) > 0 {
 			m.Value = r.value[:len(r.value):len(r.value)]
 		}
-		if m.Headers, err = decodeHeaders(r.headers); err != nil {
+		if headers == nil && len(r.headers) > 0 {
+			headers = make([]queue.Header, 0, n-k)
+		}
+		first := len(headers)
+		if headers, err = decodeHeaders(headers, r.headers); err != nil {
 			return dst, bad(offset+int64(k), err)
+		}
+		if len(headers) > first {
+			m.Headers = headers[first:len(headers):len(headers)]
 		}
 		dst = append(dst, m)
 	}
@@ -362,6 +396,11 @@ type Reader struct {
 // what retention removed skips ahead to the oldest retained message.
 func (r *Reader) Fetch(ctx context.Context) (queue.Message, error) {
 	return r.c.fetch(ctx)
+}
+
+// FetchBatch implements queue.BatchFetcher.
+func (r *Reader) FetchBatch(ctx context.Context, dst []queue.Message, max int) ([]queue.Message, error) {
+	return r.c.fetchBatch(ctx, dst, max)
 }
 
 // Lag returns how many retained messages the reader has not yet fetched.

@@ -139,6 +139,11 @@ func (s *Subscription) Fetch(ctx context.Context) (queue.Message, error) {
 	return s.c.fetch(ctx)
 }
 
+// FetchBatch implements queue.BatchFetcher.
+func (s *Subscription) FetchBatch(ctx context.Context, dst []queue.Message, max int) ([]queue.Message, error) {
+	return s.c.fetchBatch(ctx, dst, max)
+}
+
 // Commit stores, for the partition of each message, that the group resumes
 // after it: committing an offset commits every earlier one in the partition.
 // A commit never moves a partition back. Commits are fsynced.
