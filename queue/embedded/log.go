@@ -2,10 +2,14 @@
 // queue.Log in one data directory, built on the pebble key-value store, so one
 // binary runs the whole pipeline on one machine without Kafka.
 //
-// One writer goroutine assigns offsets and commits every waiting Publish call
-// in one batch with one fsync (group commit), so many concurrent publishers
-// share the cost of a sync. Readers and subscriptions read pebble directly and
-// wait for the writer's signal when they have caught up.
+// One writer goroutine assigns offsets and writes every waiting Publish call
+// in one batch (group commit); while that batch waits for its fsync, the
+// writer goes on with the calls that came meanwhile, and one fsync makes
+// every batch written before it durable, so many concurrent publishers
+// share the cost of a sync and the disk is never idle while calls wait. A
+// call returns once its batch is durable, and only then can readers see its
+// messages. Readers and subscriptions read pebble directly and wait for the
+// writer's signal when they have caught up.
 //
 // One process owns the data directory; within it a consumer group has one
 // member per topic, which gets every partition. The log remembers every

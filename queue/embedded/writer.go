@@ -123,10 +123,23 @@ func (l *Log) Publish(ctx context.Context, msgs ...queue.Message) error {
 }
 
 // writeLoop owns offset assignment. It takes every Publish call waiting at
-// the moment, commits them in one batch with one fsync, and answers them.
+// the moment and writes them in one batch, then hands the batch to
+// syncLoop and goes on with the calls that came meanwhile: one batch is
+// being written while earlier ones wait for their fsync, which syncLoop
+// shares among every batch written before it starts.
 func (l *Log) writeLoop() {
 	defer l.wg.Done()
-	// One batch is reused for every commit, so its buffer is not allocated
+	written := make(chan *writtenBatch, maxUnsyncedBatches)
+	synced := make(chan struct{})
+	go func() {
+		defer close(synced)
+		l.syncLoop(written)
+	}()
+	defer func() {
+		close(written)
+		<-synced
+	}()
+	// One batch is reused for every write, so its buffer is not allocated
 	// and grown again each time; so is the grouping by partition.
 	b := l.db.NewBatch(pebble.WithMaxRetainedSizeBytes(maxRetainedBatchBytes))
 	defer b.Close()
@@ -150,13 +163,90 @@ func (l *Log) writeLoop() {
 				break drain
 			}
 		}
-		err := l.commit(b, w, group)
+		wb := l.write(b, w, group)
 		b.Reset()
-		for i, req := range group {
-			req.done <- err
-			req.encoded.release()
-			group[i] = nil
+		written <- wb
+		clear(group)
+	}
+}
+
+// maxUnsyncedBatches bounds the batches written and waiting for their
+// fsync; the writer waits for syncLoop beyond it.
+const maxUnsyncedBatches = 8
+
+// writtenBatch is a batch written to pebble without waiting for its fsync:
+// its calls, what the partitions it appended to become once it is durable,
+// and the error that ended it, if any.
+type writtenBatch struct {
+	calls    []*publishRequest
+	appended []appendedTo
+	messages int
+	err      error
+}
+
+// appendedTo is a partition's state after a batch.
+type appendedTo struct {
+	id partitionID
+	p  partition
+}
+
+// syncLoop makes the written batches durable, each fsync covering every
+// batch written before it, then advances the partitions' high watermarks,
+// wakes their readers and answers the calls, in the order the batches were
+// written. It returns when written is closed and drained.
+func (l *Log) syncLoop(written <-chan *writtenBatch) {
+	var ready []*writtenBatch
+	for wb := range written {
+		ready = append(ready[:0], wb)
+	drain:
+		for {
+			select {
+			case more, ok := <-written:
+				if !ok {
+					break drain
+				}
+				ready = append(ready, more)
+			default:
+				break drain
+			}
 		}
+		var syncErr error
+		if ready[len(ready)-1].err == nil {
+			// One fsync of the write-ahead log makes everything written
+			// before it durable.
+			if err := l.db.LogData(nil, pebble.Sync); err != nil {
+				l.failure.CompareAndSwap(nil, &err)
+				l.log.Error("syncing failed; the log takes no more writes until reopened", zap.Error(err))
+				syncErr = fmt.Errorf("%w: syncing: %w", queue.ErrUnavailable, err)
+			}
+		}
+		woken := map[*topic]bool{}
+		for _, wb := range ready {
+			err := wb.err
+			if err == nil {
+				err = syncErr
+			}
+			if err == nil {
+				for _, a := range wb.appended {
+					a.id.t.mu.Lock()
+					cur := &a.id.t.parts[a.id.i]
+					cur.high, cur.lastTime, cur.bytes = a.p.high, a.p.lastTime, a.p.bytes
+					a.id.t.mu.Unlock()
+					woken[a.id.t] = true
+				}
+				if ce := l.log.Check(zap.DebugLevel, "batch committed"); ce != nil {
+					ce.Write(zap.Int("calls", len(wb.calls)), zap.Int("messages", wb.messages), zap.Int("batches_per_sync", len(ready)))
+				}
+			}
+			for _, req := range wb.calls {
+				req.done <- err
+				req.encoded.release()
+			}
+		}
+		for t := range woken {
+			t.wake()
+		}
+		clear(ready)
 	}
 }
 
@@ -166,16 +256,19 @@ type partitionID struct {
 	i int
 }
 
-// commitState is what the writer keeps from one commit to the next: the
-// appends of each partition a commit touches, in the order first touched.
+// commitState is what the writer keeps from one batch to the next: each
+// partition it has appended to, with the state the partition will have once
+// every batch written so far is durable, and the partitions the current
+// batch appends to, in the order first touched.
 type commitState struct {
 	parts map[partitionID]*partitionAppend
 	order []*partitionAppend
 	key   []byte
 }
 
-// partitionAppend is one partition's part of a commit: its state with the
-// commit's messages applied, and those messages in offset order.
+// partitionAppend is one partition's part of the writer's state: the
+// partition as the batches written so far leave it, and the current
+// batch's messages of it in offset order.
 type partitionAppend struct {
 	id   partitionID
 	p    partition
@@ -188,29 +281,31 @@ type partitionAppend struct {
 // messages of a kilobyte fits.
 const maxRetainedBatchBytes = 8 << 20
 
-// commit writes the requests' messages in one synced batch b, which is
-// empty, as blocks of consecutive messages of a partition, then advances
-// the partitions' high watermarks and wakes their readers.
-func (l *Log) commit(b *pebble.Batch, w *commitState, group []*publishRequest) error {
+// write writes the requests' messages to pebble in one batch b, which is
+// empty, as blocks of consecutive messages of a partition, without waiting
+// for the fsync, and returns what syncLoop needs to finish them.
+func (l *Log) write(b *pebble.Batch, w *commitState, group []*publishRequest) *writtenBatch {
+	wb := &writtenBatch{calls: append([]*publishRequest(nil), group...)}
 	if err := l.failure.Load(); err != nil {
-		return fmt.Errorf("%w: an earlier write failed: %w", queue.ErrUnavailable, *err)
+		wb.err = fmt.Errorf("%w: an earlier write failed: %w", queue.ErrUnavailable, *err)
+		return wb
 	}
 	defer w.reset()
 	now := l.cfg.Now().UnixNano()
-	count := 0
 	for _, req := range group {
 		for k := range req.msgs {
 			m := &req.msgs[k]
 			id := partitionID{m.t, m.part}
 			pa := w.parts[id]
 			if pa == nil {
+				// First touched: no batch of the writer's is on its way to it.
 				pa = &partitionAppend{id: id}
-				w.parts[id] = pa
-			}
-			if len(pa.msgs) == 0 {
 				id.t.mu.Lock()
 				pa.p = id.t.parts[id.i]
 				id.t.mu.Unlock()
+				w.parts[id] = pa
+			}
+			if len(pa.msgs) == 0 {
 				w.order = append(w.order, pa)
 			}
 			// A partition's append time never goes back, even if the clock does.
@@ -218,35 +313,39 @@ func (l *Log) commit(b *pebble.Batch, w *commitState, group []*publishRequest) e
 			pa.p.bytes += m.size
 			putHeader(m.record, pa.p.lastTime, pa.p.bytes)
 			pa.msgs = append(pa.msgs, m)
-			count++
+			wb.messages++
 		}
 	}
-	for _, pa := range w.order {
+	before := make([]appendedTo, len(w.order))
+	for i, pa := range w.order {
+		before[i] = appendedTo{pa.id, pa.p}
 		if err := w.writeBlocks(b, pa); err != nil {
-			return err
+			wb.err = err
+			break
 		}
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
-		l.failure.CompareAndSwap(nil, &err)
-		l.log.Error("write failed; the log takes no more writes until reopened", zap.Error(err))
-		return fmt.Errorf("%w: committing batch: %w", queue.ErrUnavailable, err)
+	if wb.err == nil {
+		// Written to the write-ahead log in the order of the offsets, and
+		// made durable by syncLoop's next fsync of it.
+		if err := b.Commit(pebble.NoSync); err != nil {
+			wb.err = err
+		}
 	}
-
-	woken := map[*topic]bool{}
-	for _, pa := range w.order {
-		pa.id.t.mu.Lock()
-		cur := &pa.id.t.parts[pa.id.i]
-		cur.high, cur.lastTime, cur.bytes = pa.p.high, pa.p.lastTime, pa.p.bytes
-		pa.id.t.mu.Unlock()
-		woken[pa.id.t] = true
+	if wb.err != nil {
+		// Nothing of the batch is stored: its offsets are free again.
+		for i, pa := range w.order {
+			pa.p = before[i].p
+		}
+		l.failure.CompareAndSwap(nil, &wb.err)
+		l.log.Error("write failed; the log takes no more writes until reopened", zap.Error(wb.err))
+		wb.err = fmt.Errorf("%w: committing batch: %w", queue.ErrUnavailable, wb.err)
+		return wb
 	}
-	for t := range woken {
-		t.wake()
+	wb.appended = make([]appendedTo, len(w.order))
+	for i, pa := range w.order {
+		wb.appended[i] = appendedTo{pa.id, pa.p}
 	}
-	if ce := l.log.Check(zap.DebugLevel, "batch committed"); ce != nil {
-		ce.Write(zap.Int("calls", len(group)), zap.Int("messages", count), zap.Int("bytes", b.Len()))
-	}
-	return nil
+	return wb
 }
 
 // writeBlocks adds pa's messages to b as blocks of at most maxBlockMessages
