@@ -257,6 +257,9 @@ type times struct {
 	// sentAt is the message's sentAt, or the batch's when the message has
 	// none or null.
 	sentAt gjson.Result
+	// timestampMade says timestamp is in timeLayout, as a date-time field's
+	// schema asks.
+	timestampMade bool
 }
 
 // correctTimes parses the message's times and corrects its timestamp for the
@@ -305,7 +308,15 @@ func correctTimes(f fields, req *request) (times, error) {
 		timestamp:         timeValue(corrected),
 		originalTimestamp: originalField,
 		sentAt:            sentAtField,
+		timestampMade:     inTimeLayout(corrected),
 	}, nil
+}
+
+// inTimeLayout reports whether timeValue writes t in timeLayout: its year,
+// in UTC, is from 0 to 9999.
+func inTimeLayout(t time.Time) bool {
+	year := t.UTC().Year()
+	return year >= 0 && year <= 9999
 }
 
 // timeValue is t, in UTC, as a JSON string value in timeLayout. Years
@@ -314,7 +325,7 @@ func correctTimes(f fields, req *request) (times, error) {
 func timeValue(t time.Time) gjson.Result {
 	t = t.UTC()
 	year, month, day := t.Date()
-	if year < 0 || year > 9999 {
+	if !inTimeLayout(t) {
 		raw := quote(t.Format(timeLayout))
 		return gjson.Result{Type: gjson.String, Raw: raw, Str: raw[1 : len(raw)-1]}
 	}
@@ -369,7 +380,7 @@ func rewriteFields(out, in []schemas.Field, req *request, f fields, id messageID
 			}
 			wroteID = true
 		case "timestamp":
-			fl.Value, wroteTimestamp = t.timestamp, true
+			fl.Value, fl.Made, wroteTimestamp = t.timestamp, t.timestampMade, true
 		case "originalTimestamp":
 			fl.Value, wroteOriginal = t.originalTimestamp, true
 		case "sentAt":
@@ -393,6 +404,9 @@ func rewriteFields(out, in []schemas.Field, req *request, f fields, id messageID
 	add := func(rawKey string, v gjson.Result) {
 		out = append(out, schemas.Field{RawKey: rawKey, Key: rawKey[1 : len(rawKey)-1], Value: v})
 	}
+	addMade := func(rawKey string, v gjson.Result, made bool) {
+		out = append(out, schemas.Field{RawKey: rawKey, Key: rawKey[1 : len(rawKey)-1], Value: v, Made: made})
+	}
 	if req.typ != "" && !wroteType {
 		add(`"type"`, req.typeValue())
 	}
@@ -406,10 +420,10 @@ func rewriteFields(out, in []schemas.Field, req *request, f fields, id messageID
 		add(`"originalTimestamp"`, t.originalTimestamp)
 	}
 	if !wroteTimestamp {
-		add(`"timestamp"`, t.timestamp)
+		addMade(`"timestamp"`, t.timestamp, t.timestampMade)
 	}
 	receivedAt, switchyard := req.shared()
-	add(`"receivedAt"`, receivedAt)
+	addMade(`"receivedAt"`, receivedAt, inTimeLayout(req.receivedAt))
 	if !wroteContext && context.Exists() {
 		add(`"context"`, context)
 	}
@@ -446,8 +460,7 @@ func mergeObject(own, fallback gjson.Result, extra *schemas.Field) gjson.Result 
 		return own
 	}
 	hasFallback := fallback.IsObject()
-	needExtra := extra != nil && !own.Get(gjson.Escape(extra.Key)).Exists() &&
-		!(hasFallback && fallback.Get(gjson.Escape(extra.Key)).Exists())
+	needExtra := extra != nil && !hasKey(own, extra) && !(hasFallback && hasKey(fallback, extra))
 	switch {
 	case !hasFallback && !needExtra:
 		if ownPresent {
@@ -488,6 +501,16 @@ func mergeObject(own, fallback gjson.Result, extra *schemas.Field) gjson.Result 
 	}
 	b.WriteByte('}')
 	return gjson.Result{Type: gjson.JSON, Raw: b.String()}
+}
+
+// hasKey reports whether the object obj has the key of f at its top level.
+// An object whose text holds neither f's quoted key nor any escape cannot
+// have it, which is found without reading the object.
+func hasKey(obj gjson.Result, f *schemas.Field) bool {
+	if !strings.Contains(f.RawKey, `\`) && !strings.Contains(obj.Raw, f.RawKey) && !strings.Contains(obj.Raw, `\`) {
+		return false
+	}
+	return obj.Get(gjson.Escape(f.Key)).Exists()
 }
 
 // fieldWriter appends "key":value pairs with commas between them.

@@ -8,6 +8,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/switchyard/switchyard/schemas"
 	"github.com/tidwall/gjson"
 )
 
@@ -129,6 +130,41 @@ func TestTimeValueWritesTimeLayout(t *testing.T) {
 		want := at.UTC().Format(timeLayout)
 		if got.Str != want || got.Raw != quote(want) || got.Type != gjson.String {
 			t.Fatalf("timeValue(%v) = %q (raw %s), want %q", at, got.Str, got.Raw, want)
+		}
+	}
+}
+
+// TestTheClientIPIsAddedOnlyWhereNoIPIs: the gateway adds the client's ip to
+// a context that has none, however the context writes its keys, and keeps
+// one the message or its batch gives, escaped or not.
+func TestTheClientIPIsAddedOnlyWhereNoIPIs(t *testing.T) {
+	ip := &schemas.Field{RawKey: `"ip"`, Key: "ip", Value: stringValue("1.2.3.4")}
+	for _, tc := range []struct{ own, fallback, want string }{
+		{`{"library":{"name":"x"}}`, ``, `1.2.3.4`},
+		{`{"ip":"9.9.9.9"}`, ``, `9.9.9.9`},
+		{`{"i\u0070":"9.9.9.9"}`, ``, `9.9.9.9`},
+		{`{"note":"ip","page":{"ip":"inner"}}`, ``, `1.2.3.4`},
+		{`{"a":1}`, `{"ip":"8.8.8.8"}`, `8.8.8.8`},
+		{`{"a":"\\"}`, `{"b":2}`, `1.2.3.4`},
+		{``, `{"\u0069p":"7.7.7.7"}`, `7.7.7.7`},
+	} {
+		own, fallback := gjson.Parse(tc.own), gjson.Parse(tc.fallback)
+		if tc.own == "" {
+			own = gjson.Result{}
+		}
+		if tc.fallback == "" {
+			fallback = gjson.Result{}
+		}
+		got := mergeObject(own, fallback, ip)
+		var ips []string
+		got.ForEach(func(k, v gjson.Result) bool {
+			if k.Str == "ip" {
+				ips = append(ips, v.Str)
+			}
+			return true
+		})
+		if len(ips) != 1 || ips[0] != tc.want {
+			t.Errorf("own %s, batch %s: merged %s, ips %q; want one, %q", tc.own, tc.fallback, got.Raw, ips, tc.want)
 		}
 	}
 }

@@ -16,7 +16,7 @@ func conforms(msg gjson.Result) bool {
 		return false
 	}
 	var c conformance
-	msg.ForEach(func(k, v gjson.Result) bool { return c.field(k.Str, v) })
+	msg.ForEach(func(k, v gjson.Result) bool { return c.field(k.Str, v, false) })
 	return c.verdict()
 }
 
@@ -24,7 +24,7 @@ func conforms(msg gjson.Result) bool {
 func conformsFields(fields []Field) bool {
 	var c conformance
 	for _, f := range fields {
-		if !c.field(f.Key, f.Value) {
+		if !c.field(f.Key, f.Value, f.Made) {
 			break
 		}
 	}
@@ -40,7 +40,7 @@ type conformance struct {
 
 // field checks one top-level field and reports whether the message may
 // still conform.
-func (c *conformance) field(key string, v gjson.Result) bool {
+func (c *conformance) field(key string, v gjson.Result, made bool) bool {
 	ok := true
 	switch key {
 	case "type":
@@ -61,7 +61,7 @@ func (c *conformance) field(key string, v gjson.Result) bool {
 			c.hasID = true
 		}
 	case "timestamp", "originalTimestamp", "sentAt", "receivedAt":
-		ok = v.Type == gjson.String && isDateTime(v.Str)
+		ok = made || v.Type == gjson.String && isDateTime(v.Str)
 	case "context", "integrations", "properties", "traits":
 		ok = v.IsObject()
 	case "event":

@@ -94,6 +94,9 @@ type Field struct {
 	// included; Key is the key unescaped.
 	RawKey, Key string
 	Value       gjson.Result
+	// Made says the value is one the gateway made in the form its field's
+	// schema asks (a time it formatted), so it is not checked again.
+	Made bool
 }
 
 // ValidateFields is Validate for a message whose top-level fields, in order,
