@@ -4,11 +4,10 @@
 //
 // One writer goroutine assigns offsets and writes every waiting Publish call
 // in one batch (group commit); while that batch waits for its fsync, the
-// writer goes on with the calls that came meanwhile, and one fsync makes
-// every batch written before it durable, so many concurrent publishers
-// share the cost of a sync and the disk is never idle while calls wait. A
-// call returns once its batch is durable, and only then can readers see its
-// messages. Readers and subscriptions read pebble directly and wait for the
+// writer writes the next from the calls that came meanwhile, so many
+// concurrent publishers share the cost of a sync and the disk does not wait
+// for the writer. A call returns once its batch is durable, and only then
+// can readers see its messages. Readers and subscriptions read pebble directly and wait for the
 // writer's signal when they have caught up.
 //
 // One process owns the data directory; within it a consumer group has one

@@ -124,12 +124,15 @@ func (l *Log) Publish(ctx context.Context, msgs ...queue.Message) error {
 
 // writeLoop owns offset assignment. It takes every Publish call waiting at
 // the moment and writes them in one batch, then hands the batch to
-// syncLoop and goes on with the calls that came meanwhile: one batch is
-// being written while earlier ones wait for their fsync, which syncLoop
-// shares among every batch written before it starts.
+// syncLoop, waiting while syncLoop is busy with the batch before: one batch
+// is written while the one before waits for its fsync, and the calls that
+// come meanwhile make the next.
 func (l *Log) writeLoop() {
 	defer l.wg.Done()
-	written := make(chan *writtenBatch, maxUnsyncedBatches)
+	// Unbuffered: a buffer would let the writer run ahead with batches of a
+	// call or two, each costing a commit, which the next fsync would cover
+	// all the same.
+	written := make(chan *writtenBatch)
 	synced := make(chan struct{})
 	go func() {
 		defer close(synced)
@@ -169,10 +172,6 @@ func (l *Log) writeLoop() {
 		clear(group)
 	}
 }
-
-// maxUnsyncedBatches bounds the batches written and waiting for their
-// fsync; the writer waits for syncLoop beyond it.
-const maxUnsyncedBatches = 8
 
 // writtenBatch is a batch written to pebble without waiting for its fsync:
 // its calls, what the partitions it appended to become once it is durable,
