@@ -53,10 +53,11 @@ type Config struct {
 	// RetentionCheckInterval is how often retention runs. Default 1m.
 	RetentionCheckInterval config.Duration `yaml:"retention_check_interval"`
 
-	// MaxBatchMessages caps how many messages one group commit (one batch and
-	// one fsync) carries. Publish calls waiting together are committed
-	// together up to this many messages; a single call larger than it is
-	// still committed whole. Default 4096.
+	// MaxBatchMessages caps how many messages one group commit (one batch,
+	// made durable by one fsync, which it may share with another batch)
+	// carries. Publish calls waiting together are committed together up to
+	// this many messages; a single call larger than it is still committed
+	// whole. Default 4096.
 	MaxBatchMessages int `yaml:"max_batch_messages"`
 
 	// MinFreeBytes is the free space, in bytes, the file system of Dir must
