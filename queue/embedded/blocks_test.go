@@ -306,3 +306,48 @@ func TestFetchBatchGivesWhatFetchWould(t *testing.T) {
 		}
 	}
 }
+
+// TestReadingInsideABlockLargerThanTheCap reads from inside a block of more
+// messages than writers put in one now, as the bounds readers seek within
+// assume: the reader finds the block all the same.
+func TestReadingInsideABlockLargerThanTheCap(t *testing.T) {
+	dir := t.TempDir()
+	l := open(t, Config{Dir: dir, Partitions: 1})
+	ctx := testContext(t)
+	mustPublish(t, ctx, l, queue.Message{Topic: "events", Key: []byte("k"), Value: []byte("first")})
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := pebble.Open(dir, &pebble.Options{FormatMajorVersion: pebble.FormatNewest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 3 * maxBlockMessages
+	var block []byte
+	var stored int64
+	for k := range n {
+		value := fmt.Appendf(nil, "v-%d", k)
+		stored += storedSize(1, len(value))
+		block = appendRecord(block, time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC).UnixNano(), stored, []byte("k"), nil, value)
+	}
+	// Offset 0 holds "first"; the big block begins at 1.
+	if err := db.Set(blockKey("events", 0, 1), block, pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = open(t, Config{Dir: dir, Partitions: 1})
+	from := int64(n - 5)
+	r, err := l.Read(ctx, "events", queue.Position{Kind: queue.AtOffset, Offset: from})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for k, m := range fetchN(t, ctx, r, 6) {
+		offset := from + int64(k)
+		if m.Offset != offset || string(m.Value) != fmt.Sprintf("v-%d", offset-1) {
+			t.Fatalf("message %d: offset %d value %q; want offset %d value v-%d", k, m.Offset, m.Value, offset, offset-1)
+		}
+	}
+}

@@ -159,19 +159,13 @@ func (c *cursor) fill(i int) error {
 		return err
 	}
 	defer c.l.release()
-	it, err := c.l.partitionBlocks(c.t.name, i)
+	it, ok, err := c.l.blocksFrom(c.t.name, i, pc.next, end)
 	if err != nil {
 		return fmt.Errorf("reading topic %s partition %d: %w", c.t.name, i, err)
 	}
 	defer it.Close()
 	pc.buf = pc.buf[:0]
 	size := 0
-	// The block holding next, then the blocks after it. When retention has
-	// just removed that block, reading goes on at the oldest one left.
-	ok := it.SeekLT(blockKey(c.t.name, i, pc.next+1))
-	if !ok {
-		ok = it.First()
-	}
 	for ; ok && size < readAheadBytes; ok = it.Next() {
 		from := pc.next
 		if len(pc.buf) > 0 {
@@ -193,6 +187,42 @@ func (c *cursor) fill(i int) error {
 		}
 	}
 	return it.Error()
+}
+
+// blocksFrom returns an iterator over the blocks of a partition before
+// offset end, positioned at the block holding offset next, or, when
+// retention has just removed that one, at the oldest block left; ok is
+// false when there is none.
+func (l *Log) blocksFrom(topic string, partition int, next, end int64) (it *pebble.Iterator, ok bool, err error) {
+	// The block holding next usually begins at most maxBlockMessages-1
+	// before it: bounds that tight let pebble pass over every table of
+	// older blocks.
+	it, err = l.db.NewIter(&pebble.IterOptions{
+		LowerBound: blockKey(topic, partition, max(0, next-maxBlockMessages+1)),
+		UpperBound: blockKey(topic, partition, end),
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	if it.SeekLT(blockKey(topic, partition, next+1)) {
+		return it, true, nil
+	}
+	// Not within the bounds: look in the whole partition.
+	if err := it.Close(); err != nil {
+		return nil, false, err
+	}
+	it, err = l.db.NewIter(&pebble.IterOptions{
+		LowerBound: blockKey(topic, partition, 0),
+		UpperBound: blockKey(topic, partition, end),
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	ok = it.SeekLT(blockKey(topic, partition, next+1))
+	if !ok {
+		ok = it.First()
+	}
+	return it, ok, nil
 }
 
 // partitionBlocks returns an iterator over the blocks of a partition.
