@@ -401,12 +401,10 @@ func rewriteFields(out, in []schemas.Field, req *request, f fields, id messageID
 		}
 		out = append(out, fl)
 	}
-	add := func(rawKey string, v gjson.Result) {
-		out = append(out, schemas.Field{RawKey: rawKey, Key: rawKey[1 : len(rawKey)-1], Value: v})
-	}
 	addMade := func(rawKey string, v gjson.Result, made bool) {
 		out = append(out, schemas.Field{RawKey: rawKey, Key: rawKey[1 : len(rawKey)-1], Value: v, Made: made})
 	}
+	add := func(rawKey string, v gjson.Result) { addMade(rawKey, v, false) }
 	if req.typ != "" && !wroteType {
 		add(`"type"`, req.typeValue())
 	}

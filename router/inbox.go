@@ -34,22 +34,7 @@ func newInbox(limit int) *inbox {
 
 // acquire takes a slot for one message, waiting while limit are held. It
 // returns false when ctx ends first.
-func (in *inbox) acquire(ctx context.Context) bool {
-	for {
-		in.mu.Lock()
-		if in.held < in.limit {
-			in.held++
-			in.mu.Unlock()
-			return true
-		}
-		in.mu.Unlock()
-		select {
-		case <-in.room:
-		case <-ctx.Done():
-			return false
-		}
-	}
-}
+func (in *inbox) acquire(ctx context.Context) bool { return in.acquireUpTo(ctx, 1) > 0 }
 
 // acquireUpTo takes as many slots as are free, up to n (at least 1),
 // waiting while none is. It returns how many it took, or 0 when ctx ends
@@ -92,12 +77,7 @@ func (in *inbox) put(f fetchResult) {
 	wasEmpty := len(in.fetched) == 0
 	in.fetched = append(in.fetched, f)
 	in.mu.Unlock()
-	if wasEmpty {
-		select {
-		case in.ready <- struct{}{}:
-		default:
-		}
-	}
+	in.signal(wasEmpty)
 }
 
 // putAll adds fetched messages for the run loop.
@@ -111,11 +91,18 @@ func (in *inbox) putAll(msgs []queue.Message) {
 		in.fetched = append(in.fetched, fetchResult{msg: m})
 	}
 	in.mu.Unlock()
-	if wasEmpty {
-		select {
-		case in.ready <- struct{}{}:
-		default:
-		}
+	in.signal(wasEmpty)
+}
+
+// signal tells the run loop there is something to take, when fetched was
+// empty before the put: otherwise it was told already.
+func (in *inbox) signal(wasEmpty bool) {
+	if !wasEmpty {
+		return
+	}
+	select {
+	case in.ready <- struct{}{}:
+	default:
 	}
 }
 

@@ -29,10 +29,10 @@ func (e Event) Type() string { return e.Get("type").String() }
 func (e Event) MessageID() string { return e.Get("messageId").String() }
 
 // UserID is the app's id for the user, or "".
-func (e Event) UserID() string { return idString(e.Get("userId")) }
+func (e Event) UserID() string { return IDString(e.Get("userId")) }
 
 // AnonymousID is the device or session id, or "".
-func (e Event) AnonymousID() string { return idString(e.Get("anonymousId")) }
+func (e Event) AnonymousID() string { return IDString(e.Get("anonymousId")) }
 
 // Key is the ordering key: the userId, else the anonymousId. Every event of
 // one user shares a key, so the log keeps them in one partition, in order.
@@ -43,10 +43,10 @@ func (e Event) Key() string {
 // KeyFrom is the ordering key of a message with these userId and
 // anonymousId fields; see Event.Key.
 func KeyFrom(userID, anonymousID gjson.Result) string {
-	if id := idString(userID); id != "" {
+	if id := IDString(userID); id != "" {
 		return id
 	}
-	return idString(anonymousID)
+	return IDString(anonymousID)
 }
 
 // Timestamp is the skew-corrected time of the call, or the zero time.
@@ -64,11 +64,7 @@ const SourceField = "_switchyard.source"
 // IDString renders an id the way it is used as a key, as UserID and
 // AnonymousID return it: strings as they are, numbers by their JSON text,
 // anything else as "".
-func IDString(r gjson.Result) string { return idString(r) }
-
-// idString renders an id the way it is used as a key: strings as they are,
-// numbers by their JSON text.
-func idString(r gjson.Result) string {
+func IDString(r gjson.Result) string {
 	switch r.Type {
 	case gjson.String:
 		return r.Str

@@ -2,7 +2,6 @@ package embedded
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -77,12 +76,9 @@ func decodeSingleMessage(v []byte) (record, error) {
 		return record{}, fmt.Errorf("message value of %d bytes is shorter than its header", len(v))
 	}
 	r := record{time: int64(binary.BigEndian.Uint64(v)), bytes: int64(binary.BigEndian.Uint64(v[8:]))}
-	rest := v[recordHeaderLen:]
-	n, w := binary.Uvarint(rest)
-	if w <= 0 || n > uint64(len(rest)-w) {
-		return record{}, errors.New("message value has a bad key length")
+	var err error
+	if r.key, r.value, err = lengthPrefixed(v[recordHeaderLen:]); err != nil {
+		return record{}, fmt.Errorf("message value's key: %w", err)
 	}
-	rest = rest[w:]
-	r.key, r.value = rest[:n], rest[n:]
 	return r, nil
 }

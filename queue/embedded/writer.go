@@ -315,9 +315,7 @@ func (l *Log) write(b *pebble.Batch, w *commitState, group []*publishRequest) *w
 			wb.messages++
 		}
 	}
-	before := make([]appendedTo, len(w.order))
-	for i, pa := range w.order {
-		before[i] = appendedTo{pa.id, pa.p}
+	for _, pa := range w.order {
 		if err := w.writeBlocks(b, pa); err != nil {
 			wb.err = err
 			break
@@ -331,10 +329,8 @@ func (l *Log) write(b *pebble.Batch, w *commitState, group []*publishRequest) *w
 		}
 	}
 	if wb.err != nil {
-		// Nothing of the batch is stored: its offsets are free again.
-		for i, pa := range w.order {
-			pa.p = before[i].p
-		}
+		// The log takes no more writes, so the offsets the batch took are
+		// never given again.
 		l.failure.CompareAndSwap(nil, &wb.err)
 		l.log.Error("write failed; the log takes no more writes until reopened", zap.Error(wb.err))
 		wb.err = fmt.Errorf("%w: committing batch: %w", queue.ErrUnavailable, wb.err)
