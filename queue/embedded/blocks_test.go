@@ -2,6 +2,7 @@ package embedded
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
@@ -36,7 +37,10 @@ func TestLogModel(t *testing.T) {
 	cfg := Config{Dir: dir, Partitions: partitions, RetentionBytes: int64(20_000 + rng.IntN(200_000)),
 		Now: func() time.Time { return time.Unix(0, clock) }}
 	l := open(t, cfg)
-	ctx := testContext(t)
+	// Longer than testContext's: under the race detector on a loaded
+	// machine, the reads of every step take most of a minute.
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
 
 	model := make([][]modelMessage, partitions)
 	low := make([]int64, partitions)
