@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -42,6 +43,7 @@ type Gateway struct {
 	keys      []writeKey
 	dedupe    *dedupe.Set
 	inFlight  chan struct{}
+	deadlines publishDeadlines
 	metrics   *metrics
 	app       *fiber.App
 	// allowed lists the methods of each path the app serves; see
@@ -82,6 +84,7 @@ func New(cfg Config, log queue.Log, logger *zap.Logger, reg *prometheus.Registry
 		validator: v,
 		dedupe:    seen,
 		inFlight:  make(chan struct{}, cfg.MaxInFlight),
+		deadlines: publishDeadlines{timeout: time.Duration(cfg.PublishTimeout)},
 		metrics:   m,
 	}
 	for _, s := range cfg.Sources {
@@ -287,7 +290,10 @@ func (g *Gateway) fail(c *fiber.Ctx, status int, code, message string) error {
 	return c.Status(status).JSON(fiber.Map{"success": false, "code": code, "message": message, "error": message})
 }
 
-var okBody = []byte(`{"success":true}`)
+var (
+	okBody          = []byte(`{"success":true}`)
+	jsonContentType = []byte(fiber.MIMEApplicationJSON)
+)
 
 // handler serves one Tracking API route: it reads and authenticates the
 // request, then stores its messages and answers 200 once they are durable.
@@ -458,11 +464,11 @@ func (g *Gateway) store(c *fiber.Ctx, req *request, items []message) error {
 		}
 	}
 	g.dedupe.Add(accepted, req.receivedAt)
-	g.metrics.messages.WithLabelValues("accepted").Add(float64(len(accepted)))
-	g.metrics.messages.WithLabelValues("invalid").Add(float64(invalid))
-	g.metrics.messages.WithLabelValues("duplicate").Add(float64(duplicates))
-	g.metrics.responses.WithLabelValues("200").Inc()
-	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	g.metrics.accepted.Add(float64(len(accepted)))
+	g.metrics.invalid.Add(float64(invalid))
+	g.metrics.duplicate.Add(float64(duplicates))
+	g.metrics.ok.Inc()
+	c.Response().Header.SetContentTypeBytes(jsonContentType)
 	return c.Status(fiber.StatusOK).Send(okBody)
 }
 
@@ -491,7 +497,7 @@ func (g *Gateway) prepareAll(items []message, req *request) (deadLetters []queue
 			continue
 		}
 		if req.typ != "" {
-			g.metrics.messages.WithLabelValues("invalid").Inc()
+			g.metrics.invalid.Inc()
 			return nil, nil, &refusal{fiber.StatusBadRequest, "invalid_message", err.Error()}
 		}
 		dl, err := g.deadLetter(item.value, req, fmt.Sprintf("message %d of the batch: %v", i, err))
@@ -514,10 +520,8 @@ func (g *Gateway) publish(c *fiber.Ctx, source string, msgs []queue.Message) err
 		c.Set("X-RateLimit-Reset", "1")
 		return &refusal{fiber.StatusTooManyRequests, "overloaded", "the gateway is busy; retry after 1 second"}
 	}
-	ctx, cancel := context.WithTimeout(c.UserContext(), time.Duration(g.cfg.PublishTimeout))
 	start := time.Now()
-	err := g.log.Publish(ctx, msgs...)
-	cancel()
+	err := g.log.Publish(g.deadlines.context(start), msgs...)
 	<-g.inFlight
 	g.metrics.publishSeconds.Observe(time.Since(start).Seconds())
 	if err != nil {
@@ -529,6 +533,36 @@ func (g *Gateway) publish(c *fiber.Ctx, source string, msgs []queue.Message) err
 		return &refusal{fiber.StatusServiceUnavailable, "unavailable", "the log cannot take writes now; retry later"}
 	}
 	return nil
+}
+
+// publishDeadlines hands out the contexts publishes run under, so that a
+// publish does not start a timer of its own: the publishes begun within
+// one deadlineStep share a context, which ends PublishTimeout after the
+// step ends. Each publish so gets at least PublishTimeout, and at most
+// deadlineStep more.
+type publishDeadlines struct {
+	timeout time.Duration
+	mu      sync.Mutex
+	current context.Context
+	// cancel is current's; the context ends at its deadline, as publishes
+	// begun in its step may still be running until then.
+	cancel context.CancelFunc
+	// until is when the step of current ends.
+	until time.Time
+}
+
+// deadlineStep is how long publishes begin under one context.
+const deadlineStep = 10 * time.Millisecond
+
+// context returns the context of a publish begun at now.
+func (d *publishDeadlines) context(now time.Time) context.Context {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.current == nil || !now.Before(d.until) {
+		d.until = now.Add(deadlineStep)
+		d.current, d.cancel = context.WithDeadline(context.Background(), d.until.Add(d.timeout))
+	}
+	return d.current
 }
 
 // authenticate finds the request's write key: the Basic auth username (with

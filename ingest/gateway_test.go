@@ -817,3 +817,60 @@ func TestAFailedPublishsBytesAreNotReused(t *testing.T) {
 		}
 	}
 }
+
+// hangingLog never stores anything: each Publish waits for its context to
+// end and reports the deadline it had.
+type hangingLog struct {
+	queue.Log
+	deadlines chan time.Time
+}
+
+func (h *hangingLog) Publish(ctx context.Context, msgs ...queue.Message) error {
+	deadline, _ := ctx.Deadline()
+	h.deadlines <- deadline
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+func TestPublishThatOutlastsTheTimeoutIsAnswered503(t *testing.T) {
+	base, err := embedded.Open(embedded.Config{Dir: t.TempDir()}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer base.Close()
+	hanging := &hangingLog{Log: base, deadlines: make(chan time.Time, 2)}
+	const timeout = 300 * time.Millisecond
+	f := newFixtureWithLog(t, Config{PublishTimeout: config.Duration(timeout)}, hanging)
+	for i := 0; i < 2; i++ {
+		start := time.Now()
+		r := f.post(t, "/v1/track", `{"userId":"u","event":"e"}`)
+		took := time.Since(start)
+		wantStatus(t, r, 503, "unavailable")
+		if r.header.Get("Retry-After") == "" {
+			t.Fatal("503 without Retry-After")
+		}
+		deadline := <-hanging.deadlines
+		if left := deadline.Sub(start); left < timeout || left > timeout+deadlineStep+100*time.Millisecond {
+			t.Fatalf("the publish had %s to run, want %s to %s more", left, timeout, deadlineStep)
+		}
+		if took < timeout {
+			t.Fatalf("answered after %s, before the publish timeout of %s", took, timeout)
+		}
+	}
+}
+
+func TestPublishesOfOneStepShareAContext(t *testing.T) {
+	d := publishDeadlines{timeout: time.Second}
+	start := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	first := d.context(start)
+	if d.context(start.Add(deadlineStep-time.Nanosecond)) != first {
+		t.Fatal("a publish within the step got a context of its own")
+	}
+	next := d.context(start.Add(deadlineStep))
+	if next == first {
+		t.Fatal("a publish after the step got the step's context")
+	}
+	if got, _ := next.Deadline(); !got.Equal(start.Add(deadlineStep + deadlineStep + time.Second)) {
+		t.Fatalf("deadline %s, want the step's end plus the timeout", got)
+	}
+}

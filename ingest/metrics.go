@@ -6,6 +6,9 @@ type metrics struct {
 	responses      *prometheus.CounterVec
 	messages       *prometheus.CounterVec
 	publishSeconds prometheus.Histogram
+	// The series every stored request counts in, looked up once.
+	ok                           prometheus.Counter
+	accepted, invalid, duplicate prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -29,5 +32,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			return nil, err
 		}
 	}
+	m.ok = m.responses.WithLabelValues("200")
+	m.accepted = m.messages.WithLabelValues("accepted")
+	m.invalid = m.messages.WithLabelValues("invalid")
+	m.duplicate = m.messages.WithLabelValues("duplicate")
 	return m, nil
 }
