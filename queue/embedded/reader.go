@@ -41,6 +41,8 @@ type partCursor struct {
 	next int64
 	// buf holds messages read ahead, from next on.
 	buf []queue.Message
+	// backing is buf's array from its start, which each fill reuses.
+	backing []queue.Message
 }
 
 // newCursor returns a cursor on t whose partition i starts at start(i).
@@ -164,7 +166,8 @@ func (c *cursor) fill(i int) error {
 		return fmt.Errorf("reading topic %s partition %d: %w", c.t.name, i, err)
 	}
 	defer it.Close()
-	pc.buf = pc.buf[:0]
+	pc.buf = pc.backing[:0]
+	defer func() { pc.backing = pc.buf[:0] }()
 	size := 0
 	for ; ok && size < readAheadBytes; ok = it.Next() {
 		from := pc.next
