@@ -264,7 +264,7 @@ func New(cfg Config, log *zap.Logger) (*Log, error) {
 		WriteTimeout: time.Duration(cfg.WriteTimeout),
 		MaxAttempts:  writeAttempts,
 		Compression:  compressions[cfg.Compression],
-		Transport:    transport,
+		Transport:    newWriterTransport(transport, time.Now),
 		Logger:       l.kafkaLogger(false),
 		ErrorLogger:  l.kafkaLogger(true),
 		// Topics are created by ensureTopic, with the configured partitions.
