@@ -1,8 +1,10 @@
 // Package kafka is the Kafka implementation of queue.Log, built on
 // segmentio/kafka-go.
 //
-// Publish writes with acks=all through one synchronous kafka-go Writer whose
-// Hash balancer places keys exactly as queue.PartitionFor does. Subscribe is a
+// Publish writes with acks=all: one goroutine sends every Publish call
+// waiting at the moment in one produce request per partition leader, on
+// kafka-go's Transport, with keys placed by queue.PartitionFor as on the
+// embedded log. Subscribe is a
 // kafka-go consumer group Reader with synchronous commits. Read merges one
 // kafka-go partition Reader per partition. Topics that do not exist are
 // created with Config.Partitions partitions the first time Publish, Subscribe,
@@ -53,13 +55,15 @@ type Config struct {
 	// "zstd". Default "snappy".
 	Compression string `yaml:"compression"`
 
-	// BatchTimeout is how long a partially filled batch waits for more
-	// messages before it is sent. A single synchronous Publish waits at most
-	// this long before its request goes out. Default 1ms.
+	// BatchTimeout is how long a round of writes waits, after its first
+	// Publish call, for more calls to join it. Default 0: a round goes as
+	// soon as the one before it is answered, with every call that came
+	// meanwhile, so batches grow with the load and a lone call never waits.
 	BatchTimeout config.Duration `yaml:"batch_timeout"`
 
-	// BatchSize is how many messages make a full batch, sent at once without
-	// waiting for BatchTimeout. Default 100.
+	// BatchSize is the most messages one partition's record batch holds in
+	// a round; calls past it (or past 1 MiB of keys and values) go in the
+	// next round. Default 1000.
 	BatchSize int `yaml:"batch_size"`
 
 	// WriteTimeout bounds one produce request. Default 10s.
@@ -94,8 +98,7 @@ const (
 	defaultPartitions        = 8
 	defaultReplicationFactor = 1
 	defaultCompression       = "snappy"
-	defaultBatchTimeout      = 1 * time.Millisecond
-	defaultBatchSize         = 100
+	defaultBatchSize         = 1000
 	defaultWriteTimeout      = 10 * time.Second
 	defaultClientID          = "switchyard"
 	defaultDialTimeout       = 5 * time.Second
@@ -110,9 +113,9 @@ const (
 	maxBytes = 10 << 20
 	// joinGroupBackoff is the pause before a group member retries a failed join.
 	joinGroupBackoff = 500 * time.Millisecond
-	// writeAttempts bounds how often the Writer tries a batch on errors it
-	// considers transient (a leader moving, for example). The router owns
-	// retrying beyond that.
+	// writeAttempts bounds how often Publish tries a batch on errors that
+	// mean the cluster cannot take it now (a leader moving, for example).
+	// The router owns retrying beyond that.
 	writeAttempts = 3
 )
 
@@ -134,9 +137,6 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Compression == "" {
 		c.Compression = defaultCompression
-	}
-	if c.BatchTimeout == 0 {
-		c.BatchTimeout = config.Duration(defaultBatchTimeout)
 	}
 	if c.BatchSize == 0 {
 		c.BatchSize = defaultBatchSize
@@ -212,8 +212,11 @@ type Log struct {
 	log       *zap.Logger
 	transport *kafkago.Transport
 	client    *kafkago.Client
-	writer    *kafkago.Writer
 	dialer    *kafkago.Dialer
+
+	calls chan *produceCall // to produceLoop
+	quit  chan struct{}     // closed by Close
+	wg    sync.WaitGroup    // produceLoop
 
 	mu     sync.Mutex
 	closed bool
@@ -251,25 +254,11 @@ func New(cfg Config, log *zap.Logger) (*Log, error) {
 			DualStack: true,
 		},
 		topics: make(map[string]int),
+		calls:  make(chan *produceCall),
+		quit:   make(chan struct{}),
 	}
-	l.writer = &kafkago.Writer{
-		Addr: kafkago.TCP(cfg.Brokers...),
-		// Hash is FNV-1a like queue.PartitionFor, so a key's partition is the
-		// same on every backend.
-		Balancer:     &kafkago.Hash{},
-		RequiredAcks: kafkago.RequireAll,
-		Async:        false,
-		BatchTimeout: time.Duration(cfg.BatchTimeout),
-		BatchSize:    cfg.BatchSize,
-		WriteTimeout: time.Duration(cfg.WriteTimeout),
-		MaxAttempts:  writeAttempts,
-		Compression:  compressions[cfg.Compression],
-		Transport:    newWriterTransport(transport, time.Now),
-		Logger:       l.kafkaLogger(false),
-		ErrorLogger:  l.kafkaLogger(true),
-		// Topics are created by ensureTopic, with the configured partitions.
-		AllowAutoTopicCreation: false,
-	}
+	l.wg.Add(1)
+	go l.produceLoop()
 	return l, nil
 }
 
@@ -298,7 +287,8 @@ func (l *Log) isClosed() bool {
 // Publish implements queue.Log. It returns after every message is
 // acknowledged by all in-sync replicas. Errors that mean the cluster cannot
 // take writes now (brokers unreachable, too few in-sync replicas, timeouts)
-// wrap queue.ErrUnavailable.
+// wrap queue.ErrUnavailable. If ctx ends first Publish returns ctx.Err(),
+// and the messages may or may not have been written.
 func (l *Log) Publish(ctx context.Context, msgs ...queue.Message) error {
 	if l.isClosed() {
 		return queue.ErrClosed
@@ -306,30 +296,83 @@ func (l *Log) Publish(ctx context.Context, msgs ...queue.Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
-	kmsgs := make([]kafkago.Message, len(msgs))
-	seen := make(map[string]bool)
 	for i, m := range msgs {
 		if m.Topic == "" {
 			return fmt.Errorf("publishing message %d: topic is empty", i)
 		}
-		if !seen[m.Topic] {
-			seen[m.Topic] = true
+		if i == 0 || m.Topic != msgs[i-1].Topic {
 			if _, err := l.ensureTopic(ctx, m.Topic); err != nil {
 				return fmt.Errorf("publishing to %s: %w", m.Topic, err)
 			}
 		}
-		kmsgs[i] = kafkago.Message{Topic: m.Topic, Key: m.Key, Value: m.Value}
-		for _, h := range m.Headers {
-			kmsgs[i].Headers = append(kmsgs[i].Headers, kafkago.Header{Key: h.Key, Value: h.Value})
-		}
 	}
-	if err := l.writer.WriteMessages(ctx, kmsgs...); err != nil {
-		if errors.Is(err, io.ErrClosedPipe) && l.isClosed() {
-			return queue.ErrClosed
+	// A call larger than one round's batches allow is sent in parts, one
+	// after the other, so its messages keep their order.
+	for len(msgs) > 0 {
+		n := l.fittingPrefix(msgs)
+		if err := l.submit(ctx, msgs[:n]); err != nil {
+			return err
 		}
-		return fmt.Errorf("publishing %d messages: %w", len(msgs), classify(err))
+		msgs = msgs[n:]
 	}
 	return nil
+}
+
+// fittingPrefix is how many of msgs, at least one, fit in one round
+// without a partition's batch going past BatchSize messages or
+// maxBatchBytes.
+func (l *Log) fittingPrefix(msgs []queue.Message) int {
+	loads := map[topicPartition]batchLoad{}
+	for i, m := range msgs {
+		tp := l.partitionOf(m)
+		loads[tp] = loads[tp].plus(m)
+		if i > 0 && l.tooLarge(loads[tp]) {
+			return i
+		}
+	}
+	return len(msgs)
+}
+
+// submit hands a copy of msgs to produceLoop and waits for its answer.
+func (l *Log) submit(ctx context.Context, msgs []queue.Message) error {
+	size := 0
+	for _, m := range msgs {
+		size += len(m.Key) + len(m.Value)
+		for _, h := range m.Headers {
+			size += len(h.Value)
+		}
+	}
+	c := &produceCall{msgs: make([]queue.Message, len(msgs)), done: make(chan error, 1)}
+	buf := make([]byte, 0, size)
+	copied := func(b []byte) []byte {
+		if b == nil {
+			return nil
+		}
+		buf = append(buf, b...)
+		return buf[len(buf)-len(b) : len(buf) : len(buf)]
+	}
+	for i, m := range msgs {
+		c.msgs[i] = queue.Message{Topic: m.Topic, Key: copied(m.Key), Value: copied(m.Value)}
+		if len(m.Headers) > 0 {
+			c.msgs[i].Headers = make([]queue.Header, len(m.Headers))
+			for j, h := range m.Headers {
+				c.msgs[i].Headers[j] = queue.Header{Key: h.Key, Value: copied(h.Value)}
+			}
+		}
+	}
+	select {
+	case l.calls <- c:
+	case <-l.quit:
+		return queue.ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-c.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Partitions implements queue.Log.
@@ -388,7 +431,7 @@ func (l *Log) ensureTopic(ctx context.Context, topic string) (int, error) {
 }
 
 // readPartitions returns the partition count of an existing topic once every
-// partition has a leader, from the transport's metadata, which the Writer
+// partition has a leader, from the transport's metadata, which Publish
 // and the Client route by.
 func (l *Log) readPartitions(ctx context.Context, topic string) (int, error) {
 	for delay := 20 * time.Millisecond; ; delay = min(2*delay, time.Second) {
@@ -514,11 +557,9 @@ func (l *Log) Close() error {
 	l.closed = true
 	l.mu.Unlock()
 
-	err := l.writer.Close()
+	close(l.quit)
+	l.wg.Wait()
 	l.transport.CloseIdleConnections()
-	if err != nil {
-		return fmt.Errorf("closing writer: %w", err)
-	}
 	return nil
 }
 

@@ -1,0 +1,347 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	kafkago "github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/protocol"
+	"github.com/segmentio/kafka-go/protocol/metadata"
+	"github.com/segmentio/kafka-go/protocol/produce"
+	"go.uber.org/zap"
+
+	"github.com/switchyard/switchyard/queue"
+)
+
+// produceCall is one Publish call waiting for the producer. Its messages'
+// keys, values and headers are copies, so the caller may reuse its own as
+// soon as Publish returns, even when its context ends first.
+type produceCall struct {
+	msgs []queue.Message
+	done chan error // buffered: the producer never waits for the caller
+}
+
+// maxBatchBytes bounds the keys and values of one partition's record batch
+// in a produce request. The broker refuses a batch larger than the topic's
+// max.message.bytes (1 MiB by default) after compression; uncompressed
+// records under this bound always fit. A single larger message goes alone
+// and gets the broker's answer.
+const maxBatchBytes = 1 << 20
+
+// retryBackoff is the pause before the producer sends again the batches the
+// brokers refused with a transient error.
+const retryBackoff = 100 * time.Millisecond
+
+// produceLoop sends the Publish calls to the partition leaders in rounds.
+// A round takes every call waiting at the moment (after Config.BatchTimeout,
+// when set), and sends each leader one produce request holding one record
+// batch per partition; the calls that come while it is on its way make the
+// next. One round at a time keeps every partition's messages in the order
+// their calls were taken, retries included. It returns when quit is closed,
+// after the round in hand.
+func (l *Log) produceLoop() {
+	defer l.wg.Done()
+	var held *produceCall
+	for {
+		var r round
+		first := held
+		held = nil
+		if first == nil {
+			select {
+			case first = <-l.calls:
+			case <-l.quit:
+				return
+			}
+		}
+		r.offer(first, l)
+		if linger := time.Duration(l.cfg.BatchTimeout); linger > 0 {
+			select {
+			case <-time.After(linger):
+			case <-l.quit:
+			}
+		}
+	drain:
+		for {
+			select {
+			case c := <-l.calls:
+				if !r.offer(c, l) {
+					held = c
+					break drain
+				}
+			default:
+				break drain
+			}
+		}
+		l.send(&r)
+	}
+}
+
+// round is the calls of one round, with their messages grouped by topic
+// and partition in the order taken.
+type round struct {
+	calls   []*produceCall
+	batches map[topicPartition]*partitionBatch
+	order   []*partitionBatch
+}
+
+type topicPartition struct {
+	topic     string
+	partition int
+}
+
+// partitionBatch is one partition's messages in a round, the calls they
+// came from, and how the brokers answered them.
+type partitionBatch struct {
+	tp    topicPartition
+	msgs  []queue.Message
+	load  batchLoad
+	calls []*produceCall // each once, in order
+	err   error
+}
+
+// batchLoad is the size of a partition's batch in a round.
+type batchLoad struct{ msgs, bytes int }
+
+func (b batchLoad) plus(m queue.Message) batchLoad {
+	return batchLoad{b.msgs + 1, b.bytes + len(m.Key) + len(m.Value)}
+}
+
+// tooLarge tells whether a batch of load b is past BatchSize messages or
+// maxBatchBytes.
+func (l *Log) tooLarge(b batchLoad) bool {
+	return b.msgs > l.cfg.BatchSize || b.bytes > maxBatchBytes
+}
+
+// partitionOf is the partition a message goes to: queue.PartitionFor of its
+// key over the topic's partitions, as on the embedded log.
+func (l *Log) partitionOf(m queue.Message) topicPartition {
+	l.mu.Lock()
+	n := l.topics[m.Topic]
+	l.mu.Unlock()
+	return topicPartition{m.Topic, queue.PartitionFor(m.Key, n)}
+}
+
+// offer adds c to r and returns true if r is empty or c fits in it.
+func (r *round) offer(c *produceCall, l *Log) bool {
+	if len(r.calls) > 0 && !r.fits(c, l) {
+		return false
+	}
+	r.add(c, l)
+	return true
+}
+
+// fits tells whether c can join r without taking a partition's batch past
+// maxBatchBytes or BatchSize messages.
+func (r *round) fits(c *produceCall, l *Log) bool {
+	grown := map[topicPartition]batchLoad{}
+	for _, m := range c.msgs {
+		tp := l.partitionOf(m)
+		g, ok := grown[tp]
+		if !ok && r.batches[tp] != nil {
+			g = r.batches[tp].load
+		}
+		g = g.plus(m)
+		grown[tp] = g
+		if l.tooLarge(g) {
+			return false
+		}
+	}
+	return true
+}
+
+func (r *round) add(c *produceCall, l *Log) {
+	if r.batches == nil {
+		r.batches = map[topicPartition]*partitionBatch{}
+	}
+	r.calls = append(r.calls, c)
+	for _, m := range c.msgs {
+		tp := l.partitionOf(m)
+		b := r.batches[tp]
+		if b == nil {
+			b = &partitionBatch{tp: tp}
+			r.batches[tp] = b
+			r.order = append(r.order, b)
+		}
+		b.msgs = append(b.msgs, m)
+		b.load = b.load.plus(m)
+		if n := len(b.calls); n == 0 || b.calls[n-1] != c {
+			b.calls = append(b.calls, c)
+		}
+	}
+}
+
+// send writes r's batches, trying those the brokers refused with a
+// transient error up to writeAttempts times in all, and answers r's calls:
+// a call succeeds when every batch holding its messages did.
+func (l *Log) send(r *round) {
+	pending := r.order
+	attempts := 0
+	for attempt := 1; ; attempt++ {
+		attempts = attempt
+		l.sendOnce(pending)
+		var retry []*partitionBatch
+		for _, b := range pending {
+			if b.err != nil && isUnavailable(b.err) && attempt < writeAttempts {
+				retry = append(retry, b)
+			}
+		}
+		if len(retry) == 0 {
+			break
+		}
+		l.log.Debug("retrying batches the brokers refused", zap.Int("batches", len(retry)), zap.Int("attempt", attempt), zap.Error(retry[0].err))
+		select {
+		case <-time.After(time.Duration(attempt) * retryBackoff):
+		case <-l.quit:
+		}
+		pending = retry
+	}
+	if ce := l.log.Check(zap.DebugLevel, "round sent"); ce != nil {
+		ce.Write(zap.Int("calls", len(r.calls)), zap.Int("batches", len(r.order)), zap.Int("attempts", attempts))
+	}
+	failed := map[*produceCall]error{}
+	for _, b := range r.order {
+		if b.err == nil {
+			continue
+		}
+		for _, c := range b.calls {
+			if failed[c] == nil {
+				failed[c] = fmt.Errorf("writing to %s partition %d: %w", b.tp.topic, b.tp.partition, b.err)
+			}
+		}
+	}
+	for _, c := range r.calls {
+		if err := failed[c]; err != nil {
+			c.done <- fmt.Errorf("publishing %d messages: %w", len(c.msgs), classify(err))
+		} else {
+			c.done <- nil
+		}
+	}
+}
+
+// sendOnce sends batches, one produce request per partition leader, and
+// sets each batch's err from the answer.
+func (l *Log) sendOnce(batches []*partitionBatch) {
+	for _, b := range batches {
+		b.err = nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(l.cfg.WriteTimeout))
+	defer cancel()
+	byLeader, err := l.leaders(ctx, batches)
+	if err != nil {
+		for _, b := range batches {
+			b.err = err
+		}
+		return
+	}
+	if len(byLeader) == 1 {
+		for _, bs := range byLeader {
+			l.produce(ctx, bs)
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	for _, bs := range byLeader {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l.produce(ctx, bs)
+		}()
+	}
+	wg.Wait()
+}
+
+// leaders groups batches by the leader of their partition, as the
+// transport, which routes each produce request, last read them.
+func (l *Log) leaders(ctx context.Context, batches []*partitionBatch) (map[int32][]*partitionBatch, error) {
+	var topics []string
+	seen := map[string]bool{}
+	for _, b := range batches {
+		if !seen[b.tp.topic] {
+			seen[b.tp.topic] = true
+			topics = append(topics, b.tp.topic)
+		}
+	}
+	res, err := l.transport.RoundTrip(ctx, l.client.Addr, &metadata.Request{TopicNames: topics})
+	if err != nil {
+		return nil, fmt.Errorf("reading the partitions' leaders: %w", err)
+	}
+	leader := map[topicPartition]int32{}
+	for _, t := range res.(*metadata.Response).Topics {
+		for _, p := range t.Partitions {
+			leader[topicPartition{t.Name, int(p.PartitionIndex)}] = p.LeaderID
+		}
+	}
+	byLeader := map[int32][]*partitionBatch{}
+	for _, b := range batches {
+		id, ok := leader[b.tp]
+		if !ok || id < 0 {
+			b.err = kafkago.LeaderNotAvailable
+			continue
+		}
+		byLeader[id] = append(byLeader[id], b)
+	}
+	return byLeader, nil
+}
+
+// produce sends batches, whose partitions have one leader, in one produce
+// request with acks from all in-sync replicas.
+func (l *Log) produce(ctx context.Context, batches []*partitionBatch) {
+	now := time.Now()
+	req := &produce.Request{Acks: int16(kafkago.RequireAll), Timeout: int32(time.Duration(l.cfg.WriteTimeout) / time.Millisecond)}
+	topicIndex := map[string]int{}
+	for _, b := range batches {
+		records := make([]protocol.Record, len(b.msgs))
+		for i, m := range b.msgs {
+			records[i] = protocol.Record{Time: now, Key: protocol.NewBytes(m.Key), Value: protocol.NewBytes(m.Value)}
+			if len(m.Headers) > 0 {
+				records[i].Headers = make([]protocol.Header, len(m.Headers))
+				for j, h := range m.Headers {
+					records[i].Headers[j] = protocol.Header{Key: h.Key, Value: h.Value}
+				}
+			}
+		}
+		i, ok := topicIndex[b.tp.topic]
+		if !ok {
+			i = len(req.Topics)
+			topicIndex[b.tp.topic] = i
+			req.Topics = append(req.Topics, produce.RequestTopic{Topic: b.tp.topic})
+		}
+		req.Topics[i].Partitions = append(req.Topics[i].Partitions, produce.RequestPartition{
+			Partition: int32(b.tp.partition),
+			RecordSet: protocol.RecordSet{
+				Attributes: protocol.Attributes(compressions[l.cfg.Compression]) & 0x7,
+				Records:    protocol.NewRecordReader(records...),
+			},
+		})
+	}
+	res, err := l.transport.RoundTrip(ctx, l.client.Addr, req)
+	if err != nil {
+		for _, b := range batches {
+			b.err = err
+		}
+		return
+	}
+	answered := map[topicPartition]error{}
+	for _, t := range res.(*produce.Response).Topics {
+		for _, p := range t.Partitions {
+			var perr error
+			if p.ErrorCode != 0 {
+				perr = kafkago.Error(p.ErrorCode)
+				if p.ErrorMessage != "" {
+					perr = fmt.Errorf("%w: %s", perr, p.ErrorMessage)
+				}
+			}
+			answered[topicPartition{t.Topic, int(p.Partition)}] = perr
+		}
+	}
+	for _, b := range batches {
+		perr, ok := answered[b.tp]
+		if !ok {
+			perr = errors.New("the broker's answer left the partition out")
+		}
+		b.err = perr
+	}
+}
