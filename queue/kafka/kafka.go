@@ -306,25 +306,29 @@ func (l *Log) Publish(ctx context.Context, msgs ...queue.Message) error {
 			}
 		}
 	}
+	parts := make([]topicPartition, len(msgs))
+	for i, m := range msgs {
+		parts[i] = l.partitionOf(m)
+	}
 	// A call larger than one round's batches allow is sent in parts, one
 	// after the other, so its messages keep their order.
 	for len(msgs) > 0 {
-		n := l.fittingPrefix(msgs)
-		if err := l.submit(ctx, msgs[:n]); err != nil {
+		n := l.fittingPrefix(msgs, parts)
+		if err := l.submit(ctx, msgs[:n], parts[:n]); err != nil {
 			return err
 		}
-		msgs = msgs[n:]
+		msgs, parts = msgs[n:], parts[n:]
 	}
 	return nil
 }
 
 // fittingPrefix is how many of msgs, at least one, fit in one round
 // without a partition's batch going past BatchSize messages or
-// maxBatchBytes.
-func (l *Log) fittingPrefix(msgs []queue.Message) int {
+// maxBatchBytes; parts[i] is the partition of msgs[i].
+func (l *Log) fittingPrefix(msgs []queue.Message, parts []topicPartition) int {
 	loads := map[topicPartition]batchLoad{}
 	for i, m := range msgs {
-		tp := l.partitionOf(m)
+		tp := parts[i]
 		loads[tp] = loads[tp].plus(m)
 		if i > 0 && l.tooLarge(loads[tp]) {
 			return i
@@ -333,8 +337,9 @@ func (l *Log) fittingPrefix(msgs []queue.Message) int {
 	return len(msgs)
 }
 
-// submit hands a copy of msgs to produceLoop and waits for its answer.
-func (l *Log) submit(ctx context.Context, msgs []queue.Message) error {
+// submit hands a copy of msgs, whose partitions are parts, to produceLoop
+// and waits for its answer.
+func (l *Log) submit(ctx context.Context, msgs []queue.Message, parts []topicPartition) error {
 	size := 0
 	for _, m := range msgs {
 		size += len(m.Key) + len(m.Value)
@@ -342,7 +347,7 @@ func (l *Log) submit(ctx context.Context, msgs []queue.Message) error {
 			size += len(h.Value)
 		}
 	}
-	c := &produceCall{msgs: make([]queue.Message, len(msgs)), done: make(chan error, 1)}
+	c := &produceCall{msgs: make([]queue.Message, len(msgs)), parts: parts, done: make(chan error, 1)}
 	buf := make([]byte, 0, size)
 	copied := func(b []byte) []byte {
 		if b == nil {

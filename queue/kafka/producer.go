@@ -20,8 +20,9 @@ import (
 // keys, values and headers are copies, so the caller may reuse its own as
 // soon as Publish returns, even when its context ends first.
 type produceCall struct {
-	msgs []queue.Message
-	done chan error // buffered: the producer never waits for the caller
+	msgs  []queue.Message
+	parts []topicPartition // parts[i] is the partition of msgs[i]
+	done  chan error       // buffered: the producer never waits for the caller
 }
 
 // maxBatchBytes bounds the keys and values of one partition's record batch
@@ -129,7 +130,7 @@ func (r *round) offer(c *produceCall, l *Log) bool {
 	if len(r.calls) > 0 && !r.fits(c, l) {
 		return false
 	}
-	r.add(c, l)
+	r.add(c)
 	return true
 }
 
@@ -137,8 +138,8 @@ func (r *round) offer(c *produceCall, l *Log) bool {
 // maxBatchBytes or BatchSize messages.
 func (r *round) fits(c *produceCall, l *Log) bool {
 	grown := map[topicPartition]batchLoad{}
-	for _, m := range c.msgs {
-		tp := l.partitionOf(m)
+	for i, m := range c.msgs {
+		tp := c.parts[i]
 		g, ok := grown[tp]
 		if !ok && r.batches[tp] != nil {
 			g = r.batches[tp].load
@@ -152,13 +153,13 @@ func (r *round) fits(c *produceCall, l *Log) bool {
 	return true
 }
 
-func (r *round) add(c *produceCall, l *Log) {
+func (r *round) add(c *produceCall) {
 	if r.batches == nil {
 		r.batches = map[topicPartition]*partitionBatch{}
 	}
 	r.calls = append(r.calls, c)
-	for _, m := range c.msgs {
-		tp := l.partitionOf(m)
+	for i, m := range c.msgs {
+		tp := c.parts[i]
 		b := r.batches[tp]
 		if b == nil {
 			b = &partitionBatch{tp: tp}
@@ -178,9 +179,8 @@ func (r *round) add(c *produceCall, l *Log) {
 // a call succeeds when every batch holding its messages did.
 func (l *Log) send(r *round) {
 	pending := r.order
-	attempts := 0
-	for attempt := 1; ; attempt++ {
-		attempts = attempt
+	attempt := 1
+	for ; ; attempt++ {
 		l.sendOnce(pending)
 		var retry []*partitionBatch
 		for _, b := range pending {
@@ -199,7 +199,7 @@ func (l *Log) send(r *round) {
 		pending = retry
 	}
 	if ce := l.log.Check(zap.DebugLevel, "round sent"); ce != nil {
-		ce.Write(zap.Int("calls", len(r.calls)), zap.Int("batches", len(r.order)), zap.Int("attempts", attempts))
+		ce.Write(zap.Int("calls", len(r.calls)), zap.Int("batches", len(r.order)), zap.Int("attempts", attempt))
 	}
 	failed := map[*produceCall]error{}
 	for _, b := range r.order {

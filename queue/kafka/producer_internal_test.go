@@ -38,10 +38,14 @@ func TestRoundsKeepEveryPartitionsOrderWithinBounds(t *testing.T) {
 					seq++
 				}
 				want = append(want, msgs...)
+				parts := make([]topicPartition, len(msgs))
+				for i, m := range msgs {
+					parts[i] = l.partitionOf(m)
+				}
 				for len(msgs) > 0 {
-					n := l.fittingPrefix(msgs)
-					calls = append(calls, &produceCall{msgs: msgs[:n]})
-					msgs = msgs[n:]
+					n := l.fittingPrefix(msgs, parts)
+					calls = append(calls, &produceCall{msgs: msgs[:n], parts: parts[:n]})
+					msgs, parts = msgs[n:], parts[n:]
 				}
 			}
 
