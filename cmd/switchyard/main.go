@@ -33,6 +33,7 @@ Run "switchyard COMMAND -h" for a command's flags.
 `
 
 func main() {
+	setProcs(os.Getenv)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	stopProfiles := startProfiles(os.Getenv, os.Stderr)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
