@@ -122,21 +122,22 @@ func (l *Log) Publish(ctx context.Context, msgs ...queue.Message) error {
 	}
 }
 
-// writeLoop owns offset assignment. It takes every Publish call waiting at
-// the moment and writes them in one batch, then hands the batch to
-// syncLoop, waiting while syncLoop is busy with the batch before: one batch
-// is written while the one before waits for its fsync, and the calls that
-// come meanwhile make the next.
+// writeLoop owns offset assignment. While syncLoop fsyncs a batch, the
+// calls that come wait in one group; the moment the fsync returns, the
+// group is written as the next batch and handed to syncLoop. So a call
+// waits for the fsync under way and then its own, and every fsync covers
+// all the calls that came while the one before it ran, written in a single
+// commit.
 func (l *Log) writeLoop() {
 	defer l.wg.Done()
-	// Unbuffered: a buffer would let the writer run ahead with batches of a
-	// call or two, each costing a commit, which the next fsync would cover
-	// all the same.
-	written := make(chan *writtenBatch)
+	// syncLoop takes a batch only when it has none; idle tells the writer
+	// the fsync it was waiting for has returned.
+	written := make(chan *writtenBatch, 1)
+	idle := make(chan struct{}, 1)
 	synced := make(chan struct{})
 	go func() {
 		defer close(synced)
-		l.syncLoop(written)
+		l.syncLoop(written, idle)
 	}()
 	defer func() {
 		close(written)
@@ -148,28 +149,48 @@ func (l *Log) writeLoop() {
 	defer b.Close()
 	w := &commitState{parts: map[partitionID]*partitionAppend{}}
 	var group []*publishRequest
+	messages := 0
+	// next is a call that did not fit in the group: it starts the next one.
+	var next *publishRequest
+	syncing := false
 	for {
-		select {
-		case req := <-l.requests:
-			group = append(group[:0], req)
-		case <-l.quit:
-			return
-		}
-		n := len(group[0].msgs)
-	drain:
-		for n < l.cfg.MaxBatchMessages {
-			select {
-			case req := <-l.requests:
-				group = append(group, req)
-				n += len(req.msgs)
-			default:
-				break drain
+		if len(group) > 0 && !syncing {
+			wb := l.write(b, w, group)
+			b.Reset()
+			written <- wb
+			syncing = true
+			clear(group)
+			group, messages = group[:0], 0
+			if next != nil {
+				group, messages, next = append(group, next), len(next.msgs), nil
 			}
 		}
-		wb := l.write(b, w, group)
-		b.Reset()
-		written <- wb
-		clear(group)
+		// A full group takes no more calls until it is written.
+		requests := l.requests
+		if next != nil || messages >= l.cfg.MaxBatchMessages {
+			requests = nil
+		}
+		select {
+		case req := <-requests:
+			if len(group) > 0 && messages+len(req.msgs) > l.cfg.MaxBatchMessages {
+				next = req
+				continue
+			}
+			group = append(group, req)
+			messages += len(req.msgs)
+		case <-idle:
+			syncing = false
+		case <-l.quit:
+			// The calls still waiting were not written.
+			if next != nil {
+				group = append(group, next)
+			}
+			for _, req := range group {
+				req.done <- queue.ErrClosed
+				req.encoded.release()
+			}
+			return
+		}
 	}
 }
 
@@ -189,63 +210,47 @@ type appendedTo struct {
 	p  partition
 }
 
-// syncLoop makes the written batches durable, each fsync covering every
-// batch written before it, then advances the partitions' high watermarks,
-// wakes their readers and answers the calls, in the order the batches were
-// written. It returns when written is closed and drained.
-func (l *Log) syncLoop(written <-chan *writtenBatch) {
-	var ready []*writtenBatch
+// syncLoop makes each written batch durable with one fsync, tells the
+// writer on idle that it can hand over the next, then advances the
+// partitions' high watermarks, wakes their readers and answers the calls.
+// It returns when written is closed and drained.
+func (l *Log) syncLoop(written <-chan *writtenBatch, idle chan<- struct{}) {
 	for wb := range written {
-		ready = append(ready[:0], wb)
-	drain:
-		for {
-			select {
-			case more, ok := <-written:
-				if !ok {
-					break drain
-				}
-				ready = append(ready, more)
-			default:
-				break drain
-			}
-		}
-		var syncErr error
-		if ready[len(ready)-1].err == nil {
+		err := wb.err
+		if err == nil {
 			// One fsync of the write-ahead log makes everything written
 			// before it durable.
-			if err := l.db.LogData(nil, pebble.Sync); err != nil {
-				l.failure.CompareAndSwap(nil, &err)
-				l.log.Error("syncing failed; the log takes no more writes until reopened", zap.Error(err))
-				syncErr = fmt.Errorf("%w: syncing: %w", queue.ErrUnavailable, err)
+			if syncErr := l.db.LogData(nil, pebble.Sync); syncErr != nil {
+				l.failure.CompareAndSwap(nil, &syncErr)
+				l.log.Error("syncing failed; the log takes no more writes until reopened", zap.Error(syncErr))
+				err = fmt.Errorf("%w: syncing: %w", queue.ErrUnavailable, syncErr)
 			}
 		}
-		woken := map[*topic]bool{}
-		for _, wb := range ready {
-			err := wb.err
-			if err == nil {
-				err = syncErr
+		idle <- struct{}{}
+		if err == nil {
+			for _, a := range wb.appended {
+				a.id.t.mu.Lock()
+				cur := &a.id.t.parts[a.id.i]
+				cur.high, cur.lastTime, cur.bytes = a.p.high, a.p.lastTime, a.p.bytes
+				a.id.t.mu.Unlock()
 			}
-			if err == nil {
-				for _, a := range wb.appended {
-					a.id.t.mu.Lock()
-					cur := &a.id.t.parts[a.id.i]
-					cur.high, cur.lastTime, cur.bytes = a.p.high, a.p.lastTime, a.p.bytes
-					a.id.t.mu.Unlock()
+			if ce := l.log.Check(zap.DebugLevel, "batch committed"); ce != nil {
+				ce.Write(zap.Int("calls", len(wb.calls)), zap.Int("messages", wb.messages))
+			}
+		}
+		for _, req := range wb.calls {
+			req.done <- err
+			req.encoded.release()
+		}
+		if err == nil {
+			woken := map[*topic]bool{}
+			for _, a := range wb.appended {
+				if !woken[a.id.t] {
 					woken[a.id.t] = true
-				}
-				if ce := l.log.Check(zap.DebugLevel, "batch committed"); ce != nil {
-					ce.Write(zap.Int("calls", len(wb.calls)), zap.Int("messages", wb.messages), zap.Int("batches_per_sync", len(ready)))
+					a.id.t.wake()
 				}
 			}
-			for _, req := range wb.calls {
-				req.done <- err
-				req.encoded.release()
-			}
 		}
-		for t := range woken {
-			t.wake()
-		}
-		clear(ready)
 	}
 }
 
