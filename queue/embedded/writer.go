@@ -122,14 +122,19 @@ func (l *Log) Publish(ctx context.Context, msgs ...queue.Message) error {
 	}
 }
 
-// writeLoop owns offset assignment. While syncLoop fsyncs a batch, the
-// calls that come wait in one group; the moment the fsync returns, the
+// writeLoop owns offset assignment. While syncLoop commits a batch, the
+// calls that come wait in one group; the moment its fsync returns, the
 // group is written as the next batch and handed to syncLoop. So a call
 // waits for the fsync under way and then its own, and every fsync covers
 // all the calls that came while the one before it ran, written in a single
 // commit.
 func (l *Log) writeLoop() {
 	defer l.wg.Done()
+	// One batch is reused for every write, so its buffer is not allocated
+	// and grown again each time; so is the grouping by partition. It is
+	// closed once syncLoop is done with it.
+	b := l.db.NewBatch(pebble.WithMaxRetainedSizeBytes(maxRetainedBatchBytes))
+	defer b.Close()
 	// syncLoop takes a batch only when it has none; idle tells the writer
 	// the fsync it was waiting for has returned.
 	written := make(chan *writtenBatch, 1)
@@ -143,10 +148,6 @@ func (l *Log) writeLoop() {
 		close(written)
 		<-synced
 	}()
-	// One batch is reused for every write, so its buffer is not allocated
-	// and grown again each time; so is the grouping by partition.
-	b := l.db.NewBatch(pebble.WithMaxRetainedSizeBytes(maxRetainedBatchBytes))
-	defer b.Close()
 	w := &commitState{parts: map[partitionID]*partitionAppend{}}
 	var group []*publishRequest
 	messages := 0
@@ -155,9 +156,8 @@ func (l *Log) writeLoop() {
 	syncing := false
 	for {
 		if len(group) > 0 && !syncing {
-			wb := l.write(b, w, group)
 			b.Reset()
-			written <- wb
+			written <- l.write(b, w, group)
 			syncing = true
 			clear(group)
 			group, messages = group[:0], 0
@@ -194,10 +194,11 @@ func (l *Log) writeLoop() {
 	}
 }
 
-// writtenBatch is a batch written to pebble without waiting for its fsync:
-// its calls, what the partitions it appended to become once it is durable,
-// and the error that ended it, if any.
+// writtenBatch is a group of calls written as one pebble batch, for
+// syncLoop to commit: the batch, its calls, what the partitions it appends
+// to become once it is durable, and the error that ended it, if any.
 type writtenBatch struct {
+	batch    *pebble.Batch
 	calls    []*publishRequest
 	appended []appendedTo
 	messages int
@@ -210,20 +211,21 @@ type appendedTo struct {
 	p  partition
 }
 
-// syncLoop makes each written batch durable with one fsync, tells the
-// writer on idle that it can hand over the next, then advances the
-// partitions' high watermarks, wakes their readers and answers the calls.
-// It returns when written is closed and drained.
+// syncLoop commits each written batch, which pebble makes durable with one
+// fsync of its write-ahead log, tells the writer on idle that it can hand
+// over the next, then advances the partitions' high watermarks, wakes
+// their readers and answers the calls. It returns when written is closed
+// and drained.
 func (l *Log) syncLoop(written <-chan *writtenBatch, idle chan<- struct{}) {
 	for wb := range written {
 		err := wb.err
 		if err == nil {
-			// One fsync of the write-ahead log makes everything written
-			// before it durable.
-			if syncErr := l.db.LogData(nil, pebble.Sync); syncErr != nil {
-				l.failure.CompareAndSwap(nil, &syncErr)
-				l.log.Error("syncing failed; the log takes no more writes until reopened", zap.Error(syncErr))
-				err = fmt.Errorf("%w: syncing: %w", queue.ErrUnavailable, syncErr)
+			if commitErr := wb.batch.Commit(pebble.Sync); commitErr != nil {
+				// The log takes no more writes, so the offsets the batch
+				// took are never given again.
+				l.failure.CompareAndSwap(nil, &commitErr)
+				l.log.Error("committing failed; the log takes no more writes until reopened", zap.Error(commitErr))
+				err = fmt.Errorf("%w: committing batch: %w", queue.ErrUnavailable, commitErr)
 			}
 		}
 		idle <- struct{}{}
@@ -285,9 +287,9 @@ type partitionAppend struct {
 // messages of a kilobyte fits.
 const maxRetainedBatchBytes = 8 << 20
 
-// write writes the requests' messages to pebble in one batch b, which is
-// empty, as blocks of consecutive messages of a partition, without waiting
-// for the fsync, and returns what syncLoop needs to finish them.
+// write writes the requests' messages into b, which is empty, as blocks of
+// consecutive messages of a partition, and returns what syncLoop needs to
+// commit and finish them.
 func (l *Log) write(b *pebble.Batch, w *commitState, group []*publishRequest) *writtenBatch {
 	wb := &writtenBatch{calls: append([]*publishRequest(nil), group...)}
 	if err := l.failure.Load(); err != nil {
@@ -326,13 +328,6 @@ func (l *Log) write(b *pebble.Batch, w *commitState, group []*publishRequest) *w
 			break
 		}
 	}
-	if wb.err == nil {
-		// Written to the write-ahead log in the order of the offsets, and
-		// made durable by syncLoop's next fsync of it.
-		if err := b.Commit(pebble.NoSync); err != nil {
-			wb.err = err
-		}
-	}
 	if wb.err != nil {
 		// The log takes no more writes, so the offsets the batch took are
 		// never given again.
@@ -341,6 +336,7 @@ func (l *Log) write(b *pebble.Batch, w *commitState, group []*publishRequest) *w
 		wb.err = fmt.Errorf("%w: committing batch: %w", queue.ErrUnavailable, wb.err)
 		return wb
 	}
+	wb.batch = b
 	wb.appended = make([]appendedTo, len(w.order))
 	for i, pa := range w.order {
 		wb.appended[i] = appendedTo{pa.id, pa.p}
