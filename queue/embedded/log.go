@@ -3,11 +3,11 @@
 // binary runs the whole pipeline on one machine without Kafka.
 //
 // One writer goroutine assigns offsets and writes every waiting Publish call
-// in one batch (group commit); while that batch waits for its fsync, the
-// writer writes the next from the calls that came meanwhile, so many
-// concurrent publishers share the cost of a sync and the disk does not wait
-// for the writer. A call returns once its batch is durable, and only then
-// can readers see its messages. Readers and subscriptions read pebble directly and wait for the
+// in one batch (group commit); while that batch is committed and fsynced,
+// the calls that come wait in one group, which becomes the next batch the
+// moment the fsync returns, so many concurrent publishers share the cost of
+// a sync. A call returns once its batch is durable, and only then can
+// readers see its messages. Readers and subscriptions read pebble directly and wait for the
 // writer's signal when they have caught up.
 //
 // One process owns the data directory; within it a consumer group has one
