@@ -3,6 +3,7 @@ package embedded
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -217,6 +218,7 @@ type appendedTo struct {
 // their readers and answers the calls. It returns when written is closed
 // and drained.
 func (l *Log) syncLoop(written <-chan *writtenBatch, idle chan<- struct{}) {
+	var woken []*topic
 	for wb := range written {
 		err := wb.err
 		if err == nil {
@@ -229,12 +231,17 @@ func (l *Log) syncLoop(written <-chan *writtenBatch, idle chan<- struct{}) {
 			}
 		}
 		idle <- struct{}{}
+		// The topics whose readers to wake, once the calls are answered.
+		woken = woken[:0]
 		if err == nil {
 			for _, a := range wb.appended {
 				a.id.t.mu.Lock()
 				cur := &a.id.t.parts[a.id.i]
 				cur.high, cur.lastTime, cur.bytes = a.p.high, a.p.lastTime, a.p.bytes
 				a.id.t.mu.Unlock()
+				if !slices.Contains(woken, a.id.t) {
+					woken = append(woken, a.id.t)
+				}
 			}
 			if ce := l.log.Check(zap.DebugLevel, "batch committed"); ce != nil {
 				ce.Write(zap.Int("calls", len(wb.calls)), zap.Int("messages", wb.messages))
@@ -244,14 +251,8 @@ func (l *Log) syncLoop(written <-chan *writtenBatch, idle chan<- struct{}) {
 			req.done <- err
 			req.encoded.release()
 		}
-		if err == nil {
-			woken := map[*topic]bool{}
-			for _, a := range wb.appended {
-				if !woken[a.id.t] {
-					woken[a.id.t] = true
-					a.id.t.wake()
-				}
-			}
+		for _, t := range woken {
+			t.wake()
 		}
 	}
 }
@@ -333,7 +334,7 @@ func (l *Log) write(b *pebble.Batch, w *commitState, group []*publishRequest) *w
 		// never given again.
 		l.failure.CompareAndSwap(nil, &wb.err)
 		l.log.Error("write failed; the log takes no more writes until reopened", zap.Error(wb.err))
-		wb.err = fmt.Errorf("%w: committing batch: %w", queue.ErrUnavailable, wb.err)
+		wb.err = fmt.Errorf("%w: writing batch: %w", queue.ErrUnavailable, wb.err)
 		return wb
 	}
 	wb.batch = b
