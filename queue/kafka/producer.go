@@ -20,9 +20,31 @@ import (
 // keys, values and headers are copies, so the caller may reuse its own as
 // soon as Publish returns, even when its context ends first.
 type produceCall struct {
-	msgs  []queue.Message
-	parts []topicPartition // parts[i] is the partition of msgs[i]
-	done  chan error       // buffered: the producer never waits for the caller
+	msgs   []queue.Message
+	parts  []topicPartition // parts[i] is the partition of msgs[i]
+	copies *[]byte          // holds msgs' keys, values and headers
+	done   chan error       // buffered: the producer never waits for the caller
+}
+
+// copyBuffers keeps the buffers of answered calls' copies for the calls to
+// come: a batch call copies tens of kilobytes, which would otherwise be
+// allocated and zeroed anew each time.
+var copyBuffers sync.Pool
+
+// takeCopyBuffer returns an empty buffer of at least size bytes.
+func takeCopyBuffer(size int) *[]byte {
+	if b, ok := copyBuffers.Get().(*[]byte); ok && cap(*b) >= size {
+		return b
+	}
+	b := make([]byte, 0, size)
+	return &b
+}
+
+// release gives c's copies back once the producer is done with them.
+func (c *produceCall) release() {
+	c.msgs = nil
+	copyBuffers.Put(c.copies)
+	c.copies = nil
 }
 
 // maxBatchBytes bounds the keys and values of one partition's record batch
@@ -218,6 +240,7 @@ func (l *Log) send(r *round) {
 		} else {
 			c.done <- nil
 		}
+		c.release()
 	}
 }
 

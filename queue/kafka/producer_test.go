@@ -81,6 +81,47 @@ func TestCallsWaitingTogetherShareOneRound(t *testing.T) {
 	}
 }
 
+// A caller that stops waiting may reuse its buffers at once: what is
+// written is what it passed, though its call was still waiting for its
+// round, and the calls after it, whose copies may take the same memory once
+// that round is answered, keep their own contents too.
+func TestACallerMayReuseItsBuffersAfterGivingUp(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	// The linger holds the first round long after its caller gives up.
+	l, _ := openObserved(t, kafka.Config{Partitions: 1, BatchTimeout: config.Duration(500 * time.Millisecond)})
+	topic := queuetest.Topic(t)
+	if _, err := l.Partitions(ctx, topic); err != nil {
+		t.Fatal(err)
+	}
+	key, value := []byte("user-1"), []byte("first value")
+	short, cancelShort := context.WithTimeout(ctx, 50*time.Millisecond)
+	err := l.Publish(short, queue.Message{Topic: topic, Key: key, Value: value})
+	cancelShort()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Publish with a 50 ms context = %v, want context.DeadlineExceeded", err)
+	}
+	copy(key, "XXXXXX")
+	copy(value, "overwritten")
+	want := []string{"first value"}
+	for i := range 4 {
+		v := fmt.Sprintf("later value %d", i)
+		want = append(want, v)
+		if err := l.Publish(ctx, queue.Message{Topic: topic, Key: []byte("user-1"), Value: []byte(v)}); err != nil {
+			t.Fatalf("Publish %d: %v", i, err)
+		}
+	}
+	read := queuetest.ReadAll(t, l, topic)
+	if len(read) != len(want) {
+		t.Fatalf("read %d messages, want %d", len(read), len(want))
+	}
+	for i, m := range read {
+		if string(m.Key) != "user-1" || string(m.Value) != want[i] {
+			t.Fatalf("message %d is %q=%q, want user-1=%q", i, m.Key, m.Value, want[i])
+		}
+	}
+}
+
 // A call with more messages for a partition than one batch holds is sent
 // in parts, in order.
 func TestALargeCallIsSentInPartsInItsOrder(t *testing.T) {
