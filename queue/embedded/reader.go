@@ -15,7 +15,8 @@ import (
 
 const (
 	// readAheadMessages and readAheadBytes bound how much of one partition a
-	// cursor reads from pebble at a time.
+	// cursor reads from pebble at a time: whole blocks, until one of them is
+	// reached.
 	readAheadMessages = 1024
 	readAheadBytes    = 1 << 20
 )
@@ -155,7 +156,7 @@ func (c *cursor) fill(i int) error {
 	if pc.next >= p.high {
 		return nil
 	}
-	end := min(p.high, pc.next+readAheadMessages)
+	end := p.high
 
 	if err := c.l.acquire(); err != nil {
 		return err
@@ -169,7 +170,8 @@ func (c *cursor) fill(i int) error {
 	pc.buf = pc.backing[:0]
 	defer func() { pc.backing = pc.buf[:0] }()
 	size := 0
-	for ; ok && size < readAheadBytes; ok = it.Next() {
+	// Whole blocks, so that the next fill starts at the start of one.
+	for ; ok && size < readAheadBytes && len(pc.buf) < readAheadMessages; ok = it.Next() {
 		from := pc.next
 		if len(pc.buf) > 0 {
 			from = pc.buf[len(pc.buf)-1].Offset + 1
@@ -206,6 +208,11 @@ func (l *Log) blocksFrom(topic string, partition int, next, end int64) (it *pebb
 	})
 	if err != nil {
 		return nil, false, err
+	}
+	// A reader that took whole blocks is at the start of one: found looking
+	// forward, whose values pebble need not copy as it does looking back.
+	if it.SeekGE(blockKey(topic, partition, next)) && offsetOfKey(it.Key()) == next {
+		return it, true, nil
 	}
 	if it.SeekLT(blockKey(topic, partition, next+1)) {
 		return it, true, nil
