@@ -180,6 +180,11 @@ type runState struct {
 	// left to check against the dedupe set, with their keys.
 	accepted   []acceptedMessage
 	acceptKeys []dedupe.Key
+	// deliveredKeys holds, while a batch's outcomes are applied, the keys
+	// of its delivered events.
+	deliveredKeys []dedupe.Key
+	// spare holds finished deliveries, cleared, for the events to come.
+	spare []*delivery
 	// released counts the messages finished since their slots were last
 	// given back to the inbox, and observed the outcomes not yet told to
 	// the Observer; flush passes both on.
@@ -491,14 +496,42 @@ func (s *runState) acceptFetched() error {
 			s.done(a.msg)
 			continue
 		}
-		s.queue(&delivery{msg: a.msg, event: schemas.NewEvent(a.msg.Value), seenKey: s.acceptKeys[i],
-			messageID: a.h.messageID, receivedAt: a.h.receivedAt}, a.h.key)
+		d := s.newDelivery()
+		*d = delivery{msg: a.msg, event: schemas.NewEvent(a.msg.Value), seenKey: s.acceptKeys[i],
+			messageID: a.h.messageID, receivedAt: a.h.receivedAt}
+		s.queue(d, a.h.key)
 	}
 	clear(s.accepted)
 	s.accepted, s.acceptKeys = s.accepted[:0], s.acceptKeys[:0]
 	r.redeliveredDelivered.Add(float64(delivered))
 	r.skipped.Add(float64(skipped + delivered))
 	return fetchErr
+}
+
+// maxSpareDeliveries bounds the finished deliveries kept for reuse: about
+// as many as a router has on their way under a steady load.
+const maxSpareDeliveries = 16384
+
+// newDelivery returns a cleared delivery, reusing a finished one when it
+// can: an event's delivery is the router's largest allocation.
+func (s *runState) newDelivery() *delivery {
+	n := len(s.spare)
+	if n == 0 {
+		return new(delivery)
+	}
+	d := s.spare[n-1]
+	s.spare[n-1] = nil
+	s.spare = s.spare[:n-1]
+	return d
+}
+
+// recycle keeps d, whose event is finished and which nothing refers to any
+// more, for newDelivery.
+func (s *runState) recycle(d *delivery) {
+	if len(s.spare) < maxSpareDeliveries {
+		*d = delivery{}
+		s.spare = append(s.spare, d)
+	}
 }
 
 // queue puts d behind the events of its key.
@@ -707,7 +740,7 @@ func (s *runState) finish(res batchResult) {
 	s.inFlight--
 	r.inFlightGauge.Set(float64(s.inFlight))
 	now := r.cfg.Now()
-	deliveredKeys := make([]dedupe.Key, 0, len(res.b.items))
+	deliveredKeys := s.deliveredKeys[:0]
 	retried, deadLettered := 0, 0
 	for i, d := range res.b.items {
 		o := res.outcomes[i]
@@ -738,6 +771,7 @@ func (s *runState) finish(res batchResult) {
 	r.deadLettered.Add(float64(deadLettered))
 	r.retried.Add(float64(retried))
 	r.seen.Add(deliveredKeys, now)
+	s.deliveredKeys = deliveredKeys[:0]
 	for _, ks := range res.b.keys {
 		ks.busy = false
 		kept := ks.events[:0]
@@ -746,11 +780,13 @@ func (s *runState) finish(res batchResult) {
 				d.batch = nil
 				if d.lastOutcome.Result != destinations.Retry {
 					s.done(d.msg)
+					s.recycle(d)
 					continue
 				}
 			}
 			kept = append(kept, d)
 		}
+		clear(ks.events[len(kept):])
 		ks.events = kept
 		switch {
 		case len(ks.events) == 0:
@@ -761,6 +797,7 @@ func (s *runState) finish(res batchResult) {
 			s.markReady(ks)
 		}
 	}
+	clear(res.b.items)
 }
 
 // observe keeps, for the Observer if there is one, the outcome oc at now
@@ -824,6 +861,7 @@ func (s *runState) revoke(partition int) {
 				kept = append(kept, d)
 			} else if d.batch == nil {
 				dropped++
+				s.recycle(d)
 			} else {
 				inFlight++
 				kept = append(kept, d)

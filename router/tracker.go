@@ -73,8 +73,13 @@ func (t *tracker) done(partition int, offset int64) {
 		n++
 	}
 	// Dropping the done prefix by reslicing costs nothing; append
-	// reallocates once the front's capacity is gone, leaving it behind.
-	p.window = p.window[n:]
+	// reallocates once the front's capacity is gone, leaving it behind. A
+	// window all done starts again at the front of its array.
+	if n == len(p.window) {
+		p.window = p.window[:0]
+	} else {
+		p.window = p.window[n:]
+	}
 }
 
 // revoke forgets a partition this member no longer owns: nothing of it is
