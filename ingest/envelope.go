@@ -12,6 +12,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/tidwall/gjson"
 
+	"github.com/switchyard/switchyard/internal/dedupe"
+	"github.com/switchyard/switchyard/queue"
 	"github.com/switchyard/switchyard/schemas"
 )
 
@@ -41,6 +43,30 @@ type request struct {
 	// out is the scratch list a message's fields are rewritten in, reused
 	// from one message to the next.
 	out []schemas.Field
+	// lists are the lists store builds, reused like arena; nil after a
+	// failed publish.
+	lists *storeLists
+}
+
+// storeLists are the lists store builds for a request's messages: the
+// messages for the log, those prepared, their dedupe keys and headers.
+type storeLists struct {
+	msgs      []queue.Message
+	valid     []prepared
+	keys      []dedupe.Key
+	accepted  []dedupe.Key
+	headers   []queue.Header
+	inRequest map[dedupe.Key]bool
+}
+
+// reset empties l, keeping its arrays and holding nothing of its request.
+func (l *storeLists) reset() {
+	clear(l.msgs)
+	clear(l.valid)
+	clear(l.headers)
+	clear(l.inRequest)
+	l.msgs, l.valid, l.headers = l.msgs[:0], l.valid[:0], l.headers[:0]
+	l.keys, l.accepted = l.keys[:0], l.accepted[:0]
 }
 
 // shared returns, as fields' values, the request's receivedAt, made on the
@@ -83,8 +109,9 @@ type fieldList struct {
 	body scanned
 	out  []schemas.Field
 	// arena is the last request's arena, reused when the log holds nothing
-	// of it (see request.arena).
+	// of it (see request.arena); so are lists.
 	arena []byte
+	lists storeLists
 }
 
 // maxReusedArena is the largest arena kept for the next request; a larger
@@ -98,6 +125,7 @@ func releaseScratch(l *fieldList) {
 	l.body.reset()
 	clear(l.out[:cap(l.out)])
 	l.out = l.out[:0]
+	l.lists.reset()
 	fieldLists.Put(l)
 }
 

@@ -308,11 +308,14 @@ func (g *Gateway) handler(r route) fiber.Handler {
 		if err := g.checkSizes(items); err != nil {
 			return g.refuse(c, err)
 		}
-		req.out, req.arena = scratch.out[:0], scratch.arena
+		req.out, req.arena, req.lists = scratch.out[:0], scratch.arena, &scratch.lists
 		err = g.store(c, &req, items)
 		scratch.out, scratch.arena = req.out, req.arena
 		if cap(scratch.arena) > maxReusedArena {
 			scratch.arena = nil
+		}
+		if req.lists == nil {
+			scratch.lists = storeLists{}
 		}
 		return err
 	}
@@ -360,7 +363,11 @@ func (g *Gateway) readRequest(c *fiber.Ctx, r route, scratch *fieldList) (reques
 		}
 		return request{}, nil, &refusal{fiber.StatusBadRequest, "invalid_body", err.Error()}
 	}
-	text := string(validUTF8(body))
+	// text is the body itself, not a copy: readBody's buffer holds it until
+	// the handler returns and then takes the next request's. Nothing read
+	// from it may outlive the request: prepare builds every message anew in
+	// req.arena, and dead letters and errors are encoded anew.
+	text := bytesString(validUTF8(body))
 	sc := &scratch.body
 	valid, repeated, tooDeep := scanBody(text, r.typ == "", sc)
 	if tooDeep {
@@ -438,14 +445,23 @@ func (g *Gateway) store(c *fiber.Ctx, req *request, items []message) error {
 		return g.refuse(c, err)
 	}
 	invalid := len(out)
-	keys := make([]dedupe.Key, len(valid))
-	for i, msg := range valid {
-		keys[i] = dedupe.KeyOf(req.source, msg.messageID)
+	lists := req.lists
+	keys := lists.keys[:0]
+	for _, msg := range valid {
+		keys = append(keys, dedupe.KeyOf(req.source, msg.messageID))
 	}
-	var accepted []dedupe.Key // dedupe keys of the messages being stored
+	accepted := lists.accepted[:0] // dedupe keys of the messages being stored
 	var duplicates int
-	inRequest := make(map[dedupe.Key]bool, len(keys))
-	headers := make([]queue.Header, len(valid))
+	if lists.inRequest == nil {
+		lists.inRequest = make(map[dedupe.Key]bool, len(keys))
+	}
+	inRequest := lists.inRequest
+	headers := slices.Grow(lists.headers[:0], len(valid))[:len(valid)]
+	defer func() {
+		if lists := req.lists; lists != nil {
+			lists.msgs, lists.keys, lists.accepted, lists.headers = out, keys, accepted, headers
+		}
+	}()
 	for i, seen := range g.dedupe.Seen(keys, req.receivedAt) {
 		if seen || inRequest[keys[i]] {
 			duplicates++
@@ -459,7 +475,7 @@ func (g *Gateway) store(c *fiber.Ctx, req *request, items []message) error {
 
 	if len(out) > 0 {
 		if err := g.publish(c, req.source, out); err != nil {
-			req.arena = nil
+			req.arena, req.lists = nil, nil
 			return g.refuse(c, err)
 		}
 	}
@@ -480,8 +496,9 @@ const arenaPerMessage = 256
 // invalid ones, with room to append the valid ones, and the valid ones. On a
 // single-call route an invalid message is refused instead.
 func (g *Gateway) prepareAll(items []message, req *request) (deadLetters []queue.Message, valid []prepared, err error) {
-	deadLetters = make([]queue.Message, 0, len(items))
-	valid = make([]prepared, 0, len(items))
+	deadLetters = slices.Grow(req.lists.msgs[:0], len(items))
+	valid = slices.Grow(req.lists.valid[:0], len(items))
+	defer func() { req.lists.valid = valid }()
 	size := 0
 	for _, item := range items {
 		size += len(item.value.Raw) + arenaPerMessage
