@@ -15,9 +15,12 @@ import (
 // its top-level fields. Each field has the value the schemas.Event accessor
 // of the same name returns.
 type header struct {
-	messageID, source, key string
-	receivedAt             time.Time
-	integrations           gjson.Result
+	// messageID is the event's own; source and key share the message's
+	// bytes, for as long as it is accepted.
+	messageID, source string
+	key               []byte
+	receivedAt        time.Time
+	integrations      gjson.Result
 }
 
 // headerOf returns msg's header: from the schemas.EventHeader the gateway
@@ -25,7 +28,7 @@ type header struct {
 func headerOf(msg queue.Message) header {
 	if raw, ok := queue.HeaderValue(msg.Headers, schemas.EventHeaderKey); ok {
 		if eh, err := schemas.ParseEventHeader(raw); err == nil {
-			h := header{messageID: eh.MessageID, source: eh.Source, key: string(msg.Key), receivedAt: eh.ReceivedAt}
+			h := header{messageID: strings.Clone(eh.MessageID), source: eh.Source, key: msg.Key, receivedAt: eh.ReceivedAt}
 			if eh.HasIntegrations {
 				h.integrations = gjson.GetBytes(msg.Value, "integrations")
 			}
@@ -69,7 +72,7 @@ func readHeader(raw []byte) header {
 	h := header{
 		messageID:    strings.Clone(messageID.String()),
 		source:       switchyard.Get("source").String(),
-		key:          schemas.KeyFrom(userID, anonymousID),
+		key:          []byte(schemas.KeyFrom(userID, anonymousID)),
 		integrations: integrations,
 	}
 	if receivedAt.Type == gjson.String {

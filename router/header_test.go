@@ -21,7 +21,7 @@ func TestTheHeaderReadsWhatTheEventsAccessorsReturn(t *testing.T) {
 	} {
 		ev := schemas.NewEvent([]byte(raw))
 		h := readHeader([]byte(raw))
-		if h.messageID != ev.MessageID() || h.source != ev.Source() || h.key != ev.Key() ||
+		if h.messageID != ev.MessageID() || h.source != ev.Source() || string(h.key) != ev.Key() ||
 			!h.receivedAt.Equal(ev.ReceivedAt()) || h.integrations.Raw != ev.Get("integrations").Raw {
 			t.Errorf("%s: header %+v; the event's accessors give messageId %q, source %q, key %q, receivedAt %v, integrations %s",
 				raw, h, ev.MessageID(), ev.Source(), ev.Key(), ev.ReceivedAt(), ev.Get("integrations").Raw)
@@ -47,13 +47,13 @@ func TestTheEventHeaderStandsForTheFields(t *testing.T) {
 		eh := schemas.EventHeader{MessageID: want.messageID, Source: want.source, ReceivedAt: want.receivedAt, HasIntegrations: ev.Get("integrations").Exists()}
 		msg := queue.Message{Key: []byte(want.key), Value: []byte(raw),
 			Headers: []queue.Header{{Key: "other", Value: []byte("x")}, {Key: schemas.EventHeaderKey, Value: schemas.AppendEventHeader(nil, eh)}}}
-		if got := headerOf(msg); got.messageID != want.messageID || got.source != want.source || got.key != want.key ||
+		if got := headerOf(msg); got.messageID != want.messageID || got.source != want.source || string(got.key) != string(want.key) ||
 			!got.receivedAt.Equal(want.receivedAt) || got.integrations.Raw != want.integrations.Raw {
 			t.Errorf("%s: from the event header %+v; from the fields %+v", raw, got, want)
 		}
 		msg.Headers[1].Value = []byte{9, 9}
 		msg.Key = []byte("not the key")
-		if got := headerOf(msg); got.key != want.key || got.messageID != want.messageID {
+		if got := headerOf(msg); string(got.key) != string(want.key) || got.messageID != want.messageID {
 			t.Errorf("%s: with a header that does not parse: %+v; want the fields' %+v", raw, got, want)
 		}
 	}

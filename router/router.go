@@ -535,12 +535,12 @@ func (s *runState) recycle(d *delivery) {
 }
 
 // queue puts d behind the events of its key.
-func (s *runState) queue(d *delivery, key string) {
-	ks := s.keys[key]
+func (s *runState) queue(d *delivery, key []byte) {
+	ks := s.keys[string(key)]
 	if ks == nil {
-		ks = &keyState{key: key}
+		ks = &keyState{key: string(key)}
 		ks.events = ks.first[:0]
-		s.keys[key] = ks
+		s.keys[ks.key] = ks
 	}
 	ks.events = append(ks.events, d)
 	if c := s.collecting; c != nil && len(ks.events) > 1 && ks.events[len(ks.events)-2].batch == c && s.fits(c, d) {

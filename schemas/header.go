@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unsafe"
 )
 
 // EventHeaderKey names the log message header in which the gateway gives
@@ -48,7 +49,10 @@ func AppendEventHeader(dst []byte, h EventHeader) []byte {
 	return append(dst, h.MessageID...)
 }
 
-// ParseEventHeader decodes what AppendEventHeader encoded.
+// ParseEventHeader decodes what AppendEventHeader encoded. The header's
+// strings share b's bytes, so reading one allocates nothing: b must not
+// change while they are in use, and a string kept longer than b must be
+// cloned.
 func ParseEventHeader(b []byte) (EventHeader, error) {
 	if len(b) < 2 {
 		return EventHeader{}, errors.New("event header: too short")
@@ -80,7 +84,7 @@ func ParseEventHeader(b []byte) (EventHeader, error) {
 	if len(rest) != 0 {
 		return EventHeader{}, fmt.Errorf("event header: %d bytes after its end", len(rest))
 	}
-	h.Source, h.MessageID = string(source), string(messageID)
+	h.Source, h.MessageID = bytesString(source), bytesString(messageID)
 	return h, nil
 }
 
@@ -90,4 +94,12 @@ func uvarintPrefixed(b []byte) (field, rest []byte, err error) {
 		return nil, nil, errors.New("bad length")
 	}
 	return b[w : w+int(n)], b[w+int(n):], nil
+}
+
+// bytesString is b as a string that shares b's bytes.
+func bytesString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
 }
