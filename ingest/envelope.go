@@ -43,8 +43,8 @@ type request struct {
 	// out is the scratch list a message's fields are rewritten in, reused
 	// from one message to the next.
 	out []schemas.Field
-	// lists are the lists store builds, reused like arena; nil after a
-	// failed publish.
+	// lists are the lists store builds, the scratch's, reused like arena;
+	// emptied of their arrays after a failed publish.
 	lists *storeLists
 }
 

@@ -314,9 +314,6 @@ func (g *Gateway) handler(r route) fiber.Handler {
 		if cap(scratch.arena) > maxReusedArena {
 			scratch.arena = nil
 		}
-		if req.lists == nil {
-			scratch.lists = storeLists{}
-		}
 		return err
 	}
 }
@@ -367,7 +364,7 @@ func (g *Gateway) readRequest(c *fiber.Ctx, r route, scratch *fieldList) (reques
 	// the handler returns and then takes the next request's. Nothing read
 	// from it may outlive the request: prepare builds every message anew in
 	// req.arena, and dead letters and errors are encoded anew.
-	text := bytesString(validUTF8(body))
+	text := schemas.BytesString(validUTF8(body))
 	sc := &scratch.body
 	valid, repeated, tooDeep := scanBody(text, r.typ == "", sc)
 	if tooDeep {
@@ -452,16 +449,11 @@ func (g *Gateway) store(c *fiber.Ctx, req *request, items []message) error {
 	}
 	accepted := lists.accepted[:0] // dedupe keys of the messages being stored
 	var duplicates int
-	if lists.inRequest == nil {
-		lists.inRequest = make(map[dedupe.Key]bool, len(keys))
-	}
 	inRequest := lists.inRequest
+	if inRequest == nil {
+		inRequest = make(map[dedupe.Key]bool, len(keys))
+	}
 	headers := slices.Grow(lists.headers[:0], len(valid))[:len(valid)]
-	defer func() {
-		if lists := req.lists; lists != nil {
-			lists.msgs, lists.keys, lists.accepted, lists.headers = out, keys, accepted, headers
-		}
-	}()
 	for i, seen := range g.dedupe.Seen(keys, req.receivedAt) {
 		if seen || inRequest[keys[i]] {
 			duplicates++
@@ -475,10 +467,12 @@ func (g *Gateway) store(c *fiber.Ctx, req *request, items []message) error {
 
 	if len(out) > 0 {
 		if err := g.publish(c, req.source, out); err != nil {
-			req.arena, req.lists = nil, nil
+			// The log may still be writing from them.
+			req.arena, *lists = nil, storeLists{}
 			return g.refuse(c, err)
 		}
 	}
+	*lists = storeLists{msgs: out, valid: valid, keys: keys, accepted: accepted, headers: headers, inRequest: inRequest}
 	g.dedupe.Add(accepted, req.receivedAt)
 	g.metrics.accepted.Add(float64(len(accepted)))
 	g.metrics.invalid.Add(float64(invalid))
@@ -498,7 +492,6 @@ const arenaPerMessage = 256
 func (g *Gateway) prepareAll(items []message, req *request) (deadLetters []queue.Message, valid []prepared, err error) {
 	deadLetters = slices.Grow(req.lists.msgs[:0], len(items))
 	valid = slices.Grow(req.lists.valid[:0], len(items))
-	defer func() { req.lists.valid = valid }()
 	size := 0
 	for _, item := range items {
 		size += len(item.value.Raw) + arenaPerMessage

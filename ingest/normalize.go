@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"strings"
 	"unicode/utf8"
-	"unsafe"
 
 	"github.com/tidwall/gjson"
 
@@ -13,15 +12,6 @@ import (
 
 // replacementChar is what invalid UTF-8 in a body becomes.
 var replacementChar = []byte(string(utf8.RuneError))
-
-// bytesString is b as a string that shares b's bytes: b must not change
-// while the string is in use.
-func bytesString(b []byte) string {
-	if len(b) == 0 {
-		return ""
-	}
-	return unsafe.String(&b[0], len(b))
-}
 
 // validUTF8 returns body with each run of bytes that is not UTF-8 replaced
 // by U+FFFD, so strict readers (Python's json.loads, for one) can read every

@@ -3,7 +3,6 @@ package router
 import (
 	"strings"
 	"time"
-	"unsafe"
 
 	"github.com/tidwall/gjson"
 
@@ -52,7 +51,7 @@ func readHeader(raw []byte) header {
 	}
 	// The results point into raw rather than a copy of it: raw does not
 	// change while the event is in use, and only messageID outlives it.
-	gjson.Parse(unsafe.String(&raw[0], len(raw))).ForEach(func(k, v gjson.Result) bool {
+	gjson.Parse(schemas.BytesString(raw)).ForEach(func(k, v gjson.Result) bool {
 		switch k.Str {
 		case "messageId":
 			first(&messageID, v)

@@ -797,7 +797,6 @@ func (s *runState) finish(res batchResult) {
 			s.markReady(ks)
 		}
 	}
-	clear(res.b.items)
 }
 
 // observe keeps, for the Observer if there is one, the outcome oc at now

@@ -84,7 +84,7 @@ func ParseEventHeader(b []byte) (EventHeader, error) {
 	if len(rest) != 0 {
 		return EventHeader{}, fmt.Errorf("event header: %d bytes after its end", len(rest))
 	}
-	h.Source, h.MessageID = bytesString(source), bytesString(messageID)
+	h.Source, h.MessageID = BytesString(source), BytesString(messageID)
 	return h, nil
 }
 
@@ -96,8 +96,9 @@ func uvarintPrefixed(b []byte) (field, rest []byte, err error) {
 	return b[w : w+int(n)], b[w+int(n):], nil
 }
 
-// bytesString is b as a string that shares b's bytes.
-func bytesString(b []byte) string {
+// BytesString returns b as a string that shares b's bytes, without a copy:
+// b must not change while the string is in use.
+func BytesString(b []byte) string {
 	if len(b) == 0 {
 		return ""
 	}
