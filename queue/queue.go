@@ -30,6 +30,9 @@ type Message struct {
 	// Time is when the log appended the message. Within a partition it never
 	// decreases, so reading from a time is a search over offsets.
 	Time time.Time
+	// Buffer, set by a log that reuses the bytes it reads into, holds Key,
+	// Value and Headers' bytes; see Release.
+	Buffer *Buffer
 }
 
 // Header is a named value carried beside a message's value, as Kafka's

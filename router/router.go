@@ -460,6 +460,7 @@ func (s *runState) acceptFetched() error {
 		if !s.owns(msg.Partition) {
 			// Read before the partition was revoked: its new owner delivers it.
 			s.released++
+			msg.Release()
 			continue
 		}
 		s.topic = msg.Topic
@@ -468,6 +469,7 @@ func (s *runState) acceptFetched() error {
 			// it: in flight, pending, or finished and not yet committed.
 			held++
 			s.released++
+			msg.Release()
 			continue
 		}
 		s.pending++
@@ -476,6 +478,7 @@ func (s *runState) acceptFetched() error {
 			s.observe(msg, h.messageID, now, Outcome{Result: ResultSkipped, Reason: "the event's integrations object leaves this destination out"})
 			skipped++
 			s.done(msg)
+			msg.Release()
 			continue
 		}
 		s.accepted = append(s.accepted, acceptedMessage{msg: msg, h: h})
@@ -494,6 +497,7 @@ func (s *runState) acceptFetched() error {
 		if seen[i] {
 			delivered++
 			s.done(a.msg)
+			a.msg.Release()
 			continue
 		}
 		d := s.newDelivery()
@@ -525,9 +529,10 @@ func (s *runState) newDelivery() *delivery {
 	return d
 }
 
-// recycle keeps d, whose event is finished and which nothing refers to any
-// more, for newDelivery.
+// recycle releases the bytes of d's event, which is finished and which
+// nothing refers to any more, and keeps d for newDelivery.
 func (s *runState) recycle(d *delivery) {
+	d.msg.Release()
 	if len(s.spare) < maxSpareDeliveries {
 		*d = delivery{}
 		s.spare = append(s.spare, d)

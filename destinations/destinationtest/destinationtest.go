@@ -75,6 +75,7 @@ func Run(t *testing.T, open func(t *testing.T) Target) {
 		{"the policy validates", testPolicy},
 		{"a healthy service delivers every event, one outcome each, for mixed batches of every size", testOneOutcomeEach},
 		{"a cancelled context gives retry for every event, never a dead letter", testCancelled},
+		{"nothing of a batch's bytes is kept once Send returns", testKeepsNoBytes},
 	}
 	probe := opened(t, open)
 	if probe.FailEvent != nil {
@@ -225,6 +226,43 @@ func checkHeldBack(t *testing.T, trial string, batch []destinations.Event, out [
 		}
 		if _, ok := retried[ev.Key()]; !ok && o.Result == destinations.Retry {
 			retried[ev.Key()] = i
+		}
+	}
+}
+
+// testKeepsNoBytes overwrites each batch's bytes once Send has returned,
+// as the router does when it reads the next events into them: the outcomes
+// already given stay as they were, and the same users' next events are
+// delivered.
+func testKeepsNoBytes(t *testing.T, ctx context.Context, target Target) {
+	g := newGenerator()
+	p := target.Destination.Policy()
+	size := min(p.MaxItems, 24)
+	users := usersFor(p, size)
+	first := g.batch(users, size)
+	out := send(t, ctx, target.Destination, first)
+	kept := make([]destinations.Outcome, len(out))
+	for i, o := range out {
+		o.Reason, o.Class, o.Response = strings.Clone(o.Reason), strings.Clone(o.Class), strings.Clone(o.Response)
+		kept[i] = o
+	}
+	for _, ev := range first {
+		raw := ev.Raw()
+		for i := range raw {
+			raw[i] = 'x'
+		}
+	}
+	for i := range out {
+		if out[i] != kept[i] {
+			t.Errorf("event %d's outcome changed with its bytes: %+v, was %+v", i, out[i], kept[i])
+		}
+	}
+	// The same users again.
+	g.users -= users
+	again := g.batch(users, size)
+	for i, o := range send(t, ctx, target.Destination, again) {
+		if o.Result != destinations.Delivered {
+			t.Errorf("after the first batch's bytes changed, event %d (%s) got %s (%s: %s), want delivered", i, describe(again[i]), o.Result, o.Class, o.Reason)
 		}
 	}
 }

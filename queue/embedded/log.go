@@ -79,6 +79,8 @@ type Log struct {
 	stalled atomic.Bool
 	// space refuses appends while the disk is nearly full.
 	space *spaceGuard
+	// buffers holds the bytes of read messages, reused once released.
+	buffers *readBuffers
 }
 
 // topic is an open topic and the state of its partitions.
@@ -152,6 +154,7 @@ func Open(cfg Config, log *zap.Logger) (*Log, error) {
 		members:  map[member]*Subscription{},
 		requests: make(chan *publishRequest),
 		quit:     make(chan struct{}),
+		buffers:  newReadBuffers(),
 		space: &spaceGuard{
 			dir: cfg.Dir, min: cfg.MinFreeBytes, probe: cfg.freeSpace, now: cfg.Now,
 			log: log, full: cfg.Metrics.diskFull.Set,

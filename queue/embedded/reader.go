@@ -245,7 +245,8 @@ func (l *Log) partitionBlocks(topic string, partition int) (*pebble.Iterator, er
 
 // appendMessages appends to dst the messages of block, which begins at
 // offset first, from offset from up to (not including) end. The messages
-// share one copy of their bytes, each key and value capped to its length.
+// share one copy of their bytes, each key and value capped to its length,
+// reused for later reads once every one of them is released.
 func (l *Log) appendMessages(dst []queue.Message, topic string, partition int, first int64, block []byte, from, end int64) ([]queue.Message, error) {
 	bad := func(offset int64, err error) error {
 		return fmt.Errorf("decoding topic %s partition %d offset %d: %w", topic, partition, offset, err)
@@ -263,13 +264,22 @@ func (l *Log) appendMessages(dst []queue.Message, topic string, partition int, f
 			return dst, bad(offset+int64(n), err)
 		}
 	}
-	run = append([]byte(nil), run[:len(run)-len(rest)]...)
+	if n == 0 {
+		return dst, nil
+	}
+	// The messages' bytes go in one buffer of l.buffers, theirs until each
+	// is released.
+	run = run[:len(run)-len(rest)]
+	owned := l.buffers.get(len(run))
+	copy(owned, run)
+	run = owned
+	buf := queue.NewBuffer(owned, n, l.buffers.put)
 	// The messages' headers share one array too, sized for one each.
 	var headers []queue.Header
 	for k := range n {
 		var r record
 		r, run, _ = nextRecord(run)
-		m := queue.Message{Topic: topic, Partition: partition, Offset: offset + int64(k), Time: unixTime(r.time)}
+		m := queue.Message{Topic: topic, Partition: partition, Offset: offset + int64(k), Time: unixTime(r.time), Buffer: buf}
 		if len(r.key) > 0 {
 			m.Key = r.key[:len(r.key):len(r.key)]
 		}
