@@ -30,9 +30,10 @@ type Destination interface {
 	// When ctx has ended before Send is called, it sends nothing and every
 	// event gets Retry, never DeadLetter.
 	//
-	// Send keeps nothing of the events' bytes once it returns (Raw, or
-	// strings and slices taken from it without copying): the router puts
-	// the events it reads next in the same bytes. gjson results copy.
+	// Send keeps nothing of the batch once it returns, neither the slice
+	// nor the events' bytes (Raw, or strings and slices taken from it
+	// without copying): the router reuses both for the events it reads
+	// next. gjson results are copies.
 	//
 	// Every implementation passes the conformance suite in
 	// destinations/destinationtest.

@@ -130,6 +130,10 @@ type batch struct {
 	keys   []*keyState
 	bytes  int
 	opened time.Time
+	// events and firsts are the items' events as sent and their first
+	// attempts' times, kept for the batch's next use.
+	events []destinations.Event
+	firsts []time.Time
 }
 
 type batchResult struct {
@@ -183,8 +187,10 @@ type runState struct {
 	// deliveredKeys holds, while a batch's outcomes are applied, the keys
 	// of its delivered events.
 	deliveredKeys []dedupe.Key
-	// spare holds finished deliveries, cleared, for the events to come.
-	spare []*delivery
+	// spare holds finished deliveries, cleared, for the events to come;
+	// spareBatches finished batches.
+	spare        []*delivery
+	spareBatches []*batch
 	// released counts the messages finished since their slots were last
 	// given back to the inbox, and observed the outcomes not yet told to
 	// the Observer; flush passes both on.
@@ -608,7 +614,7 @@ func (s *runState) dispatch() {
 			if len(s.ready) == 0 {
 				return
 			}
-			s.collecting = &batch{opened: now}
+			s.collecting = s.newBatch(now)
 		}
 		c := s.collecting
 		for len(s.ready) > 0 && !s.full(c) {
@@ -653,8 +659,9 @@ func (s *runState) addToBatch(c *batch, d *delivery) {
 func (s *runState) send(b *batch) {
 	r := s.r
 	now := r.cfg.Now()
-	events := make([]destinations.Event, len(b.items))
-	firsts := make([]time.Time, len(b.items))
+	events := slices.Grow(b.events[:0], len(b.items))[:len(b.items)]
+	firsts := slices.Grow(b.firsts[:0], len(b.items))[:len(b.items)]
+	b.events, b.firsts = events, firsts
 	for i, d := range b.items {
 		d.attempt++
 		if d.firstAttempt.IsZero() {
@@ -802,6 +809,34 @@ func (s *runState) finish(res batchResult) {
 			s.markReady(ks)
 		}
 	}
+	s.recycleBatch(res.b)
+}
+
+// newBatch returns an empty batch opened at now, reusing a finished one
+// when it can.
+func (s *runState) newBatch(now time.Time) *batch {
+	n := len(s.spareBatches)
+	if n == 0 {
+		return &batch{opened: now}
+	}
+	b := s.spareBatches[n-1]
+	s.spareBatches[n-1] = nil
+	s.spareBatches = s.spareBatches[:n-1]
+	b.opened = now
+	return b
+}
+
+// recycleBatch empties b, whose outcomes are applied and which nothing
+// refers to any more, and keeps it for newBatch.
+func (s *runState) recycleBatch(b *batch) {
+	if len(s.spareBatches) > s.r.policy.MaxInFlight {
+		return
+	}
+	clear(b.items)
+	clear(b.keys)
+	clear(b.events)
+	b.items, b.keys, b.events, b.firsts, b.bytes = b.items[:0], b.keys[:0], b.events[:0], b.firsts[:0], 0
+	s.spareBatches = append(s.spareBatches, b)
 }
 
 // observe keeps, for the Observer if there is one, the outcome oc at now

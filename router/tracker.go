@@ -22,6 +22,9 @@ type partitionTrack struct {
 	// increasing order, with whether each is done. Its first entry is never
 	// done.
 	window []trackedOffset
+	// array is the window's array, from its front: once the window reaches
+	// its end, it moves back to the front while that leaves it room.
+	array []trackedOffset
 	// next is one past the highest offset fetched.
 	next int64
 	// committable is the highest offset whose prefix is all done, or -1.
@@ -51,6 +54,12 @@ func (t *tracker) fetched(partition int, offset int64) bool {
 	} else if offset < p.next {
 		return false
 	}
+	if len(p.window) == cap(p.window) {
+		if cap(p.array) == 0 || 2*len(p.window) > cap(p.array) {
+			p.array = make([]trackedOffset, 0, max(64, 2*cap(p.array)))
+		}
+		p.window = append(p.array[:0], p.window...)
+	}
 	p.window = append(p.window, trackedOffset{offset: offset})
 	p.next = offset + 1
 	return true
@@ -72,11 +81,11 @@ func (t *tracker) done(partition int, offset int64) {
 		p.committable = p.window[n].offset
 		n++
 	}
-	// Dropping the done prefix by reslicing costs nothing; append
-	// reallocates once the front's capacity is gone, leaving it behind. A
-	// window all done starts again at the front of its array.
+	// Dropping the done prefix by reslicing costs nothing; fetched moves
+	// the window back to the front of its array once it reaches the end. A
+	// window all done starts again at the front.
 	if n == len(p.window) {
-		p.window = p.window[:0]
+		p.window = p.array[:0]
 	} else {
 		p.window = p.window[n:]
 	}

@@ -243,8 +243,9 @@ type record struct {
 // message did when published.
 func (r record) storedSize() int64 { return storedSize(len(r.key), len(r.headers)+len(r.value)) }
 
-// decodeHeaders appends encoded headers to dst. Their values alias b; a
-// key equal to the last one appended shares its string.
+// decodeHeaders appends encoded headers to dst. Their values alias b, with
+// the capacity b has left after them, for the caller to cap; a key equal to
+// the last one appended shares its string.
 func decodeHeaders(dst []queue.Header, b []byte) ([]queue.Header, error) {
 	if len(b) == 0 {
 		return dst, nil
@@ -263,7 +264,7 @@ func decodeHeaders(dst []queue.Header, b []byte) ([]queue.Header, error) {
 		if err != nil {
 			return dst, fmt.Errorf("header %d's value: %w", i, err)
 		}
-		h := queue.Header{Value: value[:len(value):len(value)]}
+		h := queue.Header{Value: value}
 		if last := len(dst) - 1; last >= 0 && dst[last].Key == string(key) {
 			h.Key = dst[last].Key
 		} else {

@@ -258,45 +258,52 @@ func (l *Log) appendMessages(dst []queue.Message, topic string, partition int, f
 			return dst, bad(offset, err)
 		}
 	}
-	run, n := rest, 0
-	for ; offset+int64(n) < end && len(rest) > 0; n++ {
-		if _, rest, err = nextRecord(rest); err != nil {
-			return dst, bad(offset+int64(n), err)
-		}
-	}
-	if n == 0 {
-		return dst, nil
-	}
-	// The messages' bytes go in one buffer of l.buffers, theirs until each
-	// is released.
-	run = run[:len(run)-len(rest)]
-	owned := l.buffers.get(len(run))
-	copy(owned, run)
-	run = owned
-	buf := queue.NewBuffer(owned, n, l.buffers.put)
-	// The messages' headers share one array too, sized for one each.
+	// The messages are decoded in place, then their bytes copied into one
+	// buffer of l.buffers, theirs until each is released, and the messages
+	// moved over to it. A field's place in run is told by its capacity,
+	// which runs to the end of the block's as run's does.
+	start, run := len(dst), rest
 	var headers []queue.Header
-	for k := range n {
+	for n := 0; offset+int64(n) < end && len(rest) > 0; n++ {
 		var r record
-		r, run, _ = nextRecord(run)
-		m := queue.Message{Topic: topic, Partition: partition, Offset: offset + int64(k), Time: unixTime(r.time), Buffer: buf}
-		if len(r.key) > 0 {
-			m.Key = r.key[:len(r.key):len(r.key)]
+		if r, rest, err = nextRecord(rest); err != nil {
+			return dst[:start], bad(offset+int64(n), err)
 		}
-		if len(r.value) > 0 {
-			m.Value = r.value[:len(r.value):len(r.value)]
-		}
+		m := queue.Message{Topic: topic, Partition: partition, Offset: offset + int64(n), Time: unixTime(r.time), Key: r.key, Value: r.value}
 		if headers == nil && len(r.headers) > 0 {
-			headers = make([]queue.Header, 0, n-k)
+			// The messages' headers share one array, sized for one each.
+			headers = make([]queue.Header, 0, min(end-offset-int64(n), maxBlockMessages))
 		}
 		first := len(headers)
 		if headers, err = decodeHeaders(headers, r.headers); err != nil {
-			return dst, bad(offset+int64(k), err)
+			return dst[:start], bad(offset+int64(n), err)
 		}
 		if len(headers) > first {
 			m.Headers = headers[first:len(headers):len(headers)]
 		}
 		dst = append(dst, m)
+	}
+	msgs := dst[start:]
+	if len(msgs) == 0 {
+		return dst, nil
+	}
+	run = run[:len(run)-len(rest)]
+	owned := l.buffers.get(len(run))
+	copy(owned, run)
+	moved := func(field []byte) []byte {
+		if len(field) == 0 {
+			return nil
+		}
+		at := cap(run) - cap(field)
+		return owned[at : at+len(field) : at+len(field)]
+	}
+	buf := queue.NewBuffer(owned, len(msgs), l.buffers.put)
+	for i := range msgs {
+		m := &msgs[i]
+		m.Key, m.Value, m.Buffer = moved(m.Key), moved(m.Value), buf
+		for k := range m.Headers {
+			m.Headers[k].Value = moved(m.Headers[k].Value)
+		}
 	}
 	return dst, nil
 }
