@@ -59,11 +59,9 @@ type storeLists struct {
 	inRequest map[dedupe.Key]bool
 }
 
-// reset empties l, keeping its arrays and holding nothing of its request.
+// reset empties l, keeping its arrays; like scanned's, their old entries
+// are left for the next request to write over.
 func (l *storeLists) reset() {
-	clear(l.msgs)
-	clear(l.valid)
-	clear(l.headers)
 	clear(l.inRequest)
 	l.msgs, l.valid, l.headers = l.msgs[:0], l.valid[:0], l.headers[:0]
 	l.keys, l.accepted = l.keys[:0], l.accepted[:0]
@@ -120,10 +118,9 @@ const maxReusedArena = 1 << 20
 
 func takeScratch() *fieldList { return fieldLists.Get().(*fieldList) }
 
-// releaseScratch returns l to the pool, holding nothing of its request.
+// releaseScratch empties l and returns it to the pool.
 func releaseScratch(l *fieldList) {
 	l.body.reset()
-	clear(l.out[:cap(l.out)])
 	l.out = l.out[:0]
 	l.lists.reset()
 	fieldLists.Put(l)

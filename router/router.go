@@ -97,8 +97,7 @@ const groupWatchInterval = 2 * time.Second
 
 // delivery is one event on its way, owned by the run loop.
 type delivery struct {
-	msg   queue.Message
-	event schemas.Event
+	msg queue.Message
 	// messageID and receivedAt are the event's, read once.
 	messageID  string
 	receivedAt time.Time
@@ -107,7 +106,8 @@ type delivery struct {
 	attempt      int
 	firstAttempt time.Time
 	retryAt      time.Time
-	lastOutcome  destinations.Outcome
+	// retrying says the last attempt's outcome was Retry.
+	retrying bool
 	// batch is the batch the event is in while it is collected or sent.
 	batch *batch
 }
@@ -507,7 +507,7 @@ func (s *runState) acceptFetched() error {
 			continue
 		}
 		d := s.newDelivery()
-		*d = delivery{msg: a.msg, event: schemas.NewEvent(a.msg.Value), seenKey: s.acceptKeys[i],
+		*d = delivery{msg: a.msg, seenKey: s.acceptKeys[i],
 			messageID: a.h.messageID, receivedAt: a.h.receivedAt}
 		s.queue(d, a.h.key)
 	}
@@ -667,7 +667,7 @@ func (s *runState) send(b *batch) {
 		if d.firstAttempt.IsZero() {
 			d.firstAttempt = now
 		}
-		events[i] = destinations.Event{Event: d.event, Attempt: d.attempt}
+		events[i] = destinations.Event{Event: schemas.NewEvent(d.msg.Value), Attempt: d.attempt}
 		firsts[i] = d.firstAttempt
 	}
 	s.inFlight++
@@ -756,7 +756,7 @@ func (s *runState) finish(res batchResult) {
 	retried, deadLettered := 0, 0
 	for i, d := range res.b.items {
 		o := res.outcomes[i]
-		d.lastOutcome = o
+		d.retrying = o.Result == destinations.Retry
 		s.observe(d.msg, d.messageID, now, Outcome{Result: resultName(o.Result), Attempt: d.attempt, Reason: o.Reason, Class: o.Class, Status: o.Status, Response: o.Response})
 		switch o.Result {
 		case destinations.Delivered:
@@ -790,7 +790,7 @@ func (s *runState) finish(res batchResult) {
 		for _, d := range ks.events {
 			if d.batch == res.b {
 				d.batch = nil
-				if d.lastOutcome.Result != destinations.Retry {
+				if !d.retrying {
 					s.done(d.msg)
 					s.recycle(d)
 					continue
