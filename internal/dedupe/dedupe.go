@@ -34,6 +34,8 @@ type Set struct {
 	// length is a power of two.
 	index []uint64
 	mask  uint64
+	// touched keeps what touch read, so the reads are made.
+	touched uint64
 }
 
 type entry struct {
@@ -140,12 +142,30 @@ func (d *Set) remove(i uint64) {
 	}
 }
 
+// touch reads the index places where the search for each key begins,
+// and, when evicting, for the keys of the ring's next slots, which the
+// additions of keys forget. A search waits for its place to come from
+// memory, one after another; these reads do not depend on each other, so
+// the processor fetches them together, and the searches after find them
+// in its cache.
+func (d *Set) touch(keys []Key, evicting bool) {
+	var t uint64
+	for i, k := range keys {
+		t |= d.index[d.home(tag(k))]
+		if evicting {
+			t |= d.index[d.home(tag(d.ring[(d.next+i)%len(d.ring)].key))]
+		}
+	}
+	d.touched = t
+}
+
 // Seen reports, for each key, whether it was added within the window
 // before now.
 func (d *Set) Seen(keys []Key, now time.Time) []bool {
 	out := make([]bool, len(keys))
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.touch(keys, false)
 	for i, k := range keys {
 		if p, ok := d.find(k); ok {
 			out[i] = now.Sub(time.Unix(0, d.ring[slotOf(d.index[p])].at)) < d.window
@@ -160,6 +180,7 @@ func (d *Set) Add(keys []Key, now time.Time) {
 	at := now.UnixNano()
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.touch(keys, len(d.ring) == cap(d.ring))
 	for _, k := range keys {
 		var s int
 		if len(d.ring) < cap(d.ring) {

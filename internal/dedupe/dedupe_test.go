@@ -121,3 +121,44 @@ func TestSetMemoryPerEntry(t *testing.T) {
 	}
 	runtime.KeepAlive(s)
 }
+
+// BenchmarkFullSet adds and looks up batches of new ids in a full set, of
+// the gateway's default size with a batch request's ids and of the
+// router's with a batch of its drop destination's; it reports the time per
+// id.
+func BenchmarkFullSet(b *testing.B) {
+	for _, size := range []struct{ entries, batch int }{{1_000_000, 100}, {200_000, 500}} {
+		b.Run(fmt.Sprintf("entries=%d,batch=%d", size.entries, size.batch), func(b *testing.B) {
+			benchmarkFullSet(b, size.entries, size.batch)
+		})
+	}
+}
+
+func benchmarkFullSet(b *testing.B, entries, batch int) {
+	d, err := New(entries, time.Hour)
+	if err != nil {
+		b.Fatal(err)
+	}
+	now := time.Now()
+	keys := make([]Key, batch)
+	n := 0
+	fill := func() {
+		for i := range keys {
+			keys[i] = KeyOf("web", fmt.Sprint("m-", n))
+			n++
+		}
+	}
+	for range entries / len(keys) {
+		fill()
+		d.Add(keys, now)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		b.StopTimer()
+		fill()
+		b.StartTimer()
+		d.Seen(keys, now)
+		d.Add(keys, now)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(keys)), "ns/id")
+}
