@@ -506,9 +506,10 @@ func (s *runState) acceptFetched() error {
 			a.msg.Release()
 			continue
 		}
+		// A new delivery is cleared: only the fields an event starts with
+		// are set.
 		d := s.newDelivery()
-		*d = delivery{msg: a.msg, seenKey: s.acceptKeys[i],
-			messageID: a.h.messageID, receivedAt: a.h.receivedAt}
+		d.msg, d.seenKey, d.messageID, d.receivedAt = a.msg, s.acceptKeys[i], a.h.messageID, a.h.receivedAt
 		s.queue(d, a.h.key)
 	}
 	clear(s.accepted)
