@@ -154,6 +154,10 @@ func (r *Router) Run(ctx context.Context, src Input) error {
 		results: make(chan batchResult),
 		inbox:   newInbox(r.cfg.MaxPending),
 		retryAt: &retryHeap{},
+		// About as many deliveries as a router has on their way under a
+		// steady load, and a batch more than may be in flight.
+		spareDeliveries: spares[delivery]{max: 16384},
+		spareBatches:    spares[batch]{max: r.policy.MaxInFlight + 1},
 	}
 	if rb, ok := src.(queue.Rebalancer); ok {
 		s.rebalancer = rb
@@ -187,10 +191,10 @@ type runState struct {
 	// deliveredKeys holds, while a batch's outcomes are applied, the keys
 	// of its delivered events.
 	deliveredKeys []dedupe.Key
-	// spare holds finished deliveries, cleared, for the events to come;
-	// spareBatches finished batches.
-	spare        []*delivery
-	spareBatches []*batch
+	// spareDeliveries and spareBatches hold finished deliveries and
+	// batches, emptied, for the events to come.
+	spareDeliveries spares[delivery]
+	spareBatches    spares[batch]
 	// released counts the messages finished since their slots were last
 	// given back to the inbox, and observed the outcomes not yet told to
 	// the Observer; flush passes both on.
@@ -508,7 +512,7 @@ func (s *runState) acceptFetched() error {
 		}
 		// A new delivery is cleared: only the fields an event starts with
 		// are set.
-		d := s.newDelivery()
+		d := s.spareDeliveries.take()
 		d.msg, d.seenKey, d.messageID, d.receivedAt = a.msg, s.acceptKeys[i], a.h.messageID, a.h.receivedAt
 		s.queue(d, a.h.key)
 	}
@@ -519,30 +523,43 @@ func (s *runState) acceptFetched() error {
 	return fetchErr
 }
 
-// maxSpareDeliveries bounds the finished deliveries kept for reuse: about
-// as many as a router has on their way under a steady load.
-const maxSpareDeliveries = 16384
+// spares keeps finished values of one kind, emptied by the caller, for
+// reuse: a delivery per event and a batch per call are the router's largest
+// allocations. It keeps at most max.
+type spares[T any] struct {
+	free []*T
+	max  int
+}
 
-// newDelivery returns a cleared delivery, reusing a finished one when it
-// can: an event's delivery is the router's largest allocation.
-func (s *runState) newDelivery() *delivery {
-	n := len(s.spare)
+// take returns a kept value, or a new one when none is.
+func (sp *spares[T]) take() *T {
+	n := len(sp.free)
 	if n == 0 {
-		return new(delivery)
+		return new(T)
 	}
-	d := s.spare[n-1]
-	s.spare[n-1] = nil
-	s.spare = s.spare[:n-1]
-	return d
+	v := sp.free[n-1]
+	sp.free[n-1] = nil
+	sp.free = sp.free[:n-1]
+	return v
+}
+
+// full tells whether keep would drop its value.
+func (sp *spares[T]) full() bool { return len(sp.free) >= sp.max }
+
+// keep keeps v for take, unless max are kept.
+func (sp *spares[T]) keep(v *T) {
+	if !sp.full() {
+		sp.free = append(sp.free, v)
+	}
 }
 
 // recycle releases the bytes of d's event, which is finished and which
-// nothing refers to any more, and keeps d for newDelivery.
+// nothing refers to any more, and keeps d, cleared, for the events to come.
 func (s *runState) recycle(d *delivery) {
 	d.msg.Release()
-	if len(s.spare) < maxSpareDeliveries {
+	if !s.spareDeliveries.full() {
 		*d = delivery{}
-		s.spare = append(s.spare, d)
+		s.spareDeliveries.keep(d)
 	}
 }
 
@@ -615,7 +632,8 @@ func (s *runState) dispatch() {
 			if len(s.ready) == 0 {
 				return
 			}
-			s.collecting = s.newBatch(now)
+			s.collecting = s.spareBatches.take()
+			s.collecting.opened = now
 		}
 		c := s.collecting
 		for len(s.ready) > 0 && !s.full(c) {
@@ -813,31 +831,17 @@ func (s *runState) finish(res batchResult) {
 	s.recycleBatch(res.b)
 }
 
-// newBatch returns an empty batch opened at now, reusing a finished one
-// when it can.
-func (s *runState) newBatch(now time.Time) *batch {
-	n := len(s.spareBatches)
-	if n == 0 {
-		return &batch{opened: now}
-	}
-	b := s.spareBatches[n-1]
-	s.spareBatches[n-1] = nil
-	s.spareBatches = s.spareBatches[:n-1]
-	b.opened = now
-	return b
-}
-
 // recycleBatch empties b, whose outcomes are applied and which nothing
-// refers to any more, and keeps it for newBatch.
+// refers to any more, keeping its arrays, for the batches to come.
 func (s *runState) recycleBatch(b *batch) {
-	if len(s.spareBatches) > s.r.policy.MaxInFlight {
+	if s.spareBatches.full() {
 		return
 	}
 	clear(b.items)
 	clear(b.keys)
 	clear(b.events)
 	b.items, b.keys, b.events, b.firsts, b.bytes = b.items[:0], b.keys[:0], b.events[:0], b.firsts[:0], 0
-	s.spareBatches = append(s.spareBatches, b)
+	s.spareBatches.keep(b)
 }
 
 // observe keeps, for the Observer if there is one, the outcome oc at now
