@@ -68,7 +68,7 @@ type Log struct {
 	// just positioned at.
 	retentionMu sync.Mutex
 
-	requests  chan *publishRequest
+	waiting   waitingCalls
 	quit      chan struct{} // closed by Close
 	closeOnce sync.Once
 	wg        sync.WaitGroup // the writer and retention goroutines
@@ -147,14 +147,14 @@ func Open(cfg Config, log *zap.Logger) (*Log, error) {
 	}
 
 	l := &Log{
-		cfg:      cfg,
-		log:      log,
-		lock:     lock,
-		topics:   map[string]*topic{},
-		members:  map[member]*Subscription{},
-		requests: make(chan *publishRequest),
-		quit:     make(chan struct{}),
-		buffers:  newReadBuffers(),
+		cfg:     cfg,
+		log:     log,
+		lock:    lock,
+		topics:  map[string]*topic{},
+		members: map[member]*Subscription{},
+		waiting: waitingCalls{arrived: make(chan struct{}, 1)},
+		quit:    make(chan struct{}),
+		buffers: newReadBuffers(),
 		space: &spaceGuard{
 			dir: cfg.Dir, min: cfg.MinFreeBytes, probe: cfg.freeSpace, now: cfg.Now,
 			log: log, full: cfg.Metrics.diskFull.Set,

@@ -105,15 +105,9 @@ func (l *Log) Publish(ctx context.Context, msgs ...queue.Message) error {
 	}
 	e.buf = buf
 	req := &publishRequest{encoded: e, done: make(chan error, 1)}
-
-	select {
-	case l.requests <- req:
-	case <-l.quit:
+	if !l.waiting.add(req) {
 		e.release()
 		return queue.ErrClosed
-	case <-ctx.Done():
-		e.release()
-		return ctx.Err()
 	}
 	select {
 	case err := <-req.done:
@@ -123,12 +117,72 @@ func (l *Log) Publish(ctx context.Context, msgs ...queue.Message) error {
 	}
 }
 
+// waitingCalls are the Publish calls the writer has not taken yet, in the
+// order they came. A call adds itself under the lock instead of handing
+// itself to the writer, so the calls that come while the writer waits for
+// an fsync do not wake it one by one: it takes them all when the fsync
+// returns. Only a call finding the list empty wakes it.
+type waitingCalls struct {
+	mu     sync.Mutex
+	calls  []*publishRequest
+	closed bool
+	// arrived gets a value when a call finds the list empty.
+	arrived chan struct{}
+}
+
+// add puts req at the end of the list, or returns false once the writer
+// has stopped.
+func (w *waitingCalls) add(req *publishRequest) bool {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return false
+	}
+	w.calls = append(w.calls, req)
+	first := len(w.calls) == 1
+	w.mu.Unlock()
+	if first {
+		select {
+		case w.arrived <- struct{}{}:
+		default:
+		}
+	}
+	return true
+}
+
+// take moves the calls at the front of the list to group, as many as come
+// to at most maxMessages messages (always the first), and returns group.
+func (w *waitingCalls) take(group []*publishRequest, maxMessages int) []*publishRequest {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n, messages := 0, 0
+	for n < len(w.calls) && (n == 0 || messages+len(w.calls[n].msgs) <= maxMessages) {
+		messages += len(w.calls[n].msgs)
+		n++
+	}
+	group = append(group, w.calls[:n]...)
+	left := copy(w.calls, w.calls[n:])
+	clear(w.calls[left:])
+	w.calls = w.calls[:left]
+	return group
+}
+
+// close takes every call left and makes add refuse from now on.
+func (w *waitingCalls) close() []*publishRequest {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.closed = true
+	left := w.calls
+	w.calls = nil
+	return left
+}
+
 // writeLoop owns offset assignment. While syncLoop commits a batch, the
-// calls that come wait in one group; the moment its fsync returns, the
-// group is written as the next batch and handed to syncLoop. So a call
-// waits for the fsync under way and then its own, and every fsync covers
-// all the calls that came while the one before it ran, written in a single
-// commit.
+// calls that come wait in the list; the moment its fsync returns, the
+// writer takes them (up to Config.MaxBatchMessages messages) as the next
+// batch and hands it to syncLoop. So a call waits for the fsync under way
+// and then its own, and every fsync covers all the calls that came while
+// the one before it ran, written in a single commit.
 func (l *Log) writeLoop() {
 	defer l.wg.Done()
 	// One batch is reused for every write, so its buffer is not allocated
@@ -151,42 +205,23 @@ func (l *Log) writeLoop() {
 	}()
 	w := &commitState{parts: map[partitionID]*partitionAppend{}}
 	var group []*publishRequest
-	messages := 0
-	// next is a call that did not fit in the group: it starts the next one.
-	var next *publishRequest
 	syncing := false
 	for {
-		if len(group) > 0 && !syncing {
-			b.Reset()
-			written <- l.write(b, w, group)
-			syncing = true
-			clear(group)
-			group, messages = group[:0], 0
-			if next != nil {
-				group, messages, next = append(group, next), len(next.msgs), nil
+		if !syncing {
+			if group = l.waiting.take(group[:0], l.cfg.MaxBatchMessages); len(group) > 0 {
+				b.Reset()
+				written <- l.write(b, w, group)
+				syncing = true
+				clear(group)
 			}
-		}
-		// A full group takes no more calls until it is written.
-		requests := l.requests
-		if next != nil || messages >= l.cfg.MaxBatchMessages {
-			requests = nil
 		}
 		select {
-		case req := <-requests:
-			if len(group) > 0 && messages+len(req.msgs) > l.cfg.MaxBatchMessages {
-				next = req
-				continue
-			}
-			group = append(group, req)
-			messages += len(req.msgs)
+		case <-l.waiting.arrived:
 		case <-idle:
 			syncing = false
 		case <-l.quit:
 			// The calls still waiting were not written.
-			if next != nil {
-				group = append(group, next)
-			}
-			for _, req := range group {
+			for _, req := range l.waiting.close() {
 				req.done <- queue.ErrClosed
 				req.encoded.release()
 			}
