@@ -38,6 +38,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"go.uber.org/zap"
 
+	"github.com/switchyard/switchyard/internal/waitlist"
 	"github.com/switchyard/switchyard/queue"
 )
 
@@ -68,8 +69,8 @@ type Log struct {
 	// just positioned at.
 	retentionMu sync.Mutex
 
-	waiting   waitingCalls
-	quit      chan struct{} // closed by Close
+	waiting   *waitlist.List[*publishRequest] // Publish calls not yet taken by the writer
+	quit      chan struct{}                   // closed by Close
 	closeOnce sync.Once
 	wg        sync.WaitGroup // the writer and retention goroutines
 
@@ -152,7 +153,7 @@ func Open(cfg Config, log *zap.Logger) (*Log, error) {
 		lock:    lock,
 		topics:  map[string]*topic{},
 		members: map[member]*Subscription{},
-		waiting: waitingCalls{arrived: make(chan struct{}, 1)},
+		waiting: waitlist.New[*publishRequest](),
 		quit:    make(chan struct{}),
 		buffers: newReadBuffers(),
 		space: &spaceGuard{

@@ -105,7 +105,7 @@ func (l *Log) Publish(ctx context.Context, msgs ...queue.Message) error {
 	}
 	e.buf = buf
 	req := &publishRequest{encoded: e, done: make(chan error, 1)}
-	if !l.waiting.add(req) {
+	if !l.waiting.Add(req) {
 		e.release()
 		return queue.ErrClosed
 	}
@@ -115,66 +115,6 @@ func (l *Log) Publish(ctx context.Context, msgs ...queue.Message) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-// waitingCalls are the Publish calls the writer has not taken yet, in the
-// order they came. A call adds itself under the lock instead of handing
-// itself to the writer, so the calls that come while the writer waits for
-// an fsync do not wake it one by one: it takes them all when the fsync
-// returns. Only a call finding the list empty wakes it.
-type waitingCalls struct {
-	mu     sync.Mutex
-	calls  []*publishRequest
-	closed bool
-	// arrived gets a value when a call finds the list empty.
-	arrived chan struct{}
-}
-
-// add puts req at the end of the list, or returns false once the writer
-// has stopped.
-func (w *waitingCalls) add(req *publishRequest) bool {
-	w.mu.Lock()
-	if w.closed {
-		w.mu.Unlock()
-		return false
-	}
-	w.calls = append(w.calls, req)
-	first := len(w.calls) == 1
-	w.mu.Unlock()
-	if first {
-		select {
-		case w.arrived <- struct{}{}:
-		default:
-		}
-	}
-	return true
-}
-
-// take moves the calls at the front of the list to group, as many as come
-// to at most maxMessages messages (always the first), and returns group.
-func (w *waitingCalls) take(group []*publishRequest, maxMessages int) []*publishRequest {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	n, messages := 0, 0
-	for n < len(w.calls) && (n == 0 || messages+len(w.calls[n].msgs) <= maxMessages) {
-		messages += len(w.calls[n].msgs)
-		n++
-	}
-	group = append(group, w.calls[:n]...)
-	left := copy(w.calls, w.calls[n:])
-	clear(w.calls[left:])
-	w.calls = w.calls[:left]
-	return group
-}
-
-// close takes every call left and makes add refuse from now on.
-func (w *waitingCalls) close() []*publishRequest {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.closed = true
-	left := w.calls
-	w.calls = nil
-	return left
 }
 
 // writeLoop owns offset assignment. While syncLoop commits a batch, the
@@ -205,10 +145,22 @@ func (l *Log) writeLoop() {
 	}()
 	w := &commitState{parts: map[partitionID]*partitionAppend{}}
 	var group []*publishRequest
+	messages := 0
+	// take adds a waiting call to the group unless the group has calls
+	// and would go past Config.MaxBatchMessages with it.
+	take := func(req *publishRequest) bool {
+		if len(group) > 0 && messages+len(req.msgs) > l.cfg.MaxBatchMessages {
+			return false
+		}
+		group = append(group, req)
+		messages += len(req.msgs)
+		return true
+	}
 	syncing := false
 	for {
 		if !syncing {
-			if group = l.waiting.take(group[:0], l.cfg.MaxBatchMessages); len(group) > 0 {
+			group, messages = group[:0], 0
+			if l.waiting.Take(take); len(group) > 0 {
 				b.Reset()
 				written <- l.write(b, w, group)
 				syncing = true
@@ -216,12 +168,12 @@ func (l *Log) writeLoop() {
 			}
 		}
 		select {
-		case <-l.waiting.arrived:
+		case <-l.waiting.Arrived():
 		case <-idle:
 			syncing = false
 		case <-l.quit:
 			// The calls still waiting were not written.
-			for _, req := range l.waiting.close() {
+			for _, req := range l.waiting.Close() {
 				req.done <- queue.ErrClosed
 				req.encoded.release()
 			}

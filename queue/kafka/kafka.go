@@ -33,6 +33,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/switchyard/switchyard/internal/config"
+	"github.com/switchyard/switchyard/internal/waitlist"
 	"github.com/switchyard/switchyard/queue"
 )
 
@@ -217,9 +218,9 @@ type Log struct {
 	client    *kafkago.Client
 	dialer    *kafkago.Dialer
 
-	calls chan *produceCall // to produceLoop
-	quit  chan struct{}     // closed by Close
-	wg    sync.WaitGroup    // produceLoop
+	waiting *waitlist.List[*produceCall] // Publish calls produceLoop has not taken
+	quit    chan struct{}                // closed by Close
+	wg      sync.WaitGroup               // produceLoop
 
 	mu     sync.Mutex
 	closed bool
@@ -256,9 +257,9 @@ func New(cfg Config, log *zap.Logger) (*Log, error) {
 			Timeout:   time.Duration(cfg.DialTimeout),
 			DualStack: true,
 		},
-		topics: make(map[string]int),
-		calls:  make(chan *produceCall),
-		quit:   make(chan struct{}),
+		topics:  make(map[string]int),
+		waiting: waitlist.New[*produceCall](),
+		quit:    make(chan struct{}),
 	}
 	l.wg.Add(1)
 	go l.produceLoop()
@@ -369,12 +370,9 @@ func (l *Log) submit(ctx context.Context, msgs []queue.Message, parts []topicPar
 			}
 		}
 	}
-	select {
-	case l.calls <- c:
-	case <-l.quit:
+	if !l.waiting.Add(c) {
+		c.release()
 		return queue.ErrClosed
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 	select {
 	case err := <-c.done:

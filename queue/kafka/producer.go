@@ -64,39 +64,36 @@ const retryBackoff = 100 * time.Millisecond
 // batch per partition; the calls that come while it is on its way make the
 // next. One round at a time keeps every partition's messages in the order
 // their calls were taken, retries included. It returns when quit is closed,
-// after the round in hand.
+// after the round in hand; the calls still waiting get queue.ErrClosed.
 func (l *Log) produceLoop() {
 	defer l.wg.Done()
-	var held *produceCall
-	for {
-		var r round
-		first := held
-		held = nil
-		if first == nil {
-			select {
-			case first = <-l.calls:
-			case <-l.quit:
-				return
-			}
+	defer func() {
+		for _, c := range l.waiting.Close() {
+			c.done <- queue.ErrClosed
+			c.release()
 		}
-		r.offer(first, l)
+	}()
+	for {
+		select {
+		case <-l.quit:
+			return
+		default:
+		}
+		var r round
+		offer := func(c *produceCall) bool { return r.offer(c, l) }
+		if l.waiting.Take(offer); len(r.calls) == 0 {
+			select {
+			case <-l.waiting.Arrived():
+			case <-l.quit:
+			}
+			continue
+		}
 		if linger := time.Duration(l.cfg.BatchTimeout); linger > 0 {
 			select {
 			case <-time.After(linger):
 			case <-l.quit:
 			}
-		}
-	drain:
-		for {
-			select {
-			case c := <-l.calls:
-				if !r.offer(c, l) {
-					held = c
-					break drain
-				}
-			default:
-				break drain
-			}
+			l.waiting.Take(offer)
 		}
 		l.send(&r)
 	}
