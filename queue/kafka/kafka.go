@@ -344,12 +344,13 @@ func (l *Log) fittingPrefix(msgs []queue.Message, parts []topicPartition) int {
 // submit hands a copy of msgs, whose partitions are parts, to produceLoop
 // and waits for its answer.
 func (l *Log) submit(ctx context.Context, msgs []queue.Message, parts []topicPartition) error {
-	size := 0
+	size, headers := 0, 0
 	for _, m := range msgs {
 		size += len(m.Key) + len(m.Value)
 		for _, h := range m.Headers {
 			size += len(h.Value)
 		}
+		headers += len(m.Headers)
 	}
 	c := &produceCall{msgs: make([]queue.Message, len(msgs)), parts: parts, done: make(chan error, 1)}
 	c.copies = takeCopyBuffer(size)
@@ -361,13 +362,16 @@ func (l *Log) submit(ctx context.Context, msgs []queue.Message, parts []topicPar
 		buf = append(buf, b...)
 		return buf[len(buf)-len(b) : len(buf) : len(buf)]
 	}
+	// The call's headers share one slice.
+	hs := make([]queue.Header, 0, headers)
 	for i, m := range msgs {
 		c.msgs[i] = queue.Message{Topic: m.Topic, Key: copied(m.Key), Value: copied(m.Value)}
 		if len(m.Headers) > 0 {
-			c.msgs[i].Headers = make([]queue.Header, len(m.Headers))
-			for j, h := range m.Headers {
-				c.msgs[i].Headers[j] = queue.Header{Key: h.Key, Value: copied(h.Value)}
+			start := len(hs)
+			for _, h := range m.Headers {
+				hs = append(hs, queue.Header{Key: h.Key, Value: copied(h.Value)})
 			}
+			c.msgs[i].Headers = hs[start:len(hs):len(hs)]
 		}
 	}
 	if !l.waiting.Add(c) {

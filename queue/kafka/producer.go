@@ -1,9 +1,11 @@
 package kafka
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"time"
 
@@ -73,14 +75,17 @@ func (l *Log) produceLoop() {
 			c.release()
 		}
 	}()
+	// One round is reused, so its batches keep their slices from one round
+	// to the next.
+	var r round
+	offer := func(c *produceCall) bool { return r.offer(c, l) }
 	for {
 		select {
 		case <-l.quit:
 			return
 		default:
 		}
-		var r round
-		offer := func(c *produceCall) bool { return r.offer(c, l) }
+		r.reset()
 		if l.waiting.Take(offer); len(r.calls) == 0 {
 			select {
 			case <-l.waiting.Arrived():
@@ -105,6 +110,24 @@ type round struct {
 	calls   []*produceCall
 	batches map[topicPartition]*partitionBatch
 	order   []*partitionBatch
+	// spare are the batches of earlier rounds, emptied, for this one's
+	// partitions to take.
+	spare []*partitionBatch
+}
+
+// reset empties r for the next round, keeping its batches as spares.
+func (r *round) reset() {
+	for _, b := range r.order {
+		clear(b.msgs)
+		clear(b.calls)
+		*b = partitionBatch{msgs: b.msgs[:0], calls: b.calls[:0]}
+	}
+	r.spare = append(r.spare, r.order...)
+	clear(r.order)
+	r.order = r.order[:0]
+	clear(r.calls)
+	r.calls = r.calls[:0]
+	clear(r.batches)
 }
 
 type topicPartition struct {
@@ -181,7 +204,12 @@ func (r *round) add(c *produceCall) {
 		tp := c.parts[i]
 		b := r.batches[tp]
 		if b == nil {
-			b = &partitionBatch{tp: tp}
+			if n := len(r.spare); n > 0 {
+				b, r.spare = r.spare[n-1], r.spare[:n-1]
+				b.tp = tp
+			} else {
+				b = &partitionBatch{tp: tp}
+			}
 			r.batches[tp] = b
 			r.order = append(r.order, b)
 		}
@@ -313,14 +341,23 @@ func (l *Log) produce(ctx context.Context, batches []*partitionBatch) {
 	req := &produce.Request{Acks: int16(kafkago.RequireAll), Timeout: int32(time.Duration(l.cfg.WriteTimeout) / time.Millisecond)}
 	topicIndex := map[string]int{}
 	for _, b := range batches {
-		records := make([]protocol.Record, len(b.msgs))
+		// One allocation each for the batch's records, keys and values, and
+		// headers, instead of some for every message.
+		records := &recordList{records: make([]protocol.Record, len(b.msgs))}
+		payloads := make([]payload, 2*len(b.msgs))
+		headers := 0
+		for _, m := range b.msgs {
+			headers += len(m.Headers)
+		}
+		hs := make([]protocol.Header, 0, headers)
 		for i, m := range b.msgs {
-			records[i] = protocol.Record{Time: now, Key: protocol.NewBytes(m.Key), Value: protocol.NewBytes(m.Value)}
+			records.records[i] = protocol.Record{Time: now, Key: payloads[2*i].of(m.Key), Value: payloads[2*i+1].of(m.Value)}
 			if len(m.Headers) > 0 {
-				records[i].Headers = make([]protocol.Header, len(m.Headers))
-				for j, h := range m.Headers {
-					records[i].Headers[j] = protocol.Header{Key: h.Key, Value: h.Value}
+				start := len(hs)
+				for _, h := range m.Headers {
+					hs = append(hs, protocol.Header{Key: h.Key, Value: h.Value})
 				}
+				records.records[i].Headers = hs[start:len(hs):len(hs)]
 			}
 		}
 		i, ok := topicIndex[b.tp.topic]
@@ -333,7 +370,7 @@ func (l *Log) produce(ctx context.Context, batches []*partitionBatch) {
 			Partition: int32(b.tp.partition),
 			RecordSet: protocol.RecordSet{
 				Attributes: protocol.Attributes(compressions[l.cfg.Compression]) & 0x7,
-				Records:    protocol.NewRecordReader(records...),
+				Records:    records,
 			},
 		})
 	}
@@ -365,3 +402,35 @@ func (l *Log) produce(ctx context.Context, batches []*partitionBatch) {
 		b.err = perr
 	}
 }
+
+// recordList hands out its records in order, once: a protocol.RecordReader
+// over a slice, without the copy protocol.NewRecordReader makes.
+type recordList struct {
+	records []protocol.Record
+	next    int
+}
+
+func (r *recordList) ReadRecord() (*protocol.Record, error) {
+	if r.next == len(r.records) {
+		return nil, io.EOF
+	}
+	r.next++
+	return &r.records[r.next-1], nil
+}
+
+// payload is a key or value as protocol.Bytes, read from the message's
+// bytes without copying them, like protocol.NewBytes but allocated with
+// the rest of its batch.
+type payload struct{ bytes.Reader }
+
+// of returns b as protocol.Bytes read through p, or nil (a null key) for
+// nil b.
+func (p *payload) of(b []byte) protocol.Bytes {
+	if b == nil {
+		return nil
+	}
+	p.Reset(b)
+	return p
+}
+
+func (*payload) Close() error { return nil }
