@@ -12,34 +12,32 @@ import (
 	"github.com/switchyard/switchyard/queue"
 )
 
-// publishRequest is one Publish call waiting for the writer.
+// publishRequest is one Publish call for the writer: its messages as
+// records, in one buffer, and the channel the writer answers on. Requests
+// are reused through requestPool: the caller puts its request back once it
+// has the answer, as by then nothing refers to it (the records were copied
+// into the batch). A caller whose context ends first leaves its request to
+// the garbage collector, as the writer may still answer.
 type publishRequest struct {
-	*encoded
+	msgs []pendingMessage
+	buf  []byte
 	done chan error // buffered: the writer never waits for the caller
 }
 
-// encoded is a Publish call's messages as records, in one buffer. The
-// writer puts it back in encodedPool once committed, as by then nothing
-// refers to it: the caller's messages were copied into it and it into the
-// batch.
-type encoded struct {
-	msgs []pendingMessage
-	buf  []byte
-}
-
-var encodedPool = sync.Pool{New: func() any { return new(encoded) }}
+var requestPool = sync.Pool{New: func() any { return &publishRequest{done: make(chan error, 1)} }}
 
 // maxPooledBuffer is the largest record buffer kept for reuse.
 const maxPooledBuffer = 1 << 20
 
-// release empties e and puts it back in encodedPool.
-func (e *encoded) release() {
-	clear(e.msgs)
-	e.msgs = e.msgs[:0]
-	if cap(e.buf) > maxPooledBuffer {
-		e.buf = nil
+// release empties req, whose answer has been taken or which never reached
+// the writer, and puts it back in requestPool.
+func (req *publishRequest) release() {
+	clear(req.msgs)
+	req.msgs = req.msgs[:0]
+	if cap(req.buf) > maxPooledBuffer {
+		req.buf = nil
 	}
-	encodedPool.Put(e)
+	requestPool.Put(req)
 }
 
 // pendingMessage is one message of a publishRequest.
@@ -80,37 +78,37 @@ func (l *Log) Publish(ctx context.Context, msgs ...queue.Message) error {
 	for _, m := range msgs {
 		encodedLen += recordLen(len(m.Key), headersLen(m.Headers), len(m.Value))
 	}
-	e := encodedPool.Get().(*encoded)
-	if cap(e.buf) < encodedLen {
-		e.buf = make([]byte, 0, encodedLen)
+	req := requestPool.Get().(*publishRequest)
+	if cap(req.buf) < encodedLen {
+		req.buf = make([]byte, 0, encodedLen)
 	}
-	buf := e.buf[:0]
+	buf := req.buf[:0]
 	var t *topic
 	for _, m := range msgs {
 		if t == nil || t.name != m.Topic {
 			var err error
 			if t, err = l.topic(m.Topic); err != nil {
-				e.release()
+				req.release()
 				return fmt.Errorf("publishing to topic %q: %w", m.Topic, err)
 			}
 		}
 		start := len(buf)
 		buf = appendRecord(buf, 0, 0, m.Key, m.Headers, m.Value)
-		e.msgs = append(e.msgs, pendingMessage{
+		req.msgs = append(req.msgs, pendingMessage{
 			t:      t,
 			part:   queue.PartitionFor(m.Key, len(t.parts)),
 			record: buf[start:len(buf):len(buf)],
 			size:   storedSize(len(m.Key), headersLen(m.Headers)+len(m.Value)),
 		})
 	}
-	e.buf = buf
-	req := &publishRequest{encoded: e, done: make(chan error, 1)}
+	req.buf = buf
 	if !l.waiting.Add(req) {
-		e.release()
+		req.release()
 		return queue.ErrClosed
 	}
 	select {
 	case err := <-req.done:
+		req.release()
 		return err
 	case <-ctx.Done():
 		return ctx.Err()
@@ -175,7 +173,6 @@ func (l *Log) writeLoop() {
 			// The calls still waiting were not written.
 			for _, req := range l.waiting.Close() {
 				req.done <- queue.ErrClosed
-				req.encoded.release()
 			}
 			return
 		}
@@ -236,7 +233,6 @@ func (l *Log) syncLoop(written <-chan *writtenBatch, idle chan<- struct{}) {
 		}
 		for _, req := range wb.calls {
 			req.done <- err
-			req.encoded.release()
 		}
 		for _, t := range woken {
 			t.wake()
