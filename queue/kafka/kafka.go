@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -352,9 +353,12 @@ func (l *Log) submit(ctx context.Context, msgs []queue.Message, parts []topicPar
 		}
 		headers += len(m.Headers)
 	}
-	c := &produceCall{msgs: make([]queue.Message, len(msgs)), parts: parts, done: make(chan error, 1)}
-	c.copies = takeCopyBuffer(size)
-	buf := (*c.copies)[:0]
+	c := callPool.Get().(*produceCall)
+	c.parts = parts
+	if cap(c.copies) < size {
+		c.copies = make([]byte, 0, size)
+	}
+	buf := c.copies[:0]
 	copied := func(b []byte) []byte {
 		if b == nil {
 			return nil
@@ -362,8 +366,8 @@ func (l *Log) submit(ctx context.Context, msgs []queue.Message, parts []topicPar
 		buf = append(buf, b...)
 		return buf[len(buf)-len(b) : len(buf) : len(buf)]
 	}
-	// The call's headers share one slice.
-	hs := make([]queue.Header, 0, headers)
+	hs := slices.Grow(c.headers[:0], headers)
+	c.msgs = slices.Grow(c.msgs[:0], len(msgs))[:len(msgs)]
 	for i, m := range msgs {
 		c.msgs[i] = queue.Message{Topic: m.Topic, Key: copied(m.Key), Value: copied(m.Value)}
 		if len(m.Headers) > 0 {
@@ -374,12 +378,14 @@ func (l *Log) submit(ctx context.Context, msgs []queue.Message, parts []topicPar
 			c.msgs[i].Headers = hs[start:len(hs):len(hs)]
 		}
 	}
+	c.copies, c.headers = buf, hs
 	if !l.waiting.Add(c) {
 		c.release()
 		return queue.ErrClosed
 	}
 	select {
 	case err := <-c.done:
+		c.release()
 		return err
 	case <-ctx.Done():
 		return ctx.Err()

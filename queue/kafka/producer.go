@@ -18,35 +18,38 @@ import (
 	"github.com/switchyard/switchyard/queue"
 )
 
-// produceCall is one Publish call waiting for the producer. Its messages'
-// keys, values and headers are copies, so the caller may reuse its own as
-// soon as Publish returns, even when its context ends first.
+// produceCall is one Publish call for the producer. Its messages' keys,
+// values and headers are copies, so the caller may reuse its own as soon as
+// Publish returns, even when its context ends first. Calls are reused
+// through callPool, with their buffers: the caller puts its call back once
+// it has the answer, as the producer is done with it by then. A caller
+// whose context ends first leaves its call to the garbage collector, as the
+// producer may still answer.
 type produceCall struct {
-	msgs   []queue.Message
-	parts  []topicPartition // parts[i] is the partition of msgs[i]
-	copies *[]byte          // holds msgs' keys, values and headers
-	done   chan error       // buffered: the producer never waits for the caller
+	msgs    []queue.Message
+	parts   []topicPartition // parts[i] is the partition of msgs[i]
+	copies  []byte           // holds msgs' keys, values and header values
+	headers []queue.Header   // holds msgs' headers
+	done    chan error       // buffered: the producer never waits for the caller
 }
 
-// copyBuffers keeps the buffers of answered calls' copies for the calls to
-// come: a batch call copies tens of kilobytes, which would otherwise be
-// allocated and zeroed anew each time.
-var copyBuffers sync.Pool
+var callPool = sync.Pool{New: func() any { return &produceCall{done: make(chan error, 1)} }}
 
-// takeCopyBuffer returns an empty buffer of at least size bytes.
-func takeCopyBuffer(size int) *[]byte {
-	if b, ok := copyBuffers.Get().(*[]byte); ok && cap(*b) >= size {
-		return b
-	}
-	b := make([]byte, 0, size)
-	return &b
-}
+// maxPooledCopies is the largest copy buffer kept for reuse.
+const maxPooledCopies = 1 << 20
 
-// release gives c's copies back once the producer is done with them.
+// release empties c, whose answer has been taken or which never reached
+// the producer, and puts it back in callPool.
 func (c *produceCall) release() {
-	c.msgs = nil
-	copyBuffers.Put(c.copies)
-	c.copies = nil
+	clear(c.msgs)
+	c.msgs = c.msgs[:0]
+	clear(c.headers)
+	c.headers = c.headers[:0]
+	c.parts = nil
+	if cap(c.copies) > maxPooledCopies {
+		c.copies = nil
+	}
+	callPool.Put(c)
 }
 
 // maxBatchBytes bounds the keys and values of one partition's record batch
@@ -72,7 +75,6 @@ func (l *Log) produceLoop() {
 	defer func() {
 		for _, c := range l.waiting.Close() {
 			c.done <- queue.ErrClosed
-			c.release()
 		}
 	}()
 	// One round is reused, so its batches keep their slices from one round
@@ -265,7 +267,6 @@ func (l *Log) send(r *round) {
 		} else {
 			c.done <- nil
 		}
-		c.release()
 	}
 }
 
